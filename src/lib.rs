@@ -1,0 +1,1775 @@
+//! Blocking Adobe IMS access tokens for synchronous Rust: sign the service
+//! account's JWT and exchange it, or use OAuth Server-to-Server client
+//! credentials, with no async runtime.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), ims_token::Error> {
+//! let credentials = ims_token::Credentials::from_file("service-credentials.json")?;
+//! let token = ims_token::fetch_token(&credentials)?;
+//! let header = format!("Bearer {}", token.secret());
+//! # let _ = header;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! For a long-running program, build one [`Client`] and share a
+//! [`TokenProvider`], which caches the token and refreshes it shortly
+//! before it expires, with one exchange however many threads ask.
+//!
+//! Signing ([`sign_jwt`]), building the form and parsing IMS's reply are
+//! plain functions that never touch the network or read the clock; the
+//! [`Client`] does the I/O around them.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use rsa::pkcs1::DecodeRsaPrivateKey as _;
+use rsa::pkcs8::DecodePrivateKey as _;
+use rsa::signature::{SignatureEncoding as _, Signer as _};
+use rsa::traits::PublicKeyParts as _;
+use serde_json::{Map, Value};
+use sha2::Sha256;
+use zeroize::Zeroize as _;
+
+/// The `User-Agent` sent to IMS.
+pub const USER_AGENT: &str = concat!("ims-token/", env!("CARGO_PKG_VERSION"));
+/// Default lifetime of a signed JWT (Adobe's tools use 3 to 5 minutes).
+pub const DEFAULT_JWT_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest JWT lifetime IMS accepts.
+pub const MAX_JWT_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default overall timeout of one HTTP call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default timeout for opening the connection (TCP, proxy and TLS).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default number of retries after the first attempt.
+pub const DEFAULT_RETRIES: u32 = 2;
+/// Default cap on a wait asked for by `Retry-After`.
+pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(20);
+/// Default refresh margin of [`TokenProvider`].
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
+/// Largest reply body read from IMS.
+pub const MAX_REPLY_BYTES: u64 = 64 * 1024;
+/// Smallest RSA key accepted.
+pub const MIN_KEY_BITS: usize = 2048;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_EXCERPT_CHARS: usize = 200;
+const REDACTED: &str = "[redacted]";
+
+// ---------------------------------------------------------------------------
+// Secrets
+// ---------------------------------------------------------------------------
+
+/// A string that is wiped on drop and never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// An OAuth client secret. `Debug` prints `ClientSecret([redacted])`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientSecret(Secret);
+
+impl ClientSecret {
+    /// Wraps a client secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        ClientSecret(Secret(secret.into()))
+    }
+
+    /// The secret itself. Whatever you do with it, keep it out of logs,
+    /// error messages and command lines.
+    pub fn secret(&self) -> &str {
+        &self.0 .0
+    }
+}
+
+/// A signed JWT, ready for the exchange. It is a credential: anyone holding
+/// it can get a token until it expires. `Debug` does not show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedJwt(Secret);
+
+impl SignedJwt {
+    /// The compact JWT. Keep it out of logs and error messages.
+    pub fn secret(&self) -> &str {
+        &self.0 .0
+    }
+}
+
+/// An RSA private key, parsed once. `Debug` shows its size, never the key.
+#[derive(Clone)]
+pub struct PrivateKey {
+    signer: rsa::pkcs1v15::SigningKey<Sha256>,
+    bits: usize,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("bits", &self.bits)
+            .field("key", &format_args!("{REDACTED}"))
+            .finish()
+    }
+}
+
+impl PrivateKey {
+    /// Parses an RSA private key in PKCS#1 (`BEGIN RSA PRIVATE KEY`) or
+    /// PKCS#8 (`BEGIN PRIVATE KEY`) PEM. `\r\n` line endings, indentation,
+    /// surrounding whitespace and literal `\n` sequences (a key passed
+    /// through an environment variable) are all accepted.
+    ///
+    /// # Errors
+    /// [`Error::Key`] when the text is not PEM, holds a certificate, a public
+    /// key, an encrypted or non-RSA key, or an RSA key under 2048 bits.
+    pub fn from_pem(pem: &str) -> Result<Self, Error> {
+        let pem = normalize_pem(pem);
+        let key = match pem_label(&pem)? {
+            "RSA PRIVATE KEY" if pem.contains("Proc-Type:") => Err(Error::key(
+                "the private key is in the legacy encrypted PEM format; \
+                 convert it with `openssl pkcs8 -topk8`",
+            )),
+            "RSA PRIVATE KEY" => rsa::PrivateKey::from_pkcs1_pem(&pem)
+                .map_err(|e| Error::key_from("the PKCS#1 private key is malformed", e)),
+            "PRIVATE KEY" => rsa::PrivateKey::from_pkcs8_pem(&pem).map_err(pkcs8_error),
+            "ENCRYPTED PRIVATE KEY" => Err(Error::key(
+                "the private key is encrypted; give its passphrase \
+                 (PrivateKey::from_encrypted_pem, cargo feature `encrypted-key`)",
+            )),
+            other => Err(wrong_pem_kind(other)),
+        }?;
+        Self::from_rsa(key)
+    }
+
+    /// Parses a passphrase-protected PKCS#8 key (`BEGIN ENCRYPTED PRIVATE KEY`).
+    ///
+    /// # Errors
+    /// [`Error::Key`] when the passphrase is wrong or the key is not a
+    /// 2048-bit or larger RSA key.
+    #[cfg(feature = "encrypted-key")]
+    pub fn from_encrypted_pem(pem: &str, passphrase: &ClientSecret) -> Result<Self, Error> {
+        let pem = normalize_pem(pem);
+        match pem_label(&pem)? {
+            "ENCRYPTED PRIVATE KEY" => {}
+            "RSA PRIVATE KEY" | "PRIVATE KEY" => return Self::from_pem(&pem),
+            other => return Err(wrong_pem_kind(other)),
+        }
+        let key = rsa::PrivateKey::from_pkcs8_encrypted_pem(&pem, passphrase.secret().as_bytes())
+            .map_err(|e| {
+            Error::key_from("cannot decrypt the private key (wrong passphrase?)", e)
+        })?;
+        Self::from_rsa(key)
+    }
+
+    fn from_rsa(key: rsa::PrivateKey) -> Result<Self, Error> {
+        let bits = key.n().bit_width() as usize;
+        if bits < MIN_KEY_BITS {
+            return Err(Error::key(format!(
+                "the RSA key has {bits} bits; IMS needs at least {MIN_KEY_BITS}"
+            )));
+        }
+        Ok(PrivateKey {
+            signer: rsa::pkcs1v15::SigningKey::new(key),
+            bits,
+        })
+    }
+
+    /// The size of the RSA modulus in bits.
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, Error> {
+        self.signer
+            .try_sign(input)
+            .map(|s| s.to_vec())
+            .map_err(|e| Error::key_from("cannot sign with the private key", e))
+    }
+}
+
+/// Trims lines, turns literal `\n` and `\r\n` into plain newlines.
+fn normalize_pem(text: &str) -> String {
+    let text = text.replace("\\r\\n", "\n").replace("\\n", "\n");
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The label of the first `-----BEGIN ...-----` line.
+fn pem_label(pem: &str) -> Result<&str, Error> {
+    pem.lines()
+        .find_map(|l| l.strip_prefix("-----BEGIN ")?.strip_suffix("-----"))
+        .ok_or_else(|| Error::key("the private key is not PEM: no `-----BEGIN` line"))
+}
+
+fn wrong_pem_kind(label: &str) -> Error {
+    let what = match label {
+        "CERTIFICATE" => "a certificate (the `publicKey` field), not the private key",
+        "PUBLIC KEY" | "RSA PUBLIC KEY" => "a public key, not the private key",
+        "OPENSSH PRIVATE KEY" => "an OpenSSH key; convert it to PKCS#8 PEM",
+        "EC PRIVATE KEY" | "DSA PRIVATE KEY" => "not an RSA key; IMS needs RSA",
+        _ => "not a private key IMS can use",
+    };
+    Error::key(format!("the PEM block `{label}` is {what}"))
+}
+
+fn pkcs8_error(e: rsa::pkcs8::Error) -> Error {
+    match e {
+        rsa::pkcs8::Error::PublicKey(_) => {
+            Error::key_from("the PKCS#8 private key is not an RSA key; IMS needs RSA", e)
+        }
+        _ => Error::key_from("the PKCS#8 private key is malformed", e),
+    }
+}
+
+/// An access token from IMS with its absolute expiry.
+///
+/// `Debug` shows the type and expiry, never the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessToken {
+    token: Secret,
+    token_type: String,
+    received_at: SystemTime,
+    expires_at: SystemTime,
+}
+
+impl AccessToken {
+    /// Builds a token from its parts, e.g. one kept in a cache file.
+    pub fn new(
+        token: impl Into<String>,
+        token_type: impl Into<String>,
+        received_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Self {
+        AccessToken {
+            token: Secret(token.into()),
+            token_type: token_type.into(),
+            received_at,
+            expires_at,
+        }
+    }
+
+    /// The access token for the `Authorization: Bearer` header. It is a
+    /// credential: keep it out of logs and error messages.
+    pub fn secret(&self) -> &str {
+        &self.token.0
+    }
+
+    /// The token type IMS gave, normally `bearer`.
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// When the reply arrived.
+    pub fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+
+    /// When IMS says the token stops working.
+    pub fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
+
+    /// Time left at `now` (zero once expired).
+    pub fn expires_in(&self, now: SystemTime) -> Duration {
+        self.expires_at.duration_since(now).unwrap_or_default()
+    }
+
+    /// Whether the token has more than the refresh margin left at `now`.
+    /// The margin used is never more than half the token's lifetime, so a
+    /// short-lived token is still used for a while.
+    pub fn is_fresh(&self, now: SystemTime, margin: Duration) -> bool {
+        let lifetime = self
+            .expires_at
+            .duration_since(self.received_at)
+            .unwrap_or_default();
+        self.expires_in(now) > margin.min(lifetime / 2)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Endpoint
+// ---------------------------------------------------------------------------
+
+/// Where IMS is: `https://` and a host, or plain `http://` to a loopback
+/// address (for tests and local fakes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    base_url: String,
+    authority: String,
+}
+
+impl Endpoint {
+    /// Parses a host (`ims-na1.adobelogin.com`) or a URL
+    /// (`https://ims-na1.adobelogin.com`, `http://127.0.0.1:8080`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty value, a URL with a path, query or
+    /// user part, a scheme other than `https`, or `http` to a host that is
+    /// not loopback (127.0.0.1, ::1, localhost).
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let text = text.trim();
+        let (scheme, rest) = match text.split_once("://") {
+            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+            None => ("https".to_owned(), text),
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest).to_ascii_lowercase();
+        check_authority(text, &authority)?;
+        match scheme.as_str() {
+            "https" => {}
+            "http" if is_loopback(&authority) => {}
+            "http" => {
+                return Err(Error::config(format!(
+                    "IMS endpoint `{text}` uses plain http; only https is allowed \
+                     (http only to 127.0.0.1, ::1 or localhost)"
+                )))
+            }
+            _ => {
+                return Err(Error::config(format!(
+                    "IMS endpoint `{text}` has scheme `{scheme}`; use https"
+                )))
+            }
+        }
+        Ok(Endpoint {
+            base_url: format!("{scheme}://{authority}"),
+            authority,
+        })
+    }
+
+    /// The host (and port, if given) as used in JWT claims: `ims-na1.adobelogin.com`.
+    pub fn host(&self) -> &str {
+        &self.authority
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+fn check_authority(text: &str, authority: &str) -> Result<(), Error> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-.:[]_".contains(c);
+    if authority.is_empty() {
+        return Err(Error::config("IMS endpoint is empty"));
+    }
+    if !authority.chars().all(allowed) {
+        return Err(Error::config(format!(
+            "IMS endpoint `{text}` must be a host or a URL without path, query or user"
+        )));
+    }
+    Ok(())
+}
+
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    matches!(host, "127.0.0.1" | "::1" | "localhost")
+}
+
+// ---------------------------------------------------------------------------
+// Credentials
+// ---------------------------------------------------------------------------
+
+/// A JWT service account (AEM "service credentials" or an Adobe Developer
+/// Console JWT credential).
+#[derive(Clone, Debug)]
+pub struct ServiceAccount {
+    ims: Endpoint,
+    client_id: String,
+    client_secret: ClientSecret,
+    org_id: String,
+    technical_account_id: String,
+    private_key: PrivateKey,
+    metascopes: Vec<String>,
+    certificate_pem: Option<String>,
+    certificate_expiration: Option<String>,
+}
+
+/// OAuth Server-to-Server credentials (client credentials grant).
+#[derive(Clone, Debug)]
+pub struct OAuthCredentials {
+    ims: Endpoint,
+    client_id: String,
+    client_secret: ClientSecret,
+    scopes: Vec<String>,
+}
+
+/// Either kind of credentials; which flow runs follows from the kind.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// Sign a JWT and exchange it at `/ims/exchange/jwt`.
+    ServiceAccount(ServiceAccount),
+    /// Client credentials at `/ims/token/v3`.
+    OAuth(OAuthCredentials),
+}
+
+impl ServiceAccount {
+    /// Starts building a service account from values given in code.
+    pub fn builder() -> ServiceAccountBuilder {
+        ServiceAccountBuilder::default()
+    }
+    /// The IMS endpoint.
+    pub fn ims(&self) -> &Endpoint {
+        &self.ims
+    }
+    /// The client id (API key).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+    /// The client secret.
+    pub fn client_secret(&self) -> &ClientSecret {
+        &self.client_secret
+    }
+    /// The organization id (`...@AdobeOrg`), the JWT's `iss`.
+    pub fn org_id(&self) -> &str {
+        &self.org_id
+    }
+    /// The technical-account id (`...@techacct.adobe.com`), the JWT's `sub`.
+    pub fn technical_account_id(&self) -> &str {
+        &self.technical_account_id
+    }
+    /// The private key.
+    pub fn private_key(&self) -> &PrivateKey {
+        &self.private_key
+    }
+    /// The metascopes, split and trimmed.
+    pub fn metascopes(&self) -> &[String] {
+        &self.metascopes
+    }
+    /// The certificate (`publicKey` field) as PEM, when the file had one.
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.certificate_pem.as_deref()
+    }
+    /// The `certificateExpirationDate` field as written, when present.
+    pub fn certificate_expiration(&self) -> Option<&str> {
+        self.certificate_expiration.as_deref()
+    }
+}
+
+impl OAuthCredentials {
+    /// Starts building OAuth credentials from values given in code.
+    pub fn builder() -> OAuthCredentialsBuilder {
+        OAuthCredentialsBuilder::default()
+    }
+    /// The IMS endpoint.
+    pub fn ims(&self) -> &Endpoint {
+        &self.ims
+    }
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+    /// The client secret.
+    pub fn client_secret(&self) -> &ClientSecret {
+        &self.client_secret
+    }
+    /// The scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+}
+
+/// Builds a [`ServiceAccount`] from values given in code.
+#[derive(Debug, Default)]
+pub struct ServiceAccountBuilder {
+    ims: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<ClientSecret>,
+    org_id: Option<String>,
+    technical_account_id: Option<String>,
+    private_key: Option<PrivateKey>,
+    metascopes: Vec<String>,
+}
+
+impl ServiceAccountBuilder {
+    /// IMS host or URL (see [`Endpoint::parse`]); default `ims-na1.adobelogin.com`.
+    pub fn ims(mut self, ims: impl Into<String>) -> Self {
+        self.ims = Some(ims.into());
+        self
+    }
+    /// Client id (API key).
+    pub fn client_id(mut self, v: impl Into<String>) -> Self {
+        self.client_id = Some(v.into());
+        self
+    }
+    /// Client secret.
+    pub fn client_secret(mut self, v: ClientSecret) -> Self {
+        self.client_secret = Some(v);
+        self
+    }
+    /// Organization id (`...@AdobeOrg`).
+    pub fn org_id(mut self, v: impl Into<String>) -> Self {
+        self.org_id = Some(v.into());
+        self
+    }
+    /// Technical-account id (`...@techacct.adobe.com`).
+    pub fn technical_account_id(mut self, v: impl Into<String>) -> Self {
+        self.technical_account_id = Some(v.into());
+        self
+    }
+    /// The private key, parsed with [`PrivateKey::from_pem`].
+    pub fn private_key(mut self, v: PrivateKey) -> Self {
+        self.private_key = Some(v);
+        self
+    }
+    /// Metascopes, comma-separated (`ent_aem_cloud_api,ent_cloudmgr_sdk`);
+    /// may be called more than once.
+    pub fn metascopes(mut self, list: &str) -> Self {
+        self.metascopes.extend(split_list(list));
+        self
+    }
+
+    /// Checks that every value is there.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first missing value or a bad endpoint.
+    pub fn build(self) -> Result<ServiceAccount, Error> {
+        Ok(ServiceAccount {
+            ims: Endpoint::parse(self.ims.as_deref().unwrap_or(DEFAULT_IMS))?,
+            client_id: required(self.client_id, "client_id")?,
+            client_secret: required(self.client_secret, "client_secret")?,
+            org_id: required(self.org_id, "org_id")?,
+            technical_account_id: required(self.technical_account_id, "technical_account_id")?,
+            private_key: required(self.private_key, "private_key")?,
+            metascopes: non_empty_list(self.metascopes, "metascopes")?,
+            certificate_pem: None,
+            certificate_expiration: None,
+        })
+    }
+}
+
+/// Builds [`OAuthCredentials`] from values given in code.
+#[derive(Debug, Default)]
+pub struct OAuthCredentialsBuilder {
+    ims: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<ClientSecret>,
+    scopes: Vec<String>,
+}
+
+impl OAuthCredentialsBuilder {
+    /// IMS host or URL (see [`Endpoint::parse`]); default `ims-na1.adobelogin.com`.
+    pub fn ims(mut self, ims: impl Into<String>) -> Self {
+        self.ims = Some(ims.into());
+        self
+    }
+    /// Client id.
+    pub fn client_id(mut self, v: impl Into<String>) -> Self {
+        self.client_id = Some(v.into());
+        self
+    }
+    /// Client secret.
+    pub fn client_secret(mut self, v: ClientSecret) -> Self {
+        self.client_secret = Some(v);
+        self
+    }
+    /// Scopes, comma-separated; may be called more than once.
+    pub fn scopes(mut self, list: &str) -> Self {
+        self.scopes.extend(split_list(list));
+        self
+    }
+
+    /// Checks that every value is there.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first missing value or a bad endpoint.
+    pub fn build(self) -> Result<OAuthCredentials, Error> {
+        Ok(OAuthCredentials {
+            ims: Endpoint::parse(self.ims.as_deref().unwrap_or(DEFAULT_IMS))?,
+            client_id: required(self.client_id, "client_id")?,
+            client_secret: required(self.client_secret, "client_secret")?,
+            scopes: non_empty_list(self.scopes, "scopes")?,
+        })
+    }
+}
+
+const DEFAULT_IMS: &str = "ims-na1.adobelogin.com";
+
+fn required<T>(value: Option<T>, name: &str) -> Result<T, Error> {
+    value.ok_or_else(|| Error::config(format!("credentials lack `{name}`")))
+}
+
+fn non_empty_list(list: Vec<String>, name: &str) -> Result<Vec<String>, Error> {
+    if list.is_empty() {
+        return Err(Error::config(format!("credentials have no `{name}`")));
+    }
+    Ok(list)
+}
+
+/// Splits a comma-separated list, trims entries and drops empty ones.
+fn split_list(list: &str) -> impl Iterator<Item = String> + '_ {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+impl Credentials {
+    /// Reads credentials from JSON text: AEM service credentials (with or
+    /// without the `{ok, integration, statusCode}` wrapper) or an AEM OAuth
+    /// Server-to-Server technical account. Unknown fields are ignored.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the missing or mistyped field by its JSON
+    /// path; [`Error::Key`] for a private key that cannot be used.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        let root: Value = serde_json::from_str(text)
+            .map_err(|e| Error::config_from("the credentials are not valid JSON", e))?;
+        Self::from_value(&root)
+    }
+
+    /// Reads credentials JSON from a reader (e.g. stdin).
+    ///
+    /// # Errors
+    /// As [`Credentials::from_json`], and [`Error::Io`] when reading fails.
+    pub fn from_reader(mut reader: impl Read) -> Result<Self, Error> {
+        let mut text = String::new();
+        reader
+            .read_to_string(&mut text)
+            .map_err(|e| Error::io("cannot read the credentials", e))?;
+        let parsed = Self::from_json(&text);
+        text.zeroize();
+        parsed
+    }
+
+    /// Reads credentials JSON from a file.
+    ///
+    /// # Errors
+    /// As [`Credentials::from_json`], and [`Error::Io`] naming the path when
+    /// the file cannot be read.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|e| {
+            Error::io(
+                format!("cannot read credentials file {}", path.display()),
+                e,
+            )
+        })?;
+        Self::from_reader(file).map_err(|e| e.in_file(path))
+    }
+
+    /// Reads credentials from parsed JSON.
+    ///
+    /// # Errors
+    /// As [`Credentials::from_json`].
+    pub fn from_value(root: &Value) -> Result<Self, Error> {
+        let (fields, prefix) = match root.get("integration") {
+            Some(inner) => (inner, "integration."),
+            None => (root, ""),
+        };
+        let fields = Fields {
+            obj: object(fields, prefix.trim_end_matches('.'))?,
+            prefix: prefix.to_owned(),
+        };
+        if fields.obj.contains_key("privateKey") {
+            service_account_from_json(&fields).map(Credentials::ServiceAccount)
+        } else if fields.obj.contains_key("scopes") {
+            oauth_from_json(&fields).map(Credentials::OAuth)
+        } else {
+            Err(Error::config(format!(
+                "the credentials have neither `{prefix}privateKey` (JWT service account) \
+                 nor `{prefix}scopes` (OAuth Server-to-Server)"
+            )))
+        }
+    }
+
+    /// The IMS endpoint of either kind.
+    pub fn ims(&self) -> &Endpoint {
+        match self {
+            Credentials::ServiceAccount(a) => &a.ims,
+            Credentials::OAuth(o) => &o.ims,
+        }
+    }
+
+    /// The client id of either kind.
+    pub fn client_id(&self) -> &str {
+        match self {
+            Credentials::ServiceAccount(a) => &a.client_id,
+            Credentials::OAuth(o) => &o.client_id,
+        }
+    }
+}
+
+fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, Error> {
+    value.as_object().ok_or_else(|| {
+        let path = if path.is_empty() {
+            "the top level"
+        } else {
+            path
+        };
+        Error::config(format!("credentials field `{path}` must be a JSON object"))
+    })
+}
+
+/// A JSON object and the path it sits at, for error messages.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    prefix: String,
+}
+
+impl Fields<'_> {
+    fn path(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn get(&self, name: &str) -> Result<&Value, Error> {
+        self.obj
+            .get(name)
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| Error::config(format!("credentials lack `{}`", self.path(name))))
+    }
+
+    fn string(&self, name: &str) -> Result<&str, Error> {
+        let value = self
+            .get(name)?
+            .as_str()
+            .ok_or_else(|| self.mistyped(name, "a string"))?;
+        if value.trim().is_empty() {
+            return Err(Error::config(format!(
+                "credentials field `{}` is empty",
+                self.path(name)
+            )));
+        }
+        Ok(value.trim())
+    }
+
+    fn optional_string(&self, name: &str) -> Option<String> {
+        self.obj
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
+    fn nested(&self, name: &str) -> Result<Fields<'_>, Error> {
+        let obj = object(self.get(name)?, &self.path(name))?;
+        Ok(Fields {
+            obj,
+            prefix: format!("{}{name}.", self.prefix),
+        })
+    }
+
+    /// A list given as one comma-separated string or an array of strings.
+    fn list(&self, name: &str) -> Result<Vec<String>, Error> {
+        let items: Vec<String> = match self.get(name)? {
+            Value::String(s) => split_list(s).collect(),
+            Value::Array(items) => {
+                let mut out = Vec::new();
+                for item in items {
+                    let s = item
+                        .as_str()
+                        .ok_or_else(|| self.mistyped(name, "strings"))?;
+                    out.extend(split_list(s));
+                }
+                out
+            }
+            _ => return Err(self.mistyped(name, "a string or an array of strings")),
+        };
+        if items.is_empty() {
+            return Err(Error::config(format!(
+                "credentials field `{}` is empty",
+                self.path(name)
+            )));
+        }
+        Ok(items)
+    }
+
+    fn mistyped(&self, name: &str, expected: &str) -> Error {
+        Error::config(format!(
+            "credentials field `{}` must be {expected}",
+            self.path(name)
+        ))
+    }
+}
+
+fn service_account_from_json(f: &Fields<'_>) -> Result<ServiceAccount, Error> {
+    let account = f.nested("technicalAccount")?;
+    let key_path = f.path("privateKey");
+    let private_key =
+        PrivateKey::from_pem(f.string("privateKey")?).map_err(|e| e.at_field(&key_path))?;
+    Ok(ServiceAccount {
+        ims: Endpoint::parse(f.string("imsEndpoint")?)?,
+        client_id: account.string("clientId")?.to_owned(),
+        client_secret: ClientSecret::new(account.string("clientSecret")?),
+        org_id: f.string("org")?.to_owned(),
+        technical_account_id: f.string("id")?.to_owned(),
+        private_key,
+        metascopes: f.list("metascopes")?,
+        certificate_pem: f.optional_string("publicKey"),
+        certificate_expiration: f.optional_string("certificateExpirationDate"),
+    })
+}
+
+fn oauth_from_json(f: &Fields<'_>) -> Result<OAuthCredentials, Error> {
+    let account = f.nested("technicalAccount")?;
+    Ok(OAuthCredentials {
+        ims: Endpoint::parse(f.string("imsEndpoint")?)?,
+        client_id: account.string("clientId")?.to_owned(),
+        client_secret: ClientSecret::new(account.string("clientSecret")?),
+        scopes: f.list("scopes")?,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Pure steps: sign, build the form, parse the reply
+// ---------------------------------------------------------------------------
+
+/// Signs the JWT IMS expects for `account`, valid from `now` for `lifetime`.
+///
+/// Header `{"alg":"RS256","typ":"JWT"}`; claims `iss` (org), `sub`
+/// (technical account), `aud` (`https://{ims}/c/{client_id}`), integer
+/// `exp`, and `"https://{ims}/s/{metascope}": true` per metascope.
+///
+/// # Errors
+/// [`Error::Config`] when `lifetime` is zero or over 24 hours or `now` is
+/// before 1970; [`Error::Key`] if signing fails.
+pub fn sign_jwt(
+    account: &ServiceAccount,
+    now: SystemTime,
+    lifetime: Duration,
+) -> Result<SignedJwt, Error> {
+    check_lifetime(lifetime)?;
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| Error::config("the clock is before 1970"))?;
+    let claims = jwt_claims(account, (now + lifetime).as_secs());
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut jwt = format!(
+        "{}.{}",
+        b64.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+        b64.encode(claims.to_string())
+    );
+    let signature = account.private_key.sign(jwt.as_bytes())?;
+    jwt.push('.');
+    jwt.push_str(&b64.encode(signature));
+    Ok(SignedJwt(Secret(jwt)))
+}
+
+fn check_lifetime(lifetime: Duration) -> Result<(), Error> {
+    if lifetime.is_zero() || lifetime > MAX_JWT_LIFETIME {
+        return Err(Error::config(format!(
+            "JWT lifetime must be between 1 and {} seconds",
+            MAX_JWT_LIFETIME.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+fn jwt_claims(account: &ServiceAccount, exp: u64) -> Value {
+    let ims = account.ims.host();
+    let mut claims = Map::new();
+    claims.insert("iss".into(), account.org_id.clone().into());
+    claims.insert("sub".into(), account.technical_account_id.clone().into());
+    claims.insert(
+        "aud".into(),
+        format!("https://{ims}/c/{}", account.client_id).into(),
+    );
+    claims.insert("exp".into(), exp.into());
+    for scope in &account.metascopes {
+        let claim = if scope.starts_with("https://") {
+            scope.clone()
+        } else {
+            format!("https://{ims}/s/{scope}")
+        };
+        claims.insert(claim, Value::Bool(true));
+    }
+    Value::Object(claims)
+}
+
+/// The form fields of the JWT exchange, in order.
+fn jwt_exchange_form<'a>(
+    account: &'a ServiceAccount,
+    jwt: &'a SignedJwt,
+) -> [(&'a str, &'a str); 3] {
+    [
+        ("client_id", &account.client_id),
+        ("client_secret", account.client_secret.secret()),
+        ("jwt_token", jwt.secret()),
+    ]
+}
+
+/// The form fields of the client-credentials grant, in order. The scope
+/// list is passed in because the form only borrows.
+fn oauth_form<'a>(oauth: &'a OAuthCredentials, scope: &'a str) -> [(&'a str, &'a str); 4] {
+    [
+        ("grant_type", "client_credentials"),
+        ("client_id", &oauth.client_id),
+        ("client_secret", oauth.client_secret.secret()),
+        ("scope", scope),
+    ]
+}
+
+/// What unit IMS gives `expires_in` in: it differs between the two flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExpiresIn {
+    /// `/ims/exchange/jwt`.
+    Milliseconds,
+    /// `/ims/token/v3`.
+    Seconds,
+}
+
+/// An HTTP reply as read off the wire, before it is judged.
+#[derive(Debug)]
+struct RawReply {
+    status: u16,
+    debug_id: Option<String>,
+    retry_after: Option<Duration>,
+    location: Option<String>,
+    body: Vec<u8>,
+}
+
+/// Turns an IMS reply into a token or the error it stands for. `secrets`
+/// are scrubbed from any excerpt that goes into an error.
+fn parse_reply(
+    reply: &RawReply,
+    unit: ExpiresIn,
+    now: SystemTime,
+    secrets: &[&str],
+) -> Result<AccessToken, Error> {
+    match reply.status {
+        200 => parse_success(reply, unit, now),
+        429 | 500..=599 => Err(Error::Unavailable(ims_error(reply, secrets))),
+        400..=499 => Err(Error::Rejected(ims_error(reply, secrets))),
+        300..=399 => Err(Error::unexpected(
+            reply.status,
+            format!(
+                "IMS answered with a redirect to {}; it is not followed because the \
+                 request carries the client secret: check the IMS endpoint",
+                reply
+                    .location
+                    .as_deref()
+                    .map(|l| excerpt(l.as_bytes(), secrets))
+                    .unwrap_or_else(|| "nowhere".into())
+            ),
+        )),
+        _ => Err(Error::unexpected_with_excerpt(
+            reply.status,
+            "IMS answered with an unexpected status",
+            excerpt(&reply.body, secrets),
+        )),
+    }
+}
+
+/// Reads a 200 reply. Nothing of its body goes into an error: it may hold
+/// a token.
+fn parse_success(reply: &RawReply, unit: ExpiresIn, now: SystemTime) -> Result<AccessToken, Error> {
+    let bad = |what: &str| Error::unexpected(200, format!("the IMS reply {what}"));
+    let json: Value = serde_json::from_slice(&reply.body).map_err(|_| bad("is not JSON"))?;
+    let token = json
+        .get("access_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad("has no `access_token`"))?;
+    let amount = json
+        .get("expires_in")
+        .and_then(expires_in_number)
+        .ok_or_else(|| bad("has no valid `expires_in`"))?;
+    let lifetime = match unit {
+        ExpiresIn::Milliseconds => Duration::from_millis(amount),
+        ExpiresIn::Seconds => Duration::from_secs(amount),
+    };
+    let token_type = json
+        .get("token_type")
+        .and_then(Value::as_str)
+        .unwrap_or("bearer");
+    Ok(AccessToken::new(token, token_type, now, now + lifetime))
+}
+
+/// `expires_in` as a whole number; some servers send it as a string.
+fn expires_in_number(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|&n| n > 0)
+}
+
+fn ims_error(reply: &RawReply, secrets: &[&str]) -> ImsError {
+    let json: Option<Value> = serde_json::from_slice(&reply.body).ok();
+    let field = |name: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(name))
+            .and_then(Value::as_str)
+            .map(|s| excerpt(s.as_bytes(), secrets))
+    };
+    let code = field("error");
+    let description = field("error_description");
+    let body_excerpt = match (&code, reply.body.is_empty()) {
+        (None, false) => Some(excerpt(&reply.body, secrets)),
+        _ => None,
+    };
+    ImsError {
+        status: reply.status,
+        code,
+        description,
+        debug_id: reply
+            .debug_id
+            .as_deref()
+            .map(|d| excerpt(d.as_bytes(), secrets)),
+        retry_after: reply.retry_after,
+        excerpt: body_excerpt,
+    }
+}
+
+/// A short, printable, secret-free piece of untrusted text.
+fn excerpt(bytes: &[u8], secrets: &[&str]) -> String {
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret, REDACTED);
+    }
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_EXCERPT_CHARS)
+        .collect();
+    if text.chars().count() > MAX_EXCERPT_CHARS {
+        out.push('…');
+    }
+    out.trim().to_owned()
+}
+
+// ---------------------------------------------------------------------------
+// HTTP client
+// ---------------------------------------------------------------------------
+
+/// Fetches a token with a default [`Client`]: the one call for the common case.
+///
+/// # Errors
+/// See [`Client::fetch`].
+pub fn fetch_token(credentials: &Credentials) -> Result<AccessToken, Error> {
+    Client::new()?.fetch(credentials)
+}
+
+/// A reusable IMS client: one HTTP agent (connection pool, TLS setup)
+/// configured on purpose, plus the retry policy and JWT lifetime.
+#[derive(Debug, Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    retries: u32,
+    max_retry_wait: Duration,
+    jwt_lifetime: Duration,
+}
+
+/// Settings for a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    timeout: Duration,
+    connect_timeout: Duration,
+    retries: u32,
+    max_retry_wait: Duration,
+    jwt_lifetime: Duration,
+    ca_file: Option<PathBuf>,
+    proxy: ProxySetting,
+}
+
+#[derive(Debug, Clone)]
+enum ProxySetting {
+    FromEnv,
+    None,
+    Url(Secret),
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            retries: DEFAULT_RETRIES,
+            max_retry_wait: DEFAULT_MAX_RETRY_WAIT,
+            jwt_lifetime: DEFAULT_JWT_LIFETIME,
+            ca_file: None,
+            proxy: ProxySetting::FromEnv,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// Overall timeout of one HTTP call, from connect to the end of the
+    /// body (default 30 s). Each retry gets its own.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+    /// Timeout for opening the connection, proxy and TLS included (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+    /// Retries after the first attempt on transport errors, timeouts, 5xx
+    /// and 429 (default 2). Other 4xx are never retried.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+    /// Longest wait between attempts, including one asked for by
+    /// `Retry-After` (default 20 s).
+    pub fn max_retry_wait(mut self, wait: Duration) -> Self {
+        self.max_retry_wait = wait;
+        self
+    }
+    /// Lifetime of each signed JWT (default 300 s, at most 24 h).
+    pub fn jwt_lifetime(mut self, lifetime: Duration) -> Self {
+        self.jwt_lifetime = lifetime;
+        self
+    }
+    /// Trusts the CA certificates in this PEM file as well as the built-in
+    /// Mozilla roots (for TLS-intercepting corporate proxies).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+    /// The proxy: `Some("http://user:pass@proxy:3128")`, or `None` for a
+    /// direct connection. By default it comes from `ALL_PROXY`,
+    /// `HTTPS_PROXY` or `HTTP_PROXY` (either case), minus hosts in `NO_PROXY`.
+    pub fn proxy(mut self, proxy: Option<&str>) -> Self {
+        self.proxy = match proxy {
+            Some(url) => ProxySetting::Url(Secret(url.to_owned())),
+            None => ProxySetting::None,
+        };
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a JWT lifetime out of range, a proxy URL that
+    /// cannot be used, or a CA file with no certificate; [`Error::Io`] when
+    /// the CA file cannot be read.
+    pub fn build(self) -> Result<Client, Error> {
+        check_lifetime(self.jwt_lifetime)?;
+        let tls = tls_config(self.ca_file.as_deref())?;
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(self.timeout))
+            .timeout_connect(Some(self.connect_timeout))
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .user_agent(USER_AGENT)
+            .https_only(false)
+            .proxy(proxy(&self.proxy)?)
+            .tls_config(tls)
+            .build();
+        Ok(Client {
+            agent: ureq::Agent::new_with_config(config),
+            retries: self.retries,
+            max_retry_wait: self.max_retry_wait,
+            jwt_lifetime: self.jwt_lifetime,
+        })
+    }
+}
+
+/// The environment variables ureq reads for a proxy, in its order.
+const PROXY_VARS: [&str; 6] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+];
+
+fn proxy(setting: &ProxySetting) -> Result<Option<ureq::Proxy>, Error> {
+    match setting {
+        ProxySetting::None => Ok(None),
+        ProxySetting::Url(url) => parse_proxy(&url.0, "the proxy URL").map(Some),
+        ProxySetting::FromEnv => {
+            let Some((var, value)) = PROXY_VARS.iter().find_map(|v| {
+                std::env::var(v)
+                    .ok()
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| (v, s))
+            }) else {
+                return Ok(None);
+            };
+            parse_proxy(&value, &format!("the proxy in ${var}"))?;
+            Ok(ureq::Proxy::try_from_env())
+        }
+    }
+}
+
+/// Checks a proxy URL; its text is never quoted, as it may hold a password.
+fn parse_proxy(url: &str, what: &str) -> Result<ureq::Proxy, Error> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    if matches!(scheme.as_deref(), Some(s) if s.starts_with("socks")) {
+        return Err(Error::config(format!(
+            "{what} is a SOCKS proxy; only HTTP CONNECT proxies are supported"
+        )));
+    }
+    ureq::Proxy::new(url).map_err(|_| Error::config(format!("{what} is not a valid proxy URL")))
+}
+
+fn tls_config(ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig, Error> {
+    let builder = ureq::tls::TlsConfig::builder();
+    let Some(path) = ca_file else {
+        return Ok(builder.build());
+    };
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::io(format!("cannot read CA file {}", path.display()), e))?;
+    let extra = pem_certificates(&pem).map_err(|e| e.in_file(path))?;
+    let roots: Vec<ureq::tls::Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+        .chain(extra)
+        .collect();
+    Ok(builder
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+        .build())
+}
+
+/// The certificates in a PEM bundle; other items (keys) are skipped.
+fn pem_certificates(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(Error::config_from("the CA file is not valid PEM", e)),
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::config("the CA file holds no certificate"));
+    }
+    Ok(certs)
+}
+
+impl Client {
+    /// A client with the default settings.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the proxy in the environment cannot be used.
+    pub fn new() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// Settings for a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// Gets a token by the flow the credentials call for.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] when IMS refuses the request; [`Error::Unavailable`],
+    /// [`Error::Transport`] or [`Error::Timeout`] when it is worth trying
+    /// later (after the retries); [`Error::UnexpectedReply`] when the reply is
+    /// not what IMS sends; [`Error::Key`] if signing fails.
+    pub fn fetch(&self, credentials: &Credentials) -> Result<AccessToken, Error> {
+        match credentials {
+            Credentials::ServiceAccount(account) => self.exchange_jwt(account),
+            Credentials::OAuth(oauth) => self.client_credentials(oauth),
+        }
+    }
+
+    /// Signs a JWT and exchanges it at `/ims/exchange/jwt`.
+    ///
+    /// # Errors
+    /// See [`Client::fetch`].
+    pub fn exchange_jwt(&self, account: &ServiceAccount) -> Result<AccessToken, Error> {
+        let jwt = sign_jwt(account, SystemTime::now(), self.jwt_lifetime)?;
+        let form = jwt_exchange_form(account, &jwt);
+        let secrets = [account.client_secret.secret(), jwt.secret()];
+        let url = account.ims.join("/ims/exchange/jwt");
+        self.post_with_retries(&url, &form, ExpiresIn::Milliseconds, &secrets)
+    }
+
+    /// Asks `/ims/token/v3` for a token with the client-credentials grant.
+    ///
+    /// # Errors
+    /// See [`Client::fetch`].
+    pub fn client_credentials(&self, oauth: &OAuthCredentials) -> Result<AccessToken, Error> {
+        let scope = oauth.scopes.join(",");
+        let form = oauth_form(oauth, &scope);
+        let secrets = [oauth.client_secret.secret()];
+        let url = oauth.ims.join("/ims/token/v3");
+        self.post_with_retries(&url, &form, ExpiresIn::Seconds, &secrets)
+    }
+
+    fn post_with_retries(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        unit: ExpiresIn,
+        secrets: &[&str],
+    ) -> Result<AccessToken, Error> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .post_once(url, form)
+                .and_then(|reply| parse_reply(&reply, unit, SystemTime::now(), secrets));
+            match result {
+                Err(e) if attempt < self.retries && e.is_retryable() => {
+                    std::thread::sleep(self.wait_before_retry(attempt, &e));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Exponential backoff from 250 ms, or what `Retry-After` asks, capped.
+    fn wait_before_retry(&self, attempt: u32, error: &Error) -> Duration {
+        let backoff = FIRST_BACKOFF.saturating_mul(2u32.saturating_pow(attempt));
+        error
+            .retry_after()
+            .unwrap_or(backoff)
+            .min(self.max_retry_wait)
+    }
+
+    fn post_once(&self, url: &str, form: &[(&str, &str)]) -> Result<RawReply, Error> {
+        let mut response = self
+            .agent
+            .post(url)
+            .header("Accept", "application/json")
+            .send_form(form.iter().copied())
+            .map_err(|e| Error::from_transport(url, e))?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let status = response.status().as_u16();
+        let debug_id = header("x-debug-id");
+        let retry_after = header("retry-after")
+            .and_then(|v| v.trim().parse().ok())
+            .map(Duration::from_secs);
+        let location = header("location");
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_REPLY_BYTES)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => Error::unexpected(
+                    status,
+                    format!(
+                        "the IMS reply is larger than {} KiB",
+                        MAX_REPLY_BYTES / 1024
+                    ),
+                ),
+                e => Error::from_transport(url, e),
+            })?;
+        Ok(RawReply {
+            status,
+            debug_id,
+            retry_after,
+            location,
+            body,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Cached provider
+// ---------------------------------------------------------------------------
+
+/// Hands out a cached token and refreshes it shortly before it expires.
+///
+/// `Send + Sync`: share it between threads (in an `Arc` or a static). When
+/// many threads ask while a refresh is due, one does the exchange and the
+/// others wait for its result.
+///
+/// ```no_run
+/// # fn main() -> Result<(), ims_token::Error> {
+/// use ims_token::{Client, Credentials, TokenProvider};
+/// let provider = TokenProvider::new(
+///     Client::new()?,
+///     Credentials::from_file("service-credentials.json")?,
+/// );
+/// let token = provider.token()?;
+/// // ... AEM answered 401: drop the token so the next call gets a new one.
+/// provider.invalidate();
+/// # let _ = token;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct TokenProvider {
+    client: Client,
+    credentials: Credentials,
+    refresh_margin: Duration,
+    cached: Mutex<Option<AccessToken>>,
+}
+
+impl TokenProvider {
+    /// A provider with the default refresh margin (10 minutes, never more
+    /// than half the token's lifetime).
+    pub fn new(client: Client, credentials: Credentials) -> Self {
+        TokenProvider {
+            client,
+            credentials,
+            refresh_margin: DEFAULT_REFRESH_MARGIN,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// Sets how long before expiry the token is refreshed.
+    pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// The cached token, or a new one when it is missing or close to expiry.
+    ///
+    /// # Errors
+    /// As [`Client::fetch`]; a failed refresh leaves no token cached.
+    pub fn token(&self) -> Result<AccessToken, Error> {
+        // The lock is held across the exchange on purpose: callers that
+        // arrive during a refresh wait for it instead of starting their own.
+        let mut cached = self.lock();
+        if let Some(token) = cached.as_ref() {
+            if token.is_fresh(SystemTime::now(), self.refresh_margin) {
+                return Ok(token.clone());
+            }
+        }
+        *cached = None;
+        let token = self.client.fetch(&self.credentials)?;
+        *cached = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Drops the cached token, e.g. after AEM answered 401 with it.
+    pub fn invalidate(&self) {
+        *self.lock() = None;
+    }
+
+    /// The credentials this provider uses.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<AccessToken>> {
+        // A panic elsewhere cannot leave the Option half-written.
+        self.cached
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// What IMS said when it refused or could not serve a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImsError {
+    /// HTTP status.
+    pub status: u16,
+    /// IMS's `error` code, e.g. `invalid_client`.
+    pub code: Option<String>,
+    /// IMS's `error_description`.
+    pub description: Option<String>,
+    /// The `x-debug-id` header, which Adobe support asks for.
+    pub debug_id: Option<String>,
+    /// The wait IMS asked for in `Retry-After`.
+    pub retry_after: Option<Duration>,
+    /// A short excerpt of a body that was not IMS's error JSON.
+    pub excerpt: Option<String>,
+}
+
+impl ImsError {
+    fn hint(&self) -> &'static str {
+        match (self.status, self.code.as_deref()) {
+            (_, Some("invalid_client")) => "; check the client id and secret",
+            (_, Some("invalid_token")) => {
+                "; check the private key, the certificate bound to it and the clock"
+            }
+            (_, Some("invalid_signature")) => "; check the private key",
+            (_, Some("invalid_scope")) => "; check the metascopes or scopes",
+            (429, _) => "; too many requests, try again later",
+            (500..=599, _) => "; IMS is unavailable, try again later",
+            _ => "",
+        }
+    }
+}
+
+impl fmt::Display for ImsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.status)?;
+        if let Some(code) = &self.code {
+            write!(f, " {code}")?;
+        }
+        if let Some(text) = self.description.as_ref().or(self.excerpt.as_ref()) {
+            write!(f, ": {text}")?;
+        }
+        if let Some(id) = &self.debug_id {
+            write!(f, ", x-debug-id {id}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong. `Display` says what to check; no variant
+/// ever holds a client secret, private key, signed JWT or access token.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read. Fix the path or permissions.
+    Io {
+        /// What was being read.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The credentials, endpoint or settings are wrong. Fix the configuration.
+    Config {
+        /// What to fix.
+        message: String,
+        /// The underlying error, if any.
+        source: Option<BoxError>,
+    },
+    /// The private key cannot be used. Fix the key.
+    Key {
+        /// What to fix.
+        message: String,
+        /// The underlying error, if any.
+        source: Option<BoxError>,
+    },
+    /// IMS refused the request (4xx other than 429). Retrying will not help.
+    Rejected(ImsError),
+    /// IMS is unavailable or throttling (5xx or 429). Try again later.
+    Unavailable(ImsError),
+    /// Network, proxy or TLS failure. Usually worth trying again later.
+    Transport {
+        /// What failed and where.
+        message: String,
+        /// The underlying error.
+        source: BoxError,
+    },
+    /// A connect or overall timeout. Try again later.
+    Timeout {
+        /// Where.
+        message: String,
+        /// The underlying error.
+        source: BoxError,
+    },
+    /// The reply is not what IMS sends (no token in a 200, not JSON, too
+    /// large, a redirect, an odd status).
+    UnexpectedReply {
+        /// HTTP status.
+        status: u16,
+        /// What is wrong.
+        message: String,
+        /// A short, secret-free excerpt of the body, when it is safe to show.
+        excerpt: Option<String>,
+    },
+}
+
+impl Error {
+    fn config(message: impl Into<String>) -> Self {
+        Error::Config {
+            message: message.into(),
+            source: None,
+        }
+    }
+    fn config_from(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Config {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+    fn key(message: impl Into<String>) -> Self {
+        Error::Key {
+            message: message.into(),
+            source: None,
+        }
+    }
+    fn key_from(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Key {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+    fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+    fn unexpected(status: u16, message: impl Into<String>) -> Self {
+        Error::UnexpectedReply {
+            status,
+            message: message.into(),
+            excerpt: None,
+        }
+    }
+    fn unexpected_with_excerpt(status: u16, message: &str, excerpt: String) -> Self {
+        let excerpt = Some(excerpt).filter(|e| !e.is_empty());
+        Error::UnexpectedReply {
+            status,
+            message: message.into(),
+            excerpt,
+        }
+    }
+
+    /// Prefixes a configuration or key message with the file it came from.
+    fn in_file(self, path: &Path) -> Self {
+        match self {
+            Error::Config { message, source } => Error::Config {
+                message: format!("{}: {message}", path.display()),
+                source,
+            },
+            Error::Key { message, source } => Error::Key {
+                message: format!("{}: {message}", path.display()),
+                source,
+            },
+            other => other,
+        }
+    }
+
+    /// Prefixes a key message with the JSON field the key came from.
+    fn at_field(self, field: &str) -> Self {
+        match self {
+            Error::Key { message, source } => Error::Key {
+                message: format!("credentials field `{field}`: {message}"),
+                source,
+            },
+            other => other,
+        }
+    }
+
+    fn from_transport(url: &str, e: ureq::Error) -> Self {
+        if is_timeout(&e) {
+            return Error::Timeout {
+                message: format!("IMS at {url} did not answer in time"),
+                source: e.into(),
+            };
+        }
+        let message = match tls_problem(&e) {
+            Some(problem) => format!("cannot reach IMS at {url}: {problem}"),
+            None => format!("cannot reach IMS at {url}"),
+        };
+        Error::Transport {
+            message,
+            source: e.into(),
+        }
+    }
+
+    /// Whether the problem is in the credentials, key, endpoint or settings
+    /// (fix the configuration; trying again will not help).
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Error::Io { .. } | Error::Config { .. } | Error::Key { .. }
+        )
+    }
+
+    /// Whether trying again later may succeed: transport failures,
+    /// timeouts, IMS 5xx and 429.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Unavailable(_) | Error::Timeout { .. } => true,
+            Error::Transport { message, .. } => !message.contains(TLS_MARK),
+            _ => false,
+        }
+    }
+
+    /// The wait IMS asked for with `Retry-After`, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Unavailable(e) | Error::Rejected(e) => e.retry_after,
+            _ => None,
+        }
+    }
+}
+
+fn is_timeout(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Timeout(_) => true,
+        ureq::Error::Io(io) => {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            )
+        }
+        _ => false,
+    }
+}
+
+const TLS_MARK: &str = "TLS certificate";
+
+/// A plain-words name for a certificate problem, which retrying will not fix.
+fn tls_problem(e: &ureq::Error) -> Option<String> {
+    use rustls::CertificateError as C;
+    let ureq::Error::Rustls(rustls::Error::InvalidCertificate(cert)) = e else {
+        return None;
+    };
+    let what = match cert {
+        C::UnknownIssuer => "is not trusted (unknown issuer; add the CA with a CA file)",
+        C::Expired | C::ExpiredContext { .. } => "has expired",
+        C::NotValidForName | C::NotValidForNameContext { .. } => "is not valid for this host name",
+        C::NotValidYet | C::NotValidYetContext { .. } => "is not valid yet (check the clock)",
+        C::Revoked => "is revoked",
+        C::BadSignature => "has a bad signature",
+        _ => "was refused",
+    };
+    Some(format!("the server's {TLS_MARK} {what}"))
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { context, .. } => f.write_str(context),
+            Error::Config { message, .. } | Error::Key { message, .. } => f.write_str(message),
+            Error::Rejected(e) => write!(f, "IMS rejected the request ({e}){}", e.hint()),
+            Error::Unavailable(e) => write!(f, "IMS could not serve the request ({e}){}", e.hint()),
+            Error::Transport { message, .. } | Error::Timeout { message, .. } => {
+                f.write_str(message)
+            }
+            Error::UnexpectedReply {
+                status,
+                message,
+                excerpt,
+            } => {
+                write!(f, "unexpected IMS reply ({status}): {message}")?;
+                match excerpt {
+                    Some(text) => write!(f, ": {text}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Config { source, .. } | Error::Key { source, .. } => {
+                source.as_deref().map(|s| s as &(dyn StdError + 'static))
+            }
+            Error::Transport { source, .. } | Error::Timeout { source, .. } => {
+                Some(source.as_ref())
+            }
+            _ => None,
+        }
+    }
+}
