@@ -115,7 +115,8 @@ impl SignedJwt {
 /// An RSA private key, parsed once. `Debug` shows its size, never the key.
 #[derive(Clone)]
 pub struct PrivateKey {
-    signer: rsa::pkcs1v15::SigningKey<Sha256>,
+    // Shared so that clones do not copy key material; wiped when the last goes.
+    signer: std::sync::Arc<rsa::pkcs1v15::SigningKey<Sha256>>,
     bits: usize,
 }
 
@@ -184,7 +185,7 @@ impl PrivateKey {
             )));
         }
         Ok(PrivateKey {
-            signer: rsa::pkcs1v15::SigningKey::new(key),
+            signer: std::sync::Arc::new(rsa::pkcs1v15::SigningKey::new(key)),
             bits,
         })
     }
@@ -469,6 +470,14 @@ impl ServiceAccount {
     pub fn certificate_expiration(&self) -> Option<&str> {
         self.certificate_expiration.as_deref()
     }
+
+    /// When the certificate bound to the key expires: its notAfter, else
+    /// the `certificateExpirationDate` field. IMS stops accepting the JWT
+    /// then, so warn users well before.
+    pub fn certificate_expiry(&self) -> Option<SystemTime> {
+        let from_cert = self.certificate_pem.as_deref().and_then(certificate_not_after);
+        from_cert.or_else(|| self.certificate_expiration.as_deref().and_then(parse_rfc3339))
+    }
 }
 
 impl OAuthCredentials {
@@ -698,6 +707,37 @@ impl Credentials {
         }
     }
 
+    /// Replaces the endpoint (e.g. a stage IMS or a local fake).
+    pub fn with_ims(mut self, ims: Endpoint) -> Self {
+        match &mut self {
+            Credentials::ServiceAccount(a) => a.ims = ims,
+            Credentials::OAuth(o) => o.ims = ims,
+        }
+        self
+    }
+
+    /// Replaces the metascopes (service account) or scopes (OAuth) with a
+    /// comma-separated list.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the list is empty.
+    pub fn with_scopes(mut self, list: &str) -> Result<Self, Error> {
+        let scopes = non_empty_list(split_list(list).collect(), "scopes")?;
+        match &mut self {
+            Credentials::ServiceAccount(a) => a.metascopes = scopes,
+            Credentials::OAuth(o) => o.scopes = scopes,
+        }
+        Ok(self)
+    }
+
+    /// The metascopes (service account) or scopes (OAuth).
+    pub fn scopes(&self) -> &[String] {
+        match self {
+            Credentials::ServiceAccount(a) => &a.metascopes,
+            Credentials::OAuth(o) => &o.scopes,
+        }
+    }
+
     /// The IMS endpoint of either kind.
     pub fn ims(&self) -> &Endpoint {
         match self {
@@ -832,6 +872,93 @@ fn oauth_from_json(f: &Fields<'_>) -> Result<OAuthCredentials, Error> {
         client_secret: ClientSecret::new(account.string("clientSecret")?),
         scopes: f.list("scopes")?,
     })
+}
+
+// ---------------------------------------------------------------------------
+// Certificate expiry: just enough DER and date parsing to read notAfter
+// ---------------------------------------------------------------------------
+
+/// The notAfter of the first certificate in a PEM text.
+fn certificate_not_after(pem: &str) -> Option<SystemTime> {
+    let pem = normalize_pem(pem);
+    let body: String = pem
+        .lines()
+        .skip_while(|l| *l != "-----BEGIN CERTIFICATE-----")
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+    let (cert, _) = der_item(&der)?;
+    let (mut tbs, _) = der_item(cert)?;
+    if tbs.first() == Some(&0xa0) {
+        tbs = der_item(tbs)?.1; // explicit version
+    }
+    for _ in 0..3 {
+        tbs = der_item(tbs)?.1; // serial, signature algorithm, issuer
+    }
+    let (validity, _) = der_item(tbs)?;
+    let not_after = der_item(validity)?.1;
+    let (time, _) = der_item(not_after)?;
+    let text = std::str::from_utf8(time).ok()?;
+    match not_after.first()? {
+        0x17 => parse_asn1_time(text, true),
+        0x18 => parse_asn1_time(text, false),
+        _ => None,
+    }
+}
+
+/// Splits one DER item off the front: (its contents, what follows it).
+fn der_item(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&first, rest) = der.get(1..)?.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        let bytes = rest.get(..n).filter(|b| (1..=4).contains(&b.len()))?;
+        let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        (len, rest.get(n..)?)
+    };
+    Some((rest.get(..len)?, rest.get(len..)?))
+}
+
+/// UTCTime `YYMMDDHHMMSSZ` or GeneralizedTime `YYYYMMDDHHMMSSZ`.
+fn parse_asn1_time(text: &str, two_digit_year: bool) -> Option<SystemTime> {
+    let text = text.strip_suffix('Z')?;
+    let (year, rest) = if two_digit_year {
+        let yy: i64 = text.get(..2)?.parse().ok()?;
+        (if yy < 50 { 2000 + yy } else { 1900 + yy }, text.get(2..)?)
+    } else {
+        (text.get(..4)?.parse().ok()?, text.get(4..)?)
+    };
+    let field = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
+    civil_to_time(year, field(0)?, field(2)?, field(4)?, field(6)?, field(8)?)
+}
+
+/// `2027-05-21T14:16:46.000Z` (UTC only, fraction ignored).
+fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let t = text.trim();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { t.get(r)?.parse().ok() };
+    if t.get(4..5)? != "-" || t.get(10..11).map(|s| s.to_ascii_uppercase())? != "T" {
+        return None;
+    }
+    civil_to_time(num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?)
+}
+
+/// Seconds since the epoch of a UTC date and time (days from Howard
+/// Hinnant's `days_from_civil`).
+fn civil_to_time(y: i64, m: i64, d: i64, hh: i64, mm: i64, ss: i64) -> Option<SystemTime> {
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,904 @@
+//! A fake Adobe IMS on 127.0.0.1 for integration tests.
+//!
+//! It is an independent referee: it never uses the `ims_token` library. It
+//! serves a script of [`Reply`]s, one connection per reply, in order, and
+//! records every request. [`check_jwt_exchange`] and [`check_oauth`] judge a
+//! request the way real IMS does (see /work/shared/IMS.md, sections 2-4).
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::pkcs8::DecodePublicKey;
+use rsa::signature::Verifier;
+use serde_json::Value;
+use sha2::Sha256;
+
+/// Read and write timeout of every accepted socket, so nothing hangs forever.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the server thread looks at its stop flag.
+const POLL: Duration = Duration::from_millis(10);
+/// Largest request head the fake accepts.
+const MAX_HEAD: usize = 64 * 1024;
+/// Clock skew IMS tolerates, in seconds.
+const SKEW_SECS: i64 = 30;
+/// Longest JWT lifetime IMS accepts, in seconds.
+const MAX_JWT_LIFETIME_SECS: i64 = 24 * 60 * 60;
+
+// ---------------------------------------------------------------------------
+// Fixtures
+
+/// Path of `tests/fixtures/<name>`.
+pub fn fixture_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(name)
+}
+
+/// Contents of `tests/fixtures/<name>`; panics with the path if unreadable.
+pub fn read_fixture(name: &str) -> String {
+    let path = fixture_path(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()))
+}
+
+/// A port on 127.0.0.1 that nothing listens on (for connection-refused tests).
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_secs() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970");
+    since.as_secs() as i64
+}
+
+// ---------------------------------------------------------------------------
+// What the fake expects
+
+/// What [`check_jwt_exchange`] expects of a `/ims/exchange/jwt` request.
+#[derive(Clone, Debug)]
+pub struct JwtExpect {
+    pub client_id: String,
+    pub client_secret: String,
+    /// SPKI PEM (`BEGIN PUBLIC KEY`) the JWT signature must verify against.
+    pub public_key_pem: String,
+    /// Org id, the `iss` claim.
+    pub org: String,
+    /// Technical-account id, the `sub` claim.
+    pub sub: String,
+    /// The `{ims}` in the claims: `ims-na1.adobelogin.com` or `127.0.0.1:PORT`.
+    pub ims_host: String,
+    /// Metascope codes (or full `https://` URLs) that must be claimed `true`.
+    pub metascopes: Vec<String>,
+}
+
+impl JwtExpect {
+    /// The values of `service-credentials.sample.json` and `sample-key.pub.pem`,
+    /// with `ims_host` as the `{ims}` of the claims.
+    pub fn sample(ims_host: &str) -> JwtExpect {
+        let creds: Value = serde_json::from_str(&read_fixture("service-credentials.sample.json"))
+            .expect("service-credentials.sample.json is JSON");
+        let i = &creds["integration"];
+        let text = |v: &Value| v.as_str().expect("string field").to_string();
+        JwtExpect {
+            client_id: text(&i["technicalAccount"]["clientId"]),
+            client_secret: text(&i["technicalAccount"]["clientSecret"]),
+            public_key_pem: read_fixture("sample-key.pub.pem"),
+            org: text(&i["org"]),
+            sub: text(&i["id"]),
+            ims_host: ims_host.to_string(),
+            metascopes: split_metascopes(&text(&i["metascopes"])),
+        }
+    }
+}
+
+/// Splits a comma-separated metascopes string: trims, drops empties.
+pub fn split_metascopes(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// What [`check_oauth`] expects of a `/ims/token/v3` request.
+#[derive(Clone, Debug)]
+pub struct OAuthExpect {
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+}
+
+impl OAuthExpect {
+    /// The values of `oauth-credentials.sample.json`.
+    pub fn sample() -> OAuthExpect {
+        let creds: Value = serde_json::from_str(&read_fixture("oauth-credentials.sample.json"))
+            .expect("oauth-credentials.sample.json is JSON");
+        let i = &creds["integration"];
+        let text = |v: &Value| v.as_str().expect("string field").to_string();
+        let scopes = i["scopes"].as_array().expect("scopes array");
+        OAuthExpect {
+            client_id: text(&i["technicalAccount"]["clientId"]),
+            client_secret: text(&i["technicalAccount"]["clientSecret"]),
+            scopes: scopes.iter().map(text).collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Script
+
+/// One scripted answer; each accepted connection consumes one, in order.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A JSON response with this status, body and extra headers.
+    Json {
+        status: u16,
+        body: String,
+        headers: Vec<(String, String)>,
+    },
+    /// These bytes, written as the whole response.
+    Raw(Vec<u8>),
+    /// Read the request, send nothing, keep the socket open this long, close.
+    Silent { for_ms: u64 },
+    /// Judge the request with [`check_jwt_exchange`]: 200 with `token`
+    /// (`expires_in` 86399999, milliseconds) or the IMS error JSON.
+    CheckJwt { expect: JwtExpect, token: String },
+    /// Judge the request with [`check_oauth`]: 200 with `token`
+    /// (`expires_in` 86399, seconds) or the IMS error JSON.
+    CheckOAuth { expect: OAuthExpect, token: String },
+}
+
+impl Reply {
+    /// A JSON response without extra headers.
+    pub fn json(status: u16, body: impl Into<String>) -> Reply {
+        Reply::Json {
+            status,
+            body: body.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// An IMS error JSON `{"error":..,"error_description":..}` with an `x-debug-id`.
+    pub fn ims_error(status: u16, code: &str, description: &str) -> Reply {
+        Reply::json(status, error_body(code, description))
+            .with_header("x-debug-id", "fake-ims-debug-id")
+    }
+
+    /// Adds a response header; only for [`Reply::Json`].
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        match &mut self {
+            Reply::Json { headers, .. } => headers.push((name.to_string(), value.to_string())),
+            other => panic!("with_header works on Reply::Json only, not {other:?}"),
+        }
+        self
+    }
+
+    /// [`Reply::CheckJwt`].
+    pub fn check_jwt(expect: JwtExpect, token: &str) -> Reply {
+        Reply::CheckJwt {
+            expect,
+            token: token.to_string(),
+        }
+    }
+
+    /// [`Reply::CheckOAuth`].
+    pub fn check_oauth(expect: OAuthExpect, token: &str) -> Reply {
+        Reply::CheckOAuth {
+            expect,
+            token: token.to_string(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Recorded requests
+
+/// A request as the fake received it.
+#[derive(Clone, Debug, Default)]
+pub struct Recorded {
+    pub method: String,
+    /// The request target as sent (path plus any query).
+    pub path: String,
+    /// Headers in order, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body (de-chunked if it was sent chunked).
+    pub body: Vec<u8>,
+    /// The body decoded as `application/x-www-form-urlencoded`.
+    pub form: Vec<(String, String)>,
+}
+
+impl Recorded {
+    /// First value of a header (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// First value of a form field.
+    pub fn form_value(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The server
+
+/// A scripted fake IMS on 127.0.0.1; stops when dropped.
+pub struct FakeIms {
+    addr: SocketAddr,
+    scheme: &'static str,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Shared {
+    requests: Mutex<Vec<Recorded>>,
+    hits: AtomicUsize,
+}
+
+impl FakeIms {
+    /// Starts a plain-HTTP fake serving `script`.
+    pub fn start(script: Vec<Reply>) -> FakeIms {
+        FakeIms::spawn(script, None)
+    }
+
+    /// Starts an HTTPS fake serving `script` with this certificate chain and
+    /// PKCS#8 key (paths, e.g. from [`fixture_path`]).
+    pub fn start_tls(
+        script: Vec<Reply>,
+        cert_pem_path: impl AsRef<std::path::Path>,
+        key_pem_path: impl AsRef<std::path::Path>,
+    ) -> FakeIms {
+        let config = tls_server_config(cert_pem_path.as_ref(), key_pem_path.as_ref());
+        FakeIms::spawn(script, Some(config))
+    }
+
+    fn spawn(script: Vec<Reply>, tls: Option<Arc<rustls::ServerConfig>>) -> FakeIms {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let addr = listener.local_addr().expect("local_addr");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let shared = Arc::new(Shared::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = Server {
+            listener,
+            tls,
+            shared: shared.clone(),
+            stop: stop.clone(),
+        };
+        let thread = thread::Builder::new()
+            .name(format!("fake-ims-{}", addr.port()))
+            .spawn(move || server.run(script))
+            .expect("spawn fake IMS thread");
+        FakeIms {
+            addr,
+            scheme,
+            shared,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// `127.0.0.1:PORT`, the `{ims}` host to put in JWT claims.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Requests fully read so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Connections accepted so far (including ones whose request or TLS
+    /// handshake failed; each consumed one reply of the script).
+    pub fn hits(&self) -> usize {
+        self.shared.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeIms {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn tls_server_config(cert: &std::path::Path, key: &std::path::Path) -> Arc<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect())
+        .unwrap_or_else(|e| panic!("cannot read certificates {}: {e}", cert.display()));
+    let key = PrivateKeyDer::from_pem_file(key)
+        .unwrap_or_else(|e| panic!("cannot read key {}: {e}", key.display()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("certificate and key match");
+    Arc::new(config)
+}
+
+/// The background half of [`FakeIms`].
+struct Server {
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    fn run(self, script: Vec<Reply>) {
+        let mut script = script.into_iter();
+        while let Some(tcp) = self.accept() {
+            self.shared.hits.fetch_add(1, Ordering::SeqCst);
+            let reply = script.next().unwrap_or_else(script_exhausted);
+            // A broken connection is the client's business; serve the next one.
+            let _ = self.serve(tcp, &reply);
+        }
+    }
+
+    /// Next connection, or None once stopped. Polls so Drop can stop it.
+    fn accept(&self) -> Option<TcpStream> {
+        while !self.stop.load(Ordering::SeqCst) {
+            match self.listener.accept() {
+                Ok((tcp, _)) => return Some(tcp),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(POLL),
+                Err(_) => thread::sleep(POLL),
+            }
+        }
+        None
+    }
+
+    fn serve(&self, tcp: TcpStream, reply: &Reply) -> io::Result<()> {
+        tcp.set_nonblocking(false)?;
+        tcp.set_nodelay(true)?;
+        tcp.set_read_timeout(Some(IO_TIMEOUT))?;
+        tcp.set_write_timeout(Some(IO_TIMEOUT))?;
+        match &self.tls {
+            None => self.exchange(&mut &tcp, reply),
+            Some(config) => {
+                let conn =
+                    rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                self.exchange(&mut tls, reply)?;
+                tls.conn.send_close_notify();
+                tls.flush()
+            }
+        }
+    }
+
+    /// Reads one request, records it, answers it.
+    fn exchange<S: Read + Write>(&self, stream: &mut S, reply: &Reply) -> io::Result<()> {
+        let request = read_request(stream)?;
+        self.shared.requests.lock().unwrap().push(request.clone());
+        if let Reply::Silent { for_ms } = reply {
+            self.wait(Duration::from_millis(*for_ms));
+            return Ok(());
+        }
+        stream.write_all(&response_bytes(reply, &request))?;
+        stream.flush()
+    }
+
+    /// Sleeps up to `how_long`, returning early when stopped.
+    fn wait(&self, how_long: Duration) {
+        let until = Instant::now() + how_long;
+        while Instant::now() < until && !self.stop.load(Ordering::SeqCst) {
+            thread::sleep(POLL.min(until - Instant::now()));
+        }
+    }
+}
+
+fn script_exhausted() -> Reply {
+    Reply::ims_error(
+        500,
+        "script_exhausted",
+        "the fake IMS script has no more replies",
+    )
+}
+
+// ---------------------------------------------------------------------------
+// HTTP/1.1, just enough
+
+/// Reads one request: head, then a Content-Length or chunked body.
+fn read_request(stream: &mut impl Read) -> io::Result<Recorded> {
+    let mut buf = Vec::new();
+    let head_len = read_until_head_end(stream, &mut buf)?;
+    let mut request = parse_head(&buf[..head_len])?;
+    let rest = buf.split_off(head_len);
+    request.body = read_body(stream, &request, rest)?;
+    request.form = parse_form(&request.body);
+    Ok(request)
+}
+
+/// Reads into `buf` until it holds `\r\n\r\n`; returns the head's length.
+fn read_until_head_end(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<usize> {
+    loop {
+        if let Some(i) = find(buf, b"\r\n\r\n") {
+            return Ok(i + 4);
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
+        }
+        read_more(stream, buf)?;
+    }
+}
+
+/// Appends what the stream has; EOF is an error (the request is incomplete).
+fn read_more(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<()> {
+    let mut chunk = [0u8; 8192];
+    let n = stream.read(&mut chunk)?;
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn parse_head(head: &[u8]) -> io::Result<Recorded> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+    let text = std::str::from_utf8(head).map_err(|_| bad("request head is not UTF-8"))?;
+    let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
+    let request_line = lines.next().ok_or_else(|| bad("empty request"))?;
+    let mut parts = request_line.split(' ');
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts
+        .next()
+        .ok_or_else(|| bad("no request target"))?
+        .to_string();
+    let headers = lines
+        .map(|line| {
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| bad("header without ':'"))?;
+            Ok((name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    Ok(Recorded {
+        method,
+        path,
+        headers,
+        ..Recorded::default()
+    })
+}
+
+fn read_body(stream: &mut impl Read, req: &Recorded, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
+    let chunked = req
+        .header("transfer-encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        loop {
+            if let Some(body) = decode_chunked(&buf)? {
+                return Ok(body);
+            }
+            read_more(stream, &mut buf)?;
+        }
+    }
+    let len = match req.header("content-length") {
+        Some(v) => v.parse::<usize>().map_err(|_| io::ErrorKind::InvalidData)?,
+        None => 0,
+    };
+    while buf.len() < len {
+        read_more(stream, &mut buf)?;
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// The de-chunked body, or None while it is still incomplete.
+fn decode_chunked(mut buf: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    loop {
+        let Some(eol) = find(buf, b"\r\n") else {
+            return Ok(None);
+        };
+        let size_text = std::str::from_utf8(&buf[..eol]).map_err(|_| io::ErrorKind::InvalidData)?;
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| io::ErrorKind::InvalidData)?;
+        buf = &buf[eol + 2..];
+        if size == 0 {
+            // Trailers (none expected) end with an empty line.
+            return Ok(find(buf, b"\r\n").map(|_| body));
+        }
+        if buf.len() < size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&buf[..size]);
+        buf = &buf[size + 2..];
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` (`+` is a space, `%XX` a byte).
+pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+    body.split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (form_decode(&pair[..i]), form_decode(&pair[i + 1..])),
+            None => (form_decode(pair), String::new()),
+        })
+        .collect()
+}
+
+fn form_decode(s: &[u8]) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < s.len() && hex_byte(&s[i + 1..i + 3]).is_some() => {
+                out.push(hex_byte(&s[i + 1..i + 3]).unwrap());
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_byte(two: &[u8]) -> Option<u8> {
+    let text = std::str::from_utf8(two).ok()?;
+    u8::from_str_radix(text, 16).ok()
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+/// The whole HTTP response for a JSON body.
+pub fn json_response(status: u16, body: &str, headers: &[(String, String)]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    out += "Content-Type: application/json;charset=UTF-8\r\n";
+    out += &format!("Content-Length: {}\r\n", body.len());
+    out += "Connection: close\r\n";
+    for (name, value) in headers {
+        out += &format!("{name}: {value}\r\n");
+    }
+    out += "\r\n";
+    out += body;
+    out.into_bytes()
+}
+
+fn response_bytes(reply: &Reply, request: &Recorded) -> Vec<u8> {
+    match reply {
+        Reply::Json {
+            status,
+            body,
+            headers,
+        } => json_response(*status, body, headers),
+        Reply::Raw(bytes) => bytes.clone(),
+        Reply::Silent { .. } => Vec::new(),
+        Reply::CheckJwt { expect, token } => {
+            let verdict = check_jwt_exchange(request, expect);
+            verdict_response(verdict, || jwt_success_body(token))
+        }
+        Reply::CheckOAuth { expect, token } => {
+            let verdict = check_oauth(request, expect);
+            verdict_response(verdict, || oauth_success_body(token))
+        }
+    }
+}
+
+fn verdict_response(
+    verdict: Result<(), (u16, String, String)>,
+    success_body: impl FnOnce() -> String,
+) -> Vec<u8> {
+    match verdict {
+        Ok(()) => json_response(200, &success_body(), &[]),
+        Err((status, code, description)) => {
+            let debug_id = [("x-debug-id".to_string(), format!("fake-ims-{code}"))];
+            json_response(status, &error_body(&code, &description), &debug_id)
+        }
+    }
+}
+
+/// `{"token_type":"bearer","access_token":"<token>","expires_in":86399999}` (ms).
+pub fn jwt_success_body(token: &str) -> String {
+    let token = Value::from(token);
+    format!(r#"{{"token_type":"bearer","access_token":{token},"expires_in":86399999}}"#)
+}
+
+/// `{"access_token":"<token>","token_type":"bearer","expires_in":86399}` (s).
+pub fn oauth_success_body(token: &str) -> String {
+    let token = Value::from(token);
+    format!(r#"{{"access_token":{token},"token_type":"bearer","expires_in":86399}}"#)
+}
+
+/// `{"error":"<code>","error_description":"<description>"}`.
+pub fn error_body(code: &str, description: &str) -> String {
+    serde_json::json!({ "error": code, "error_description": description }).to_string()
+}
+
+// ---------------------------------------------------------------------------
+// Judging requests like real IMS
+
+/// A rejection: HTTP status, IMS `error` code, `error_description`.
+pub type Rejection = (u16, String, String);
+
+fn reject(status: u16, code: &str, description: impl Into<String>) -> Rejection {
+    (status, code.to_string(), description.into())
+}
+
+/// Judges a JWT exchange request as IMS would (IMS.md sections 2-3).
+pub fn check_jwt_exchange(req: &Recorded, expect: &JwtExpect) -> Result<(), Rejection> {
+    check_form_post(req, "/ims/exchange/jwt")?;
+    check_form_fields(req, &["client_id", "client_secret", "jwt_token"])?;
+    check_client(req, &expect.client_id, &expect.client_secret)?;
+    let jwt = req.form_value("jwt_token").unwrap_or_default();
+    let claims = verify_jwt(jwt, &expect.public_key_pem)?;
+    check_claims(&claims, expect, now_secs())
+}
+
+/// Judges an OAuth client-credentials request as IMS would (IMS.md section 4).
+pub fn check_oauth(req: &Recorded, expect: &OAuthExpect) -> Result<(), Rejection> {
+    check_form_post(req, "/ims/token/v3")?;
+    check_form_fields(req, &["grant_type", "client_id", "client_secret", "scope"])?;
+    if req.form_value("grant_type") != Some("client_credentials") {
+        return Err(reject(
+            400,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+        ));
+    }
+    check_client(req, &expect.client_id, &expect.client_secret)?;
+    let want = expect.scopes.join(",");
+    if req.form_value("scope") != Some(want.as_str()) {
+        return Err(reject(
+            400,
+            "invalid_scope",
+            format!("scope must be {want:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// POST to `path` with a form-urlencoded body.
+fn check_form_post(req: &Recorded, path: &str) -> Result<(), Rejection> {
+    if req.method != "POST" {
+        return Err(reject(
+            405,
+            "method_not_allowed",
+            format!("{} is not POST", req.method),
+        ));
+    }
+    if req.path != path {
+        return Err(reject(
+            404,
+            "not_found",
+            format!("no endpoint {}", req.path),
+        ));
+    }
+    let content_type = req.header("content-type").unwrap_or_default();
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        let msg = format!("content-type {content_type:?} is not application/x-www-form-urlencoded");
+        return Err(reject(400, "invalid_request", msg));
+    }
+    Ok(())
+}
+
+/// The form has exactly these fields, each once.
+fn check_form_fields(req: &Recorded, names: &[&str]) -> Result<(), Rejection> {
+    let mut got: Vec<&str> = req.form.iter().map(|(k, _)| k.as_str()).collect();
+    let mut want = names.to_vec();
+    got.sort_unstable();
+    want.sort_unstable();
+    if got != want {
+        let msg = format!("form fields must be exactly {want:?}, got {got:?}");
+        return Err(reject(400, "invalid_request", msg));
+    }
+    Ok(())
+}
+
+fn check_client(req: &Recorded, client_id: &str, client_secret: &str) -> Result<(), Rejection> {
+    let id_ok = req.form_value("client_id") == Some(client_id);
+    let secret_ok = req.form_value("client_secret") == Some(client_secret);
+    if !(id_ok && secret_ok) {
+        return Err(reject(
+            401,
+            "invalid_client",
+            "invalid client_id or client_secret",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the JWT's shape, header and RS256 signature; returns its claims.
+pub fn verify_jwt(
+    jwt: &str,
+    public_key_pem: &str,
+) -> Result<serde_json::Map<String, Value>, Rejection> {
+    let malformed = |why: &str| reject(400, "invalid_token", format!("malformed JWT: {why}"));
+    let segments: Vec<&str> = jwt.split('.').collect();
+    let [header_b64, payload_b64, signature_b64] = segments[..] else {
+        return Err(malformed("not 3 segments"));
+    };
+    let decode = |s: &str| {
+        URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| malformed("not base64url without padding"))
+    };
+    let (header, payload, signature) = (
+        decode(header_b64)?,
+        decode(payload_b64)?,
+        decode(signature_b64)?,
+    );
+    check_jwt_header(&header)?;
+    let signing_input = &jwt[..header_b64.len() + 1 + payload_b64.len()];
+    check_signature(signing_input.as_bytes(), &signature, public_key_pem)?;
+    match serde_json::from_slice::<Value>(&payload) {
+        Ok(Value::Object(claims)) => Ok(claims),
+        _ => Err(malformed("payload is not a JSON object")),
+    }
+}
+
+fn check_jwt_header(header: &[u8]) -> Result<(), Rejection> {
+    let parsed: Option<Value> = serde_json::from_slice(header).ok();
+    if parsed != Some(serde_json::json!({ "alg": "RS256", "typ": "JWT" })) {
+        let msg = format!(
+            "JWT header must be {{\"alg\":\"RS256\",\"typ\":\"JWT\"}}, got {}",
+            String::from_utf8_lossy(header)
+        );
+        return Err(reject(400, "invalid_signature", msg));
+    }
+    Ok(())
+}
+
+fn check_signature(
+    signing_input: &[u8],
+    signature: &[u8],
+    public_key_pem: &str,
+) -> Result<(), Rejection> {
+    let key = rsa::PublicKey::from_public_key_pem(public_key_pem)
+        .expect("JwtExpect::public_key_pem is an SPKI PEM RSA public key");
+    let verifier = VerifyingKey::<Sha256>::new(key);
+    let ok = Signature::try_from(signature)
+        .is_ok_and(|sig| verifier.verify(signing_input, &sig).is_ok());
+    if !ok {
+        return Err(reject(
+            400,
+            "invalid_token",
+            "Could not match JWT signature to any of the bindings",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `aud`, `iss`, `sub`, `exp` and the metascope claims at time `now`.
+pub fn check_claims(
+    claims: &serde_json::Map<String, Value>,
+    expect: &JwtExpect,
+    now: i64,
+) -> Result<(), Rejection> {
+    let ims = &expect.ims_host;
+    let aud = format!("https://{ims}/c/{}", expect.client_id);
+    if claims.get("aud") != Some(&Value::from(aud.as_str())) {
+        return Err(reject(
+            400,
+            "invalid_client",
+            format!("aud must be {aud:?}"),
+        ));
+    }
+    if claims.get("iss") != Some(&Value::from(expect.org.as_str())) {
+        return Err(reject(
+            400,
+            "bad_request",
+            "iss does not match the organization",
+        ));
+    }
+    if claims.get("sub") != Some(&Value::from(expect.sub.as_str())) {
+        return Err(reject(
+            400,
+            "bad_request",
+            "sub does not match the technical account",
+        ));
+    }
+    check_exp(claims.get("exp"), now)?;
+    check_metascopes(claims, expect)
+}
+
+fn check_exp(exp: Option<&Value>, now: i64) -> Result<(), Rejection> {
+    let Some(exp) = exp.and_then(Value::as_i64) else {
+        return Err(reject(400, "invalid_token", "exp must be an integer"));
+    };
+    if exp <= now - SKEW_SECS {
+        return Err(reject(400, "invalid_token", "JWT expired"));
+    }
+    if exp > now + MAX_JWT_LIFETIME_SECS + SKEW_SECS {
+        return Err(reject(
+            400,
+            "invalid_token",
+            "exp is more than 24 hours ahead",
+        ));
+    }
+    Ok(())
+}
+
+fn check_metascopes(
+    claims: &serde_json::Map<String, Value>,
+    expect: &JwtExpect,
+) -> Result<(), Rejection> {
+    let wanted: Vec<String> = expect
+        .metascopes
+        .iter()
+        .map(|m| {
+            if m.starts_with("https://") {
+                m.clone()
+            } else {
+                format!("https://{}/s/{m}", expect.ims_host)
+            }
+        })
+        .collect();
+    let claimed: Vec<&String> = claims
+        .keys()
+        .filter(|k| k.starts_with("https://"))
+        .collect();
+    let all_true = wanted
+        .iter()
+        .all(|w| claims.get(w) == Some(&Value::Bool(true)));
+    let none_extra = claimed.iter().all(|c| wanted.contains(c));
+    if !(all_true && none_extra) {
+        return Err(reject(
+            400,
+            "invalid_scope",
+            "The metascopes in the JWT are not a subset of the metascopes in the binding.",
+        ));
+    }
+    Ok(())
+}
