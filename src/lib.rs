@@ -475,8 +475,15 @@ impl ServiceAccount {
     /// the `certificateExpirationDate` field. IMS stops accepting the JWT
     /// then, so warn users well before.
     pub fn certificate_expiry(&self) -> Option<SystemTime> {
-        let from_cert = self.certificate_pem.as_deref().and_then(certificate_not_after);
-        from_cert.or_else(|| self.certificate_expiration.as_deref().and_then(parse_rfc3339))
+        let from_cert = self
+            .certificate_pem
+            .as_deref()
+            .and_then(certificate_not_after);
+        from_cert.or_else(|| {
+            self.certificate_expiration
+                .as_deref()
+                .and_then(parse_rfc3339)
+        })
     }
 }
 
@@ -887,7 +894,9 @@ fn certificate_not_after(pem: &str) -> Option<SystemTime> {
         .skip(1)
         .take_while(|l| !l.starts_with("-----END"))
         .collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
     let (cert, _) = der_item(&der)?;
     let (mut tbs, _) = der_item(cert)?;
     if tbs.first() == Some(&0xa0) {
@@ -915,7 +924,9 @@ fn der_item(der: &[u8]) -> Option<(&[u8], &[u8])> {
     } else {
         let n = usize::from(first & 0x7f);
         let bytes = rest.get(..n).filter(|b| (1..=4).contains(&b.len()))?;
-        let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let len = bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
         (len, rest.get(n..)?)
     };
     Some((rest.get(..len)?, rest.get(len..)?))
@@ -941,7 +952,14 @@ fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     if t.get(4..5)? != "-" || t.get(10..11).map(|s| s.to_ascii_uppercase())? != "T" {
         return None;
     }
-    civil_to_time(num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?)
+    civil_to_time(
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    )
 }
 
 /// Seconds since the epoch of a UTC date and time (days from Howard
@@ -1079,8 +1097,8 @@ fn parse_reply(
 ) -> Result<AccessToken, Error> {
     match reply.status {
         200 => parse_success(reply, unit, now),
-        429 | 500..=599 => Err(Error::Unavailable(ims_error(reply, secrets))),
-        400..=499 => Err(Error::Rejected(ims_error(reply, secrets))),
+        429 | 500..=599 => Err(Error::Unavailable(Box::new(ims_error(reply, secrets)))),
+        400..=499 => Err(Error::Rejected(Box::new(ims_error(reply, secrets)))),
         300..=399 => Err(Error::unexpected(
             reply.status,
             format!(
@@ -1681,9 +1699,9 @@ pub enum Error {
         source: Option<BoxError>,
     },
     /// IMS refused the request (4xx other than 429). Retrying will not help.
-    Rejected(ImsError),
+    Rejected(Box<ImsError>),
     /// IMS is unavailable or throttling (5xx or 429). Try again later.
-    Unavailable(ImsError),
+    Unavailable(Box<ImsError>),
     /// Network, proxy or TLS failure. Usually worth trying again later.
     Transport {
         /// What failed and where.

@@ -1,1 +1,771 @@
-fn main() {}
+//! `ims-token`: print an Adobe IMS access token for cron jobs and shell scripts.
+#![forbid(unsafe_code)]
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use ims_token::{AccessToken, Client, Credentials, Endpoint, Error, ServiceAccount};
+use serde_json::Value;
+use sha2::Digest as _;
+
+const HELP: &str = "\
+ims-token: print an Adobe IMS access token
+
+USAGE:
+    ims-token [token] [OPTIONS]   exchange and print the access token (default)
+    ims-token jwt [OPTIONS]       print a freshly signed JWT, no network
+    ims-token inspect [OPTIONS]   show what the credentials hold, without secrets
+
+OPTIONS:
+    -c, --credentials FILE   credentials JSON; '-' reads stdin
+                             (default: the path in $IMS_CREDENTIALS)
+        --ims HOST|URL       override the IMS endpoint (http:// only to loopback)
+        --format FORMAT      token (default) | header | json
+        --lifetime SECS      JWT lifetime (default 300, at most 86400)
+        --scope LIST         override the OAuth scopes or JWT metascopes (comma-separated)
+        --timeout SECS       overall HTTP timeout per attempt (default 30)
+        --connect-timeout SECS  connect timeout (default 10)
+        --retries N          retries on network errors, 5xx and 429 (default 2)
+        --ca-file PEM        trust these CA certificates too (corporate proxy)
+        --cache FILE         reuse a token stored there while it is still good
+        --refresh-margin SECS  with --cache: refresh this long before expiry (default 600)
+    -h, --help               print this help
+    -V, --version            print the version
+
+The proxy comes from HTTPS_PROXY / ALL_PROXY / HTTP_PROXY, minus NO_PROXY hosts.
+
+EXIT CODES:
+    0  success
+    1  anything else (e.g. a reply that is not what IMS sends)
+    2  usage error
+    3  credentials, key or configuration problem: fix your config
+    4  IMS rejected the request (4xx other than 429)
+    5  network, TLS, timeout, IMS 5xx or 429: retry later
+";
+
+const CERT_WARNING_DAYS: u64 = 30;
+const MAX_INPUT_BYTES: u64 = 1024 * 1024;
+const DEFAULT_REFRESH_MARGIN_SECS: u64 = 600;
+
+fn main() -> ExitCode {
+    match run(std::env::args_os().skip(1)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if !failure.is_quiet() {
+                let _ = writeln!(io::stderr().lock(), "ims-token: {}", failure.describe());
+            }
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+fn run(args: impl Iterator<Item = OsString>) -> Result<(), Failure> {
+    let options = parse_args(args)?;
+    match options.command {
+        Command::Help => print_line(HELP.trim_end()),
+        Command::Version => print_line(&format!("ims-token {}", env!("CARGO_PKG_VERSION"))),
+        Command::Token => token_command(&options),
+        Command::Jwt => jwt_command(&options),
+        Command::Inspect => inspect_command(&options),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Failures and exit codes
+// ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+enum Failure {
+    /// Bad command line: exit 2.
+    Usage(String),
+    /// A problem the user fixes in the configuration: exit 3.
+    Config(String),
+    /// A library error, with what was being done.
+    Ims(Box<Error>),
+    /// stdout was closed: end quietly.
+    ClosedOutput,
+    /// stdout failed otherwise.
+    Output(io::Error),
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Config(_) => 3,
+            Failure::Ims(e) => ims_exit_code(e),
+            Failure::ClosedOutput => 0,
+            Failure::Output(_) => 1,
+        }
+    }
+
+    fn is_quiet(&self) -> bool {
+        matches!(self, Failure::ClosedOutput)
+    }
+
+    /// The message with its cause chain on one line.
+    fn describe(&self) -> String {
+        match self {
+            Failure::Usage(m) => format!("{m}\nTry 'ims-token --help' for more information."),
+            Failure::Config(m) => m.clone(),
+            Failure::Ims(e) => chain(e),
+            Failure::ClosedOutput => String::new(),
+            Failure::Output(e) => format!("cannot write the output: {e}"),
+        }
+    }
+}
+
+fn ims_exit_code(e: &Error) -> u8 {
+    match e {
+        _ if e.is_config() => 3,
+        Error::Rejected(_) => 4,
+        Error::Unavailable(_) | Error::Transport { .. } | Error::Timeout { .. } => 5,
+        _ => 1,
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Ims(Box::new(e))
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure::Usage(message.into())
+}
+
+// ---------------------------------------------------------------------------
+// Arguments
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Token,
+    Jwt,
+    Inspect,
+    Help,
+    Version,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Token,
+    Header,
+    Json,
+}
+
+#[derive(Debug)]
+struct Options {
+    command: Command,
+    credentials: Option<String>,
+    ims: Option<String>,
+    format: Format,
+    lifetime: Option<u64>,
+    scope: Option<String>,
+    timeout: Option<u64>,
+    connect_timeout: Option<u64>,
+    retries: Option<u32>,
+    ca_file: Option<PathBuf>,
+    cache: Option<PathBuf>,
+    refresh_margin: u64,
+}
+
+fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> {
+    let mut options = Options {
+        command: Command::Token,
+        credentials: None,
+        ims: None,
+        format: Format::Token,
+        lifetime: None,
+        scope: None,
+        timeout: None,
+        connect_timeout: None,
+        retries: None,
+        ca_file: None,
+        cache: None,
+        refresh_margin: DEFAULT_REFRESH_MARGIN_SECS,
+    };
+    let mut command_seen = false;
+    let mut args = args.map(|a| {
+        a.into_string()
+            .map_err(|_| usage("arguments must be UTF-8"))
+    });
+    while let Some(arg) = args.next() {
+        let arg = arg?;
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, Failure> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => args
+                    .next()
+                    .unwrap_or_else(|| Err(usage(format!("{name} needs a value")))),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => options.command = Command::Help,
+            "-V" | "--version" => options.command = Command::Version,
+            "-c" | "--credentials" => options.credentials = Some(value(&flag)?),
+            "--ims" => options.ims = Some(value(&flag)?),
+            "--format" => options.format = parse_format(&value(&flag)?)?,
+            "--lifetime" => options.lifetime = Some(number(&flag, &value(&flag)?)?),
+            "--scope" => options.scope = Some(value(&flag)?),
+            "--timeout" => options.timeout = Some(number(&flag, &value(&flag)?)?),
+            "--connect-timeout" => options.connect_timeout = Some(number(&flag, &value(&flag)?)?),
+            "--retries" => options.retries = Some(number(&flag, &value(&flag)?)?),
+            "--ca-file" => options.ca_file = Some(value(&flag)?.into()),
+            "--cache" => options.cache = Some(value(&flag)?.into()),
+            "--refresh-margin" => options.refresh_margin = number(&flag, &value(&flag)?)?,
+            "token" | "jwt" | "inspect" | "help" if !command_seen => {
+                command_seen = true;
+                if options.command != Command::Help && options.command != Command::Version {
+                    options.command = match flag.as_str() {
+                        "token" => Command::Token,
+                        "jwt" => Command::Jwt,
+                        "inspect" => Command::Inspect,
+                        _ => Command::Help,
+                    };
+                }
+            }
+            _ if flag.starts_with('-') && flag != "-" => {
+                return Err(usage(format!("unknown option '{flag}'")))
+            }
+            _ => return Err(usage(format!("unexpected argument '{flag}'"))),
+        }
+    }
+    Ok(options)
+}
+
+fn parse_format(text: &str) -> Result<Format, Failure> {
+    match text {
+        "token" => Ok(Format::Token),
+        "header" => Ok(Format::Header),
+        "json" => Ok(Format::Json),
+        _ => Err(usage(format!(
+            "--format must be token, header or json, not '{text}'"
+        ))),
+    }
+}
+
+fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, Failure> {
+    text.trim()
+        .parse()
+        .map_err(|_| usage(format!("{flag} needs a whole number, not '{text}'")))
+}
+
+// ---------------------------------------------------------------------------
+// Commands
+// ---------------------------------------------------------------------------
+
+fn token_command(options: &Options) -> Result<(), Failure> {
+    let token = match load(options)? {
+        Loaded::LocalToken(token) => token,
+        Loaded::Credentials(credentials) => {
+            let client = client(options)?;
+            match &options.cache {
+                Some(path) => {
+                    let cache = Cache::new(path, &credentials);
+                    let margin = Duration::from_secs(options.refresh_margin);
+                    cache.get_or_fetch(margin, || client.fetch(&credentials))?
+                }
+                None => client.fetch(&credentials)?,
+            }
+        }
+    };
+    print_line(&render(&token, options.format, SystemTime::now()))
+}
+
+fn jwt_command(options: &Options) -> Result<(), Failure> {
+    let account = match load(options)? {
+        Loaded::Credentials(Credentials::ServiceAccount(account)) => account,
+        _ => {
+            return Err(Failure::Config(
+                "these credentials are not a JWT service account: there is no JWT to sign".into(),
+            ))
+        }
+    };
+    let lifetime = Duration::from_secs(options.lifetime.unwrap_or(300));
+    let jwt = ims_token::sign_jwt(&account, SystemTime::now(), lifetime)?;
+    print_line(jwt.secret())
+}
+
+fn inspect_command(options: &Options) -> Result<(), Failure> {
+    let now = SystemTime::now();
+    let lines = match load(options)? {
+        Loaded::LocalToken(token) => vec![
+            ("kind", "local development access token".to_owned()),
+            ("expires", expiry_text(token.expires_at(), now)),
+        ],
+        Loaded::Credentials(Credentials::ServiceAccount(a)) => describe_account(&a, now),
+        Loaded::Credentials(c) => vec![
+            (
+                "kind",
+                "OAuth Server-to-Server (client credentials)".to_owned(),
+            ),
+            ("ims", c.ims().host().to_owned()),
+            ("client id", c.client_id().to_owned()),
+            ("scopes", c.scopes().join(",")),
+        ],
+    };
+    let text: Vec<String> = lines.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    print_line(&text.join("\n"))
+}
+
+fn describe_account(a: &ServiceAccount, now: SystemTime) -> Vec<(&'static str, String)> {
+    let certificate = match a.certificate_expiry() {
+        Some(expiry) => expiry_text(expiry, now),
+        None => "unknown (no publicKey or certificateExpirationDate)".to_owned(),
+    };
+    vec![
+        ("kind", "JWT service account".to_owned()),
+        ("ims", a.ims().host().to_owned()),
+        ("org", a.org_id().to_owned()),
+        ("technical account", a.technical_account_id().to_owned()),
+        ("client id", a.client_id().to_owned()),
+        ("metascopes", a.metascopes().join(",")),
+        ("key", format!("RSA {} bits", a.private_key().bits())),
+        ("certificate expires", certificate),
+    ]
+}
+
+fn expiry_text(expiry: SystemTime, now: SystemTime) -> String {
+    match expiry.duration_since(now) {
+        Ok(left) => format!(
+            "{} ({} days left)",
+            rfc3339(expiry),
+            left.as_secs() / 86_400
+        ),
+        Err(_) => format!("{} (expired)", rfc3339(expiry)),
+    }
+}
+
+fn render(token: &AccessToken, format: Format, now: SystemTime) -> String {
+    match format {
+        Format::Token => token.secret().to_owned(),
+        Format::Header => format!("Authorization: Bearer {}", token.secret()),
+        Format::Json => serde_json::json!({
+            "access_token": token.secret(),
+            "token_type": token.token_type(),
+            "expires_in": token.expires_in(now).as_secs(),
+            "expires_at": rfc3339(token.expires_at()),
+        })
+        .to_string(),
+    }
+}
+
+fn print_line(text: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                Failure::ClosedOutput
+            } else {
+                Failure::Output(e)
+            }
+        })
+}
+
+fn client(options: &Options) -> Result<Client, Failure> {
+    let mut builder = Client::builder();
+    if let Some(secs) = options.lifetime {
+        builder = builder.jwt_lifetime(Duration::from_secs(secs));
+    }
+    if let Some(secs) = options.timeout {
+        builder = builder.timeout(Duration::from_secs(secs));
+    }
+    if let Some(secs) = options.connect_timeout {
+        builder = builder.connect_timeout(Duration::from_secs(secs));
+    }
+    if let Some(n) = options.retries {
+        builder = builder.retries(n);
+    }
+    if let Some(path) = &options.ca_file {
+        builder = builder.ca_file(path);
+    }
+    Ok(builder.build()?)
+}
+
+// ---------------------------------------------------------------------------
+// Loading the credentials file
+// ---------------------------------------------------------------------------
+
+enum Loaded {
+    Credentials(Credentials),
+    LocalToken(AccessToken),
+}
+
+fn load(options: &Options) -> Result<Loaded, Failure> {
+    let (name, text) = read_input(options)?;
+    let root: Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::Config(format!("{name}: the credentials are not valid JSON: {e}")))?;
+    drop(text);
+    if let Some(token) = local_token(&root) {
+        return check_local_token(token, SystemTime::now()).map(Loaded::LocalToken);
+    }
+    let mut credentials = Credentials::from_value(&root)
+        .map_err(|e| Failure::Config(format!("{name}: {}", chain(&e))))?;
+    if let Some(ims) = &options.ims {
+        credentials = credentials.with_ims(Endpoint::parse(ims)?);
+    }
+    if let Some(scope) = &options.scope {
+        credentials = credentials.with_scopes(scope)?;
+    }
+    if let Credentials::ServiceAccount(account) = &credentials {
+        warn_about_certificate(account, SystemTime::now());
+    }
+    Ok(Loaded::Credentials(credentials))
+}
+
+/// The credentials text and a name for it in messages.
+fn read_input(options: &Options) -> Result<(String, String), Failure> {
+    let path = match &options.credentials {
+        Some(p) => p.clone(),
+        None => std::env::var("IMS_CREDENTIALS")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                usage("no credentials: give -c FILE (or '-' for stdin) or set IMS_CREDENTIALS")
+            })?,
+    };
+    let mut text = String::new();
+    let result = if path == "-" {
+        io::stdin()
+            .lock()
+            .take(MAX_INPUT_BYTES)
+            .read_to_string(&mut text)
+    } else {
+        File::open(&path).and_then(|f| f.take(MAX_INPUT_BYTES).read_to_string(&mut text))
+    };
+    let name = if path == "-" {
+        "stdin".to_owned()
+    } else {
+        path
+    };
+    result.map_err(|e| Failure::Config(format!("cannot read credentials {name}: {e}")))?;
+    Ok((name, text))
+}
+
+fn local_token(root: &Value) -> Option<&str> {
+    fn field(v: &Value) -> Option<&str> {
+        v.get("accessToken").and_then(Value::as_str)
+    }
+    field(root).or_else(|| root.get("integration").and_then(field))
+}
+
+/// A ready token from the AEM Developer Console. Its payload carries
+/// `created_at` and `expires_in`, both in milliseconds.
+fn check_local_token(token: &str, now: SystemTime) -> Result<AccessToken, Failure> {
+    let expires_at = local_token_expiry(token);
+    if let Some(expiry) = expires_at.filter(|e| *e <= now) {
+        return Err(Failure::Config(format!(
+            "the local development token expired at {}; download a new one from the AEM Developer Console",
+            rfc3339(expiry)
+        )));
+    }
+    // Unknown expiry: hand it out as it is; IMS will judge it.
+    let expires_at = expires_at.unwrap_or(now);
+    Ok(AccessToken::new(token, "bearer", now, expires_at))
+}
+
+fn local_token_expiry(token: &str) -> Option<SystemTime> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let millis = |name: &str| -> Option<u64> {
+        match claims.get(name)? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    };
+    let total = millis("created_at")?.checked_add(millis("expires_in")?)?;
+    UNIX_EPOCH.checked_add(Duration::from_millis(total))
+}
+
+fn warn_about_certificate(account: &ServiceAccount, now: SystemTime) {
+    let Some(expiry) = account.certificate_expiry() else {
+        return;
+    };
+    let message = match expiry.duration_since(now) {
+        Err(_) => format!(
+            "the integration's certificate expired at {}: IMS will refuse the JWT; \
+             create a new certificate in the AEM Developer Console",
+            rfc3339(expiry)
+        ),
+        Ok(left) if left.as_secs() < CERT_WARNING_DAYS * 86_400 => format!(
+            "the integration's certificate expires at {} ({} days left): renew it in the AEM Developer Console",
+            rfc3339(expiry),
+            left.as_secs() / 86_400
+        ),
+        Ok(_) => return,
+    };
+    warn(&message);
+}
+
+fn warn(message: &str) {
+    let _ = writeln!(io::stderr().lock(), "ims-token: warning: {message}");
+}
+
+// ---------------------------------------------------------------------------
+// The cache file
+// ---------------------------------------------------------------------------
+
+/// A token kept in a file between runs, for the credentials it was made for.
+struct Cache {
+    path: PathBuf,
+    key: String,
+}
+
+impl Cache {
+    fn new(path: &Path, credentials: &Credentials) -> Self {
+        Cache {
+            path: path.to_owned(),
+            key: credentials_key(credentials),
+        }
+    }
+
+    /// The cached token while it is fresh; otherwise one exchange under a
+    /// lock, so that concurrent runs wait and reuse its result.
+    fn get_or_fetch(
+        &self,
+        margin: Duration,
+        fetch: impl FnOnce() -> Result<AccessToken, Error>,
+    ) -> Result<AccessToken, Error> {
+        if let Some(token) = self.read(margin) {
+            return Ok(token);
+        }
+        let lock = self
+            .lock()
+            .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
+            .ok();
+        if let Some(token) = self.read(margin) {
+            return Ok(token);
+        }
+        let token = fetch()?;
+        if let Err(e) = self.write(&token) {
+            warn(&format!(
+                "cannot write the cache {}: {e}",
+                self.path.display()
+            ));
+        }
+        drop(lock);
+        Ok(token)
+    }
+
+    /// Anything unreadable, foreign or stale is a miss, never an error.
+    fn read(&self, margin: Duration) -> Option<AccessToken> {
+        let file = open_private(&self.path, OpenOptions::new().read(true)).ok()?;
+        if !is_private_file(&file) {
+            warn(&format!(
+                "ignoring the cache {}: not a regular file of yours with mode 0600",
+                self.path.display()
+            ));
+            return None;
+        }
+        let mut text = String::new();
+        file.take(MAX_INPUT_BYTES).read_to_string(&mut text).ok()?;
+        let token = parse_cache(&text, &self.key)?;
+        token.is_fresh(SystemTime::now(), margin).then_some(token)
+    }
+
+    /// Writes a temp file in the same directory (0600 from the start) and
+    /// renames it over the cache, so no reader sees half a file.
+    fn write(&self, token: &AccessToken) -> io::Result<()> {
+        let temp = self.sibling(&format!(".tmp.{}", std::process::id()));
+        let _ = std::fs::remove_file(&temp);
+        let result = open_private(&temp, OpenOptions::new().write(true).create_new(true))
+            .and_then(|mut f| {
+                f.write_all(cache_text(token, &self.key).as_bytes())?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&temp, &self.path));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
+    fn lock(&self) -> io::Result<File> {
+        let path = self.sibling(".lock");
+        let file = open_private(
+            &path,
+            OpenOptions::new().read(true).write(true).create(true),
+        )?;
+        file.lock()?;
+        Ok(file)
+    }
+
+    fn sibling(&self, suffix: &str) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    }
+}
+
+/// Opens without following a symlink, creating with mode 0600.
+fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    options
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+fn is_private_file(file: &File) -> bool {
+    file.metadata()
+        .is_ok_and(|m| m.is_file() && m.uid() == effective_uid() && m.mode() & 0o077 == 0)
+}
+
+fn effective_uid() -> u32 {
+    // /proc/self belongs to the process's effective uid (proc(5)); reading
+    // it avoids an unsafe libc call. Unknown means no file passes.
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+/// Which credentials a cached token belongs to: a hash of what decides the
+/// token (flow, endpoint, client, org, account, scopes), never the secret.
+fn credentials_key(credentials: &Credentials) -> String {
+    let mut parts = vec![
+        credentials.ims().url().to_owned(),
+        credentials.client_id().to_owned(),
+    ];
+    match credentials {
+        Credentials::ServiceAccount(a) => {
+            parts.push("jwt".into());
+            parts.push(a.org_id().into());
+            parts.push(a.technical_account_id().into());
+        }
+        _ => parts.push("oauth".into()),
+    }
+    parts.extend(credentials.scopes().iter().cloned());
+    let digest = sha2::Sha256::digest(parts.join("\n").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn cache_text(token: &AccessToken, key: &str) -> String {
+    serde_json::json!({
+        "version": 1,
+        "key": key,
+        "access_token": token.secret(),
+        "token_type": token.token_type(),
+        "received_at": epoch_secs(token.received_at()),
+        "expires_at": epoch_secs(token.expires_at()),
+    })
+    .to_string()
+}
+
+fn parse_cache(text: &str, key: &str) -> Option<AccessToken> {
+    let json: Value = serde_json::from_str(text).ok()?;
+    if json.get("version")?.as_u64()? != 1 || json.get("key")?.as_str()? != key {
+        return None;
+    }
+    let time = |name: &str| Some(UNIX_EPOCH + Duration::from_secs(json.get(name)?.as_u64()?));
+    let token = json
+        .get("access_token")?
+        .as_str()
+        .filter(|t| !t.is_empty())?;
+    let token_type = json.get("token_type")?.as_str()?;
+    Some(AccessToken::new(
+        token,
+        token_type,
+        time("received_at")?,
+        time("expires_at")?,
+    ))
+}
+
+fn epoch_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `2027-05-21T14:16:46Z` (days to civil from Howard Hinnant's algorithm).
+fn rfc3339(t: SystemTime) -> String {
+    let secs = epoch_secs(t) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(rfc3339(t), "2023-11-14T22:13:20Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn local_token_expiry_reads_milliseconds() {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = b64.encode(r#"{"created_at":"1700000000000","expires_in":"86400000"}"#);
+        let token = format!("h.{payload}.s");
+        let expiry = local_token_expiry(&token).unwrap();
+        assert_eq!(expiry, UNIX_EPOCH + Duration::from_secs(1_700_086_400));
+    }
+
+    #[test]
+    fn cache_text_round_trips_only_for_its_key() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+        let token = AccessToken::new("tok", "bearer", t0, t0 + Duration::from_secs(60));
+        let text = cache_text(&token, "k1");
+        assert_eq!(parse_cache(&text, "k1"), Some(token));
+        assert_eq!(parse_cache(&text, "k2"), None);
+        assert_eq!(parse_cache(&text[..text.len() / 2], "k1"), None);
+    }
+
+    #[test]
+    fn args_parse_commands_and_values() {
+        let args = ["jwt", "-c", "x.json", "--lifetime=60", "--format", "json"];
+        let o = parse_args(args.iter().map(OsString::from)).unwrap();
+        assert_eq!(o.command, Command::Jwt);
+        assert_eq!(o.credentials.as_deref(), Some("x.json"));
+        assert_eq!(o.lifetime, Some(60));
+        assert_eq!(o.format, Format::Json);
+        let bad = parse_args(["--lifetime", "soon"].iter().map(OsString::from));
+        assert!(matches!(bad, Err(Failure::Usage(_))));
+        let missing = parse_args(["-c"].iter().map(OsString::from));
+        assert!(matches!(missing, Err(Failure::Usage(_))));
+    }
+}
