@@ -22,6 +22,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// The README's examples are compiled and run as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 use std::error::Error as StdError;
 use std::fmt;
 use std::io::Read;
@@ -333,21 +338,25 @@ impl Endpoint {
             None => ("https".to_owned(), text),
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest).to_ascii_lowercase();
-        check_authority(text, &authority)?;
+        if authority.is_empty() {
+            return Err(Error::config("the IMS endpoint is empty"));
+        }
+        let host = check_authority(&authority)?;
         match scheme.as_str() {
             "https" => {}
-            "http" if is_loopback(&authority) => {}
+            "http" if is_loopback(host) => {}
             "http" => {
                 return Err(Error::config(format!(
-                    "IMS endpoint `{text}` uses plain http; only https is allowed \
+                    "the IMS endpoint `{authority}` uses plain http; only https is allowed \
                      (http only to 127.0.0.1, ::1 or localhost)"
                 )))
             }
-            _ => {
+            _ if scheme.chars().all(|c| c.is_ascii_alphanumeric()) => {
                 return Err(Error::config(format!(
-                    "IMS endpoint `{text}` has scheme `{scheme}`; use https"
+                    "the IMS endpoint has scheme `{scheme}`; use https"
                 )))
             }
+            _ => return Err(Error::config("the IMS endpoint must use https")),
         }
         Ok(Endpoint {
             base_url: format!("{scheme}://{authority}"),
@@ -370,24 +379,33 @@ impl Endpoint {
     }
 }
 
-fn check_authority(text: &str, authority: &str) -> Result<(), Error> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "-.:[]_".contains(c);
-    if authority.is_empty() {
-        return Err(Error::config("IMS endpoint is empty"));
+/// Checks `host[:port]` or `[v6][:port]` and returns the host. The input is
+/// not quoted in the error: it could hold a pasted secret.
+fn check_authority(authority: &str) -> Result<&str, Error> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c);
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').unwrap_or((v6, "!")),
+        None => authority
+            .split_once(':')
+            .map_or((authority, ""), |(h, p)| (h, p)),
+    };
+    let port = port.strip_prefix(':').unwrap_or(port);
+    let host_ok = if authority.starts_with('[') {
+        host.chars().all(|c| c.is_ascii_hexdigit() || c == ':')
+    } else {
+        host.chars().all(allowed)
+    };
+    let port_ok = port.chars().all(|c| c.is_ascii_digit()) && port.len() <= 5;
+    if host.is_empty() || !host_ok || !port_ok {
+        return Err(Error::config(
+            "the IMS endpoint must be a host (ims-na1.adobelogin.com) or a URL \
+             without path, query or user part",
+        ));
     }
-    if !authority.chars().all(allowed) {
-        return Err(Error::config(format!(
-            "IMS endpoint `{text}` must be a host or a URL without path, query or user"
-        )));
-    }
-    Ok(())
+    Ok(host)
 }
 
-fn is_loopback(authority: &str) -> bool {
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
+fn is_loopback(host: &str) -> bool {
     matches!(host, "127.0.0.1" | "::1" | "localhost")
 }
 
