@@ -1727,6 +1727,14 @@ pub enum Error {
         /// The underlying error.
         source: BoxError,
     },
+    /// The server's TLS certificate was refused (not trusted, expired, wrong
+    /// host name). Retrying will not help; add the CA or fix the endpoint.
+    Tls {
+        /// What is wrong with the certificate, and where.
+        message: String,
+        /// The underlying error.
+        source: BoxError,
+    },
     /// A connect or overall timeout. Try again later.
     Timeout {
         /// Where.
@@ -1826,13 +1834,15 @@ impl Error {
                 source: e.into(),
             };
         }
-        let message = match tls_problem(&e) {
-            Some(problem) => format!("cannot reach IMS at {url}: {problem}"),
-            None => format!("cannot reach IMS at {url}"),
-        };
-        Error::Transport {
-            message,
-            source: e.into(),
+        match tls_problem(&e) {
+            Some(problem) => Error::Tls {
+                message: format!("cannot reach IMS at {url}: {problem}"),
+                source: e.into(),
+            },
+            None => Error::Transport {
+                message: format!("cannot reach IMS at {url}"),
+                source: e.into(),
+            },
         }
     }
 
@@ -1848,11 +1858,10 @@ impl Error {
     /// Whether trying again later may succeed: transport failures,
     /// timeouts, IMS 5xx and 429.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Unavailable(_) | Error::Timeout { .. } => true,
-            Error::Transport { message, .. } => !message.contains(TLS_MARK),
-            _ => false,
-        }
+        matches!(
+            self,
+            Error::Unavailable(_) | Error::Transport { .. } | Error::Timeout { .. }
+        )
     }
 
     /// The wait IMS asked for with `Retry-After`, if any.
@@ -1877,8 +1886,6 @@ fn is_timeout(e: &ureq::Error) -> bool {
     }
 }
 
-const TLS_MARK: &str = "TLS certificate";
-
 /// A plain-words name for a certificate problem, which retrying will not fix.
 fn tls_problem(e: &ureq::Error) -> Option<String> {
     use rustls::CertificateError as C;
@@ -1894,7 +1901,7 @@ fn tls_problem(e: &ureq::Error) -> Option<String> {
         C::BadSignature => "has a bad signature",
         _ => "was refused",
     };
-    Some(format!("the server's {TLS_MARK} {what}"))
+    Some(format!("the server's TLS certificate {what}"))
 }
 
 impl fmt::Display for Error {
@@ -1904,9 +1911,9 @@ impl fmt::Display for Error {
             Error::Config { message, .. } | Error::Key { message, .. } => f.write_str(message),
             Error::Rejected(e) => write!(f, "IMS rejected the request ({e}){}", e.hint()),
             Error::Unavailable(e) => write!(f, "IMS could not serve the request ({e}){}", e.hint()),
-            Error::Transport { message, .. } | Error::Timeout { message, .. } => {
-                f.write_str(message)
-            }
+            Error::Transport { message, .. }
+            | Error::Tls { message, .. }
+            | Error::Timeout { message, .. } => f.write_str(message),
             Error::UnexpectedReply {
                 status,
                 message,
@@ -1929,10 +1936,179 @@ impl StdError for Error {
             Error::Config { source, .. } | Error::Key { source, .. } => {
                 source.as_deref().map(|s| s as &(dyn StdError + 'static))
             }
-            Error::Transport { source, .. } | Error::Timeout { source, .. } => {
-                Some(source.as_ref())
-            }
+            Error::Transport { source, .. }
+            | Error::Tls { source, .. }
+            | Error::Timeout { source, .. } => Some(source.as_ref()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_700_000_000;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn reply(status: u16, body: &str) -> RawReply {
+        RawReply {
+            status,
+            debug_id: Some("dbg-1".into()),
+            retry_after: None,
+            location: None,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn jwt_reply_expires_in_is_milliseconds() {
+        let body = r#"{"token_type":"bearer","access_token":"tok","expires_in":86399999}"#;
+        let token = parse_reply(&reply(200, body), ExpiresIn::Milliseconds, at(T0), &[]).unwrap();
+        assert_eq!(
+            token.expires_at(),
+            at(T0) + Duration::from_millis(86_399_999)
+        );
+        assert_eq!(token.secret(), "tok");
+    }
+
+    #[test]
+    fn oauth_reply_expires_in_is_seconds() {
+        let body = r#"{"access_token":"tok","token_type":"bearer","expires_in":86399}"#;
+        let token = parse_reply(&reply(200, body), ExpiresIn::Seconds, at(T0), &[]).unwrap();
+        assert_eq!(token.expires_at(), at(T0 + 86_399));
+    }
+
+    #[test]
+    fn success_without_token_or_expiry_is_unexpected() {
+        for body in [
+            r#"{"token_type":"bearer","expires_in":5}"#,
+            r#"{"access_token":"","expires_in":5}"#,
+            r#"{"access_token":"tok"}"#,
+            r#"{"access_token":"tok","expires_in":-1}"#,
+            "<html>",
+        ] {
+            let err = parse_reply(&reply(200, body), ExpiresIn::Seconds, at(T0), &[]).unwrap_err();
+            assert!(
+                matches!(err, Error::UnexpectedReply { status: 200, .. }),
+                "{body}"
+            );
+            assert!(!err.to_string().contains("tok\""), "{err}");
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_error_kinds() {
+        let ims = r#"{"error":"invalid_client","error_description":"bad"}"#;
+        let rejected = parse_reply(&reply(401, ims), ExpiresIn::Seconds, at(T0), &[]).unwrap_err();
+        let Error::Rejected(e) = &rejected else {
+            panic!("{rejected:?}")
+        };
+        assert_eq!((e.status, e.code.as_deref()), (401, Some("invalid_client")));
+        assert_eq!(e.debug_id.as_deref(), Some("dbg-1"));
+        assert!(!rejected.is_retryable() && !rejected.is_config());
+        for status in [429, 500, 503] {
+            let err =
+                parse_reply(&reply(status, ims), ExpiresIn::Seconds, at(T0), &[]).unwrap_err();
+            assert!(
+                matches!(err, Error::Unavailable(_)) && err.is_retryable(),
+                "{status}"
+            );
+        }
+        let redirect = parse_reply(&reply(302, ""), ExpiresIn::Seconds, at(T0), &[]).unwrap_err();
+        assert!(matches!(
+            redirect,
+            Error::UnexpectedReply { status: 302, .. }
+        ));
+    }
+
+    #[test]
+    fn excerpts_are_short_printable_and_scrubbed() {
+        let body = format!("client_secret=s3cr3t&x=\u{7}{}", "y".repeat(1000));
+        let text = excerpt(body.as_bytes(), &["s3cr3t"]);
+        assert!(!text.contains("s3cr3t") && text.contains(REDACTED));
+        assert!(!text.contains('\u{7}'));
+        assert!(text.chars().count() <= MAX_EXCERPT_CHARS + 1);
+    }
+
+    #[test]
+    fn refresh_margin_is_capped_at_half_the_lifetime() {
+        let token = AccessToken::new("t", "bearer", at(T0), at(T0 + 100));
+        let margin = Duration::from_secs(600);
+        assert!(token.is_fresh(at(T0 + 49), margin));
+        assert!(!token.is_fresh(at(T0 + 50), margin));
+        let day = AccessToken::new("t", "bearer", at(T0), at(T0 + 86_400));
+        assert!(day.is_fresh(at(T0 + 86_400 - 601), margin));
+        assert!(!day.is_fresh(at(T0 + 86_400 - 600), margin));
+    }
+
+    #[test]
+    fn dates_parse_to_epoch_seconds() {
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.000Z"), Some(at(T0)));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
+        assert_eq!(parse_asn1_time("231114221320Z", true), Some(at(T0)));
+        assert_eq!(parse_asn1_time("20231114221320Z", false), Some(at(T0)));
+        assert_eq!(parse_rfc3339("2023-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn certificate_not_after_matches_openssl() {
+        // `openssl x509 -enddate -noout -in tests/fixtures/sample-cert.pem`
+        // prints notAfter=Nov 29 21:55:47 2027 GMT.
+        let pem = include_str!("../tests/fixtures/sample-cert.pem");
+        let expected = parse_rfc3339("2027-11-29T21:55:47Z");
+        assert_eq!(certificate_not_after(pem), expected);
+        assert_eq!(certificate_not_after(&pem.replace("MII", "AAA")), None);
+        assert_eq!(certificate_not_after("not a certificate"), None);
+    }
+
+    #[test]
+    fn der_reader_refuses_truncated_input() {
+        assert_eq!(der_item(&[0x30]), None);
+        assert_eq!(der_item(&[0x30, 0x05, 0x01]), None);
+        assert_eq!(der_item(&[0x30, 0x85, 1, 1, 1, 1, 1]), None);
+        assert_eq!(
+            der_item(&[0x30, 0x01, 0xAA, 0xBB]),
+            Some((&[0xAA][..], &[0xBB][..]))
+        );
+    }
+
+    #[test]
+    fn lists_are_split_trimmed_and_emptied() {
+        let items: Vec<String> = split_list(" a, ,b,, https://x/s/c ").collect();
+        assert_eq!(items, ["a", "b", "https://x/s/c"]);
+    }
+
+    #[test]
+    fn retry_waits_grow_and_are_capped() {
+        let client = Client::builder()
+            .proxy(None)
+            .max_retry_wait(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let transport = parse_reply(&reply(500, ""), ExpiresIn::Seconds, at(T0), &[]).unwrap_err();
+        assert_eq!(
+            client.wait_before_retry(0, &transport),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            client.wait_before_retry(1, &transport),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            client.wait_before_retry(5, &transport),
+            Duration::from_secs(1)
+        );
+        let mut asked = reply(429, "");
+        asked.retry_after = Some(Duration::from_secs(30));
+        let throttled = parse_reply(&asked, ExpiresIn::Seconds, at(T0), &[]).unwrap_err();
+        assert_eq!(
+            client.wait_before_retry(0, &throttled),
+            Duration::from_secs(1)
+        );
     }
 }

@@ -125,7 +125,10 @@ fn ims_exit_code(e: &Error) -> u8 {
     match e {
         _ if e.is_config() => 3,
         Error::Rejected(_) => 4,
-        Error::Unavailable(_) | Error::Transport { .. } | Error::Timeout { .. } => 5,
+        Error::Unavailable(_)
+        | Error::Transport { .. }
+        | Error::Tls { .. }
+        | Error::Timeout { .. } => 5,
         _ => 1,
     }
 }
