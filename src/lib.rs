@@ -672,9 +672,11 @@ impl Credentials {
     /// [`Error::Config`] naming the missing or mistyped field by its JSON
     /// path; [`Error::Key`] for a private key that cannot be used.
     pub fn from_json(text: &str) -> Result<Self, Error> {
-        let root: Value = serde_json::from_str(text)
+        let mut root: Value = serde_json::from_str(text)
             .map_err(|e| Error::config_from("the credentials are not valid JSON", e))?;
-        Self::from_value(&root)
+        let credentials = Self::from_value(&root);
+        wipe_json(&mut root);
+        credentials
     }
 
     /// Reads credentials JSON from a reader (e.g. stdin).
@@ -777,6 +779,19 @@ impl Credentials {
             Credentials::ServiceAccount(a) => &a.client_id,
             Credentials::OAuth(o) => &o.client_id,
         }
+    }
+}
+
+/// Overwrites every string in parsed JSON with zeros before it is dropped.
+/// Call it on credentials JSON you parsed yourself for
+/// [`Credentials::from_value`]: the parsed tree holds copies of the secret
+/// and the key.
+pub fn wipe_json(value: &mut Value) {
+    match value {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(wipe_json),
+        Value::Object(map) => map.values_mut().for_each(wipe_json),
+        _ => {}
     }
 }
 

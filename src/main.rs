@@ -13,6 +13,7 @@ use base64::Engine as _;
 use ims_token::{AccessToken, Client, Credentials, Endpoint, Error, ServiceAccount};
 use serde_json::Value;
 use sha2::Digest as _;
+use zeroize::Zeroize as _;
 
 const HELP: &str = "\
 ims-token: print an Adobe IMS access token
@@ -418,15 +419,22 @@ enum Loaded {
 }
 
 fn load(options: &Options) -> Result<Loaded, Failure> {
-    let (name, text) = read_input(options)?;
-    let root: Value = serde_json::from_str(&text)
+    let (name, mut text) = read_input(options)?;
+    let parsed = serde_json::from_str::<Value>(&text);
+    text.zeroize();
+    let mut root = parsed
         .map_err(|e| Failure::Config(format!("{name}: the credentials are not valid JSON: {e}")))?;
-    drop(text);
-    if let Some(token) = local_token(&root) {
-        return check_local_token(token, SystemTime::now()).map(Loaded::LocalToken);
-    }
-    let mut credentials = Credentials::from_value(&root)
-        .map_err(|e| Failure::Config(format!("{name}: {}", chain(&e))))?;
+    let loaded = match local_token(&root) {
+        Some(token) => check_local_token(token, SystemTime::now()).map(Loaded::LocalToken),
+        None => Credentials::from_value(&root)
+            .map(Loaded::Credentials)
+            .map_err(|e| Failure::Config(format!("{name}: {}", chain(&e)))),
+    };
+    ims_token::wipe_json(&mut root);
+    let mut credentials = match loaded? {
+        Loaded::Credentials(c) => c,
+        local => return Ok(local),
+    };
     if let Some(ims) = &options.ims {
         credentials = credentials.with_ims(Endpoint::parse(ims)?);
     }
