@@ -1101,6 +1101,40 @@ fn oauth_form<'a>(oauth: &'a OAuthCredentials, scope: &'a str) -> [(&'a str, &'a
     ]
 }
 
+/// `application/x-www-form-urlencoded` body of the fields, in order.
+fn form_body(fields: &[(&str, &str)]) -> String {
+    let pairs: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", form_urlencode(k), form_urlencode(v)))
+        .collect();
+    pairs.join("&")
+}
+
+/// Form encoding: unreserved bytes as they are, space as `+`, the rest `%XX`.
+fn form_urlencode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(char::from(byte))
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// The secrets to scrub from anything quoted back: as given and as they
+/// were encoded in the form (a server may echo the request body).
+fn scrub_list(secrets: &[&str]) -> Vec<String> {
+    secrets
+        .iter()
+        .flat_map(|s| [s.to_string(), form_urlencode(s)])
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// What unit IMS gives `expires_in` in: it differs between the two flows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ExpiresIn {
@@ -1143,6 +1177,11 @@ fn parse_reply(
                     .map(|l| excerpt(l.as_bytes(), secrets))
                     .unwrap_or_else(|| "nowhere".into())
             ),
+        )),
+        // Another 2xx may carry a token: its body is never quoted.
+        201..=299 => Err(Error::unexpected(
+            reply.status,
+            "IMS answered with an unexpected success status",
         )),
         _ => Err(Error::unexpected_with_excerpt(
             reply.status,
@@ -1493,11 +1532,14 @@ impl Client {
         unit: ExpiresIn,
         secrets: &[&str],
     ) -> Result<AccessToken, Error> {
+        let body = Secret(form_body(form));
+        let scrub = scrub_list(secrets);
+        let scrub: Vec<&str> = scrub.iter().map(String::as_str).collect();
         let mut attempt = 0;
         loop {
             let result = self
-                .post_once(url, form)
-                .and_then(|reply| parse_reply(&reply, unit, SystemTime::now(), secrets));
+                .post_once(url, &body)
+                .and_then(|reply| parse_reply(&reply, unit, SystemTime::now(), &scrub));
             match result {
                 Err(e) if attempt < self.retries && e.is_retryable() => {
                     std::thread::sleep(self.wait_before_retry(attempt, &e));
@@ -1517,12 +1559,13 @@ impl Client {
             .min(self.max_retry_wait)
     }
 
-    fn post_once(&self, url: &str, form: &[(&str, &str)]) -> Result<RawReply, Error> {
+    fn post_once(&self, url: &str, form_body: &Secret) -> Result<RawReply, Error> {
         let mut response = self
             .agent
             .post(url)
             .header("Accept", "application/json")
-            .send_form(form.iter().copied())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(form_body.0.as_bytes())
             .map_err(|e| Error::from_transport(url, e))?;
         let header = |name: &str| {
             response
@@ -1904,10 +1947,7 @@ fn is_timeout(e: &ureq::Error) -> bool {
 /// A plain-words name for a certificate problem, which retrying will not fix.
 fn tls_problem(e: &ureq::Error) -> Option<String> {
     use rustls::CertificateError as C;
-    let ureq::Error::Rustls(rustls::Error::InvalidCertificate(cert)) = e else {
-        return None;
-    };
-    let what = match cert {
+    let what = match certificate_error(e)? {
         C::UnknownIssuer => "is not trusted (unknown issuer; add the CA with a CA file)",
         C::Expired | C::ExpiredContext { .. } => "has expired",
         C::NotValidForName | C::NotValidForNameContext { .. } => "is not valid for this host name",
@@ -1917,6 +1957,20 @@ fn tls_problem(e: &ureq::Error) -> Option<String> {
         _ => "was refused",
     };
     Some(format!("the server's TLS certificate {what}"))
+}
+
+/// The certificate error inside a ureq error. ureq hands rustls errors over
+/// either directly or wrapped in an `io::Error` from the TLS stream.
+fn certificate_error(e: &ureq::Error) -> Option<&rustls::CertificateError> {
+    let tls = match e {
+        ureq::Error::Rustls(tls) => tls,
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>()?,
+        _ => return None,
+    };
+    match tls {
+        rustls::Error::InvalidCertificate(cert) => Some(cert),
+        _ => None,
+    }
 }
 
 impl fmt::Display for Error {

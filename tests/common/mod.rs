@@ -153,6 +153,9 @@ pub enum Reply {
     Raw(Vec<u8>),
     /// Read the request, send nothing, keep the socket open this long, close.
     Silent { for_ms: u64 },
+    /// The request body sent back as the response body, with this status
+    /// and content type (a server that echoes what it was sent).
+    Echo { status: u16, content_type: String },
     /// Judge the request with [`check_jwt_exchange`]: 200 with `token`
     /// (`expires_in` 86399999, milliseconds) or the IMS error JSON.
     CheckJwt { expect: JwtExpect, token: String },
@@ -274,12 +277,26 @@ impl FakeIms {
         FakeIms::spawn(script, Some(config))
     }
 
+    /// Starts a plain-HTTP fake whose script is made from its own
+    /// `127.0.0.1:PORT` (for [`JwtExpect::sample`], whose claims name the port).
+    pub fn start_with(make_script: impl FnOnce(&str) -> Vec<Reply>) -> FakeIms {
+        FakeIms::spawn_with(make_script, None)
+    }
+
     fn spawn(script: Vec<Reply>, tls: Option<Arc<rustls::ServerConfig>>) -> FakeIms {
+        FakeIms::spawn_with(|_| script, tls)
+    }
+
+    fn spawn_with(
+        make_script: impl FnOnce(&str) -> Vec<Reply>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> FakeIms {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
         let addr = listener.local_addr().expect("local_addr");
+        let script = make_script(&addr.to_string());
         let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -615,6 +632,26 @@ pub fn json_response(status: u16, body: &str, headers: &[(String, String)]) -> V
     out.into_bytes()
 }
 
+/// The whole HTTP response for any body.
+pub fn raw_response(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    headers: &[(String, String)],
+) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    out += &format!("Content-Type: {content_type}\r\n");
+    out += &format!("Content-Length: {}\r\n", body.len());
+    out += "Connection: close\r\n";
+    for (name, value) in headers {
+        out += &format!("{name}: {value}\r\n");
+    }
+    out += "\r\n";
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
 fn response_bytes(reply: &Reply, request: &Recorded) -> Vec<u8> {
     match reply {
         Reply::Json {
@@ -624,6 +661,10 @@ fn response_bytes(reply: &Reply, request: &Recorded) -> Vec<u8> {
         } => json_response(*status, body, headers),
         Reply::Raw(bytes) => bytes.clone(),
         Reply::Silent { .. } => Vec::new(),
+        Reply::Echo {
+            status,
+            content_type,
+        } => raw_response(*status, content_type, &request.body, &[]),
         Reply::CheckJwt { expect, token } => {
             let verdict = check_jwt_exchange(request, expect);
             verdict_response(verdict, || jwt_success_body(token))
