@@ -1135,13 +1135,38 @@ fn scrub_list(secrets: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// What unit IMS gives `expires_in` in: it differs between the two flows.
+/// Which IMS flow a reply comes from. They give `expires_in` in different
+/// units: milliseconds for the JWT exchange, seconds for OAuth.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ExpiresIn {
-    /// `/ims/exchange/jwt`.
-    Milliseconds,
-    /// `/ims/token/v3`.
-    Seconds,
+#[non_exhaustive]
+pub enum Flow {
+    /// `/ims/exchange/jwt`: `expires_in` in milliseconds.
+    JwtExchange,
+    /// `/ims/token/v3`: `expires_in` in seconds.
+    ClientCredentials,
+}
+
+/// Judges an IMS reply without any I/O: a token (with its expiry counted
+/// from `now`) or the error it stands for. For callers with their own HTTP
+/// stack; [`Client`] uses the same logic.
+///
+/// # Errors
+/// [`Error::Rejected`] for 4xx, [`Error::Unavailable`] for 5xx and 429,
+/// [`Error::UnexpectedReply`] for anything else that is not a token.
+pub fn parse_token_reply(
+    flow: Flow,
+    status: u16,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<AccessToken, Error> {
+    let reply = RawReply {
+        status,
+        debug_id: None,
+        retry_after: None,
+        location: None,
+        body: body.to_vec(),
+    };
+    parse_reply(&reply, flow, now, &[])
 }
 
 /// An HTTP reply as read off the wire, before it is judged.
@@ -1158,7 +1183,7 @@ struct RawReply {
 /// are scrubbed from any excerpt that goes into an error.
 fn parse_reply(
     reply: &RawReply,
-    unit: ExpiresIn,
+    unit: Flow,
     now: SystemTime,
     secrets: &[&str],
 ) -> Result<AccessToken, Error> {
@@ -1193,7 +1218,7 @@ fn parse_reply(
 
 /// Reads a 200 reply. Nothing of its body goes into an error: it may hold
 /// a token.
-fn parse_success(reply: &RawReply, unit: ExpiresIn, now: SystemTime) -> Result<AccessToken, Error> {
+fn parse_success(reply: &RawReply, unit: Flow, now: SystemTime) -> Result<AccessToken, Error> {
     let bad = |what: &str| Error::unexpected(200, format!("the IMS reply {what}"));
     let json: Value = serde_json::from_slice(&reply.body).map_err(|_| bad("is not JSON"))?;
     let token = json
@@ -1206,8 +1231,8 @@ fn parse_success(reply: &RawReply, unit: ExpiresIn, now: SystemTime) -> Result<A
         .and_then(expires_in_number)
         .ok_or_else(|| bad("has no valid `expires_in`"))?;
     let lifetime = match unit {
-        ExpiresIn::Milliseconds => Duration::from_millis(amount),
-        ExpiresIn::Seconds => Duration::from_secs(amount),
+        Flow::JwtExchange => Duration::from_millis(amount),
+        Flow::ClientCredentials => Duration::from_secs(amount),
     };
     let token_type = json
         .get("token_type")
@@ -1510,7 +1535,7 @@ impl Client {
         let form = jwt_exchange_form(account, &jwt);
         let secrets = [account.client_secret.secret(), jwt.secret()];
         let url = account.ims.join("/ims/exchange/jwt");
-        self.post_with_retries(&url, &form, ExpiresIn::Milliseconds, &secrets)
+        self.post_with_retries(&url, &form, Flow::JwtExchange, &secrets)
     }
 
     /// Asks `/ims/token/v3` for a token with the client-credentials grant.
@@ -1522,14 +1547,14 @@ impl Client {
         let form = oauth_form(oauth, &scope);
         let secrets = [oauth.client_secret.secret()];
         let url = oauth.ims.join("/ims/token/v3");
-        self.post_with_retries(&url, &form, ExpiresIn::Seconds, &secrets)
+        self.post_with_retries(&url, &form, Flow::ClientCredentials, &secrets)
     }
 
     fn post_with_retries(
         &self,
         url: &str,
         form: &[(&str, &str)],
-        unit: ExpiresIn,
+        unit: Flow,
         secrets: &[&str],
     ) -> Result<AccessToken, Error> {
         let body = Secret(form_body(form));
@@ -2036,7 +2061,7 @@ mod tests {
     #[test]
     fn jwt_reply_expires_in_is_milliseconds() {
         let body = r#"{"token_type":"bearer","access_token":"tok","expires_in":86399999}"#;
-        let token = parse_reply(&reply(200, body), ExpiresIn::Milliseconds, at(T0), &[]).unwrap();
+        let token = parse_reply(&reply(200, body), Flow::JwtExchange, at(T0), &[]).unwrap();
         assert_eq!(
             token.expires_at(),
             at(T0) + Duration::from_millis(86_399_999)
@@ -2047,7 +2072,7 @@ mod tests {
     #[test]
     fn oauth_reply_expires_in_is_seconds() {
         let body = r#"{"access_token":"tok","token_type":"bearer","expires_in":86399}"#;
-        let token = parse_reply(&reply(200, body), ExpiresIn::Seconds, at(T0), &[]).unwrap();
+        let token = parse_reply(&reply(200, body), Flow::ClientCredentials, at(T0), &[]).unwrap();
         assert_eq!(token.expires_at(), at(T0 + 86_399));
     }
 
@@ -2060,7 +2085,8 @@ mod tests {
             r#"{"access_token":"tok","expires_in":-1}"#,
             "<html>",
         ] {
-            let err = parse_reply(&reply(200, body), ExpiresIn::Seconds, at(T0), &[]).unwrap_err();
+            let err =
+                parse_reply(&reply(200, body), Flow::ClientCredentials, at(T0), &[]).unwrap_err();
             assert!(
                 matches!(err, Error::UnexpectedReply { status: 200, .. }),
                 "{body}"
@@ -2072,7 +2098,8 @@ mod tests {
     #[test]
     fn statuses_map_to_error_kinds() {
         let ims = r#"{"error":"invalid_client","error_description":"bad"}"#;
-        let rejected = parse_reply(&reply(401, ims), ExpiresIn::Seconds, at(T0), &[]).unwrap_err();
+        let rejected =
+            parse_reply(&reply(401, ims), Flow::ClientCredentials, at(T0), &[]).unwrap_err();
         let Error::Rejected(e) = &rejected else {
             panic!("{rejected:?}")
         };
@@ -2081,13 +2108,14 @@ mod tests {
         assert!(!rejected.is_retryable() && !rejected.is_config());
         for status in [429, 500, 503] {
             let err =
-                parse_reply(&reply(status, ims), ExpiresIn::Seconds, at(T0), &[]).unwrap_err();
+                parse_reply(&reply(status, ims), Flow::ClientCredentials, at(T0), &[]).unwrap_err();
             assert!(
                 matches!(err, Error::Unavailable(_)) && err.is_retryable(),
                 "{status}"
             );
         }
-        let redirect = parse_reply(&reply(302, ""), ExpiresIn::Seconds, at(T0), &[]).unwrap_err();
+        let redirect =
+            parse_reply(&reply(302, ""), Flow::ClientCredentials, at(T0), &[]).unwrap_err();
         assert!(matches!(
             redirect,
             Error::UnexpectedReply { status: 302, .. }
@@ -2159,7 +2187,8 @@ mod tests {
             .max_retry_wait(Duration::from_secs(1))
             .build()
             .unwrap();
-        let transport = parse_reply(&reply(500, ""), ExpiresIn::Seconds, at(T0), &[]).unwrap_err();
+        let transport =
+            parse_reply(&reply(500, ""), Flow::ClientCredentials, at(T0), &[]).unwrap_err();
         assert_eq!(
             client.wait_before_retry(0, &transport),
             Duration::from_millis(250)
@@ -2174,7 +2203,7 @@ mod tests {
         );
         let mut asked = reply(429, "");
         asked.retry_after = Some(Duration::from_secs(30));
-        let throttled = parse_reply(&asked, ExpiresIn::Seconds, at(T0), &[]).unwrap_err();
+        let throttled = parse_reply(&asked, Flow::ClientCredentials, at(T0), &[]).unwrap_err();
         assert_eq!(
             client.wait_before_retry(0, &throttled),
             Duration::from_secs(1)
