@@ -113,7 +113,7 @@ impl Failure {
     /// The message with its cause chain on one line.
     fn describe(&self) -> String {
         match self {
-            Failure::Usage(m) => format!("{m}\nTry 'ims-token --help' for more information."),
+            Failure::Usage(m) => format!("{m} (see 'ims-token --help')"),
             Failure::Config(m) => m.clone(),
             Failure::Ims(e) => chain(e),
             Failure::ClosedOutput => String::new(),
@@ -233,8 +233,8 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> 
             "--format" => options.format = parse_format(&value(&flag)?)?,
             "--lifetime" => options.lifetime = Some(number(&flag, &value(&flag)?)?),
             "--scope" => options.scope = Some(value(&flag)?),
-            "--timeout" => options.timeout = Some(number(&flag, &value(&flag)?)?),
-            "--connect-timeout" => options.connect_timeout = Some(number(&flag, &value(&flag)?)?),
+            "--timeout" => options.timeout = Some(seconds(&flag, &value(&flag)?)?),
+            "--connect-timeout" => options.connect_timeout = Some(seconds(&flag, &value(&flag)?)?),
             "--retries" => options.retries = Some(number(&flag, &value(&flag)?)?),
             "--ca-file" => options.ca_file = Some(value(&flag)?.into()),
             "--cache" => options.cache = Some(value(&flag)?.into()),
@@ -267,6 +267,14 @@ fn parse_format(text: &str) -> Result<Format, Failure> {
         _ => Err(usage(format!(
             "--format must be token, header or json, not '{text}'"
         ))),
+    }
+}
+
+/// A timeout in whole seconds; zero would fail every call at once.
+fn seconds(flag: &str, text: &str) -> Result<u64, Failure> {
+    match number(flag, text)? {
+        0 => Err(usage(format!("{flag} must be at least 1 second"))),
+        secs => Ok(secs),
     }
 }
 
@@ -307,7 +315,9 @@ fn jwt_command(options: &Options) -> Result<(), Failure> {
             ))
         }
     };
-    let lifetime = Duration::from_secs(options.lifetime.unwrap_or(300));
+    let lifetime = options
+        .lifetime
+        .map_or(ims_token::DEFAULT_JWT_LIFETIME, Duration::from_secs);
     let jwt = ims_token::sign_jwt(&account, SystemTime::now(), lifetime)?;
     print_line(jwt.secret())
 }

@@ -1,0 +1,1710 @@
+//! The `ims-token` command end to end, as a shell script sees it: exit codes,
+//! stdout, stderr, the credentials sources, the local development token,
+//! certificate warnings, the `--cache` file (permissions, symlinks,
+//! corruption, concurrency), HTTPS with `--ca-file`, and that no secret ever
+//! reaches the terminal on failure.
+//!
+//! Every run talks only to 127.0.0.1 (the fake IMS in tests/common, or a tiny
+//! echoing server below) and is bounded: a run that takes longer than
+//! [`RUN_LIMIT`] is killed and fails its test.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use common::{
+    closed_port, fixture_path, now_secs, read_fixture, FakeIms, JwtExpect, OAuthExpect, Reply,
+};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ims-token");
+
+/// Environment variables the command reads; removed unless a test sets them.
+const ENV_VARS: [&str; 9] = [
+    "IMS_CREDENTIALS",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// Longest any single run may take before it is killed.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Every access token a fake issues contains this, so a failing run can be
+/// checked for any of them.
+const TOKEN_MARK: &str = "tok-SECRET";
+
+/// The usage hint the command prints after a usage error (exit 2).
+const USAGE_HINT: &str = "(see 'ims-token --help')";
+
+// ---------------------------------------------------------------------------
+// Running the command
+
+/// One finished run of the command.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+/// A started run whose output is being collected.
+struct Pending {
+    child: Child,
+    out: Option<JoinHandle<Vec<u8>>>,
+    err: Option<JoinHandle<Vec<u8>>>,
+    started: Instant,
+    what: String,
+}
+
+/// `ims-token ARGS` with a clean environment, stdin null, stdout and stderr piped.
+fn cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in ENV_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn collect(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
+    pipe.map(|mut p| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = p.read_to_end(&mut buf);
+            buf
+        })
+    })
+}
+
+fn start(mut command: Command, stdin: Option<&[u8]>) -> Pending {
+    if stdin.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let what = format!("{command:?}");
+    let started = Instant::now();
+    let mut child = command.spawn().expect("spawn ims-token");
+    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let bytes = bytes.to_vec();
+        thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    let out = collect(child.stdout.take());
+    let err = collect(child.stderr.take());
+    Pending {
+        child,
+        out,
+        err,
+        started,
+        what,
+    }
+}
+
+/// Waits for the child, killing it after [`RUN_LIMIT`].
+fn wait_bounded(child: &mut Child, started: Instant, what: &str) -> ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {RUN_LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+impl Pending {
+    fn wait(mut self) -> Run {
+        let status = wait_bounded(&mut self.child, self.started, &self.what);
+        let elapsed = self.started.elapsed();
+        let text = |h: Option<JoinHandle<Vec<u8>>>| {
+            h.map(|h| String::from_utf8_lossy(&h.join().unwrap()).into_owned())
+                .unwrap_or_default()
+        };
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: text(self.out.take()),
+            stderr: text(self.err.take()),
+            elapsed,
+        };
+        run.assert_no_panic();
+        run
+    }
+}
+
+fn run(args: &[&str]) -> Run {
+    start(cmd(args), None).wait()
+}
+
+fn run_cmd(command: Command) -> Run {
+    start(command, None).wait()
+}
+
+fn run_stdin(args: &[&str], stdin: &str) -> Run {
+    start(cmd(args), Some(stdin.as_bytes())).wait()
+}
+
+impl Run {
+    /// No path of the command may panic (exit 101) or print a panic message.
+    fn assert_no_panic(&self) {
+        assert_ne!(self.code, 101, "the command panicked: {self:#?}");
+        assert_ne!(self.code, -1, "the command died from a signal: {self:#?}");
+        for marker in ["panicked", "RUST_BACKTRACE", "stack backtrace"] {
+            assert!(
+                !self.stderr.contains(marker),
+                "panic message on stderr: {self:#?}"
+            );
+        }
+    }
+
+    /// Exit 0; returns stdout.
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        self.assert_stderr_prefixed();
+        &self.stdout
+    }
+
+    /// Exit 0, stdout exactly `line` and a newline, stderr empty.
+    fn prints(&self, line: &str) {
+        assert_eq!(self.ok(), format!("{line}\n"), "{self:#?}");
+        assert_eq!(self.stderr, "", "stderr should be empty: {self:#?}");
+    }
+
+    /// Every stderr line starts with `ims-token:`.
+    fn assert_stderr_prefixed(&self) {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            assert!(
+                line.starts_with("ims-token: "),
+                "stderr line {i} is not prefixed 'ims-token: ': {self:#?}"
+            );
+        }
+    }
+
+    /// Exit `code`, empty stdout, one prefixed error line on stderr (plus
+    /// warnings), no secret anywhere.
+    /// Returns the error line.
+    fn fails(&self, code: i32) -> String {
+        assert_eq!(self.code, code, "wrong exit code: {self:#?}");
+        assert_eq!(
+            self.stdout, "",
+            "stdout must be empty on failure: {self:#?}"
+        );
+        self.assert_stderr_prefixed();
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("ims-token: warning:"))
+            .collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "expected exactly one error line: {self:#?}"
+        );
+        self.assert_no_secrets(&[]);
+        errors[0].to_owned()
+    }
+
+    /// Neither stream holds a fixture secret, a key line, a fake's token
+    /// or any of `extra`.
+    fn assert_no_secrets(&self, extra: &[String]) {
+        let both = format!("{}\n{}", self.stdout, self.stderr);
+        for secret in static_secrets().iter().chain(extra) {
+            assert!(
+                !both.contains(secret.as_str()),
+                "output leaks secret {secret:?}: {self:#?}"
+            );
+        }
+        assert!(
+            !both.contains(TOKEN_MARK),
+            "output leaks a token: {self:#?}"
+        );
+    }
+}
+
+/// The fixtures' client secrets and every base64 line of the sample key.
+fn static_secrets() -> &'static [String] {
+    static SECRETS: OnceLock<Vec<String>> = OnceLock::new();
+    SECRETS.get_or_init(|| {
+        let mut all = vec![
+            JwtExpect::sample("x").client_secret,
+            OAuthExpect::sample().client_secret,
+        ];
+        let creds = service_json();
+        let pem = creds["integration"]["privateKey"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let pkcs8 = read_fixture("sample-key.pkcs8.pem");
+        for line in pem.lines().chain(pkcs8.lines()) {
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with("-----") {
+                all.push(line.to_owned());
+            }
+        }
+        assert!(all.len() > 20, "the key lines were found");
+        all
+    })
+}
+
+/// The client secrets and JWTs the fake was sent.
+fn sent_secrets(server: &FakeIms) -> Vec<String> {
+    let mut out = Vec::new();
+    for request in server.requests() {
+        for field in ["client_secret", "jwt_token"] {
+            if let Some(v) = request.form_value(field).filter(|v| !v.is_empty()) {
+                out.push(v.to_owned());
+            }
+        }
+        if let Some(jwt) = request.form_value("jwt_token") {
+            // The signature alone is secret enough to matter.
+            if let Some((_, sig)) = jwt.rsplit_once('.') {
+                out.push(sig.to_owned());
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures, temp dirs, fakes
+
+fn service_path() -> String {
+    path_str(&fixture_path("service-credentials.sample.json"))
+}
+
+fn oauth_path() -> String {
+    path_str(&fixture_path("oauth-credentials.sample.json"))
+}
+
+fn path_str(path: &Path) -> String {
+    path.to_str().expect("UTF-8 path").to_owned()
+}
+
+fn service_json() -> Value {
+    serde_json::from_str(&read_fixture("service-credentials.sample.json")).unwrap()
+}
+
+fn token_for(name: &str) -> String {
+    format!("{TOKEN_MARK}-{name}-0123456789abcdef")
+}
+
+/// A unique temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("ims-token-cli-{}-{name}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.join(name);
+        fs::write(&path, text).expect("write temp file");
+        path_str(&path)
+    }
+
+    fn json(&self, name: &str, value: &Value) -> String {
+        self.file(name, &serde_json::to_string_pretty(value).unwrap())
+    }
+
+    /// Names in the dir that look like leftover temp files.
+    fn assert_no_temp_files(&self) {
+        for entry in fs::read_dir(&self.0).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.contains(".tmp"), "temp file left behind: {name}");
+        }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fake that accepts one JWT exchange per token, in order.
+fn jwt_fake(tokens: &[&str]) -> FakeIms {
+    let tokens: Vec<String> = tokens.iter().map(|t| t.to_string()).collect();
+    FakeIms::start_with(move |host| {
+        tokens
+            .iter()
+            .map(|t| Reply::check_jwt(JwtExpect::sample(host), t))
+            .collect()
+    })
+}
+
+/// `--ims URL --timeout 3 --retries 0`.
+fn net(url: &str) -> Vec<String> {
+    ["--ims", url, "--timeout", "3", "--retries", "0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// `args` then `net(url)`, as `&str`s for [`run`].
+fn with_net<'a>(args: &[&'a str], net: &'a [String]) -> Vec<&'a str> {
+    args.iter()
+        .copied()
+        .chain(net.iter().map(String::as_str))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Time and JWT helpers (independent of the crate)
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Seconds since the epoch of exactly `YYYY-MM-DDTHH:MM:SSZ`.
+fn parse_utc(text: &str) -> i64 {
+    let b = text.as_bytes();
+    assert!(
+        b.len() == 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[19] == b'Z',
+        "not YYYY-MM-DDTHH:MM:SSZ: {text:?}"
+    );
+    assert!(b[13] == b':' && b[16] == b':', "not RFC 3339: {text:?}");
+    let n = |r: std::ops::Range<usize>| -> i64 { text[r].parse().expect("digits") };
+    days_from_civil(n(0..4), n(5..7), n(8..10)) * 86_400
+        + n(11..13) * 3600
+        + n(14..16) * 60
+        + n(17..19)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.000Z` for `secs` (the `certificateExpirationDate` shape).
+fn format_utc_millis(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn assert_near(what: &str, got: i64, want: i64, slack: i64) {
+    assert!(
+        (got - want).abs() <= slack,
+        "{what}: got {got}, want {want} ± {slack}"
+    );
+}
+
+fn jwt_claims(jwt: &str) -> Value {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3, "three segments: {jwt}");
+    let payload = URL_SAFE_NO_PAD.decode(parts[1]).expect("base64url payload");
+    serde_json::from_slice(&payload).expect("JSON payload")
+}
+
+/// RS256 check with `openssl dgst`, an independent verifier.
+fn openssl_verifies(jwt: &str, dir: &TempDir) -> bool {
+    let (input, sig) = jwt.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).expect("base64url signature");
+    fs::write(dir.join("input"), input).unwrap();
+    fs::write(dir.join("sig"), sig).unwrap();
+    let out = Command::new("openssl")
+        .arg("dgst")
+        .arg("-sha256")
+        .arg("-verify")
+        .arg(fixture_path("sample-key.pub.pem"))
+        .arg("-signature")
+        .arg(dir.join("sig"))
+        .arg(dir.join("input"))
+        .output()
+        .expect("run openssl");
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK")
+}
+
+#[test]
+fn test_helpers_compute_dates_right() {
+    assert_eq!(parse_utc("1970-01-01T00:00:00Z"), 0);
+    assert_eq!(parse_utc("2000-03-01T00:00:00Z"), 951_868_800);
+    assert_eq!(parse_utc("2023-11-14T22:13:20Z"), 1_700_000_000);
+    assert_eq!(format_utc_millis(951_782_400), "2000-02-29T00:00:00.000Z");
+    let now = now_secs();
+    let text = format_utc_millis(now);
+    assert_eq!(parse_utc(&format!("{}Z", &text[..19])), now);
+}
+
+// ---------------------------------------------------------------------------
+// 1. token
+
+#[test]
+fn token_default_command_prints_the_exchanged_jwt_token() {
+    let token = token_for("default");
+    let server = jwt_fake(&[&token, &token, &token]);
+    let net = net(&server.url());
+    let creds = service_path();
+    run(&with_net(&["-c", &creds], &net)).prints(&token);
+    run(&with_net(&["token", "-c", &creds], &net)).prints(&token);
+    run(&with_net(&["-c", &creds, "--lifetime", "120"], &net)).prints(&token);
+    assert_eq!(server.hits(), 3);
+    let requests = server.requests();
+    assert_eq!(requests[0].path, "/ims/exchange/jwt");
+    let exp = |i: usize| {
+        let jwt = requests[i].form_value("jwt_token").expect("jwt_token sent");
+        jwt_claims(jwt)["exp"].as_i64().expect("integer exp")
+    };
+    assert_near("default JWT lifetime", exp(0), now_secs() + 300, 5);
+    assert_near("--lifetime 120", exp(2), now_secs() + 120, 5);
+}
+
+#[test]
+fn token_with_oauth_credentials_prints_the_token() {
+    let token = token_for("oauth");
+    let server = FakeIms::start(vec![
+        Reply::check_oauth(OAuthExpect::sample(), &token),
+        Reply::check_oauth(OAuthExpect::sample(), &token),
+    ]);
+    let net = net(&server.url());
+    let creds = oauth_path();
+    run(&with_net(&["-c", &creds], &net)).prints(&token);
+    // The command word may come after the options too.
+    run(&with_net(&["-c", &creds, "token"], &net)).prints(&token);
+    assert_eq!(server.hits(), 2);
+    assert_eq!(server.requests()[0].path, "/ims/token/v3");
+}
+
+// ---------------------------------------------------------------------------
+// 2. formats
+
+#[test]
+fn format_header_prints_an_authorization_header() {
+    let token = token_for("header");
+    let server = jwt_fake(&[&token]);
+    let net = net(&server.url());
+    let r = run(&with_net(
+        &["-c", &service_path(), "--format", "header"],
+        &net,
+    ));
+    r.prints(&format!("Authorization: Bearer {token}"));
+    let oauth = FakeIms::start(vec![Reply::check_oauth(OAuthExpect::sample(), &token)]);
+    let net = self::net(&oauth.url());
+    let r = run(&with_net(&["-c", &oauth_path(), "--format=header"], &net));
+    r.prints(&format!("Authorization: Bearer {token}"));
+}
+
+/// Checks `--format json` output; returns expires_in.
+fn check_json_output(r: &Run, token: &str) -> i64 {
+    let stdout = r.ok();
+    assert_eq!(r.stderr, "");
+    assert!(
+        stdout.ends_with('\n') && stdout.lines().count() == 1,
+        "{r:#?}"
+    );
+    let json: Value = serde_json::from_str(stdout).expect("stdout is JSON");
+    assert_eq!(json["access_token"], token);
+    assert_eq!(json["token_type"], "bearer");
+    let expires_in = json["expires_in"].as_i64().expect("expires_in integer");
+    let expires_at = parse_utc(json["expires_at"].as_str().expect("expires_at string"));
+    assert_near("expires_at", expires_at, now_secs() + expires_in, 5);
+    expires_in
+}
+
+#[test]
+fn format_json_reports_seconds_for_both_flows() {
+    let token = token_for("json");
+    let server = jwt_fake(&[&token]);
+    let net = net(&server.url());
+    let r = run(&with_net(
+        &["-c", &service_path(), "--format", "json"],
+        &net,
+    ));
+    // IMS's JWT reply says 86399999 milliseconds.
+    let expires_in = check_json_output(&r, &token);
+    assert!((86_390..=86_400).contains(&expires_in), "{expires_in}");
+
+    let oauth = FakeIms::start(vec![Reply::check_oauth(OAuthExpect::sample(), &token)]);
+    let net = self::net(&oauth.url());
+    let r = run(&with_net(&["-c", &oauth_path(), "--format", "json"], &net));
+    // The OAuth reply says 86399 seconds.
+    let expires_in = check_json_output(&r, &token);
+    assert!((86_390..=86_400).contains(&expires_in), "{expires_in}");
+}
+
+// ---------------------------------------------------------------------------
+// 3. jwt
+
+#[test]
+fn jwt_prints_a_signed_jwt_with_the_claims_and_uses_no_network() {
+    let dir = TempDir::new("jwt");
+    let port = closed_port();
+    let ims = format!("http://127.0.0.1:{port}");
+    let r = run(&["jwt", "-c", &service_path(), "--ims", &ims]);
+    let stdout = r.ok();
+    assert_eq!(r.stderr, "");
+    assert!(
+        stdout.ends_with('\n') && stdout.lines().count() == 1,
+        "{r:#?}"
+    );
+    let jwt = stdout.trim_end();
+    let segments: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(segments.len(), 3);
+    for s in &segments {
+        assert!(!s.is_empty());
+        assert!(s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+    assert!(openssl_verifies(jwt, &dir), "openssl rejects the signature");
+    // The verifier is not a rubber stamp.
+    let forged = format!("{}.{}x.{}", segments[0], segments[1], segments[2]);
+    assert!(!openssl_verifies(&forged, &dir));
+
+    let expect = JwtExpect::sample(&format!("127.0.0.1:{port}"));
+    let claims = jwt_claims(jwt);
+    assert_eq!(claims["iss"], expect.org.as_str());
+    assert_eq!(claims["sub"], expect.sub.as_str());
+    let aud = format!("https://127.0.0.1:{port}/c/{}", expect.client_id);
+    assert_eq!(claims["aud"], aud.as_str());
+    let scope = format!("https://127.0.0.1:{port}/s/ent_aem_cloud_api");
+    assert_eq!(claims[scope.as_str()], true);
+    assert_near("exp", claims["exp"].as_i64().unwrap(), now_secs() + 300, 5);
+
+    // Without --ims: the credentials' endpoint.
+    let r = run(&["jwt", "-c", &service_path(), "--lifetime", "60"]);
+    let claims = jwt_claims(r.ok().trim_end());
+    let aud = format!("https://ims-na1.adobelogin.com/c/{}", expect.client_id);
+    assert_eq!(claims["aud"], aud.as_str());
+    assert_near(
+        "exp with --lifetime 60",
+        claims["exp"].as_i64().unwrap(),
+        now_secs() + 60,
+        5,
+    );
+}
+
+#[test]
+fn jwt_with_oauth_credentials_is_a_config_error() {
+    let message = run(&["jwt", "-c", &oauth_path()]).fails(3);
+    assert!(message.contains("JWT"), "{message}");
+}
+
+#[test]
+fn jwt_lifetime_over_a_day_or_zero_is_refused() {
+    let port = closed_port().to_string();
+    let ims = format!("http://127.0.0.1:{port}");
+    for lifetime in ["90000", "86401", "0"] {
+        let m = run(&["jwt", "-c", &service_path(), "--lifetime", lifetime]).fails(3);
+        assert!(m.contains("lifetime") && m.contains("86400"), "{m}");
+        // Also for token, before any network use (the port is closed: a
+        // network attempt would be exit 5).
+        let m = run(&["-c", &service_path(), "--lifetime", lifetime, "--ims", &ims]).fails(3);
+        assert!(m.contains("lifetime"), "{m}");
+    }
+    let r = run(&["jwt", "-c", &service_path(), "--lifetime", "86400"]);
+    let claims = jwt_claims(r.ok().trim_end());
+    assert_near(
+        "exp",
+        claims["exp"].as_i64().unwrap(),
+        now_secs() + 86_400,
+        5,
+    );
+    let m = run(&["jwt", "-c", &service_path(), "--lifetime", "soon"]).fails(2);
+    assert!(m.contains("--lifetime"), "{m}");
+}
+
+// ---------------------------------------------------------------------------
+// 4. inspect
+
+#[test]
+fn inspect_shows_the_service_account_without_secrets() {
+    let r = run(&["inspect", "-c", &service_path()]);
+    let out = r.ok().to_owned();
+    assert_eq!(r.stderr, "");
+    let e = JwtExpect::sample("x");
+    for want in [
+        e.org.as_str(),
+        e.sub.as_str(),
+        e.client_id.as_str(),
+        "ent_aem_cloud_api",
+        "RSA 2048 bits",
+        "ims-na1.adobelogin.com",
+    ] {
+        assert!(out.contains(want), "inspect lacks {want:?}:\n{out}");
+    }
+    let cert = out
+        .lines()
+        .find(|l| l.starts_with("certificate expires: "))
+        .unwrap_or_else(|| panic!("no certificate line:\n{out}"));
+    // The fixture certificate's notAfter, with the days left.
+    assert!(cert.contains("days left)"), "{cert}");
+    let date = &cert["certificate expires: ".len()..][..20];
+    let days = (parse_utc(date) - now_secs()) / 86_400;
+    // (days + 1 if a day boundary passed between the run and now)
+    let shown = [days, days + 1].map(|d| format!("({d} days left)"));
+    assert!(shown.iter().any(|s| cert.contains(s.as_str())), "{cert}");
+    r.assert_no_secrets(&[]);
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
+}
+
+#[test]
+fn inspect_lists_the_oauth_scopes() {
+    let r = run(&["inspect", "-c", &oauth_path()]);
+    let out = r.ok();
+    let e = OAuthExpect::sample();
+    assert!(out.contains(&e.client_id), "{out}");
+    for scope in &e.scopes {
+        assert!(out.contains(scope.as_str()), "lacks scope {scope}: {out}");
+    }
+    r.assert_no_secrets(&[]);
+}
+
+// ---------------------------------------------------------------------------
+// 5. credentials sources
+
+#[test]
+fn credentials_from_stdin_and_from_ims_credentials() {
+    let token = token_for("sources");
+    let server = jwt_fake(&[&token, &token]);
+    let net = net(&server.url());
+    let text = read_fixture("service-credentials.sample.json");
+    run_stdin(&with_net(&["-c", "-"], &net), &text).prints(&token);
+
+    let mut c = cmd(&with_net(&[], &net));
+    c.env("IMS_CREDENTIALS", service_path());
+    run_cmd(c).prints(&token);
+    assert_eq!(server.hits(), 2);
+
+    let r = run_stdin(
+        &["inspect", "-c", "-"],
+        &read_fixture("oauth-credentials.sample.json"),
+    );
+    assert!(r.ok().contains("scopes: "), "{r:#?}");
+}
+
+#[test]
+fn no_credentials_is_a_usage_error_naming_both_sources() {
+    for empty_env in [false, true] {
+        let mut c = cmd(&[]);
+        if empty_env {
+            c.env("IMS_CREDENTIALS", "");
+        }
+        let m = run_cmd(c).fails(2);
+        assert!(m.contains("-c") && m.contains("IMS_CREDENTIALS"), "{m}");
+    }
+}
+
+#[test]
+fn unreadable_or_invalid_credentials_are_config_errors() {
+    let dir = TempDir::new("badcreds");
+    let missing = path_str(&dir.join("no-such-file.json"));
+    let m = run(&["-c", &missing]).fails(3);
+    assert!(m.contains(&missing), "{m}");
+    let mut c = cmd(&[]);
+    c.env("IMS_CREDENTIALS", &missing);
+    let m = run_cmd(c).fails(3);
+    assert!(m.contains(&missing), "{m}");
+
+    let invalid = dir.file("invalid.json", "{\"ok\": true, ");
+    let m = run(&["-c", &invalid]).fails(3);
+    assert!(m.contains("JSON"), "{m}");
+    let m = run_stdin(&["-c", "-"], "not json").fails(3);
+    assert!(m.contains("stdin") && m.contains("JSON"), "{m}");
+
+    let mut creds = service_json();
+    creds["integration"].as_object_mut().unwrap().remove("org");
+    let no_org = dir.json("no-org.json", &creds);
+    for command in ["token", "jwt", "inspect"] {
+        let m = run(&[command, "-c", &no_org]).fails(3);
+        assert!(m.contains("integration.org"), "{m}");
+    }
+    // A directory is not a credentials file.
+    let m = run(&["-c", &path_str(&dir.0)]).fails(3);
+    assert!(m.contains("credentials"), "{m}");
+}
+
+// ---------------------------------------------------------------------------
+// 6. exit codes
+
+#[test]
+fn ims_rejections_exit_4() {
+    for status in [400, 401, 403] {
+        let server = FakeIms::start(vec![Reply::ims_error(
+            status,
+            "invalid_client",
+            "invalid client_id or client_secret",
+        )]);
+        let net = net(&server.url());
+        let r = run(&with_net(&["-c", &service_path(), "--retries", "2"], &net));
+        let m = r.fails(4);
+        assert!(
+            m.contains(&status.to_string()) && m.contains("invalid_client"),
+            "{m}"
+        );
+        assert!(m.contains("fake-ims-debug-id"), "x-debug-id kept: {m}");
+        assert_eq!(server.hits(), 1, "a rejection is not retried");
+        r.assert_no_secrets(&sent_secrets(&server));
+    }
+    // A real judgement: the fake expects another secret.
+    let server = FakeIms::start_with(|host| {
+        let mut expect = JwtExpect::sample(host);
+        expect.client_secret = "another-secret".into();
+        vec![Reply::check_jwt(expect, &token_for("never"))]
+    });
+    let net = net(&server.url());
+    let r = run(&with_net(&["-c", &service_path(), "--retries", "2"], &net));
+    let m = r.fails(4);
+    assert!(m.contains("401") && m.contains("invalid_client"), "{m}");
+    assert_eq!(server.hits(), 1);
+    r.assert_no_secrets(&sent_secrets(&server));
+}
+
+#[test]
+fn ims_unavailable_exits_5() {
+    for (status, code) in [
+        (500, "server_error"),
+        (503, "unavailable"),
+        (429, "too_many"),
+    ] {
+        let server = FakeIms::start(vec![Reply::ims_error(status, code, "try later")]);
+        let net = net(&server.url());
+        let r = run(&with_net(&["-c", &service_path()], &net));
+        let m = r.fails(5);
+        assert!(m.contains(&status.to_string()), "{m}");
+        assert_eq!(server.hits(), 1, "--retries 0 is one attempt");
+        r.assert_no_secrets(&sent_secrets(&server));
+    }
+}
+
+#[test]
+fn retries_recover_from_a_500() {
+    let token = token_for("retry");
+    let server = FakeIms::start_with(|host| {
+        vec![
+            Reply::ims_error(500, "server_error", "hiccup"),
+            Reply::check_jwt(JwtExpect::sample(host), &token),
+        ]
+    });
+    let r = run(&[
+        "-c",
+        &service_path(),
+        "--ims",
+        &server.url(),
+        "--timeout",
+        "3",
+        "--retries",
+        "1",
+    ]);
+    r.prints(&token);
+    assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn a_silent_server_times_out_with_exit_5() {
+    let server = FakeIms::start(vec![Reply::Silent { for_ms: 10_000 }]);
+    let r = run(&[
+        "-c",
+        &service_path(),
+        "--ims",
+        &server.url(),
+        "--timeout",
+        "1",
+        "--retries",
+        "0",
+    ]);
+    let m = r.fails(5);
+    assert!(r.elapsed < Duration::from_secs(5), "took {:?}", r.elapsed);
+    assert!(
+        m.contains("in time") || m.contains("timed out") || m.contains("timeout"),
+        "{m}"
+    );
+    r.assert_no_secrets(&sent_secrets(&server));
+}
+
+#[test]
+fn connection_refused_exits_5_with_a_one_line_cause_chain() {
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let r = run(&with_net(&["-c", &service_path()], &net(&url)));
+    let m = r.fails(5);
+    assert!(m.starts_with("ims-token: cannot reach IMS at "), "{m}");
+    assert!(m.contains(&url), "{m}");
+    // The cause chain is joined on the same line.
+    assert!(m.matches(": ").count() >= 2, "no cause chain: {m}");
+    assert!(
+        m.to_lowercase().contains("refused"),
+        "the OS reason is kept: {m}"
+    );
+    assert!(r.elapsed < Duration::from_secs(5));
+}
+
+#[test]
+fn a_200_that_is_not_json_exits_1() {
+    let body = "<html>tok-SECRET-in-html</html>";
+    let raw = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let server = FakeIms::start(vec![Reply::Raw(raw.into_bytes())]);
+    let net = net(&server.url());
+    let r = run(&with_net(&["-c", &service_path()], &net));
+    let m = r.fails(1);
+    assert!(m.contains("not JSON"), "{m}");
+    r.assert_no_secrets(&sent_secrets(&server));
+
+    // A 200 JSON without a token.
+    let server = FakeIms::start(vec![Reply::json(200, r#"{"token_type":"bearer"}"#)]);
+    let net = self::net(&server.url());
+    let m = run(&with_net(&["-c", &service_path()], &net)).fails(1);
+    assert!(m.contains("access_token"), "{m}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let creds = service_path();
+    for args in [
+        vec!["--bogus"],
+        vec!["-c", &creds, "--format", "xml"],
+        vec!["-c", &creds, "--format"],
+        vec!["-c", &creds, "--timeout", "-1"],
+        vec!["-c", &creds, "--timeout", "0"],
+        vec!["-c", &creds, "--connect-timeout", "0"],
+        vec!["-c", &creds, "--retries", "many"],
+        vec!["-c", &creds, "extra"],
+        vec!["jwt", "inspect", "-c", &creds],
+        vec!["-x"],
+    ] {
+        let r = run(&args);
+        let m = r.fails(2);
+        assert!(m.starts_with("ims-token: "), "{m}");
+        assert!(m.ends_with(USAGE_HINT), "{r:#?}");
+    }
+    let m = run(&["-c", &creds, "--format", "xml"]).fails(2);
+    assert!(m.contains("--format") && m.contains("xml"), "{m}");
+    let m = run(&["--bogus"]).fails(2);
+    assert!(m.contains("--bogus"), "{m}");
+}
+
+#[test]
+fn usage_error_is_a_single_prefixed_line() {
+    let r = run(&["--bogus"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stderr.lines().count(), 1, "{r:#?}");
+}
+
+#[test]
+fn plain_http_to_a_non_loopback_host_is_a_config_error() {
+    for ims in [
+        "http://example.com",
+        "http://10.0.0.1:8080",
+        "ftp://127.0.0.1",
+    ] {
+        let m = run(&["-c", &service_path(), "--ims", ims, "--retries", "0"]).fails(3);
+        assert!(m.contains("https"), "{m}");
+    }
+    let m = run(&["-c", &service_path(), "--ims", "https://h/path"]).fails(3);
+    assert!(m.contains("IMS endpoint"), "{m}");
+}
+
+// ---------------------------------------------------------------------------
+// 7. diagnostics, help, version, output errors
+
+#[test]
+fn help_lists_exit_codes_and_options_on_stdout() {
+    for flag in ["--help", "-h", "help"] {
+        let r = run(&[flag]);
+        let out = r.ok();
+        assert_eq!(r.stderr, "");
+        assert!(out.contains("EXIT CODES"), "{out}");
+        for code in 0..=5 {
+            assert!(
+                out.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+                "exit code {code} missing:\n{out}"
+            );
+        }
+        for option in [
+            "--credentials",
+            "--ims",
+            "--format",
+            "--lifetime",
+            "--scope",
+            "--timeout",
+            "--connect-timeout",
+            "--retries",
+            "--ca-file",
+            "--cache",
+            "--refresh-margin",
+            "--version",
+        ] {
+            assert!(out.contains(option), "{option} missing:\n{out}");
+        }
+    }
+    // Help wins over a command and needs no credentials.
+    run(&["jwt", "--help"]).ok();
+}
+
+#[test]
+fn version_prints_name_and_version() {
+    for flag in ["-V", "--version"] {
+        run(&[flag]).prints(&format!("ims-token {}", env!("CARGO_PKG_VERSION")));
+    }
+}
+
+#[test]
+fn an_output_error_exits_1() {
+    let Ok(full) = fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return; // no /dev/full here
+    };
+    let mut c = cmd(&["jwt", "-c", &service_path()]);
+    c.stdout(full);
+    let r = run_cmd(c);
+    let m = r.fails(1);
+    assert!(m.contains("cannot write the output"), "{m}");
+}
+
+// ---------------------------------------------------------------------------
+// 8. secrets in replies that echo the request
+
+/// A one-shot HTTP server that answers with `respond(request body)`.
+struct EchoServer {
+    url: String,
+    body: Arc<Mutex<Vec<u8>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EchoServer {
+    fn start(respond: impl FnOnce(&[u8]) -> Vec<u8> + Send + 'static) -> EchoServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let body = Arc::new(Mutex::new(Vec::new()));
+        let seen = body.clone();
+        let thread = thread::spawn(move || {
+            let Ok((mut tcp, _)) = listener.accept() else {
+                return;
+            };
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                match tcp.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < head_end + len {
+                match tcp.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let request_body = buf[head_end..head_end + len].to_vec();
+            *seen.lock().unwrap() = request_body.clone();
+            let _ = tcp.write_all(&respond(&request_body));
+        });
+        EchoServer {
+            url,
+            body,
+            thread: Some(thread),
+        }
+    }
+
+    /// Joins the server and returns the request body it got.
+    fn finish(mut self) -> String {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let body = self.body.lock().unwrap().clone();
+        String::from_utf8(body).unwrap()
+    }
+}
+
+fn http_response(status: u16, content_type: &str, extra: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} Status\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The secrets in a form-urlencoded request body, raw and encoded.
+fn form_secrets(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for pair in body.split('&') {
+        if let Some((name, value)) = pair.split_once('=') {
+            if name == "client_secret" || name == "jwt_token" {
+                out.push(value.to_owned());
+                out.push(common::parse_form(pair.as_bytes())[0].1.clone());
+            }
+        }
+    }
+    assert!(!out.is_empty(), "no secret in the body {body:?}");
+    out
+}
+
+type Responder = fn(&[u8]) -> Vec<u8>;
+
+fn echo_responders() -> Vec<(&'static str, i32, Responder)> {
+    vec![
+        ("400 text body", 4, |b| {
+            http_response(400, "text/plain", "", b)
+        }),
+        ("500 text body", 5, |b| {
+            http_response(500, "text/plain", "", b)
+        }),
+        ("400 json description", 4, |b| {
+            let body = json!({"error": "invalid_request",
+                "error_description": String::from_utf8_lossy(b)});
+            http_response(400, "application/json", "", body.to_string().as_bytes())
+        }),
+        ("500 json description", 5, |b| {
+            let body = json!({"error": String::from_utf8_lossy(b)});
+            http_response(500, "application/json", "", body.to_string().as_bytes())
+        }),
+        ("400 debug id", 4, |b| {
+            let extra = format!("x-debug-id: {}\r\n", String::from_utf8_lossy(b));
+            http_response(400, "application/json", &extra, b"{}")
+        }),
+        ("302 location", 1, |b| {
+            let extra = format!(
+                "Location: https://elsewhere/?{}\r\n",
+                String::from_utf8_lossy(b)
+            );
+            http_response(302, "text/plain", &extra, b"")
+        }),
+        ("418 odd status", 4, |b| {
+            http_response(418, "text/plain", "", b)
+        }),
+        ("600 odd status", 1, |b| {
+            http_response(600, "text/plain", "", b)
+        }),
+    ]
+}
+
+fn echo_check(creds: &str, what: &str, code: i32, respond: Responder) {
+    let server = EchoServer::start(respond);
+    let net = net(&server.url);
+    let r = run(&with_net(&["-c", creds], &net));
+    let body = server.finish();
+    assert_eq!(r.code, code, "{what}: {r:#?}");
+    r.fails(code);
+    let secrets = form_secrets(&body);
+    r.assert_no_secrets(&secrets);
+}
+
+#[test]
+fn replies_echoing_the_request_never_show_secrets() {
+    for (what, code, respond) in echo_responders() {
+        echo_check(&service_path(), what, code, respond);
+        echo_check(&oauth_path(), what, code, respond);
+    }
+}
+
+#[test]
+fn an_echoed_percent_encoded_secret_is_scrubbed_too() {
+    let dir = TempDir::new("encsecret");
+    let mut creds = service_json();
+    creds["integration"]["technicalAccount"]["clientSecret"] = "p8e-a+b/c=d e&f-SECRET".into();
+    let path = dir.json("creds.json", &creds);
+    let mut oauth: Value =
+        serde_json::from_str(&read_fixture("oauth-credentials.sample.json")).unwrap();
+    oauth["integration"]["technicalAccount"]["clientSecret"] = "p8e-a+b/c=d e&f-SECRET".into();
+    let oauth_path = dir.json("oauth.json", &oauth);
+    for (what, code, respond) in echo_responders() {
+        for creds in [&path, &oauth_path] {
+            let server = EchoServer::start(respond);
+            let net = net(&server.url);
+            let r = run(&with_net(&["-c", creds], &net));
+            let body = server.finish();
+            assert_eq!(r.code, code, "{what}: {r:#?}");
+            let mut secrets = form_secrets(&body);
+            secrets.push("p8e-a+b/c=d e&f-SECRET".into());
+            // Also the distinctive part of the encoded secret.
+            secrets.push("c%3Dd".into());
+            r.assert_no_secrets(&secrets);
+        }
+    }
+}
+
+#[test]
+fn ims_error_text_quoting_the_secret_is_scrubbed() {
+    // IMS only ever sees the client secret and the JWT (never the key).
+    let secret = JwtExpect::sample("x").client_secret;
+    let description = format!("client_secret {secret} is wrong");
+    let server = FakeIms::start(vec![
+        Reply::ims_error(400, "invalid_client", &description),
+        Reply::ims_error(500, &secret, &description).with_header("x-debug-id", &secret),
+    ]);
+    let net = net(&server.url());
+    for code in [4, 5] {
+        let r = run(&with_net(&["-c", &service_path()], &net));
+        r.fails(code);
+        r.assert_no_secrets(&sent_secrets(&server));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 9. local development token
+
+fn local_token(created_ms: i64, expires_in_ms: i64) -> String {
+    let header = URL_SAFE_NO_PAD.encode(
+        r#"{"alg":"RS256","x5u":"ims_na1-key-at-1.cer","kid":"ims_na1-key-at-1","itt":"at"}"#,
+    );
+    let payload = json!({
+        "id": "1700000000000_local",
+        "type": "access_token",
+        "client_id": "dev-console-prod",
+        "user_id": "ABCDEF@AdobeID",
+        "as": "ims-na1",
+        "expires_in": expires_in_ms.to_string(),
+        "scope": "AdobeID,openid,read_organizations",
+        "created_at": created_ms.to_string(),
+    });
+    let payload = URL_SAFE_NO_PAD.encode(payload.to_string());
+    format!("{header}.{payload}.{TOKEN_MARK}-local-signature")
+}
+
+#[test]
+fn a_local_development_token_is_printed_as_it_is() {
+    let dir = TempDir::new("local");
+    let now_ms = now_secs() * 1000;
+    let token = local_token(now_ms - 3_600_000, 86_400_000);
+    let file = dir.json(
+        "local.json",
+        &json!({"ok": true, "statusCode": 200, "accessToken": token}),
+    );
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    let r = run(&with_net(&["-c", &file], &net(&closed)));
+    r.prints(&token);
+    let r = run(&["-c", &file, "--format", "json", "--ims", &closed]);
+    let expires_in = check_json_output(&r, &token);
+    assert_near("expires_in", expires_in, 23 * 3600, 5);
+    let r = run(&["inspect", "-c", &file]);
+    assert!(r.ok().contains("local development"), "{r:#?}");
+    r.assert_no_secrets(&[]);
+}
+
+#[test]
+fn an_expired_local_development_token_exits_3() {
+    let dir = TempDir::new("localexp");
+    let now_ms = now_secs() * 1000;
+    let token = local_token(now_ms - 2 * 86_400_000, 86_400_000);
+    let file = dir.json(
+        "local.json",
+        &json!({"ok": true, "statusCode": 200, "accessToken": token}),
+    );
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    let m = run(&with_net(&["-c", &file], &net(&closed))).fails(3);
+    assert!(
+        m.contains("expired") && m.contains("download a new one"),
+        "{m}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 10. certificate warnings
+
+fn creds_with_cert_expiry(dir: &TempDir, expiry_secs: i64) -> String {
+    let mut creds = service_json();
+    let integration = creds["integration"].as_object_mut().unwrap();
+    integration.remove("publicKey");
+    integration.insert(
+        "certificateExpirationDate".into(),
+        format_utc_millis(expiry_secs).into(),
+    );
+    dir.json(&format!("creds-{expiry_secs}.json"), &creds)
+}
+
+#[test]
+fn a_certificate_expiring_soon_is_warned_about() {
+    let dir = TempDir::new("certsoon");
+    let path = creds_with_cert_expiry(&dir, now_secs() + 10 * 86_400 + 3600);
+    let r = run(&["jwt", "-c", &path]);
+    let jwt = r.ok().trim_end().to_owned();
+    assert_eq!(jwt.split('.').count(), 3);
+    let warning = r.stderr.trim_end();
+    assert_eq!(r.stderr.lines().count(), 1, "{r:#?}");
+    assert!(warning.starts_with("ims-token: warning: "), "{warning}");
+    assert!(
+        warning.contains("expires") && warning.contains("10 days left"),
+        "{warning}"
+    );
+
+    // The token still comes, alone on stdout.
+    let token = token_for("certsoon");
+    let server = jwt_fake(&[&token]);
+    let r = run(&with_net(&["-c", &path], &net(&server.url())));
+    assert_eq!(r.ok(), format!("{token}\n"));
+    assert!(r.stderr.contains("days left"), "{r:#?}");
+    // inspect shows it too.
+    let r = run(&["inspect", "-c", &path]);
+    assert!(r.ok().contains("(10 days left)"), "{r:#?}");
+}
+
+#[test]
+fn an_expired_certificate_is_warned_about_but_jwt_still_works() {
+    let dir = TempDir::new("certpast");
+    let path = creds_with_cert_expiry(&dir, now_secs() - 3 * 86_400);
+    let r = run(&["jwt", "-c", &path]);
+    assert_eq!(r.ok().trim_end().split('.').count(), 3);
+    assert!(
+        r.stderr.starts_with("ims-token: warning: ") && r.stderr.contains("expired"),
+        "{r:#?}"
+    );
+    let r = run(&["inspect", "-c", &path]);
+    assert!(r.ok().contains("(expired)"), "{r:#?}");
+}
+
+#[test]
+fn a_far_certificate_expiry_gives_no_warning() {
+    let dir = TempDir::new("certfar");
+    let path = creds_with_cert_expiry(&dir, now_secs() + 200 * 86_400);
+    let r = run(&["jwt", "-c", &path]);
+    r.ok();
+    assert_eq!(r.stderr, "");
+}
+
+// ---------------------------------------------------------------------------
+// 11. the cache
+
+fn mode_of(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn read_cache(path: &Path) -> Value {
+    let text = fs::read_to_string(path).expect("cache file");
+    serde_json::from_str(&text).expect("cache is JSON")
+}
+
+/// Writes `text` at `path` with mode 0600.
+fn write_private(path: &Path, text: &str) {
+    let _ = fs::remove_file(path);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// A cache entry in the command's format.
+fn cache_entry(key: &str, token: &str, received_at: i64, expires_at: i64) -> String {
+    json!({
+        "version": 1,
+        "key": key,
+        "access_token": token,
+        "token_type": "bearer",
+        "received_at": received_at,
+        "expires_at": expires_at,
+    })
+    .to_string()
+}
+
+#[test]
+fn cache_first_run_writes_a_private_file_and_the_second_reuses_it() {
+    let dir = TempDir::new("cache1");
+    let token = token_for("cache1");
+    let server = jwt_fake(&[&token]);
+    let cache = dir.join("token.cache");
+    let cache_s = path_str(&cache);
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "-c".to_owned(),
+            service_path(),
+            "--cache".into(),
+            cache_s.clone(),
+        ];
+        a.extend(net(&server.url()));
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let first = args(&[]);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    run(&first).prints(&token);
+    assert_eq!(server.hits(), 1);
+    assert_eq!(mode_of(&cache), 0o600);
+    assert!(fs::read_to_string(&cache).unwrap().contains(&token));
+
+    run(&first).prints(&token);
+    let json_args = args(&["--format", "json"]);
+    let json_args: Vec<&str> = json_args.iter().map(String::as_str).collect();
+    let r = run(&json_args);
+    let expires_in = check_json_output(&r, &token);
+    assert!((86_380..=86_400).contains(&expires_in), "{expires_in}");
+    assert_eq!(server.hits(), 1, "the cached token was reused");
+    dir.assert_no_temp_files();
+}
+
+#[test]
+fn cache_entries_near_or_past_expiry_are_refreshed() {
+    let dir = TempDir::new("cachestale");
+    let tokens: Vec<String> = (0..4).map(|i| token_for(&format!("stale{i}"))).collect();
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let server = jwt_fake(&refs);
+    let cache = dir.join("token.cache");
+    let mut args = vec![
+        "-c".to_owned(),
+        service_path(),
+        "--cache".into(),
+        path_str(&cache),
+    ];
+    args.extend(net(&server.url()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args).prints(&tokens[0]);
+    let key = read_cache(&cache)["key"].as_str().unwrap().to_owned();
+    let now = now_secs();
+
+    // A hand-written fresh entry is used: the format below is right.
+    let hand = token_for("handwritten");
+    write_private(&cache, &cache_entry(&key, &hand, now - 80_000, now + 3600));
+    run(&args).prints(&hand);
+    assert_eq!(server.hits(), 1);
+
+    // The same entry with --refresh-margin 7200: refreshed.
+    let mut margin = args.clone();
+    margin.extend(["--refresh-margin", "7200"]);
+    run(&margin).prints(&tokens[1]);
+    assert_eq!(server.hits(), 2);
+    assert!(fs::read_to_string(&cache).unwrap().contains(&tokens[1]));
+
+    // Expired: refreshed.
+    write_private(&cache, &cache_entry(&key, &hand, now - 90_000, now - 10));
+    run(&args).prints(&tokens[2]);
+    assert_eq!(server.hits(), 3);
+
+    // Within the default 10-minute margin: refreshed.
+    write_private(&cache, &cache_entry(&key, &hand, now - 86_000, now + 300));
+    run(&args).prints(&tokens[3]);
+    assert_eq!(server.hits(), 4);
+    assert_eq!(mode_of(&cache), 0o600);
+    dir.assert_no_temp_files();
+}
+
+#[test]
+fn cache_is_not_shared_between_credentials() {
+    let dir = TempDir::new("cachekey");
+    let (a, b, c) = (token_for("keyA"), token_for("keyB"), token_for("keyC"));
+    let (a2, b2, c2) = (a.clone(), b.clone(), c.clone());
+    let server = FakeIms::start_with(move |host| {
+        let mut other = JwtExpect::sample(host);
+        other.metascopes = vec!["other_scope".into()];
+        vec![
+            Reply::check_jwt(JwtExpect::sample(host), &a2),
+            Reply::check_oauth(OAuthExpect::sample(), &b2),
+            Reply::check_jwt(other, &c2),
+        ]
+    });
+    let cache = path_str(&dir.join("shared.cache"));
+    let net = net(&server.url());
+    run(&with_net(&["-c", &service_path(), "--cache", &cache], &net)).prints(&a);
+    run(&with_net(&["-c", &oauth_path(), "--cache", &cache], &net)).prints(&b);
+    let scoped = [
+        "-c",
+        &service_path(),
+        "--cache",
+        &cache,
+        "--scope",
+        "other_scope",
+    ];
+    run(&with_net(&scoped, &net)).prints(&c);
+    assert_eq!(server.hits(), 3);
+    // The last one is cached for its own credentials.
+    run(&with_net(&scoped, &net)).prints(&c);
+    assert_eq!(server.hits(), 3);
+    dir.assert_no_temp_files();
+}
+
+#[test]
+fn corrupt_cache_files_are_ignored_and_replaced() {
+    let dir = TempDir::new("cachecorrupt");
+    let tokens: Vec<String> = (0..5).map(|i| token_for(&format!("corrupt{i}"))).collect();
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let server = jwt_fake(&refs);
+    let cache = dir.join("token.cache");
+    let mut args = vec![
+        "-c".to_owned(),
+        service_path(),
+        "--cache".into(),
+        path_str(&cache),
+    ];
+    args.extend(net(&server.url()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args).prints(&tokens[0]);
+    let key = read_cache(&cache)["key"].as_str().unwrap().to_owned();
+    let now = now_secs();
+    let valid = cache_entry(&key, &token_for("cut"), now, now + 86_000);
+    let corruptions = [
+        "\u{0}\u{1}garbage\u{ff}".to_owned(),
+        valid[..valid.len() / 2].to_owned(),
+        String::new(),
+        cache_entry(&key, "", now, now + 86_000),
+    ];
+    for (i, text) in corruptions.iter().enumerate() {
+        write_private(&cache, text);
+        let r = run(&args);
+        assert_eq!(
+            r.ok(),
+            format!("{}\n", tokens[i + 1]),
+            "corruption {i}: {r:#?}"
+        );
+        let now_cached = read_cache(&cache);
+        assert_eq!(now_cached["access_token"], tokens[i + 1].as_str());
+        assert_eq!(mode_of(&cache), 0o600);
+    }
+    assert_eq!(server.hits(), 5);
+    dir.assert_no_temp_files();
+}
+
+#[test]
+fn a_group_readable_cache_is_ignored_with_a_warning_and_replaced() {
+    let dir = TempDir::new("cachemode");
+    let (a, b) = (token_for("modeA"), token_for("modeB"));
+    let server = jwt_fake(&[&a, &b]);
+    let cache = dir.join("token.cache");
+    let cache_s = path_str(&cache);
+    let net = net(&server.url());
+    let creds = service_path();
+    let args = with_net(&["-c", &creds, "--cache", &cache_s], &net);
+    run(&args).prints(&a);
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o644)).unwrap();
+    let r = run(&args);
+    assert_eq!(r.ok(), format!("{b}\n"), "{r:#?}");
+    assert!(
+        r.stderr.contains("warning") && r.stderr.contains("cache"),
+        "{r:#?}"
+    );
+    assert_eq!(mode_of(&cache), 0o600);
+    assert!(fs::read_to_string(&cache).unwrap().contains(&b));
+    assert_eq!(server.hits(), 2);
+    dir.assert_no_temp_files();
+}
+
+#[test]
+fn cache_symlinks_are_never_followed() {
+    let dir = TempDir::new("cachelink");
+    let tokens: Vec<String> = (0..4).map(|i| token_for(&format!("link{i}"))).collect();
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let server = jwt_fake(&refs);
+    let net = net(&server.url());
+    let creds = service_path();
+
+    // Learn the key, then plant a fresh, valid entry as the bait.
+    let probe = path_str(&dir.join("probe.cache"));
+    run(&with_net(&["-c", &creds, "--cache", &probe], &net)).prints(&tokens[0]);
+    let key = read_cache(Path::new(&probe))["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let now = now_secs();
+    let victim = dir.join("victim");
+    let bait = cache_entry(&key, &token_for("victim"), now, now + 86_000);
+    write_private(&victim, &bait);
+
+    let cache = dir.join("token.cache");
+    std::os::unix::fs::symlink(&victim, &cache).unwrap();
+    let cache_s = path_str(&cache);
+    run(&with_net(&["-c", &creds, "--cache", &cache_s], &net)).prints(&tokens[1]);
+    assert_eq!(
+        fs::read_to_string(&victim).unwrap(),
+        bait,
+        "written through"
+    );
+    assert_eq!(mode_of(&victim), 0o600);
+
+    // A dangling symlink: its target is not created.
+    let dangling = dir.join("dangling.cache");
+    let target = dir.join("target-must-not-exist");
+    std::os::unix::fs::symlink(&target, &dangling).unwrap();
+    let dangling_s = path_str(&dangling);
+    run(&with_net(&["-c", &creds, "--cache", &dangling_s], &net)).prints(&tokens[2]);
+    assert!(!target.exists(), "wrote through a dangling symlink");
+
+    // A symlink at FILE.lock: the run still works, the target is untouched.
+    let locked = dir.join("locked.cache");
+    let lock_victim = dir.join("lock-victim");
+    fs::write(&lock_victim, "keep me\n").unwrap();
+    let mut lock_path = locked.clone().into_os_string();
+    lock_path.push(".lock");
+    std::os::unix::fs::symlink(&lock_victim, &lock_path).unwrap();
+    let locked_s = path_str(&locked);
+    let r = run(&with_net(&["-c", &creds, "--cache", &locked_s], &net));
+    assert_eq!(r.ok(), format!("{}\n", tokens[3]), "{r:#?}");
+    assert_eq!(fs::read_to_string(&lock_victim).unwrap(), "keep me\n");
+
+    assert_eq!(server.hits(), 4);
+    dir.assert_no_temp_files();
+}
+
+#[test]
+fn an_unwritable_cache_warns_but_prints_the_token() {
+    let dir = TempDir::new("cachenodir");
+    let token = token_for("nodir");
+    let server = jwt_fake(&[&token]);
+    let cache = path_str(&dir.join("no-such-dir").join("token.cache"));
+    let net = net(&server.url());
+    let r = run(&with_net(&["-c", &service_path(), "--cache", &cache], &net));
+    assert_eq!(r.ok(), format!("{token}\n"), "{r:#?}");
+    assert!(
+        r.stderr.contains("warning") && r.stderr.contains("cache"),
+        "{r:#?}"
+    );
+    assert!(!r.stderr.contains(TOKEN_MARK), "{r:#?}");
+}
+
+// ---------------------------------------------------------------------------
+// 12. concurrency
+
+#[test]
+fn twenty_concurrent_runs_share_one_exchange() {
+    let dir = TempDir::new("cacheconc");
+    let token = token_for("concurrent");
+    let server = jwt_fake(&[&token]);
+    let cache = path_str(&dir.join("token.cache"));
+    let net = net(&server.url());
+    let creds = service_path();
+    let args = with_net(&["-c", &creds, "--cache", &cache], &net);
+    let pending: Vec<Pending> = (0..20).map(|_| start(cmd(&args), None)).collect();
+    let runs: Vec<Run> = pending.into_iter().map(Pending::wait).collect();
+    for r in &runs {
+        r.prints(&token);
+    }
+    assert_eq!(server.hits(), 1, "one exchange for twenty runs");
+    dir.assert_no_temp_files();
+}
+
+// ---------------------------------------------------------------------------
+// 13. HTTPS
+
+fn tls_fake(token: &str) -> FakeIms {
+    FakeIms::start_tls(
+        vec![Reply::check_oauth(OAuthExpect::sample(), token)],
+        fixture_path("tls/server.pem"),
+        fixture_path("tls/server.key"),
+    )
+}
+
+#[test]
+fn https_with_a_ca_file_works() {
+    let token = token_for("tls");
+    let server = tls_fake(&token);
+    assert!(server.url().starts_with("https://127.0.0.1:"));
+    let ca = path_str(&fixture_path("tls/ca.pem"));
+    let net = net(&server.url());
+    run(&with_net(&["-c", &oauth_path(), "--ca-file", &ca], &net)).prints(&token);
+    assert_eq!(server.hits(), 1);
+}
+
+#[test]
+fn https_without_the_ca_is_not_trusted_exit_5() {
+    let server = tls_fake(&token_for("tls-untrusted"));
+    let net = net(&server.url());
+    let r = run(&with_net(&["-c", &oauth_path()], &net));
+    let m = r.fails(5);
+    assert!(m.contains("not trusted"), "{m}");
+    r.assert_no_secrets(&sent_secrets(&server));
+}
+
+#[test]
+fn a_missing_or_empty_ca_file_is_a_config_error() {
+    let dir = TempDir::new("cafile");
+    let server = tls_fake(&token_for("tls-noca"));
+    let net = net(&server.url());
+    let missing = path_str(&dir.join("missing-ca.pem"));
+    let m = run(&with_net(
+        &["-c", &oauth_path(), "--ca-file", &missing],
+        &net,
+    ))
+    .fails(3);
+    assert!(m.contains(&missing), "{m}");
+    let empty = dir.file("empty.pem", "");
+    let m = run(&with_net(&["-c", &oauth_path(), "--ca-file", &empty], &net)).fails(3);
+    assert!(m.contains("certificate"), "{m}");
+    assert_eq!(server.hits(), 0, "no network for a config error");
+}
+
+// ---------------------------------------------------------------------------
+// 14. closed stdout
+
+fn run_with_closed_stdout(mut command: Command) -> Run {
+    let started = Instant::now();
+    let what = format!("{command:?}");
+    let mut child = command.spawn().expect("spawn");
+    drop(child.stdout.take()); // the read end, closed before any write
+    let err = collect(child.stderr.take());
+    let status = wait_bounded(&mut child, started, &what);
+    let stderr = String::from_utf8_lossy(&err.unwrap().join().unwrap()).into_owned();
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr,
+        elapsed: started.elapsed(),
+    };
+    run.assert_no_panic();
+    run
+}
+
+#[test]
+fn a_closed_stdout_does_not_panic() {
+    let token = token_for("closed");
+    let server = jwt_fake(&[&token]);
+    let net = net(&server.url());
+    let r = run_with_closed_stdout(cmd(&with_net(&["-c", &service_path()], &net)));
+    assert_eq!(server.hits(), 1);
+    // The command treats a closed stdout as "the reader is gone": quiet exit 0.
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(r.stderr, "", "{r:#?}");
+    for args in [vec!["jwt", "-c", &service_path()], vec!["--help"]] {
+        let r = run_with_closed_stdout(cmd(&args));
+        assert_eq!(r.stderr, "", "{r:#?}");
+    }
+}
