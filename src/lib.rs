@@ -1591,7 +1591,13 @@ impl Client {
             .header("Accept", "application/json")
             .header("Content-Type", "application/x-www-form-urlencoded")
             .send(form_body.0.as_bytes())
-            .map_err(|e| Error::from_transport(url, e))?;
+            .map_err(|e| match e {
+                ureq::Error::LargeResponseHeader(_, max) => Error::unexpected(
+                    0,
+                    format!("the IMS reply's headers are larger than {} KiB", max / 1024),
+                ),
+                e => Error::from_transport(url, e, "cannot reach IMS at"),
+            })?;
         let header = |name: &str| {
             response
                 .headers()
@@ -1618,7 +1624,7 @@ impl Client {
                         MAX_REPLY_BYTES / 1024
                     ),
                 ),
-                e => Error::from_transport(url, e),
+                e => Error::from_transport(url, e, "the reply broke off from IMS at"),
             })?;
         Ok(RawReply {
             status,
@@ -1828,7 +1834,7 @@ pub enum Error {
     /// The reply is not what IMS sends (no token in a 200, not JSON, too
     /// large, a redirect, an odd status).
     UnexpectedReply {
-        /// HTTP status.
+        /// HTTP status (0 when the reply was cut before its status was read).
         status: u16,
         /// What is wrong.
         message: String,
@@ -1910,7 +1916,8 @@ impl Error {
         }
     }
 
-    fn from_transport(url: &str, e: ureq::Error) -> Self {
+    /// `what` says how far the call got, e.g. `cannot reach IMS at`.
+    fn from_transport(url: &str, e: ureq::Error, what: &str) -> Self {
         if is_timeout(&e) {
             return Error::Timeout {
                 message: format!("IMS at {url} did not answer in time"),
@@ -1923,7 +1930,7 @@ impl Error {
                 source: e.into(),
             },
             None => Error::Transport {
-                message: format!("cannot reach IMS at {url}"),
+                message: format!("{what} {url}"),
                 source: e.into(),
             },
         }
