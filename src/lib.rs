@@ -144,15 +144,19 @@ impl PrivateKey {
     /// [`Error::Key`] when the text is not PEM, holds a certificate, a public
     /// key, an encrypted or non-RSA key, or an RSA key under 2048 bits.
     pub fn from_pem(pem: &str) -> Result<Self, Error> {
-        let pem = normalize_pem(pem);
-        let key = match pem_label(&pem)? {
-            "RSA PRIVATE KEY" if pem.contains("Proc-Type:") => Err(Error::key(
+        let block = PemBlock::parse(pem, "the private key")?;
+        let key = match block.label.as_str() {
+            "RSA PRIVATE KEY" if block.has_headers => Err(Error::key(
                 "the private key is in the legacy encrypted PEM format; \
                  convert it with `openssl pkcs8 -topk8`",
             )),
-            "RSA PRIVATE KEY" => rsa::PrivateKey::from_pkcs1_pem(&pem)
-                .map_err(|e| Error::key_from("the PKCS#1 private key is malformed", e)),
-            "PRIVATE KEY" => rsa::PrivateKey::from_pkcs8_pem(&pem).map_err(pkcs8_error),
+            "RSA PRIVATE KEY" => block.der("PKCS#1").and_then(|der| {
+                rsa::PrivateKey::from_pkcs1_der(&der)
+                    .map_err(|e| Error::key_from("the PKCS#1 private key is malformed", e))
+            }),
+            "PRIVATE KEY" => block
+                .der("PKCS#8")
+                .and_then(|der| rsa::PrivateKey::from_pkcs8_der(&der).map_err(pkcs8_error)),
             "ENCRYPTED PRIVATE KEY" => Err(Error::key(
                 "the private key is encrypted; give its passphrase \
                  (PrivateKey::from_encrypted_pem, cargo feature `encrypted-key`)",
@@ -169,13 +173,14 @@ impl PrivateKey {
     /// 2048-bit or larger RSA key.
     #[cfg(feature = "encrypted-key")]
     pub fn from_encrypted_pem(pem: &str, passphrase: &ClientSecret) -> Result<Self, Error> {
-        let pem = normalize_pem(pem);
-        match pem_label(&pem)? {
+        let block = PemBlock::parse(pem, "the private key")?;
+        match block.label.as_str() {
             "ENCRYPTED PRIVATE KEY" => {}
-            "RSA PRIVATE KEY" | "PRIVATE KEY" => return Self::from_pem(&pem),
+            "RSA PRIVATE KEY" | "PRIVATE KEY" => return Self::from_pem(pem),
             other => return Err(wrong_pem_kind(other)),
         }
-        let key = rsa::PrivateKey::from_pkcs8_encrypted_pem(&pem, passphrase.secret().as_bytes())
+        let der = block.der("encrypted PKCS#8")?;
+        let key = rsa::PrivateKey::from_pkcs8_encrypted_der(&der, passphrase.secret().as_bytes())
             .map_err(|e| {
             Error::key_from("cannot decrypt the private key (wrong passphrase?)", e)
         })?;
@@ -208,22 +213,66 @@ impl PrivateKey {
     }
 }
 
-/// Trims lines, turns literal `\n` and `\r\n` into plain newlines.
-fn normalize_pem(text: &str) -> String {
-    let text = text.replace("\\r\\n", "\n").replace("\\n", "\n");
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
+/// The first block of a PEM text, read leniently: `\r\n`, indentation,
+/// literal `\n` sequences (from environment variables) and line breaks
+/// turned into spaces or lost are all fine.
+struct PemBlock {
+    label: String,
+    /// Base64 of the body, all whitespace removed; wiped on drop.
+    body: Secret,
+    /// RFC 1421 headers (`Proc-Type: ...`), as in legacy encrypted keys.
+    has_headers: bool,
 }
 
-/// The label of the first `-----BEGIN ...-----` line.
-fn pem_label(pem: &str) -> Result<&str, Error> {
-    pem.lines()
-        .find_map(|l| l.strip_prefix("-----BEGIN ")?.strip_suffix("-----"))
-        .ok_or_else(|| Error::key("the private key is not PEM: no `-----BEGIN` line"))
+impl PemBlock {
+    /// `what` names the text in errors, which never quote it.
+    fn parse(text: &str, what: &str) -> Result<Self, Error> {
+        let text = text.replace("\\r\\n", "\n").replace("\\n", "\n");
+        let malformed = |problem: &str| Error::key(format!("{what} is malformed PEM: {problem}"));
+        let after_begin = match text.split_once("-----BEGIN ") {
+            Some((_, rest)) => rest,
+            None => {
+                return Err(Error::key(format!(
+                    "{what} is not PEM: no `-----BEGIN` line"
+                )))
+            }
+        };
+        let (label, rest) = after_begin
+            .split_once("-----")
+            .filter(|(label, _)| is_pem_label(label))
+            .ok_or_else(|| malformed("the BEGIN line is broken (were its line breaks lost?)"))?;
+        let end = format!("-----END {label}-----");
+        let (body, _) = rest
+            .split_once(&end)
+            .ok_or_else(|| malformed("no matching END line"))?;
+        let has_headers = body.contains(':');
+        let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+        if body.is_empty() {
+            return Err(malformed("the block is empty"));
+        }
+        Ok(PemBlock {
+            label: label.to_owned(),
+            body: Secret(body),
+            has_headers,
+        })
+    }
+
+    /// The decoded body; `kind` names it in errors.
+    fn der(&self, kind: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.body.0)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| Error::key_from(format!("the {kind} private key is malformed"), e))
+    }
+}
+
+/// PEM labels are short upper-case words; anything else is not quoted.
+fn is_pem_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 40
+        && label
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ' ')
 }
 
 fn wrong_pem_kind(label: &str) -> Error {
@@ -385,17 +434,21 @@ fn check_authority(authority: &str) -> Result<&str, Error> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c);
     let (host, port) = match authority.strip_prefix('[') {
         Some(v6) => v6.split_once(']').unwrap_or((v6, "!")),
-        None => authority
-            .split_once(':')
-            .map_or((authority, ""), |(h, p)| (h, p)),
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, authority.get(host.len()..).unwrap_or(port)),
+            None => (authority, ""),
+        },
     };
-    let port = port.strip_prefix(':').unwrap_or(port);
     let host_ok = if authority.starts_with('[') {
-        host.chars().all(|c| c.is_ascii_hexdigit() || c == ':')
+        host.contains(':') && host.chars().all(|c| c.is_ascii_hexdigit() || c == ':')
     } else {
         host.chars().all(allowed)
     };
-    let port_ok = port.chars().all(|c| c.is_ascii_digit()) && port.len() <= 5;
+    // After the host: nothing, or `:` and a port number.
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()) && p.parse::<u16>().is_ok());
     if host.is_empty() || !host_ok || !port_ok {
         return Err(Error::config(
             "the IMS endpoint must be a host (ims-na1.adobelogin.com) or a URL \
@@ -920,15 +973,12 @@ fn oauth_from_json(f: &Fields<'_>) -> Result<OAuthCredentials, Error> {
 
 /// The notAfter of the first certificate in a PEM text.
 fn certificate_not_after(pem: &str) -> Option<SystemTime> {
-    let pem = normalize_pem(pem);
-    let body: String = pem
-        .lines()
-        .skip_while(|l| *l != "-----BEGIN CERTIFICATE-----")
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
+    let block = PemBlock::parse(pem, "the certificate").ok()?;
+    if block.label != "CERTIFICATE" {
+        return None;
+    }
     let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
+        .decode(&block.body.0)
         .ok()?;
     let (cert, _) = der_item(&der)?;
     let (mut tbs, _) = der_item(cert)?;
@@ -1234,11 +1284,14 @@ fn parse_success(reply: &RawReply, unit: Flow, now: SystemTime) -> Result<Access
         Flow::JwtExchange => Duration::from_millis(amount),
         Flow::ClientCredentials => Duration::from_secs(amount),
     };
+    let expires_at = now
+        .checked_add(lifetime)
+        .ok_or_else(|| bad("has an `expires_in` that is too large"))?;
     let token_type = json
         .get("token_type")
         .and_then(Value::as_str)
         .unwrap_or("bearer");
-    Ok(AccessToken::new(token, token_type, now, now + lifetime))
+    Ok(AccessToken::new(token, token_type, now, expires_at))
 }
 
 /// `expires_in` as a whole number; some servers send it as a string.

@@ -703,7 +703,7 @@ fn parse_cache(text: &str, key: &str) -> Option<AccessToken> {
     if json.get("version")?.as_u64()? != 1 || json.get("key")?.as_str()? != key {
         return None;
     }
-    let time = |name: &str| Some(UNIX_EPOCH + Duration::from_secs(json.get(name)?.as_u64()?));
+    let time = |name: &str| UNIX_EPOCH.checked_add(Duration::from_secs(json.get(name)?.as_u64()?));
     let token = json
         .get("access_token")?
         .as_str()
@@ -788,5 +788,298 @@ mod tests {
         assert!(matches!(bad, Err(Failure::Usage(_))));
         let missing = parse_args(["-c"].iter().map(OsString::from));
         assert!(matches!(missing, Err(Failure::Usage(_))));
+    }
+
+    /// Property tests: the command line, the cache file and the local
+    /// token's payload, on arbitrary and mutated input. No panic, and the
+    /// typed result each parser promises. `tests/properties.rs` does the
+    /// same for the library's parsers.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+        use std::os::unix::ffi::OsStringExt as _;
+
+        fn config(cases: u32) -> ProptestConfig {
+            ProptestConfig {
+                cases,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        const FLAGS: [&str; 16] = [
+            "-h",
+            "--help",
+            "-V",
+            "--version",
+            "-c",
+            "--credentials",
+            "--ims",
+            "--format",
+            "--lifetime",
+            "--scope",
+            "--timeout",
+            "--connect-timeout",
+            "--retries",
+            "--ca-file",
+            "--cache",
+            "--refresh-margin",
+        ];
+
+        const WORDS: [&str; 20] = [
+            "token",
+            "jwt",
+            "inspect",
+            "help",
+            "-",
+            "--",
+            "---",
+            "=",
+            "--=",
+            "json",
+            "header",
+            "60",
+            "0",
+            "-1",
+            " 5 ",
+            "18446744073709551616",
+            "4294967296",
+            "",
+            "--ims=",
+            "-c=x",
+        ];
+
+        fn arg() -> impl Strategy<Value = OsString> {
+            prop_oneof![
+                4 => prop::sample::select(&FLAGS[..]).prop_map(OsString::from),
+                3 => prop::sample::select(&WORDS[..]).prop_map(OsString::from),
+                2 => (prop::sample::select(&FLAGS[..]), any::<String>())
+                    .prop_map(|(f, v)| OsString::from(format!("{f}={v}"))),
+                1 => any::<String>().prop_map(OsString::from),
+                1 => prop::collection::vec(any::<u8>(), 0..12).prop_map(OsString::from_vec),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config(512))]
+
+            /// Any argument vector: options, or a usage error (exit 2).
+            #[test]
+            fn parse_args_never_panics(args in prop::collection::vec(arg(), 0..10)) {
+                let non_utf8 = args.iter().any(|a| a.to_str().is_none());
+                match parse_args(args.clone().into_iter()) {
+                    Ok(options) => {
+                        // Every argument was read, so all were UTF-8.
+                        prop_assert!(!non_utf8, "{args:?}");
+                        prop_assert!(options.timeout != Some(0) && options.connect_timeout != Some(0));
+                    }
+                    Err(failure) => {
+                        prop_assert!(matches!(failure, Failure::Usage(_)), "{failure:?}");
+                        prop_assert_eq!(failure.exit_code(), 2);
+                        prop_assert!(failure.describe().contains("ims-token --help"));
+                    }
+                }
+            }
+        }
+
+        /// Arbitrary JSON with every type; numbers no larger than `max`.
+        fn arb_json(max: u64) -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                (0..=max).prop_map(Value::from),
+                any::<i64>().prop_map(|n| Value::from(n.min(0))),
+                any::<f64>().prop_map(Value::from),
+                any::<String>().prop_map(Value::String),
+                Just(Value::String(String::new())),
+                Just(Value::from(1)),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec(("[a-z_]{1,12}", inner), 0..4)
+                        .prop_map(|f| Value::Object(f.into_iter().collect())),
+                ]
+            })
+        }
+
+        const CACHE_FIELDS: [&str; 7] = [
+            "version",
+            "key",
+            "access_token",
+            "token_type",
+            "received_at",
+            "expires_at",
+            "other",
+        ];
+
+        fn cache_token() -> impl Strategy<Value = AccessToken> {
+            (
+                any::<String>().prop_filter("not empty", |t| !t.is_empty()),
+                any::<String>(),
+                0u64..=1 << 40,
+                0u64..=1 << 40,
+            )
+                .prop_map(|(token, kind, received, lifetime)| {
+                    let received = UNIX_EPOCH + Duration::from_secs(received);
+                    AccessToken::new(
+                        token,
+                        kind,
+                        received,
+                        received + Duration::from_secs(lifetime),
+                    )
+                })
+        }
+
+        /// What `parse_cache` must give for `text`: a token only for version
+        /// 1 and this key.
+        fn check_cache(text: &str, key: &str) -> Result<(), TestCaseError> {
+            let parsed = parse_cache(text, key);
+            if let Some(token) = parsed {
+                let json: Value = serde_json::from_str(text).unwrap();
+                prop_assert_eq!(json["version"].as_u64(), Some(1));
+                prop_assert_eq!(json["key"].as_str(), Some(key));
+                prop_assert_eq!(json["access_token"].as_str(), Some(token.secret()));
+                prop_assert!(!token.secret().is_empty());
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            /// Arbitrary text: no panic, and nothing for a wrong key.
+            #[test]
+            fn parse_cache_from_arbitrary_text(text in any::<String>(), value in arb_json(u64::from(u32::MAX))) {
+                check_cache(&text, "k1")?;
+                check_cache(&value.to_string(), "k1")?;
+            }
+
+            /// A cache text round-trips for its key only.
+            #[test]
+            fn cache_text_round_trips(token in cache_token(), key in "[0-9a-f]{0,64}", other in "[0-9a-f]{0,64}") {
+                let text = cache_text(&token, &key);
+                prop_assert_eq!(parse_cache(&text, &key), Some(token.clone()));
+                if other != key {
+                    prop_assert_eq!(parse_cache(&text, &other), None);
+                }
+            }
+
+            /// A valid cache with fields replaced by any JSON type (times no
+            /// larger than 2^40 s), removed, or NUL/invalid bytes inserted.
+            #[test]
+            fn parse_cache_mutated(
+                token in cache_token(),
+                changes in prop::collection::vec(
+                    (prop::sample::select(&CACHE_FIELDS[..]), prop::option::of(arb_json(1 << 40))),
+                    1..4,
+                ),
+                damage in prop::option::of((any::<Index>(), prop::sample::select(&['\0', '\u{fffd}', '"', '}'][..]))),
+            ) {
+                let key = "0123abcd";
+                let mut json: Value = serde_json::from_str(&cache_text(&token, key)).unwrap();
+                for (field, value) in &changes {
+                    match value {
+                        Some(v) => json[*field] = v.clone(),
+                        None => {
+                            json.as_object_mut().unwrap().remove(*field);
+                        }
+                    }
+                }
+                let mut text = json.to_string();
+                if let Some((at, c)) = damage {
+                    let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+                    text.insert(bounds[at.index(bounds.len())], c);
+                }
+                check_cache(&text, key)?;
+                check_cache(&text, "another key")?;
+            }
+
+            /// Any text as a local development token: no panic, and an
+            /// expiry only when the payload holds both fields.
+            #[test]
+            fn local_token_expiry_never_panics(text in any::<String>(), ascii in "[ -~]{0,80}") {
+                for token in [&text, &ascii] {
+                    let _ = local_token_expiry(token);
+                    let _ = check_local_token(token, SystemTime::now());
+                }
+            }
+
+            /// Payloads with `created_at` and `expires_in` of any type and
+            /// size (milliseconds, as numbers or strings): the expiry is
+            /// their sum when it fits, else none.
+            #[test]
+            fn local_token_expiry_of_any_claims(
+                created in prop_oneof![any::<u64>().prop_map(Value::from), any::<u64>().prop_map(|n| Value::String(n.to_string())), arb_json(u64::MAX)],
+                expires in prop_oneof![any::<u64>().prop_map(Value::from), any::<u64>().prop_map(|n| Value::String(n.to_string())), arb_json(u64::MAX)],
+                padding in prop::sample::select(&["", "=", "=="][..]),
+                cut in prop::option::of(any::<Index>()),
+            ) {
+                let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                let claims = serde_json::json!({ "created_at": created, "expires_in": expires });
+                let mut payload = format!("{}{padding}", b64.encode(claims.to_string()));
+                if let Some(cut) = cut {
+                    payload.truncate(cut.index(payload.len() + 1));
+                }
+                let token = format!("h.{payload}.s");
+                let expiry = local_token_expiry(&token);
+                let _ = check_local_token(&token, SystemTime::now());
+                let millis = |v: &Value| match v {
+                    Value::Number(n) => n.as_u64(),
+                    Value::String(s) => s.parse::<u64>().ok(),
+                    _ => None,
+                };
+                if cut.is_none() {
+                    let expected = millis(&created)
+                        .zip(millis(&expires))
+                        .and_then(|(c, e)| c.checked_add(e))
+                        .and_then(|total| UNIX_EPOCH.checked_add(Duration::from_millis(total)));
+                    prop_assert_eq!(expiry, expected);
+                }
+            }
+        }
+
+        /// Every prefix of a valid cache text is a miss, never a panic.
+        #[test]
+        fn parse_cache_truncated_at_every_byte() {
+            let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            let token =
+                AccessToken::new("tok-é-\u{0}", "bearer", t0, t0 + Duration::from_secs(3600));
+            let text = cache_text(&token, "k1");
+            for cut in (0..text.len()).filter(|&i| text.is_char_boundary(i)) {
+                assert_eq!(parse_cache(&text[..cut], "k1"), None, "{cut}");
+            }
+            assert_eq!(parse_cache(&text, "k1"), Some(token));
+        }
+
+        /// 10 000 nested arrays as a cache file: a miss (serde_json's
+        /// recursion limit), not a stack overflow.
+        #[test]
+        fn deeply_nested_cache_is_a_miss() {
+            let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+            assert_eq!(parse_cache(&nested, "k1"), None);
+            let in_field = format!(r#"{{"version":1,"key":"k1","access_token":{nested}}}"#);
+            assert_eq!(parse_cache(&in_field, "k1"), None);
+        }
+
+        /// Regression: `received_at`/`expires_at` above i64::MAX seconds make
+        /// `UNIX_EPOCH + Duration::from_secs(..)` in `parse_cache` panic
+        /// ("overflow when adding duration to instant"); a corrupt or
+        /// hand-edited cache file should be a miss.
+        #[test]
+        fn cache_with_huge_times_is_a_miss() {
+            for field in ["received_at", "expires_at"] {
+                for secs in [u64::MAX, 1 << 63, (1 << 63) - 1] {
+                    let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+                    let token = AccessToken::new("tok", "bearer", t0, t0 + Duration::from_secs(60));
+                    let mut json: Value = serde_json::from_str(&cache_text(&token, "k1")).unwrap();
+                    json[field] = Value::from(secs);
+                    let text = json.to_string();
+                    let parsed = std::panic::catch_unwind(|| parse_cache(&text, "k1"));
+                    assert!(parsed.is_ok(), "parse_cache panicked on {text}");
+                }
+            }
+        }
     }
 }
