@@ -390,6 +390,13 @@ impl Endpoint {
         if authority.is_empty() {
             return Err(Error::config("the IMS endpoint is empty"));
         }
+        check_authority(&authority)?;
+        // `aud` and the metascope claims must name the host as IMS knows it.
+        let default_port = if scheme == "http" { ":80" } else { ":443" };
+        let authority = authority
+            .strip_suffix(default_port)
+            .unwrap_or(&authority)
+            .to_owned();
         let host = check_authority(&authority)?;
         match scheme.as_str() {
             "https" => {}
@@ -1151,38 +1158,73 @@ fn oauth_form<'a>(oauth: &'a OAuthCredentials, scope: &'a str) -> [(&'a str, &'a
     ]
 }
 
-/// `application/x-www-form-urlencoded` body of the fields, in order.
+/// One attempt's form body, and the secrets to scrub from anything quoted
+/// back: as given and as encoded in the form (a server may echo the body).
+/// Everything in it is wiped on drop.
+struct FormRequest {
+    body: Secret,
+    secrets: Vec<Secret>,
+}
+
+impl FormRequest {
+    fn new(fields: &[(&str, &str)], secrets: &[&str]) -> Self {
+        let secrets = secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .flat_map(|s| [Secret(s.to_string()), Secret(form_urlencode(s))])
+            .collect();
+        FormRequest {
+            body: Secret(form_body(fields)),
+            secrets,
+        }
+    }
+
+    fn scrub(&self) -> Vec<&str> {
+        self.secrets.iter().map(|s| s.0.as_str()).collect()
+    }
+}
+
+/// `application/x-www-form-urlencoded` body of the fields, in order,
+/// written into one buffer so no stray copies of the values are left.
 fn form_body(fields: &[(&str, &str)]) -> String {
-    let pairs: Vec<String> = fields
+    let capacity = fields
         .iter()
-        .map(|(k, v)| format!("{}={}", form_urlencode(k), form_urlencode(v)))
-        .collect();
-    pairs.join("&")
+        .map(|(k, v)| 3 * (k.len() + v.len()) + 2)
+        .sum();
+    let mut out = String::with_capacity(capacity);
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        push_form_encoded(&mut out, key);
+        out.push('=');
+        push_form_encoded(&mut out, value);
+    }
+    out
+}
+
+fn form_urlencode(value: &str) -> String {
+    let mut out = String::with_capacity(3 * value.len());
+    push_form_encoded(&mut out, value);
+    out
 }
 
 /// Form encoding: unreserved bytes as they are, space as `+`, the rest `%XX`.
-fn form_urlencode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+fn push_form_encoded(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for byte in value.bytes() {
         match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
                 out.push(char::from(byte))
             }
             b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{byte:02X}")),
+            _ => {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+            }
         }
     }
-    out
-}
-
-/// The secrets to scrub from anything quoted back: as given and as they
-/// were encoded in the form (a server may echo the request body).
-fn scrub_list(secrets: &[&str]) -> Vec<String> {
-    secrets
-        .iter()
-        .flat_map(|s| [s.to_string(), form_urlencode(s)])
-        .filter(|s| !s.is_empty())
-        .collect()
 }
 
 /// Which IMS flow a reply comes from. They give `expires_in` in different
@@ -1214,19 +1256,19 @@ pub fn parse_token_reply(
         debug_id: None,
         retry_after: None,
         location: None,
-        body: body.to_vec(),
+        body: zeroize::Zeroizing::new(body.to_vec()),
     };
     parse_reply(&reply, flow, now, &[])
 }
 
-/// An HTTP reply as read off the wire, before it is judged.
-#[derive(Debug)]
+/// An HTTP reply as read off the wire, before it is judged. No `Debug`:
+/// the body of a 200 holds the token.
 struct RawReply {
     status: u16,
     debug_id: Option<String>,
     retry_after: Option<Duration>,
     location: Option<String>,
-    body: Vec<u8>,
+    body: zeroize::Zeroizing<Vec<u8>>,
 }
 
 /// Turns an IMS reply into a token or the error it stands for. `secrets`
@@ -1269,8 +1311,15 @@ fn parse_reply(
 /// Reads a 200 reply. Nothing of its body goes into an error: it may hold
 /// a token.
 fn parse_success(reply: &RawReply, unit: Flow, now: SystemTime) -> Result<AccessToken, Error> {
+    let mut json: Value = serde_json::from_slice(&reply.body)
+        .map_err(|_| Error::unexpected(200, "the IMS reply is not JSON"))?;
+    let token = token_from_json(&json, unit, now);
+    wipe_json(&mut json);
+    token
+}
+
+fn token_from_json(json: &Value, unit: Flow, now: SystemTime) -> Result<AccessToken, Error> {
     let bad = |what: &str| Error::unexpected(200, format!("the IMS reply {what}"));
-    let json: Value = serde_json::from_slice(&reply.body).map_err(|_| bad("is not JSON"))?;
     let token = json
         .get("access_token")
         .and_then(Value::as_str)
@@ -1452,11 +1501,13 @@ impl ClientBuilder {
     /// Builds the client.
     ///
     /// # Errors
-    /// [`Error::Config`] for a JWT lifetime out of range, a proxy URL that
+    /// [`Error::Config`] for a JWT lifetime or timeout out of range, a proxy URL that
     /// cannot be used, or a CA file with no certificate; [`Error::Io`] when
     /// the CA file cannot be read.
     pub fn build(self) -> Result<Client, Error> {
         check_lifetime(self.jwt_lifetime)?;
+        check_timeout(self.timeout, "timeout")?;
+        check_timeout(self.connect_timeout, "connect timeout")?;
         let tls = tls_config(self.ca_file.as_deref())?;
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(self.timeout))
@@ -1475,6 +1526,19 @@ impl ClientBuilder {
             jwt_lifetime: self.jwt_lifetime,
         })
     }
+}
+
+/// Longest timeout accepted; ureq's deadline arithmetic overflows on huge ones.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+fn check_timeout(timeout: Duration, name: &str) -> Result<(), Error> {
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        return Err(Error::config(format!(
+            "the {name} must be between 1 ms and {} seconds",
+            MAX_TIMEOUT.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 /// The environment variables ureq reads for a proxy, in its order.
@@ -1584,11 +1648,17 @@ impl Client {
     /// # Errors
     /// See [`Client::fetch`].
     pub fn exchange_jwt(&self, account: &ServiceAccount) -> Result<AccessToken, Error> {
-        let jwt = sign_jwt(account, SystemTime::now(), self.jwt_lifetime)?;
-        let form = jwt_exchange_form(account, &jwt);
-        let secrets = [account.client_secret.secret(), jwt.secret()];
         let url = account.ims.join("/ims/exchange/jwt");
-        self.post_with_retries(&url, &form, Flow::JwtExchange, &secrets)
+        // A fresh JWT for every attempt: a retry must not send one that
+        // expired while the previous attempt waited.
+        self.post_with_retries(&url, Flow::JwtExchange, || {
+            let jwt = sign_jwt(account, SystemTime::now(), self.jwt_lifetime)?;
+            let form = jwt_exchange_form(account, &jwt);
+            Ok(FormRequest::new(
+                &form,
+                &[account.client_secret.secret(), jwt.secret()],
+            ))
+        })
     }
 
     /// Asks `/ims/token/v3` for a token with the client-credentials grant.
@@ -1597,27 +1667,25 @@ impl Client {
     /// See [`Client::fetch`].
     pub fn client_credentials(&self, oauth: &OAuthCredentials) -> Result<AccessToken, Error> {
         let scope = oauth.scopes.join(",");
-        let form = oauth_form(oauth, &scope);
-        let secrets = [oauth.client_secret.secret()];
         let url = oauth.ims.join("/ims/token/v3");
-        self.post_with_retries(&url, &form, Flow::ClientCredentials, &secrets)
+        self.post_with_retries(&url, Flow::ClientCredentials, || {
+            let form = oauth_form(oauth, &scope);
+            Ok(FormRequest::new(&form, &[oauth.client_secret.secret()]))
+        })
     }
 
     fn post_with_retries(
         &self,
         url: &str,
-        form: &[(&str, &str)],
         unit: Flow,
-        secrets: &[&str],
+        request: impl Fn() -> Result<FormRequest, Error>,
     ) -> Result<AccessToken, Error> {
-        let body = Secret(form_body(form));
-        let scrub = scrub_list(secrets);
-        let scrub: Vec<&str> = scrub.iter().map(String::as_str).collect();
         let mut attempt = 0;
         loop {
+            let request = request()?;
             let result = self
-                .post_once(url, &body)
-                .and_then(|reply| parse_reply(&reply, unit, SystemTime::now(), &scrub));
+                .post_once(url, &request.body)
+                .and_then(|reply| parse_reply(&reply, unit, SystemTime::now(), &request.scrub()));
             match result {
                 Err(e) if attempt < self.retries && e.is_retryable() => {
                     std::thread::sleep(self.wait_before_retry(attempt, &e));
@@ -1678,7 +1746,8 @@ impl Client {
                     ),
                 ),
                 e => Error::from_transport(url, e, "the reply broke off from IMS at"),
-            })?;
+            })
+            .map(zeroize::Zeroizing::new)?;
         Ok(RawReply {
             status,
             debug_id,
@@ -1718,8 +1787,20 @@ pub struct TokenProvider {
     client: Client,
     credentials: Credentials,
     refresh_margin: Duration,
-    cached: Mutex<Option<AccessToken>>,
+    state: Mutex<Cached>,
 }
+
+/// The provider's token and, after a failed refresh that kept it, when to
+/// try again.
+#[derive(Debug, Default)]
+struct Cached {
+    token: Option<AccessToken>,
+    retry_at: Option<SystemTime>,
+}
+
+/// After a refresh failed and the old token was kept, how long the
+/// provider hands the old token out before it asks IMS again.
+const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(30);
 
 impl TokenProvider {
     /// A provider with the default refresh margin (10 minutes, never more
@@ -1729,7 +1810,7 @@ impl TokenProvider {
             client,
             credentials,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
-            cached: Mutex::new(None),
+            state: Mutex::new(Cached::default()),
         }
     }
 
@@ -1741,26 +1822,57 @@ impl TokenProvider {
 
     /// The cached token, or a new one when it is missing or close to expiry.
     ///
+    /// The refresh margin is there for bad days: when a refresh fails in a
+    /// way worth retrying (IMS 5xx or 429, network, timeout) and the old
+    /// token has not expired yet, the old token is handed out and IMS is
+    /// asked again after 30 seconds.
+    ///
     /// # Errors
-    /// As [`Client::fetch`]; a failed refresh leaves no token cached.
+    /// As [`Client::fetch`], when there is no unexpired token to fall back
+    /// on or IMS refused the refresh (then no token is kept).
     pub fn token(&self) -> Result<AccessToken, Error> {
         // The lock is held across the exchange on purpose: callers that
         // arrive during a refresh wait for it instead of starting their own.
-        let mut cached = self.lock();
-        if let Some(token) = cached.as_ref() {
-            if token.is_fresh(SystemTime::now(), self.refresh_margin) {
+        let mut state = self.lock();
+        let now = SystemTime::now();
+        if let Some(token) = &state.token {
+            let pausing =
+                state.retry_at.is_some_and(|at| now < at) && token.expires_in(now) > Duration::ZERO;
+            if pausing || token.is_fresh(now, self.refresh_margin) {
                 return Ok(token.clone());
             }
         }
-        *cached = None;
-        let token = self.client.fetch(&self.credentials)?;
-        *cached = Some(token.clone());
-        Ok(token)
+        match self.client.fetch(&self.credentials) {
+            Ok(token) => {
+                *state = Cached {
+                    token: Some(token.clone()),
+                    retry_at: None,
+                };
+                Ok(token)
+            }
+            Err(e) => {
+                let now = SystemTime::now();
+                let usable = state
+                    .token
+                    .take()
+                    .filter(|t| t.expires_in(now) > Duration::ZERO);
+                match usable {
+                    Some(old) if e.is_retryable() => {
+                        *state = Cached {
+                            token: Some(old.clone()),
+                            retry_at: Some(now + REFRESH_RETRY_PAUSE),
+                        };
+                        Ok(old)
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
     }
 
     /// Drops the cached token, e.g. after AEM answered 401 with it.
     pub fn invalidate(&self) {
-        *self.lock() = None;
+        *self.lock() = Cached::default();
     }
 
     /// The credentials this provider uses.
@@ -1768,9 +1880,10 @@ impl TokenProvider {
         &self.credentials
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<AccessToken>> {
-        // A panic elsewhere cannot leave the Option half-written.
-        self.cached
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
+        // The state is replaced whole, so a panic elsewhere cannot leave it
+        // half-written.
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -2114,7 +2227,7 @@ mod tests {
             debug_id: Some("dbg-1".into()),
             retry_after: None,
             location: None,
-            body: body.as_bytes().to_vec(),
+            body: body.as_bytes().to_vec().into(),
         }
     }
 
