@@ -39,7 +39,9 @@ OPTIONS:
     -h, --help               print this help
     -V, --version            print the version
 
-The proxy comes from HTTPS_PROXY / ALL_PROXY / HTTP_PROXY, minus NO_PROXY hosts.
+The proxy comes from ALL_PROXY, HTTPS_PROXY or HTTP_PROXY (the first set, either
+case), minus NO_PROXY hosts. With --cache, a token that still works is used
+(with a warning) when IMS cannot be reached to refresh it.
 
 EXIT CODES:
     0  success
@@ -52,7 +54,6 @@ EXIT CODES:
 
 const CERT_WARNING_DAYS: u64 = 30;
 const MAX_INPUT_BYTES: u64 = 1024 * 1024;
-const DEFAULT_REFRESH_MARGIN_SECS: u64 = 600;
 
 fn main() -> ExitCode {
     match run(std::env::args_os().skip(1)) {
@@ -204,7 +205,7 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> 
         retries: None,
         ca_file: None,
         cache: None,
-        refresh_margin: DEFAULT_REFRESH_MARGIN_SECS,
+        refresh_margin: ims_token::DEFAULT_REFRESH_MARGIN.as_secs(),
     };
     let mut command_seen = false;
     let mut args = args.map(|a| {
@@ -270,11 +271,12 @@ fn parse_format(text: &str) -> Result<Format, Failure> {
     }
 }
 
-/// A timeout in whole seconds; zero would fail every call at once.
+/// A timeout in whole seconds; zero would fail every call at once, and a
+/// huge one would overflow the deadline arithmetic.
 fn seconds(flag: &str, text: &str) -> Result<u64, Failure> {
     match number(flag, text)? {
-        0 => Err(usage(format!("{flag} must be at least 1 second"))),
-        secs => Ok(secs),
+        secs @ 1..=86_400 => Ok(secs),
+        _ => Err(usage(format!("{flag} must be between 1 and 86400 seconds"))),
     }
 }
 
@@ -292,14 +294,16 @@ fn token_command(options: &Options) -> Result<(), Failure> {
     let token = match load(options)? {
         Loaded::LocalToken(token) => token,
         Loaded::Credentials(credentials) => {
-            let client = client(options)?;
+            // The client (CA file, TLS setup) is built only when a cache
+            // hit does not make it unnecessary.
+            let fetch = || Ok(client(options)?.fetch(&credentials)?);
             match &options.cache {
                 Some(path) => {
                     let cache = Cache::new(path, &credentials);
                     let margin = Duration::from_secs(options.refresh_margin);
-                    cache.get_or_fetch(margin, || client.fetch(&credentials))?
+                    cache.get_or_fetch(margin, lock_wait(options), fetch)?
                 }
-                None => client.fetch(&credentials)?,
+                None => fetch()?,
             }
         }
     };
@@ -568,23 +572,36 @@ impl Cache {
     }
 
     /// The cached token while it is fresh; otherwise one exchange under a
-    /// lock, so that concurrent runs wait and reuse its result.
+    /// lock, so that concurrent runs wait and reuse its result. When the
+    /// exchange fails in a way worth retrying and the cached token still
+    /// works, that token is used (the refresh margin is there for this).
     fn get_or_fetch(
         &self,
         margin: Duration,
-        fetch: impl FnOnce() -> Result<AccessToken, Error>,
-    ) -> Result<AccessToken, Error> {
-        if let Some(token) = self.read(margin) {
+        lock_wait: Duration,
+        fetch: impl FnOnce() -> Result<AccessToken, Failure>,
+    ) -> Result<AccessToken, Failure> {
+        let fresh = |t: &AccessToken| t.is_fresh(SystemTime::now(), margin);
+        if let Some(token) = self.read(true).filter(fresh) {
             return Ok(token);
         }
-        let lock = self
-            .lock()
-            .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
-            .ok();
-        if let Some(token) = self.read(margin) {
-            return Ok(token);
+        let lock = self.lock(lock_wait);
+        let cached = self.read(false);
+        if let Some(token) = cached.as_ref().filter(|t| fresh(t)) {
+            return Ok(token.clone());
         }
-        let token = fetch()?;
+        let token = match (fetch(), cached) {
+            (Ok(token), _) => token,
+            (Err(Failure::Ims(e)), Some(old)) if e.is_retryable() && is_unexpired(&old) => {
+                warn(&format!(
+                    "using the cached token, which expires at {}: {}",
+                    rfc3339(old.expires_at()),
+                    chain(&*e)
+                ));
+                return Ok(old);
+            }
+            (Err(failure), _) => return Err(failure),
+        };
         if let Err(e) = self.write(&token) {
             warn(&format!(
                 "cannot write the cache {}: {e}",
@@ -595,20 +612,25 @@ impl Cache {
         Ok(token)
     }
 
-    /// Anything unreadable, foreign or stale is a miss, never an error.
-    fn read(&self, margin: Duration) -> Option<AccessToken> {
+    /// The token cached for these credentials, fresh or not. Anything
+    /// unreadable, foreign or expired is a miss, never an error; `report`
+    /// says whether to warn about a file that is not private.
+    fn read(&self, report: bool) -> Option<AccessToken> {
         let file = open_private(&self.path, OpenOptions::new().read(true)).ok()?;
         if !is_private_file(&file) {
-            warn(&format!(
-                "ignoring the cache {}: not a regular file of yours with mode 0600",
-                self.path.display()
-            ));
+            if report {
+                warn(&format!(
+                    "ignoring the cache {}: not a regular file of yours with mode 0600",
+                    self.path.display()
+                ));
+            }
             return None;
         }
         let mut text = String::new();
         file.take(MAX_INPUT_BYTES).read_to_string(&mut text).ok()?;
-        let token = parse_cache(&text, &self.key)?;
-        token.is_fresh(SystemTime::now(), margin).then_some(token)
+        let token = parse_cache(&text, &self.key);
+        text.zeroize();
+        token.filter(is_unexpired)
     }
 
     /// Writes a temp file in the same directory (0600 from the start) and
@@ -628,14 +650,19 @@ impl Cache {
         result
     }
 
-    fn lock(&self) -> io::Result<File> {
+    /// Takes the refresh lock, waiting at most `wait` (a stopped process or
+    /// a planted lock file must not hang every cron run). Without the lock
+    /// the run goes on alone, after a warning.
+    fn lock(&self, wait: Duration) -> Option<File> {
         let path = self.sibling(".lock");
-        let file = open_private(
+        let taken = open_private(
             &path,
             OpenOptions::new().read(true).write(true).create(true),
-        )?;
-        file.lock()?;
-        Ok(file)
+        )
+        .and_then(|file| try_lock_until(&file, SystemTime::now() + wait).map(|()| file));
+        taken
+            .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
+            .ok()
     }
 
     fn sibling(&self, suffix: &str) -> PathBuf {
@@ -643,6 +670,43 @@ impl Cache {
         name.push(suffix);
         PathBuf::from(name)
     }
+}
+
+/// Polls for an exclusive lock until `deadline`.
+fn try_lock_until(file: &File, deadline: SystemTime) -> io::Result<()> {
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if SystemTime::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "another run held it too long; going on without it",
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
+/// How long a run waits for another's refresh: as long as one refresh can
+/// take with its retries (timeouts plus the waits between attempts).
+fn lock_wait(options: &Options) -> Duration {
+    let attempts = u64::from(options.retries.unwrap_or(ims_token::DEFAULT_RETRIES)) + 1;
+    let timeout = options
+        .timeout
+        .map_or(ims_token::DEFAULT_TIMEOUT, Duration::from_secs);
+    let waits = ims_token::DEFAULT_MAX_RETRY_WAIT.saturating_mul((attempts - 1) as u32);
+    timeout
+        .saturating_mul(attempts as u32)
+        .saturating_add(waits)
+        + Duration::from_secs(5)
+}
+
+fn is_unexpired(token: &AccessToken) -> bool {
+    token.expires_in(SystemTime::now()) > Duration::ZERO
 }
 
 /// Opens without following a symlink, creating with mode 0600.

@@ -1,0 +1,170 @@
+//! The command's cache on bad days: IMS down while the cached token still
+//! works, a lock held by a stuck run, a cache hit with a broken CA setting.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{fixture_path, FakeIms, Reply};
+use serde_json::Value;
+
+const PROXY_VARS: [&str; 8] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+fn ims_token(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ims-token"));
+    command
+        .args(args)
+        .env_remove("IMS_CREDENTIALS")
+        .stdin(Stdio::null());
+    for var in PROXY_VARS {
+        command.env_remove(var);
+    }
+    let out = command.output().expect("ims-token runs");
+    assert_ne!(out.status.code(), Some(101), "panic: {out:?}");
+    out
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ims-token-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn oauth_token(token: &str) -> Reply {
+    Reply::json(
+        200,
+        format!(r#"{{"access_token":"{token}","token_type":"bearer","expires_in":86399}}"#),
+    )
+}
+
+/// Moves the cached token to `left` seconds before expiry, within the margin.
+fn age_cache(path: &Path, left: u64) {
+    let mut json: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    json["received_at"] = (now_secs() - 86_000).into();
+    json["expires_at"] = (now_secs() + left).into();
+    fs::write(path, json.to_string()).unwrap();
+}
+
+fn token_args<'a>(url: &'a str, cache: &'a str) -> Vec<&'a str> {
+    vec![
+        "--ims",
+        url,
+        "--cache",
+        cache,
+        "--retries",
+        "0",
+        "--timeout",
+        "2",
+    ]
+}
+
+#[test]
+fn a_cached_token_that_still_works_is_used_while_ims_is_down() {
+    let dir = temp_dir("down");
+    let cache = dir.join("token");
+    let cache_arg = cache.to_str().unwrap();
+    let creds = fixture_path("oauth-credentials.sample.json");
+    let server = FakeIms::start(vec![
+        oauth_token("tok-cached"),
+        Reply::ims_error(503, "temporarily_unavailable", "down"),
+        Reply::ims_error(503, "temporarily_unavailable", "down"),
+    ]);
+    let url = server.url();
+    let mut args = token_args(&url, cache_arg);
+    args.extend(["-c", creds.to_str().unwrap()]);
+
+    assert_eq!(ims_token(&args).stdout, b"tok-cached\n");
+    age_cache(&cache, 300);
+    let out = ims_token(&args);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout, b"tok-cached\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("ims-token: warning: using the cached token"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("503"), "{stderr}");
+    assert_eq!(server.hits(), 2, "the refresh was not tried");
+
+    // Once it has expired there is nothing to fall back on: retry later.
+    age_cache(&cache, 0);
+    let out = ims_token(&args);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(out.stdout.is_empty());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_lock_held_by_a_stuck_run_delays_but_does_not_hang() {
+    let dir = temp_dir("lock");
+    let cache = dir.join("token");
+    let creds = fixture_path("oauth-credentials.sample.json");
+    let server = FakeIms::start(vec![oauth_token("tok-unlocked")]);
+    // A "stuck run": this process holds the lock and never lets go.
+    let lock = fs::File::create(dir.join("token.lock")).unwrap();
+    lock.lock().unwrap();
+
+    let url = server.url();
+    let mut args = token_args(&url, cache.to_str().unwrap());
+    args.extend(["-c", creds.to_str().unwrap(), "--timeout", "1"]);
+    let started = Instant::now();
+    let out = ims_token(&args);
+    let waited = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout, b"tok-unlocked\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot lock the cache"));
+    // One attempt of 1 s plus 5 s of slack: the run waited, then went on.
+    assert!(waited < Duration::from_secs(15), "{waited:?}");
+    drop(lock);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_cache_hit_needs_no_network_settings() {
+    let dir = temp_dir("hit");
+    let cache = dir.join("token");
+    let creds = fixture_path("oauth-credentials.sample.json");
+    let server = FakeIms::start(vec![oauth_token("tok-hit")]);
+    let url = server.url();
+    let mut args = token_args(&url, cache.to_str().unwrap());
+    args.extend(["-c", creds.to_str().unwrap()]);
+    assert_eq!(ims_token(&args).stdout, b"tok-hit\n");
+
+    // The CA file is only read when an exchange is needed.
+    args.extend(["--ca-file", "/nonexistent/ca.pem"]);
+    let out = ims_token(&args);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout, b"tok-hit\n");
+    assert_eq!(server.hits(), 1);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn huge_timeouts_are_usage_errors() {
+    let creds = fixture_path("oauth-credentials.sample.json");
+    for flag in ["--timeout", "--connect-timeout"] {
+        let out = ims_token(&["-c", creds.to_str().unwrap(), flag, "18446744073709551615"]);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {out:?}");
+        assert!(out.stdout.is_empty());
+    }
+}
