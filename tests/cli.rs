@@ -11,12 +11,11 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -24,24 +23,17 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use common::{
-    closed_port, fixture_path, now_secs, read_fixture, FakeIms, JwtExpect, OAuthExpect, Reply,
+    closed_port, collect, collected, fixture_json, fixture_path, jwt_claims, now_secs,
+    openssl_verifies, path_str, read_fixture, read_request, wait_bounded, FakeIms, JwtExpect,
+    OAuthExpect, Reply, TempDir, PROXY_VARS,
 };
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ims-token");
 
-/// Environment variables the command reads; removed unless a test sets them.
-const ENV_VARS: [&str; 9] = [
-    "IMS_CREDENTIALS",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
+/// The credentials variable the command reads; it and [`PROXY_VARS`] are
+/// removed unless a test sets them.
+const CREDENTIALS_VAR: &str = "IMS_CREDENTIALS";
 
 /// Longest any single run may take before it is killed.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
@@ -81,20 +73,10 @@ fn cmd(args: &[&str]) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for var in ENV_VARS {
+    for var in PROXY_VARS.into_iter().chain([CREDENTIALS_VAR]) {
         cmd.env_remove(var);
     }
     cmd
-}
-
-fn collect(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
-    pipe.map(|mut p| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = p.read_to_end(&mut buf);
-            buf
-        })
-    })
 }
 
 fn start(mut command: Command, stdin: Option<&[u8]>) -> Pending {
@@ -121,33 +103,15 @@ fn start(mut command: Command, stdin: Option<&[u8]>) -> Pending {
     }
 }
 
-/// Waits for the child, killing it after [`RUN_LIMIT`].
-fn wait_bounded(child: &mut Child, started: Instant, what: &str) -> ExitStatus {
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {RUN_LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
 impl Pending {
+    /// Waits for the child, killing it after [`RUN_LIMIT`].
     fn wait(mut self) -> Run {
-        let status = wait_bounded(&mut self.child, self.started, &self.what);
+        let status = wait_bounded(&mut self.child, self.started, RUN_LIMIT, &self.what);
         let elapsed = self.started.elapsed();
-        let text = |h: Option<JoinHandle<Vec<u8>>>| {
-            h.map(|h| String::from_utf8_lossy(&h.join().unwrap()).into_owned())
-                .unwrap_or_default()
-        };
         let run = Run {
             code: status.code().unwrap_or(-1),
-            stdout: text(self.out.take()),
-            stderr: text(self.err.take()),
+            stdout: collected(self.out.take()),
+            stderr: collected(self.err.take()),
             elapsed,
         };
         run.assert_no_panic();
@@ -300,64 +264,22 @@ fn oauth_path() -> String {
     path_str(&fixture_path("oauth-credentials.sample.json"))
 }
 
-fn path_str(path: &Path) -> String {
-    path.to_str().expect("UTF-8 path").to_owned()
-}
-
 fn service_json() -> Value {
-    serde_json::from_str(&read_fixture("service-credentials.sample.json")).unwrap()
+    fixture_json("service-credentials.sample.json")
 }
 
 fn token_for(name: &str) -> String {
     format!("{TOKEN_MARK}-{name}-0123456789abcdef")
 }
 
-/// A unique temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir =
-            std::env::temp_dir().join(format!("ims-token-cli-{}-{name}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.join(name);
-        fs::write(&path, text).expect("write temp file");
-        path_str(&path)
-    }
-
-    fn json(&self, name: &str, value: &Value) -> String {
-        self.file(name, &serde_json::to_string_pretty(value).unwrap())
-    }
-
-    /// Names in the dir that look like leftover temp files.
-    fn assert_no_temp_files(&self) {
-        for entry in fs::read_dir(&self.0).unwrap() {
-            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-            assert!(!name.contains(".tmp"), "temp file left behind: {name}");
-        }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+/// `n` distinct tokens, `{name}0` to `{name}<n-1>` (see [`token_for`]).
+fn tokens_for(name: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| token_for(&format!("{name}{i}"))).collect()
 }
 
 /// A fake that accepts one JWT exchange per token, in order.
-fn jwt_fake(tokens: &[&str]) -> FakeIms {
-    let tokens: Vec<String> = tokens.iter().map(|t| t.to_string()).collect();
+fn jwt_fake(tokens: &[impl AsRef<str>]) -> FakeIms {
+    let tokens: Vec<String> = tokens.iter().map(|t| t.as_ref().to_owned()).collect();
     FakeIms::start_with(move |host| {
         tokens
             .iter()
@@ -372,6 +294,11 @@ fn net(url: &str) -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .collect()
+}
+
+/// Owned arguments as `&str`s for [`run`].
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 /// `args` then `net(url)`, as `&str`s for [`run`].
@@ -435,32 +362,6 @@ fn assert_near(what: &str, got: i64, want: i64, slack: i64) {
         (got - want).abs() <= slack,
         "{what}: got {got}, want {want} ± {slack}"
     );
-}
-
-fn jwt_claims(jwt: &str) -> Value {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(parts.len(), 3, "three segments: {jwt}");
-    let payload = URL_SAFE_NO_PAD.decode(parts[1]).expect("base64url payload");
-    serde_json::from_slice(&payload).expect("JSON payload")
-}
-
-/// RS256 check with `openssl dgst`, an independent verifier.
-fn openssl_verifies(jwt: &str, dir: &TempDir) -> bool {
-    let (input, sig) = jwt.rsplit_once('.').unwrap();
-    let sig = URL_SAFE_NO_PAD.decode(sig).expect("base64url signature");
-    fs::write(dir.join("input"), input).unwrap();
-    fs::write(dir.join("sig"), sig).unwrap();
-    let out = Command::new("openssl")
-        .arg("dgst")
-        .arg("-sha256")
-        .arg("-verify")
-        .arg(fixture_path("sample-key.pub.pem"))
-        .arg("-signature")
-        .arg(dir.join("sig"))
-        .arg(dir.join("input"))
-        .output()
-        .expect("run openssl");
-    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK")
 }
 
 #[test]
@@ -594,10 +495,13 @@ fn jwt_prints_a_signed_jwt_with_the_claims_and_uses_no_network() {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
     }
-    assert!(openssl_verifies(jwt, &dir), "openssl rejects the signature");
+    assert!(
+        openssl_verifies(dir.path(), jwt),
+        "openssl rejects the signature"
+    );
     // The verifier is not a rubber stamp.
     let forged = format!("{}.{}x.{}", segments[0], segments[1], segments[2]);
-    assert!(!openssl_verifies(&forged, &dir));
+    assert!(!openssl_verifies(dir.path(), &forged));
 
     let expect = JwtExpect::sample(&format!("127.0.0.1:{port}"));
     let claims = jwt_claims(jwt);
@@ -1022,30 +926,10 @@ impl EchoServer {
                 return;
             };
             tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            let head_end = loop {
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i + 4;
-                }
-                match tcp.read(&mut chunk) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
+            let Ok(request) = read_request(&mut tcp) else {
+                return;
             };
-            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            while buf.len() < head_end + len {
-                match tcp.read(&mut chunk) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let request_body = buf[head_end..head_end + len].to_vec();
+            let request_body = request.body;
             *seen.lock().unwrap() = request_body.clone();
             let _ = tcp.write_all(&respond(&request_body));
         });
@@ -1155,8 +1039,7 @@ fn an_echoed_percent_encoded_secret_is_scrubbed_too() {
     let mut creds = service_json();
     creds["integration"]["technicalAccount"]["clientSecret"] = "p8e-a+b/c=d e&f-SECRET".into();
     let path = dir.json("creds.json", &creds);
-    let mut oauth: Value =
-        serde_json::from_str(&read_fixture("oauth-credentials.sample.json")).unwrap();
+    let mut oauth = fixture_json("oauth-credentials.sample.json");
     oauth["integration"]["technicalAccount"]["clientSecret"] = "p8e-a+b/c=d e&f-SECRET".into();
     let oauth_path = dir.json("oauth.json", &oauth);
     for (what, code, respond) in echo_responders() {
@@ -1325,6 +1208,50 @@ fn read_cache(path: &Path) -> Value {
     serde_json::from_str(&text).expect("cache is JSON")
 }
 
+/// The `key` of the entry in the cache file at `path`.
+fn cache_key(path: &Path) -> String {
+    read_cache(path)["key"].as_str().unwrap().to_owned()
+}
+
+/// `-c <service credentials> --cache <cache>` then `net(url)`.
+fn cache_args(cache: &Path, url: &str) -> Vec<String> {
+    let mut args = vec![
+        "-c".to_owned(),
+        service_path(),
+        "--cache".into(),
+        path_str(cache),
+    ];
+    args.extend(net(url));
+    args
+}
+
+/// A cache test's start: a fake issuing `tokens` (`{name}0`, ...), the
+/// arguments for `dir/token.cache`, one run that printed token 0 and
+/// filled the cache, and the key of that cache entry.
+struct FilledCache {
+    tokens: Vec<String>,
+    server: FakeIms,
+    cache: PathBuf,
+    args: Vec<String>,
+    key: String,
+}
+
+fn filled_cache(dir: &TempDir, name: &str, tokens: usize) -> FilledCache {
+    let tokens = tokens_for(name, tokens);
+    let server = jwt_fake(&tokens);
+    let cache = dir.join("token.cache");
+    let args = cache_args(&cache, &server.url());
+    run(&strs(&args)).prints(&tokens[0]);
+    let key = cache_key(&cache);
+    FilledCache {
+        tokens,
+        server,
+        cache,
+        args,
+        key,
+    }
+}
+
 /// Writes `text` at `path` with mode 0600.
 fn write_private(path: &Path, text: &str) {
     let _ = fs::remove_file(path);
@@ -1356,20 +1283,13 @@ fn cache_first_run_writes_a_private_file_and_the_second_reuses_it() {
     let token = token_for("cache1");
     let server = jwt_fake(&[&token]);
     let cache = dir.join("token.cache");
-    let cache_s = path_str(&cache);
     let args = |extra: &[&'static str]| {
-        let mut a = vec![
-            "-c".to_owned(),
-            service_path(),
-            "--cache".into(),
-            cache_s.clone(),
-        ];
-        a.extend(net(&server.url()));
+        let mut a = cache_args(&cache, &server.url());
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
     let first = args(&[]);
-    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let first = strs(&first);
     run(&first).prints(&token);
     assert_eq!(server.hits(), 1);
     assert_eq!(mode_of(&cache), 0o600);
@@ -1377,7 +1297,7 @@ fn cache_first_run_writes_a_private_file_and_the_second_reuses_it() {
 
     run(&first).prints(&token);
     let json_args = args(&["--format", "json"]);
-    let json_args: Vec<&str> = json_args.iter().map(String::as_str).collect();
+    let json_args = strs(&json_args);
     let r = run(&json_args);
     let expires_in = check_json_output(&r, &token);
     assert!((86_380..=86_400).contains(&expires_in), "{expires_in}");
@@ -1388,20 +1308,14 @@ fn cache_first_run_writes_a_private_file_and_the_second_reuses_it() {
 #[test]
 fn cache_entries_near_or_past_expiry_are_refreshed() {
     let dir = TempDir::new("cachestale");
-    let tokens: Vec<String> = (0..4).map(|i| token_for(&format!("stale{i}"))).collect();
-    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    let server = jwt_fake(&refs);
-    let cache = dir.join("token.cache");
-    let mut args = vec![
-        "-c".to_owned(),
-        service_path(),
-        "--cache".into(),
-        path_str(&cache),
-    ];
-    args.extend(net(&server.url()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run(&args).prints(&tokens[0]);
-    let key = read_cache(&cache)["key"].as_str().unwrap().to_owned();
+    let FilledCache {
+        tokens,
+        server,
+        cache,
+        args,
+        key,
+    } = filled_cache(&dir, "stale", 4);
+    let args = strs(&args);
     let now = now_secs();
 
     // A hand-written fresh entry is used: the format below is right.
@@ -1467,20 +1381,14 @@ fn cache_is_not_shared_between_credentials() {
 #[test]
 fn corrupt_cache_files_are_ignored_and_replaced() {
     let dir = TempDir::new("cachecorrupt");
-    let tokens: Vec<String> = (0..5).map(|i| token_for(&format!("corrupt{i}"))).collect();
-    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    let server = jwt_fake(&refs);
-    let cache = dir.join("token.cache");
-    let mut args = vec![
-        "-c".to_owned(),
-        service_path(),
-        "--cache".into(),
-        path_str(&cache),
-    ];
-    args.extend(net(&server.url()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run(&args).prints(&tokens[0]);
-    let key = read_cache(&cache)["key"].as_str().unwrap().to_owned();
+    let FilledCache {
+        tokens,
+        server,
+        cache,
+        args,
+        key,
+    } = filled_cache(&dir, "corrupt", 5);
+    let args = strs(&args);
     let now = now_secs();
     let valid = cache_entry(&key, &token_for("cut"), now, now + 86_000);
     let corruptions = [
@@ -1532,19 +1440,15 @@ fn a_group_readable_cache_is_ignored_with_a_warning_and_replaced() {
 #[test]
 fn cache_symlinks_are_never_followed() {
     let dir = TempDir::new("cachelink");
-    let tokens: Vec<String> = (0..4).map(|i| token_for(&format!("link{i}"))).collect();
-    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    let server = jwt_fake(&refs);
+    let tokens = tokens_for("link", 4);
+    let server = jwt_fake(&tokens);
     let net = net(&server.url());
     let creds = service_path();
 
     // Learn the key, then plant a fresh, valid entry as the bait.
     let probe = path_str(&dir.join("probe.cache"));
     run(&with_net(&["-c", &creds, "--cache", &probe], &net)).prints(&tokens[0]);
-    let key = read_cache(Path::new(&probe))["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = cache_key(Path::new(&probe));
     let now = now_secs();
     let victim = dir.join("victim");
     let bait = cache_entry(&key, &token_for("victim"), now, now + 86_000);
@@ -1681,8 +1585,8 @@ fn run_with_closed_stdout(mut command: Command) -> Run {
     let mut child = command.spawn().expect("spawn");
     drop(child.stdout.take()); // the read end, closed before any write
     let err = collect(child.stderr.take());
-    let status = wait_bounded(&mut child, started, &what);
-    let stderr = String::from_utf8_lossy(&err.unwrap().join().unwrap()).into_owned();
+    let status = wait_bounded(&mut child, started, RUN_LIMIT, &what);
+    let stderr = collected(err);
     let run = Run {
         code: status.code().unwrap_or(-1),
         stdout: String::new(),

@@ -3,26 +3,20 @@
 //! each missing or mistyped field, IMS endpoint rules, and that no secret
 //! ever shows up in `Debug` or `Display`.
 
+mod common;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::{fixture_json, fixture_path, read_fixture, TempDir};
 use ims_token::{
     AccessToken, ClientSecret, Credentials, Endpoint, Error, OAuthCredentials, PrivateKey,
     ServiceAccount, TokenProvider,
 };
 use serde_json::{json, Value};
 
-const SERVICE_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/service-credentials.sample.json"
-);
-const OAUTH_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/oauth-credentials.sample.json"
-);
-const KEY_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/sample-key.pkcs1.pem"
-);
+const SERVICE_FILE: &str = "service-credentials.sample.json";
+const OAUTH_FILE: &str = "oauth-credentials.sample.json";
+const KEY_FILE: &str = "sample-key.pkcs1.pem";
 
 const SERVICE_SECRET: &str = "p8e-SAMPLE-not-a-real-secret-0123456789abcdef";
 const OAUTH_SECRET: &str = "p8e-SAMPLE-oauth-secret-fedcba9876543210";
@@ -40,23 +34,23 @@ const OAUTH_SCOPES: [&str; 5] = [
 ];
 
 fn service_text() -> String {
-    std::fs::read_to_string(SERVICE_PATH).unwrap()
+    read_fixture(SERVICE_FILE)
 }
 
 fn oauth_text() -> String {
-    std::fs::read_to_string(OAUTH_PATH).unwrap()
+    read_fixture(OAUTH_FILE)
 }
 
 fn service_json() -> Value {
-    serde_json::from_str(&service_text()).unwrap()
+    fixture_json(SERVICE_FILE)
 }
 
 fn oauth_json() -> Value {
-    serde_json::from_str(&oauth_text()).unwrap()
+    fixture_json(OAUTH_FILE)
 }
 
 fn key_pem() -> String {
-    std::fs::read_to_string(KEY_PATH).unwrap()
+    read_fixture(KEY_FILE)
 }
 
 fn sample_key() -> PrivateKey {
@@ -153,6 +147,16 @@ fn config_error(value: &Value) -> String {
     }
 }
 
+/// Reading `value` is a config error whose message names `` `field` ``;
+/// `what` says what was done to the credentials.
+fn assert_names_field(value: &Value, field: &str, what: &str) {
+    let message = config_error(value);
+    assert!(
+        message.contains(&format!("`{field}`")),
+        "{what}: message does not name `{field}`: {message}"
+    );
+}
+
 /// Removes `path` (dot-separated) from a JSON object.
 fn remove(value: &mut Value, path: &str) {
     let (parent, last) = match path.rsplit_once('.') {
@@ -199,7 +203,7 @@ fn service_credentials_load_from_reader() {
 
 #[test]
 fn service_credentials_load_from_file() {
-    let credentials = Credentials::from_file(SERVICE_PATH).unwrap();
+    let credentials = Credentials::from_file(fixture_path(SERVICE_FILE)).unwrap();
     check_service_account(&service_account(credentials));
 }
 
@@ -235,17 +239,16 @@ fn oauth_credentials_load_from_json_reader_and_file() {
     check_oauth(&oauth(
         Credentials::from_reader(oauth_text().as_bytes()).unwrap(),
     ));
-    check_oauth(&oauth(Credentials::from_file(OAUTH_PATH).unwrap()));
+    check_oauth(&oauth(
+        Credentials::from_file(fixture_path(OAUTH_FILE)).unwrap(),
+    ));
     let bare = oauth_json()["integration"].to_string();
     check_oauth(&oauth(Credentials::from_json(&bare).unwrap()));
 }
 
 #[test]
 fn missing_file_is_an_io_error_naming_the_path() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/no-such-file.json"
-    );
+    let path = fixture_path("no-such-file.json");
     let err = Credentials::from_file(path).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("no-such-file.json"), "{err}");
@@ -469,11 +472,7 @@ fn each_missing_service_field_is_named_by_its_path() {
     for field in fields {
         let mut value = service_json();
         remove(&mut value, field);
-        let message = config_error(&value);
-        assert!(
-            message.contains(&format!("`{field}`")),
-            "missing `{field}`: message does not name it: {message}"
-        );
+        assert_names_field(&value, field, "missing");
     }
 }
 
@@ -488,11 +487,7 @@ fn each_missing_field_of_the_bare_object_is_named() {
     ] {
         let mut value = service_json()["integration"].clone();
         remove(&mut value, field);
-        let message = config_error(&value);
-        assert!(
-            message.contains(&format!("`{field}`")),
-            "missing `{field}`: {message}"
-        );
+        assert_names_field(&value, field, "missing");
     }
 }
 
@@ -501,8 +496,7 @@ fn null_fields_count_as_missing() {
     for field in ["integration.org", "integration.technicalAccount.clientId"] {
         let mut value = service_json();
         set(&mut value, field, Value::Null);
-        let message = config_error(&value);
-        assert!(message.contains(&format!("`{field}`")), "{message}");
+        assert_names_field(&value, field, "null");
     }
 }
 
@@ -516,8 +510,7 @@ fn empty_string_fields_are_named() {
     ] {
         let mut value = service_json();
         set(&mut value, field, json!("   "));
-        let message = config_error(&value);
-        assert!(message.contains(&format!("`{field}`")), "{message}");
+        assert_names_field(&value, field, "blank");
     }
 }
 
@@ -530,11 +523,7 @@ fn each_missing_oauth_field_is_named_by_its_path() {
     ] {
         let mut value = oauth_json();
         remove(&mut value, field);
-        let message = config_error(&value);
-        assert!(
-            message.contains(&format!("`{field}`")),
-            "missing `{field}`: message does not name it: {message}"
-        );
+        assert_names_field(&value, field, "missing");
     }
 }
 
@@ -542,9 +531,8 @@ fn each_missing_oauth_field_is_named_by_its_path() {
 fn empty_oauth_scopes_are_named() {
     for scopes in [json!([]), json!(""), json!([" ", ""])] {
         let mut value = oauth_json();
-        set(&mut value, "integration.scopes", scopes);
-        let message = config_error(&value);
-        assert!(message.contains("`integration.scopes`"), "{message}");
+        set(&mut value, "integration.scopes", scopes.clone());
+        assert_names_field(&value, "integration.scopes", &format!("scopes {scopes}"));
     }
 }
 
@@ -576,11 +564,7 @@ fn mistyped_fields_are_named_by_their_path() {
     for (field, new) in cases {
         let mut value = service_json();
         set(&mut value, field, new.clone());
-        let message = config_error(&value);
-        assert!(
-            message.contains(&format!("`{field}`")),
-            "`{field}` set to {new}: message does not name it: {message}"
-        );
+        assert_names_field(&value, field, &format!("set to {new}"));
     }
 }
 
@@ -589,11 +573,7 @@ fn mistyped_oauth_scopes_are_named() {
     for scopes in [json!(5), json!({ "a": "openid" }), json!(["openid", null])] {
         let mut value = oauth_json();
         set(&mut value, "integration.scopes", scopes.clone());
-        let message = config_error(&value);
-        assert!(
-            message.contains("`integration.scopes`"),
-            "scopes {scopes}: {message}"
-        );
+        assert_names_field(&value, "integration.scopes", &format!("scopes {scopes}"));
     }
 }
 
@@ -795,8 +775,8 @@ fn missing_field_errors_do_not_show_secrets() {
 
 #[test]
 fn debug_of_public_types_does_not_show_secrets() {
-    let service = Credentials::from_file(SERVICE_PATH).unwrap();
-    let oauth_credentials = Credentials::from_file(OAUTH_PATH).unwrap();
+    let service = Credentials::from_file(fixture_path(SERVICE_FILE)).unwrap();
+    let oauth_credentials = Credentials::from_file(fixture_path(OAUTH_FILE)).unwrap();
     let account = service_account(service.clone());
     let oauth = oauth(oauth_credentials.clone());
     let jwt = ims_token::sign_jwt(
@@ -944,36 +924,4 @@ fn bad_endpoint_in_the_file_is_a_config_error() {
     );
     let message = config_error(&value);
     assert!(message.contains("http"), "{message}");
-}
-
-// ---------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "ims-token-credentials-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

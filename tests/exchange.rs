@@ -7,20 +7,20 @@
 
 mod common;
 
-use std::error::Error as _;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use common::{
-    closed_port, error_body, fixture_path, oauth_success_body, raw_response, FakeIms, JwtExpect,
-    OAuthExpect, Reply,
+    accept_polling, closed_port, error_body, error_texts, fixture_path, now_secs,
+    oauth_success_body, raw_response, FakeIms, JwtExpect, OAuthExpect, Reply, ServerThread,
+    PROXY_VARS,
 };
 use ims_token::{
     AccessToken, Client, ClientBuilder, ClientSecret, Credentials, Endpoint, Error,
@@ -38,13 +38,17 @@ const HUNDRED_KIB: usize = 100 * 1024;
 // ---------------------------------------------------------------------------
 // Helpers
 
-/// Client settings with small waits, ignoring any proxy of the machine.
-fn fast() -> ClientBuilder {
+/// Client settings with small waits (and the proxy from the environment).
+fn small_waits() -> ClientBuilder {
     Client::builder()
         .timeout(Duration::from_secs(2))
         .connect_timeout(Duration::from_secs(1))
         .max_retry_wait(Duration::from_millis(300))
-        .proxy(None)
+}
+
+/// Client settings with small waits, ignoring any proxy of the machine.
+fn fast() -> ClientBuilder {
+    small_waits().proxy(None)
 }
 
 fn client() -> Client {
@@ -126,18 +130,6 @@ fn secrets(servers: &[&FakeIms], extra: &[&str]) -> Vec<String> {
     out
 }
 
-/// Display and Debug of the error and of its whole source chain.
-fn error_texts(e: &Error) -> Vec<String> {
-    let mut texts = vec![format!("{e}"), format!("{e:?}")];
-    let mut source = e.source();
-    while let Some(s) = source {
-        texts.push(format!("{s}"));
-        texts.push(format!("{s:?}"));
-        source = s.source();
-    }
-    texts
-}
-
 /// No secret (see [`secrets`]) shows anywhere in the error.
 fn assert_secret_free(e: &Error, servers: &[&FakeIms], extra: &[&str]) {
     let secrets = secrets(servers, extra);
@@ -156,10 +148,6 @@ fn jwt_claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).expect("JWT has a payload");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
         .expect("claims are JSON")
-}
-
-fn now_secs() -> i64 {
-    common::now_secs()
 }
 
 // ---------------------------------------------------------------------------
@@ -319,8 +307,7 @@ fn each_documented_ims_error_is_rejected_once_with_all_details() {
 #[test]
 fn wrong_client_secret_is_invalid_client() {
     let server = jwt_fake();
-    let mut json: Value =
-        serde_json::from_str(&common::read_fixture("service-credentials.sample.json")).unwrap();
+    let mut json = common::fixture_json("service-credentials.sample.json");
     json["integration"]["technicalAccount"]["clientSecret"] = "p8e-WRONG-secret-000000".into();
     let creds = Credentials::from_value(&json)
         .unwrap()
@@ -1023,8 +1010,8 @@ struct ProxySeen {
 struct TinyProxy {
     port: u16,
     seen: Arc<Mutex<Vec<ProxySeen>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    /// Stops accepting when the proxy is dropped.
+    _thread: ServerThread,
 }
 
 impl TinyProxy {
@@ -1033,40 +1020,24 @@ impl TinyProxy {
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (seen2, stop2) = (seen.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            while !stop2.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((tcp, _)) => {
-                        let seen = seen2.clone();
-                        thread::spawn(move || {
-                            let _ = proxy_one(tcp, &seen);
-                        });
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(10)),
-                }
+        let seen2 = seen.clone();
+        let thread = ServerThread::spawn(format!("tiny-proxy-{port}"), move |stop| {
+            while let Some(tcp) = accept_polling(&listener, || !stop.load(Ordering::SeqCst)) {
+                let seen = seen2.clone();
+                thread::spawn(move || {
+                    let _ = proxy_one(tcp, &seen);
+                });
             }
         });
         TinyProxy {
             port,
             seen,
-            stop,
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
     fn seen(&self) -> Vec<ProxySeen> {
         self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for TinyProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -1154,24 +1125,12 @@ fn proxy_one(client: TcpStream, seen: &Mutex<Vec<ProxySeen>>) -> io::Result<()> 
     Ok(())
 }
 
-/// The proxy variables ureq and the library read.
-const PROXY_ENV: [&str; 8] = [
-    "ALL_PROXY",
-    "all_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
-
 /// Clears the proxy variables, restoring them when dropped (even on panic).
 struct ProxyEnv(Vec<(&'static str, Option<OsString>)>);
 
 impl ProxyEnv {
     fn clear() -> ProxyEnv {
-        let saved = PROXY_ENV
+        let saved = PROXY_VARS
             .iter()
             .map(|&name| (name, std::env::var_os(name)))
             .collect();
@@ -1192,19 +1151,14 @@ impl Drop for ProxyEnv {
 }
 
 fn clear_proxy_env() {
-    for name in PROXY_ENV {
+    for name in PROXY_VARS {
         std::env::remove_var(name);
     }
 }
 
 /// Settings with small waits and the proxy from the environment.
 fn fast_env_proxy() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(2))
-        .connect_timeout(Duration::from_secs(1))
-        .max_retry_wait(Duration::from_millis(300))
-        .build()
-        .expect("client builds")
+    small_waits().build().expect("client builds")
 }
 
 /// Every test that touches the process environment, one after another.

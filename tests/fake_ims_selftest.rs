@@ -19,9 +19,7 @@ use sha2::Sha256;
 
 /// The sample service credentials' `integration` object.
 fn sample_integration() -> Value {
-    let creds: Value =
-        serde_json::from_str(&common::read_fixture("service-credentials.sample.json")).unwrap();
-    creds["integration"].clone()
+    common::fixture_json("service-credentials.sample.json")["integration"].clone()
 }
 
 /// Signs an RS256 JWT for the sample credentials, as a client would.

@@ -10,16 +10,21 @@
 //! socket has read and write timeouts, and the thread ends on its own
 //! (stop flag on drop, and a lifetime limit).
 
+mod common;
+
 use std::error::Error as _;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{
+    accept_polling, collect, collected, error_texts, fixture_json, fixture_path, parse_form,
+    wait_bounded, ServerThread, PROXY_VARS,
+};
 use ims_token::{Client, Credentials, Endpoint, Error};
 use serde_json::Value;
 
@@ -69,10 +74,10 @@ fn send(bytes: Vec<u8>) -> Act {
 /// (and closes any connection beyond the script at once).
 struct FaultServer {
     port: u16,
-    stop: Arc<AtomicBool>,
     connections: Arc<AtomicUsize>,
     bodies: Arc<Mutex<Vec<Vec<u8>>>>,
-    thread: Option<JoinHandle<()>>,
+    /// Stops the server when it is dropped.
+    _thread: ServerThread,
 }
 
 impl FaultServer {
@@ -82,19 +87,19 @@ impl FaultServer {
             .set_nonblocking(true)
             .expect("non-blocking listener");
         let port = listener.local_addr().expect("local_addr").port();
-        let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let thread = {
-            let (stop, connections, bodies) = (stop.clone(), connections.clone(), bodies.clone());
-            thread::spawn(move || serve(listener, script, &stop, &connections, &bodies))
+            let (connections, bodies) = (connections.clone(), bodies.clone());
+            ServerThread::spawn(format!("fault-server-{port}"), move |stop| {
+                serve(listener, script, &stop, &connections, &bodies)
+            })
         };
         FaultServer {
             port,
-            stop,
             connections,
             bodies,
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -118,15 +123,6 @@ impl FaultServer {
     }
 }
 
-impl Drop for FaultServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 fn serve(
     listener: TcpListener,
     script: Vec<Act>,
@@ -135,22 +131,15 @@ fn serve(
     bodies: &Mutex<Vec<Vec<u8>>>,
 ) {
     let born = Instant::now();
-    while !stop.load(Ordering::SeqCst) && born.elapsed() < SERVER_LIFETIME {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let n = connections.fetch_add(1, Ordering::SeqCst);
-                let act = script
-                    .get(n)
-                    .cloned()
-                    .unwrap_or(Act::Send(Vec::new(), End::Fin));
-                // Errors only mean the client went away: that is its business.
-                let _ = handle(stream, &act, stop, bodies);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(5));
-            }
-            Err(_) => thread::sleep(Duration::from_millis(5)),
-        }
+    let keep_going = || !stop.load(Ordering::SeqCst) && born.elapsed() < SERVER_LIFETIME;
+    while let Some(stream) = accept_polling(&listener, keep_going) {
+        let n = connections.fetch_add(1, Ordering::SeqCst);
+        let act = script
+            .get(n)
+            .cloned()
+            .unwrap_or(Act::Send(Vec::new(), End::Fin));
+        // Errors only mean the client went away: that is its business.
+        let _ = handle(stream, &act, stop, bodies);
     }
 }
 
@@ -299,13 +288,6 @@ fn ims_error_reply(status: &str, headers: &[(&str, &str)], description: &str) ->
 // ---------------------------------------------------------------------------
 // Client, credentials, secrets
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("fixtures")
-        .join(name)
-}
-
 const OAUTH_FILE: &str = "oauth-credentials.sample.json";
 const JWT_FILE: &str = "service-credentials.sample.json";
 
@@ -320,7 +302,7 @@ fn credentials(kind: Kind, url: &str) -> Credentials {
         Kind::OAuth => OAUTH_FILE,
         Kind::Jwt => JWT_FILE,
     };
-    Credentials::from_file(fixture(file))
+    Credentials::from_file(fixture_path(file))
         .expect("sample credentials load")
         .with_ims(Endpoint::parse(url).expect("loopback URL is an endpoint"))
 }
@@ -337,39 +319,15 @@ fn client(retries: u32, timeout: Duration) -> Client {
 }
 
 /// The fixture's `integration` object.
-fn fixture_json(name: &str) -> Value {
-    let text = std::fs::read_to_string(fixture(name)).expect("fixture readable");
-    let root: Value = serde_json::from_str(&text).expect("fixture is JSON");
-    root["integration"].clone()
+fn integration(name: &str) -> Value {
+    fixture_json(name)["integration"].clone()
 }
 
 /// Decodes `application/x-www-form-urlencoded` and returns `name`'s value.
 fn form_value(body: &[u8], name: &str) -> Option<String> {
-    body.split(|&b| b == b'&').find_map(|pair| {
-        let i = pair.iter().position(|&b| b == b'=')?;
-        (form_decode(&pair[..i]) == name).then(|| form_decode(&pair[i + 1..]))
-    })
-}
-
-fn form_decode(s: &[u8]) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        let hex = s
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (s[i], hex) {
-            (b'+', _) => out.push(b' '),
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 2;
-            }
-            (b, _) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    parse_form(body)
+        .into_iter()
+        .find_map(|(k, v)| (k == name).then_some(v))
 }
 
 /// The signed JWTs the servers were sent.
@@ -385,8 +343,8 @@ fn jwts_sent(servers: &[&FaultServer]) -> Vec<String> {
 /// both fixtures' client secrets, every line of the private key, every JWT
 /// the servers were sent (and its signature alone), the issued token.
 fn forbidden(servers: &[&FaultServer]) -> Vec<String> {
-    let oauth = fixture_json(OAUTH_FILE);
-    let jwt = fixture_json(JWT_FILE);
+    let oauth = integration(OAUTH_FILE);
+    let jwt = integration(JWT_FILE);
     let mut out = vec![ACCESS_TOKEN.to_owned()];
     for creds in [&oauth, &jwt] {
         let secret = creds["technicalAccount"]["clientSecret"].as_str().unwrap();
@@ -402,15 +360,11 @@ fn forbidden(servers: &[&FaultServer]) -> Vec<String> {
     out
 }
 
-/// Display and Debug of the error and of its whole source chain.
-fn error_texts(e: &Error) -> Vec<String> {
-    let mut texts = vec![format!("{e}"), format!("{e:?}"), format!("{e:#?}")];
-    let mut source = e.source();
-    while let Some(s) = source {
-        texts.push(format!("{s}"));
-        texts.push(format!("{s:?}"));
-        source = s.source();
-    }
+/// Display, Debug and pretty Debug of the error, and Display and Debug of
+/// its whole source chain.
+fn all_error_texts(e: &Error) -> Vec<String> {
+    let mut texts = error_texts(e);
+    texts.push(format!("{e:#?}"));
     texts
 }
 
@@ -429,7 +383,7 @@ fn assert_secret_free(e: &Error, servers: &[&FaultServer], kind: Kind) {
     if kind == Kind::Jwt && servers.iter().any(|s| s.connections() > 0) {
         assert!(!jwts_sent(servers).is_empty(), "no JWT was recorded");
     }
-    for text in error_texts(e) {
+    for text in all_error_texts(e) {
         assert_no_secret_in(&text, servers, "the error");
     }
 }
@@ -905,62 +859,23 @@ struct Run {
 fn run_cli(url: &str) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims-token"));
     cmd.args(["--ims", url, "--timeout", "2", "--retries", "0", "-c"])
-        .arg(fixture(OAUTH_FILE))
+        .arg(fixture_path(OAUTH_FILE))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for var in [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "NO_PROXY",
-        "no_proxy",
-        "IMS_CREDENTIALS",
-    ] {
+    for var in PROXY_VARS.into_iter().chain(["IMS_CREDENTIALS"]) {
         cmd.env_remove(var);
     }
     let started = Instant::now();
     let mut child = cmd.spawn().expect("spawn ims-token");
-    let pipe = |p: Option<Box<dyn Read + Send>>| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = p {
-                let _ = p.read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = pipe(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = pipe(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if started.elapsed() > CLI_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ims-token did not finish within {CLI_LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
+    let out = collect(child.stdout.take());
+    let err = collect(child.stderr.take());
+    let status = wait_bounded(&mut child, started, CLI_LIMIT, "ims-token");
     let elapsed = started.elapsed();
     Run {
         code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
+        stdout: collected(out),
+        stderr: collected(err),
         elapsed,
     }
 }

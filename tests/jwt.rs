@@ -2,32 +2,23 @@
 //! compared whole against one made independently with openssl, checked
 //! claim by claim, and verified at run time with `openssl dgst -verify`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use common::{fixture_path, jwt_claims as claims, openssl_verifies, read_fixture, TempDir};
 use ims_token::{
     sign_jwt, Client, ClientSecret, Error, PrivateKey, ServiceAccount, MAX_JWT_LIFETIME,
 };
 use serde_json::{json, Value};
 
-macro_rules! fixture {
-    ($name:literal) => {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/", $name)
-    };
-}
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
-}
-
 fn pkcs1() -> String {
-    read(fixture!("sample-key.pkcs1.pem"))
+    read_fixture("sample-key.pkcs1.pem")
 }
 
 fn pkcs8() -> String {
-    read(fixture!("sample-key.pkcs8.pem"))
+    read_fixture("sample-key.pkcs8.pem")
 }
 
 const CLIENT_ID: &str = "cm-p12345-e67890-integration-1";
@@ -102,10 +93,6 @@ fn segments(jwt: &str) -> [&str; 3] {
     [parts[0], parts[1], parts[2]]
 }
 
-fn claims(jwt: &str) -> Value {
-    serde_json::from_slice(&b64url_decode(segments(jwt)[1])).unwrap()
-}
-
 // ---------------------------------------------------------------------------
 // Key formats
 // ---------------------------------------------------------------------------
@@ -152,7 +139,7 @@ fn pkcs1_and_pkcs8_in_every_layout_sign_the_same_jwt() {
 #[test]
 fn key_from_the_credentials_file_signs_the_same_jwt() {
     let credentials =
-        ims_token::Credentials::from_file(fixture!("service-credentials.sample.json")).unwrap();
+        ims_token::Credentials::from_file(fixture_path("service-credentials.sample.json")).unwrap();
     let ims_token::Credentials::ServiceAccount(from_file) = credentials else {
         panic!("expected a service account");
     };
@@ -188,7 +175,7 @@ fn expect_key_error(what: &str, text: &str, words: &[&str]) {
 fn certificate_is_refused() {
     expect_key_error(
         "certificate",
-        &read(fixture!("sample-cert.pem")),
+        &read_fixture("sample-cert.pem"),
         &["certificate"],
     );
 }
@@ -197,24 +184,24 @@ fn certificate_is_refused() {
 fn public_key_is_refused() {
     expect_key_error(
         "public key",
-        &read(fixture!("sample-key.pub.pem")),
+        &read_fixture("sample-key.pub.pem"),
         &["public key"],
     );
 }
 
 #[test]
 fn ec_keys_are_refused() {
-    expect_key_error("EC PKCS#8", &read(fixture!("key-ec.pem")), &["RSA"]);
-    expect_key_error("EC SEC1", &read(fixture!("key-ec-sec1.pem")), &["RSA"]);
+    expect_key_error("EC PKCS#8", &read_fixture("key-ec.pem"), &["RSA"]);
+    expect_key_error("EC SEC1", &read_fixture("key-ec-sec1.pem"), &["RSA"]);
 }
 
 #[test]
 fn rsa_1024_is_refused_in_both_formats() {
     for (what, path) in [
-        ("1024-bit PKCS#1", fixture!("key-rsa1024.pkcs1.pem")),
-        ("1024-bit PKCS#8", fixture!("key-rsa1024.pkcs8.pem")),
+        ("1024-bit PKCS#1", "key-rsa1024.pkcs1.pem"),
+        ("1024-bit PKCS#8", "key-rsa1024.pkcs8.pem"),
     ] {
-        expect_key_error(what, &read(path), &["2048", "1024"]);
+        expect_key_error(what, &read_fixture(path), &["2048", "1024"]);
     }
 }
 
@@ -222,7 +209,7 @@ fn rsa_1024_is_refused_in_both_formats() {
 fn encrypted_key_without_passphrase_is_refused() {
     expect_key_error(
         "encrypted PKCS#8",
-        &read(fixture!("key-encrypted.pkcs8.pem")),
+        &read_fixture("key-encrypted.pkcs8.pem"),
         &["encrypted", "passphrase"],
     );
 }
@@ -280,13 +267,13 @@ fn corrupted_base64_body_is_refused() {
 fn refused_keys_do_not_show_their_body() {
     // A 1024-bit key is real key material: the error must not quote it.
     for path in [
-        fixture!("key-rsa1024.pkcs1.pem"),
-        fixture!("key-rsa1024.pkcs8.pem"),
-        fixture!("key-ec.pem"),
-        fixture!("key-ec-sec1.pem"),
-        fixture!("key-encrypted.pkcs8.pem"),
+        "key-rsa1024.pkcs1.pem",
+        "key-rsa1024.pkcs8.pem",
+        "key-ec.pem",
+        "key-ec-sec1.pem",
+        "key-encrypted.pkcs8.pem",
     ] {
-        let pem = read(path);
+        let pem = read_fixture(path);
         let err = PrivateKey::from_pem(&pem).unwrap_err();
         let shown = format!("{err} {err:?}");
         for line in pem
@@ -308,7 +295,7 @@ fn refused_keys_do_not_show_their_body() {
 #[cfg(feature = "encrypted-key")]
 #[test]
 fn encrypted_key_with_its_passphrase_signs_the_same_jwt() {
-    let encrypted = read(fixture!("key-encrypted.pkcs8.pem"));
+    let encrypted = read_fixture("key-encrypted.pkcs8.pem");
     let key =
         PrivateKey::from_encrypted_pem(&encrypted, &ClientSecret::new("correct horse")).unwrap();
     assert_eq!(key.bits(), 2048);
@@ -323,7 +310,7 @@ fn encrypted_key_with_its_passphrase_signs_the_same_jwt() {
 #[cfg(feature = "encrypted-key")]
 #[test]
 fn encrypted_key_with_a_wrong_passphrase_is_refused() {
-    let encrypted = read(fixture!("key-encrypted.pkcs8.pem"));
+    let encrypted = read_fixture("key-encrypted.pkcs8.pem");
     for wrong in ["correct horse battery", "", "Correct horse"] {
         match PrivateKey::from_encrypted_pem(&encrypted, &ClientSecret::new(wrong)) {
             Err(e @ Error::Key { .. }) => {
@@ -343,8 +330,8 @@ fn from_encrypted_pem_takes_plain_keys_and_refuses_others() {
     let secret = ClientSecret::new("unused");
     let key = PrivateKey::from_encrypted_pem(&pkcs8(), &secret).unwrap();
     assert_eq!(jwt_with(key), EXPECTED_JWT);
-    for path in [fixture!("sample-cert.pem"), fixture!("key-ec-sec1.pem")] {
-        let err = PrivateKey::from_encrypted_pem(&read(path), &secret).unwrap_err();
+    for path in ["sample-cert.pem", "key-ec-sec1.pem"] {
+        let err = PrivateKey::from_encrypted_pem(&read_fixture(path), &secret).unwrap_err();
         assert!(matches!(err, Error::Key { .. }), "{path}: {err:?}");
     }
 }
@@ -355,7 +342,7 @@ fn from_encrypted_pem_takes_plain_keys_and_refuses_others() {
 
 #[test]
 fn signed_jwt_equals_the_one_made_with_openssl() {
-    let key = PrivateKey::from_pem(&read(fixture!("sample-key.pkcs1.pem"))).unwrap();
+    let key = PrivateKey::from_pem(&read_fixture("sample-key.pkcs1.pem")).unwrap();
     let jwt = sign_jwt(&account(key), at(NOW_SECS), LIFETIME).unwrap();
     assert_eq!(jwt.secret(), EXPECTED_JWT);
 }
@@ -432,55 +419,6 @@ fn sub_second_part_of_now_is_dropped_from_exp() {
 // ---------------------------------------------------------------------------
 // Verified by openssl at run time
 // ---------------------------------------------------------------------------
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "ims-token-jwt-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs `openssl dgst -sha256 -verify` on the signing input and signature
-/// of `jwt`; true when openssl says `Verified OK`.
-fn openssl_verifies(dir: &Path, jwt: &str) -> bool {
-    let (input, signature) = jwt.rsplit_once('.').unwrap();
-    let input_path = dir.join("input");
-    let signature_path = dir.join("signature");
-    std::fs::write(&input_path, input).unwrap();
-    std::fs::write(&signature_path, b64url_decode(signature)).unwrap();
-    let output = Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify", fixture!("sample-key.pub.pem")])
-        .arg("-signature")
-        .arg(&signature_path)
-        .arg(&input_path)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run `openssl` ({e}); it is needed to verify the JWT independently")
-        });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    output.status.success() && stdout.contains("Verified OK")
-}
 
 #[test]
 fn openssl_verifies_the_signature() {

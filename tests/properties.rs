@@ -10,10 +10,12 @@
 //! Properties that expose a bug that is not fixed yet are
 //! --ignored`.
 
-use std::error::Error as _;
+mod common;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use common::error_texts;
 use ims_token::{parse_token_reply, Credentials, Endpoint, Error, Flow, PrivateKey};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -76,13 +78,7 @@ fn key_lines() -> Vec<&'static str> {
 /// `Display`, `Debug` and the `Display`/`Debug` of every source, lowercased
 /// (some messages lowercase what they quote).
 fn error_text(e: &Error) -> String {
-    let mut text = format!("{e}\n{e:?}");
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(&format!("\n{cause}\n{cause:?}"));
-        source = cause.source();
-    }
-    text.to_lowercase()
+    error_texts(e).join("\n").to_lowercase()
 }
 
 /// The error's text holds no client secret, no key line and no token.

@@ -4,10 +4,19 @@
 //! serves a script of [`Reply`]s, one connection per reply, in order, and
 //! records every request. [`check_jwt_exchange`] and [`check_oauth`] judge a
 //! request the way real IMS does (see /work/shared/IMS.md, sections 2-4).
+//!
+//! It also holds the helpers more than one test binary needs: fixtures,
+//! temp dirs, the proxy variables, a bounded wait for a child process, a
+//! polling accept loop and a stop-on-drop server thread, the texts of an
+//! error chain, and an `openssl` check of a JWT signature. None of them
+//! uses the library either.
 #![allow(dead_code)]
 
+use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -36,8 +45,8 @@ const MAX_JWT_LIFETIME_SECS: i64 = 24 * 60 * 60;
 // Fixtures
 
 /// Path of `tests/fixtures/<name>`.
-pub fn fixture_path(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("fixtures")
         .join(name)
@@ -64,6 +73,230 @@ pub fn now_secs() -> i64 {
     since.as_secs() as i64
 }
 
+/// The fixture `name` parsed as JSON; panics with the name if it is not.
+pub fn fixture_json(name: &str) -> Value {
+    serde_json::from_str(&read_fixture(name))
+        .unwrap_or_else(|e| panic!("fixture {name} is not JSON: {e}"))
+}
+
+/// `path` as a `String`; panics if it is not UTF-8.
+pub fn path_str(path: &Path) -> String {
+    path.to_str().expect("UTF-8 path").to_owned()
+}
+
+// ---------------------------------------------------------------------------
+// Temp dirs
+
+/// A fresh, empty directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// `ims-token-<test binary>-<pid>-<tag>-<n>`.
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!(
+            "ims-token-{}-{}-{tag}-{n}",
+            env!("CARGO_CRATE_NAME"),
+            std::process::id()
+        );
+        let dir = std::env::temp_dir().join(name);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `text` to `name` in the dir; returns the file's path.
+    pub fn file(&self, name: &str, text: &str) -> String {
+        let path = self.join(name);
+        fs::write(&path, text).expect("write temp file");
+        path_str(&path)
+    }
+
+    /// Writes `value` as pretty JSON to `name` in the dir; returns its path.
+    pub fn json(&self, name: &str, value: &Value) -> String {
+        self.file(name, &serde_json::to_string_pretty(value).unwrap())
+    }
+
+    /// No name in the dir looks like a leftover temp file.
+    pub fn assert_no_temp_files(&self) {
+        for entry in fs::read_dir(&self.0).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.contains(".tmp"), "temp file left behind: {name}");
+        }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The environment and child processes
+
+/// The proxy variables ureq and the library read (any order).
+pub const PROXY_VARS: [&str; 8] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// Reads a child's pipe to the end on a thread of its own.
+pub fn collect(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
+    pipe.map(|mut p| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = p.read_to_end(&mut buf);
+            buf
+        })
+    })
+}
+
+/// The text a [`collect`] thread read, lossily decoded ("" for no pipe).
+pub fn collected(handle: Option<JoinHandle<Vec<u8>>>) -> String {
+    handle
+        .map(|h| String::from_utf8_lossy(&h.join().unwrap()).into_owned())
+        .unwrap_or_default()
+}
+
+/// Waits for the child started at `started`; kills it and panics, naming
+/// it `what`, once it has run longer than `limit`.
+pub fn wait_bounded(
+    child: &mut Child,
+    started: Instant,
+    limit: Duration,
+    what: &str,
+) -> ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Server threads
+
+/// Next connection on the non-blocking `listener`, polling while
+/// `keep_going()` holds; None once it does not.
+pub fn accept_polling(listener: &TcpListener, keep_going: impl Fn() -> bool) -> Option<TcpStream> {
+    while keep_going() {
+        match listener.accept() {
+            Ok((tcp, _)) => return Some(tcp),
+            Err(_) => thread::sleep(POLL),
+        }
+    }
+    None
+}
+
+/// A background server thread, told to stop and joined when dropped.
+pub struct ServerThread {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ServerThread {
+    /// Runs `serve` on a thread named `name`; `serve` gets the stop flag,
+    /// set when this is dropped, and should end soon after.
+    pub fn spawn(
+        name: String,
+        serve: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
+    ) -> ServerThread {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::Builder::new()
+            .name(name)
+            .spawn(move || serve(flag))
+            .expect("spawn a server thread");
+        ServerThread {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/// Display and Debug of the error and of its whole source chain, in order.
+pub fn error_texts(e: &dyn std::error::Error) -> Vec<String> {
+    let mut texts = vec![format!("{e}"), format!("{e:?}")];
+    let mut source = e.source();
+    while let Some(s) = source {
+        texts.push(format!("{s}"));
+        texts.push(format!("{s:?}"));
+        source = s.source();
+    }
+    texts
+}
+
+// ---------------------------------------------------------------------------
+// JWTs, checked independently of the crate
+
+/// The claims of a compact JWT (three segments; not verified).
+pub fn jwt_claims(jwt: &str) -> Value {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWT has three segments: {jwt}");
+    let payload = URL_SAFE_NO_PAD.decode(parts[1]).expect("base64url payload");
+    serde_json::from_slice(&payload).expect("JSON payload")
+}
+
+/// RS256 check of `jwt` against `sample-key.pub.pem` with
+/// `openssl dgst -sha256 -verify`, an independent verifier, working in
+/// `dir`; true when openssl says `Verified OK`.
+pub fn openssl_verifies(dir: &Path, jwt: &str) -> bool {
+    let (input, signature) = jwt.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .expect("base64url signature");
+    let input_path = dir.join("input");
+    let signature_path = dir.join("signature");
+    fs::write(&input_path, input).unwrap();
+    fs::write(&signature_path, signature).unwrap();
+    let output = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(fixture_path("sample-key.pub.pem"))
+        .arg("-signature")
+        .arg(&signature_path)
+        .arg(&input_path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `openssl` ({e}); it is needed to verify the JWT independently")
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    output.status.success() && stdout.contains("Verified OK")
+}
+
 // ---------------------------------------------------------------------------
 // What the fake expects
 
@@ -88,8 +321,7 @@ impl JwtExpect {
     /// The values of `service-credentials.sample.json` and `sample-key.pub.pem`,
     /// with `ims_host` as the `{ims}` of the claims.
     pub fn sample(ims_host: &str) -> JwtExpect {
-        let creds: Value = serde_json::from_str(&read_fixture("service-credentials.sample.json"))
-            .expect("service-credentials.sample.json is JSON");
+        let creds = fixture_json("service-credentials.sample.json");
         let i = &creds["integration"];
         let text = |v: &Value| v.as_str().expect("string field").to_string();
         JwtExpect {
@@ -124,8 +356,7 @@ pub struct OAuthExpect {
 impl OAuthExpect {
     /// The values of `oauth-credentials.sample.json`.
     pub fn sample() -> OAuthExpect {
-        let creds: Value = serde_json::from_str(&read_fixture("oauth-credentials.sample.json"))
-            .expect("oauth-credentials.sample.json is JSON");
+        let creds = fixture_json("oauth-credentials.sample.json");
         let i = &creds["integration"];
         let text = |v: &Value| v.as_str().expect("string field").to_string();
         let scopes = i["scopes"].as_array().expect("scopes array");
@@ -250,8 +481,8 @@ pub struct FakeIms {
     addr: SocketAddr,
     scheme: &'static str,
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    /// Stops and joins the server thread when the fake is dropped.
+    _thread: ServerThread,
 }
 
 #[derive(Default)]
@@ -299,23 +530,21 @@ impl FakeIms {
         let script = make_script(&addr.to_string());
         let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let server = Server {
-            listener,
-            tls,
-            shared: shared.clone(),
-            stop: stop.clone(),
-        };
-        let thread = thread::Builder::new()
-            .name(format!("fake-ims-{}", addr.port()))
-            .spawn(move || server.run(script))
-            .expect("spawn fake IMS thread");
+        let server_shared = shared.clone();
+        let thread = ServerThread::spawn(format!("fake-ims-{}", addr.port()), move |stop| {
+            let server = Server {
+                listener,
+                tls,
+                shared: server_shared,
+                stop,
+            };
+            server.run(script)
+        });
         FakeIms {
             addr,
             scheme,
             shared,
-            stop,
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -342,15 +571,6 @@ impl FakeIms {
     /// handshake failed; each consumed one reply of the script).
     pub fn hits(&self) -> usize {
         self.shared.hits.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for FakeIms {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -393,14 +613,7 @@ impl Server {
 
     /// Next connection, or None once stopped. Polls so Drop can stop it.
     fn accept(&self) -> Option<TcpStream> {
-        while !self.stop.load(Ordering::SeqCst) {
-            match self.listener.accept() {
-                Ok((tcp, _)) => return Some(tcp),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(POLL),
-                Err(_) => thread::sleep(POLL),
-            }
-        }
-        None
+        accept_polling(&self.listener, || !self.stop.load(Ordering::SeqCst))
     }
 
     fn serve(&self, tcp: TcpStream, reply: &Reply) -> io::Result<()> {
@@ -454,7 +667,7 @@ fn script_exhausted() -> Reply {
 // HTTP/1.1, just enough
 
 /// Reads one request: head, then a Content-Length or chunked body.
-fn read_request(stream: &mut impl Read) -> io::Result<Recorded> {
+pub fn read_request(stream: &mut impl Read) -> io::Result<Recorded> {
     let mut buf = Vec::new();
     let head_len = read_until_head_end(stream, &mut buf)?;
     let mut request = parse_head(&buf[..head_len])?;
