@@ -4,23 +4,12 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{fixture_path, FakeIms, Reply};
+use common::{fixture_path, oauth_reply, FakeIms, Reply, TempDir, PROXY_VARS};
 use serde_json::Value;
-
-const PROXY_VARS: [&str; 8] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
 
 fn ims_token(args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ims-token"));
@@ -36,13 +25,6 @@ fn ims_token(args: &[&str]) -> Output {
     out
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ims-token-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -51,10 +33,7 @@ fn now_secs() -> u64 {
 }
 
 fn oauth_token(token: &str) -> Reply {
-    Reply::json(
-        200,
-        format!(r#"{{"access_token":"{token}","token_type":"bearer","expires_in":86399}}"#),
-    )
+    oauth_reply(token, 86_399)
 }
 
 /// Moves the cached token to `left` seconds before expiry, within the margin.
@@ -80,7 +59,7 @@ fn token_args<'a>(url: &'a str, cache: &'a str) -> Vec<&'a str> {
 
 #[test]
 fn a_cached_token_that_still_works_is_used_while_ims_is_down() {
-    let dir = temp_dir("down");
+    let dir = TempDir::new("down");
     let cache = dir.join("token");
     let cache_arg = cache.to_str().unwrap();
     let creds = fixture_path("oauth-credentials.sample.json");
@@ -111,12 +90,11 @@ fn a_cached_token_that_still_works_is_used_while_ims_is_down() {
     let out = ims_token(&args);
     assert_eq!(out.status.code(), Some(5), "{out:?}");
     assert!(out.stdout.is_empty());
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_lock_held_by_a_stuck_run_delays_but_does_not_hang() {
-    let dir = temp_dir("lock");
+    let dir = TempDir::new("lock");
     let cache = dir.join("token");
     let creds = fixture_path("oauth-credentials.sample.json");
     let server = FakeIms::start(vec![oauth_token("tok-unlocked")]);
@@ -136,12 +114,11 @@ fn a_lock_held_by_a_stuck_run_delays_but_does_not_hang() {
     // One attempt of 1 s plus 5 s of slack: the run waited, then went on.
     assert!(waited < Duration::from_secs(15), "{waited:?}");
     drop(lock);
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_cache_hit_needs_no_network_settings() {
-    let dir = temp_dir("hit");
+    let dir = TempDir::new("hit");
     let cache = dir.join("token");
     let creds = fixture_path("oauth-credentials.sample.json");
     let server = FakeIms::start(vec![oauth_token("tok-hit")]);
@@ -156,7 +133,6 @@ fn a_cache_hit_needs_no_network_settings() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(out.stdout, b"tok-hit\n");
     assert_eq!(server.hits(), 1);
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -833,18 +833,11 @@ fn provider_does_one_exchange_for_many_threads() {
     assert_eq!(server.hits(), 2);
 }
 
-fn short_lived(token: &str, expires_in: u64) -> Reply {
-    Reply::json(
-        200,
-        format!(r#"{{"access_token":"{token}","token_type":"bearer","expires_in":{expires_in}}}"#),
-    )
-}
-
 #[test]
 fn provider_margin_is_capped_at_half_the_lifetime() {
     let server = FakeIms::start(vec![
-        short_lived("tok-100s-a", 100),
-        short_lived("tok-100s-b", 100),
+        common::oauth_reply("tok-100s-a", 100),
+        common::oauth_reply("tok-100s-b", 100),
     ]);
     let provider = TokenProvider::new(client(), oauth_creds(&server.url()))
         .with_refresh_margin(Duration::from_secs(600));
@@ -856,7 +849,10 @@ fn provider_margin_is_capped_at_half_the_lifetime() {
 
 #[test]
 fn provider_refreshes_a_token_within_the_margin() {
-    let server = FakeIms::start(vec![short_lived("tok-1s-a", 1), short_lived("tok-1s-b", 1)]);
+    let server = FakeIms::start(vec![
+        common::oauth_reply("tok-1s-a", 1),
+        common::oauth_reply("tok-1s-b", 1),
+    ]);
     let provider = TokenProvider::new(client(), oauth_creds(&server.url()))
         .with_refresh_margin(Duration::from_secs(600));
     assert_eq!(provider.token().unwrap().secret(), "tok-1s-a");

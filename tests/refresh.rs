@@ -6,22 +6,13 @@ mod common;
 use std::thread;
 use std::time::Duration;
 
-use common::{fixture_path, FakeIms, JwtExpect, Reply};
+use common::{fixture_path, oauth_reply, FakeIms, JwtExpect, Reply};
 use ims_token::{Client, Credentials, Endpoint, Error, TokenProvider};
 
 fn creds(file: &str, url: &str) -> Credentials {
     Credentials::from_file(fixture_path(file))
         .unwrap()
         .with_ims(Endpoint::parse(url).unwrap())
-}
-
-fn oauth_reply(token: &str, expires_in_secs: u64) -> Reply {
-    Reply::json(
-        200,
-        format!(
-            r#"{{"access_token":"{token}","token_type":"bearer","expires_in":{expires_in_secs}}}"#
-        ),
-    )
 }
 
 #[test]

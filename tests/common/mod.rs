@@ -914,6 +914,15 @@ pub fn oauth_success_body(token: &str) -> String {
     format!(r#"{{"access_token":{token},"token_type":"bearer","expires_in":86399}}"#)
 }
 
+/// A 200 OAuth reply with `token` living `expires_in` seconds.
+pub fn oauth_reply(token: &str, expires_in: u64) -> Reply {
+    let token = Value::from(token);
+    Reply::json(
+        200,
+        format!(r#"{{"access_token":{token},"token_type":"bearer","expires_in":{expires_in}}}"#),
+    )
+}
+
 /// `{"error":"<code>","error_description":"<description>"}`.
 pub fn error_body(code: &str, description: &str) -> String {
     serde_json::json!({ "error": code, "error_description": description }).to_string()
