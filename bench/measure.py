@@ -159,8 +159,8 @@ def main():
                 walls, rss = series(args.helper, argv, env, runs)
                 exchanges = server.count() - before
                 medians[name] = statistics.median(walls)
-                target = "5-6 (README)" if name.endswith("HTTP") else "7-9 (README)"
-                out.timing(name, walls, rss, target, "4-5 (README)")
+                target = "5-6 (shared DEPENDENCIES.md)" if name.endswith("HTTP") else "7-9 (shared DEPENDENCIES.md)"
+                out.timing(name, walls, rss, target, "4-5 (shared DEPENDENCIES.md)")
                 out.add(name, "exchanges / runs", f"{exchanges} / {runs + WARMUPS}", "1 each")
 
             # Cached: one filling run, then runs that must not reach IMS.
