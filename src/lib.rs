@@ -390,7 +390,6 @@ impl Endpoint {
         if authority.is_empty() {
             return Err(Error::config("the IMS endpoint is empty"));
         }
-        check_authority(&authority)?;
         // `aud` and the metascope claims must name the host as IMS knows it.
         let default_port = if scheme == "http" { ":80" } else { ":443" };
         let authority = authority

@@ -694,15 +694,15 @@ fn try_lock_until(file: &File, deadline: SystemTime) -> io::Result<()> {
 /// How long a run waits for another's refresh: as long as one refresh can
 /// take with its retries (timeouts plus the waits between attempts).
 fn lock_wait(options: &Options) -> Duration {
-    let attempts = u64::from(options.retries.unwrap_or(ims_token::DEFAULT_RETRIES)) + 1;
+    let retries = options.retries.unwrap_or(ims_token::DEFAULT_RETRIES);
     let timeout = options
         .timeout
         .map_or(ims_token::DEFAULT_TIMEOUT, Duration::from_secs);
-    let waits = ims_token::DEFAULT_MAX_RETRY_WAIT.saturating_mul((attempts - 1) as u32);
+    let waits = ims_token::DEFAULT_MAX_RETRY_WAIT.saturating_mul(retries);
     timeout
-        .saturating_mul(attempts as u32)
+        .saturating_mul(retries.saturating_add(1))
         .saturating_add(waits)
-        + Duration::from_secs(5)
+        .saturating_add(Duration::from_secs(5))
 }
 
 fn is_unexpired(token: &AccessToken) -> bool {
