@@ -31,7 +31,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -348,15 +349,34 @@ impl AccessToken {
         self.expires_at.duration_since(now).unwrap_or_default()
     }
 
-    /// Whether the token has more than the refresh margin left at `now`.
-    /// The margin used is never more than half the token's lifetime, so a
-    /// short-lived token is still used for a while.
-    pub fn is_fresh(&self, now: SystemTime, margin: Duration) -> bool {
+    /// Whether the token has stopped working at `now`.
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        self.expires_in(now).is_zero()
+    }
+
+    /// Whether it is time to get a new token at `now`: at most `margin` is
+    /// left. The margin used is never more than half the token's lifetime,
+    /// so a short-lived token is still used for a while. A token that needs
+    /// a refresh but has not expired still works: hand it out if the
+    /// refresh fails.
+    pub fn needs_refresh(&self, now: SystemTime, margin: Duration) -> bool {
+        self.expires_in(now) <= self.capped_margin(margin)
+    }
+
+    /// `margin`, capped at half the token's lifetime.
+    fn capped_margin(&self, margin: Duration) -> Duration {
         let lifetime = self
             .expires_at
             .duration_since(self.received_at)
             .unwrap_or_default();
-        self.expires_in(now) > margin.min(lifetime / 2)
+        margin.min(lifetime / 2)
+    }
+
+    /// Compares the token strings in constant time (for a given length),
+    /// so that an invalidate cannot be timed to learn the cached token.
+    fn same_token(&self, other: &AccessToken) -> bool {
+        let (a, b) = (self.secret().as_bytes(), other.secret().as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 }
 
@@ -1255,6 +1275,7 @@ pub fn parse_token_reply(
         debug_id: None,
         retry_after: None,
         location: None,
+        clock_offset: None,
         body: zeroize::Zeroizing::new(body.to_vec()),
     };
     parse_reply(&reply, flow, now, &[])
@@ -1267,6 +1288,8 @@ struct RawReply {
     debug_id: Option<String>,
     retry_after: Option<Duration>,
     location: Option<String>,
+    /// IMS's clock minus ours, from its `Date` header.
+    clock_offset: Option<i64>,
     body: zeroize::Zeroizing<Vec<u8>>,
 }
 
@@ -1410,12 +1433,16 @@ pub fn fetch_token(credentials: &Credentials) -> Result<AccessToken, Error> {
 
 /// A reusable IMS client: one HTTP agent (connection pool, TLS setup)
 /// configured on purpose, plus the retry policy and JWT lifetime.
+///
+/// Clones share the agent and what the client learned of IMS's clock.
 #[derive(Debug, Clone)]
 pub struct Client {
     agent: ureq::Agent,
+    timeout: Duration,
     retries: u32,
     max_retry_wait: Duration,
     jwt_lifetime: Duration,
+    clock: Arc<ClockOffset>,
 }
 
 /// Settings for a [`Client`].
@@ -1520,9 +1547,11 @@ impl ClientBuilder {
             .build();
         Ok(Client {
             agent: ureq::Agent::new_with_config(config),
+            timeout: self.timeout,
             retries: self.retries,
             max_retry_wait: self.max_retry_wait,
             jwt_lifetime: self.jwt_lifetime,
+            clock: Arc::default(),
         })
     }
 }
@@ -1644,14 +1673,40 @@ impl Client {
 
     /// Signs a JWT and exchanges it at `/ims/exchange/jwt`.
     ///
+    /// The JWT is signed on IMS's time when this host's clock is more than
+    /// 30 s off it, as learned from the `Date` header of IMS's replies. When
+    /// IMS refuses a JWT as `invalid_token` and its reply shows such an
+    /// offset for the first time, a JWT signed on IMS's time is sent once more.
+    ///
     /// # Errors
     /// See [`Client::fetch`].
     pub fn exchange_jwt(&self, account: &ServiceAccount) -> Result<AccessToken, Error> {
         let url = account.ims.join("/ims/exchange/jwt");
+        let correction = self.clock.correction();
+        let result = self.exchange_jwt_cycle(account, &url);
+        match result {
+            Err(e)
+                if is_clock_refusal(&e)
+                    && correction_moved(correction, self.clock.correction()) =>
+            {
+                log::debug!("signing a new JWT on IMS's time after: {e}");
+                self.exchange_jwt_cycle(account, &url)
+            }
+            other => other,
+        }
+    }
+
+    /// One exchange with its retries.
+    fn exchange_jwt_cycle(
+        &self,
+        account: &ServiceAccount,
+        url: &str,
+    ) -> Result<AccessToken, Error> {
         // A fresh JWT for every attempt: a retry must not send one that
         // expired while the previous attempt waited.
-        self.post_with_retries(&url, Flow::JwtExchange, || {
-            let jwt = sign_jwt(account, SystemTime::now(), self.jwt_lifetime)?;
+        self.post_with_retries(url, Flow::JwtExchange, || {
+            let now = self.clock.ims_time(SystemTime::now());
+            let jwt = sign_jwt(account, now, self.jwt_lifetime)?;
             let form = jwt_exchange_form(account, &jwt);
             Ok(FormRequest::new(
                 &form,
@@ -1673,6 +1728,26 @@ impl Client {
         })
     }
 
+    /// The longest one [`Client::fetch`] can take with these settings:
+    /// every attempt timing out, the longest waits between them, and for a
+    /// JWT exchange the one more exchange on IMS's time. A caller waiting
+    /// for another's fetch waits this long at most.
+    pub fn max_fetch_time(&self) -> Duration {
+        let attempts = self.retries.saturating_add(1);
+        let cycle = self
+            .timeout
+            .saturating_mul(attempts)
+            .saturating_add(self.max_retry_wait.saturating_mul(self.retries));
+        cycle.saturating_mul(2)
+    }
+
+    /// IMS's clock minus this host's, in whole seconds, from the `Date`
+    /// header of IMS's latest reply (`None` before any reply had one).
+    /// Positive: this host's clock is behind.
+    pub fn clock_offset(&self) -> Option<i64> {
+        self.clock.offset()
+    }
+
     fn post_with_retries(
         &self,
         url: &str,
@@ -1682,12 +1757,18 @@ impl Client {
         let mut attempt = 0;
         loop {
             let request = request()?;
-            let result = self
-                .post_once(url, &request.body)
-                .and_then(|reply| parse_reply(&reply, unit, SystemTime::now(), &request.scrub()));
+            let result = self.post_once(url, &request.body).and_then(|reply| {
+                self.clock.learn(reply.clock_offset);
+                parse_reply(&reply, unit, SystemTime::now(), &request.scrub())
+            });
             match result {
                 Err(e) if attempt < self.retries && e.is_retryable() => {
-                    std::thread::sleep(self.wait_before_retry(attempt, &e));
+                    let wait = self.wait_before_retry(attempt, &e);
+                    log::debug!(
+                        "retrying the IMS request in {} ms after: {e}",
+                        wait.as_millis()
+                    );
+                    std::thread::sleep(wait);
                     attempt += 1;
                 }
                 other => return other,
@@ -1731,6 +1812,10 @@ impl Client {
             .and_then(|v| v.trim().parse().ok())
             .map(Duration::from_secs);
         let location = header("location");
+        let clock_offset = header("date")
+            .as_deref()
+            .and_then(parse_http_date)
+            .map(|date| seconds_between(SystemTime::now(), date));
         let body = response
             .body_mut()
             .with_config()
@@ -1752,9 +1837,134 @@ impl Client {
             debug_id,
             retry_after,
             location,
+            clock_offset,
             body,
         })
     }
+}
+
+// ---------------------------------------------------------------------------
+// IMS's clock
+// ---------------------------------------------------------------------------
+
+/// Clock offsets up to this are left alone: IMS tolerates about 30 s of skew,
+/// and the `Date` header has whole seconds.
+const CLOCK_TOLERANCE_SECS: i64 = 30;
+/// A `Date` further off than this is taken for a broken header, not a clock.
+const MAX_CLOCK_OFFSET_SECS: i64 = 30 * 86_400;
+const UNKNOWN_OFFSET: i64 = i64::MIN;
+
+/// What a [`Client`] learned of IMS's clock: its offset from ours, in seconds.
+#[derive(Debug)]
+struct ClockOffset(AtomicI64);
+
+impl Default for ClockOffset {
+    fn default() -> Self {
+        ClockOffset(AtomicI64::new(UNKNOWN_OFFSET))
+    }
+}
+
+impl ClockOffset {
+    fn offset(&self) -> Option<i64> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|&o| o != UNKNOWN_OFFSET)
+    }
+
+    /// Keeps the offset of a reply, warning when it turns out to be too large.
+    fn learn(&self, offset: Option<i64>) {
+        let Some(offset) = offset.filter(|o| o.abs() <= MAX_CLOCK_OFFSET_SECS) else {
+            return;
+        };
+        let before = correction_for(self.0.swap(offset, Ordering::Relaxed));
+        if correction_moved(before, correction_for(offset)) {
+            log::warn!("{}", clock_warning(offset));
+        }
+    }
+
+    /// The seconds to add to our clock for IMS: the offset once it is over
+    /// the tolerance, else none.
+    fn correction(&self) -> i64 {
+        correction_for(self.0.load(Ordering::Relaxed))
+    }
+
+    /// `now` on IMS's clock, as far as it matters for a JWT's `exp`.
+    fn ims_time(&self, now: SystemTime) -> SystemTime {
+        shift(now, self.correction())
+    }
+}
+
+/// Whether a correction changed by more than the tolerance: worth a warning
+/// and a JWT signed anew.
+fn correction_moved(before: i64, after: i64) -> bool {
+    after.saturating_sub(before).abs() > CLOCK_TOLERANCE_SECS
+}
+
+fn correction_for(offset: i64) -> i64 {
+    if offset == UNKNOWN_OFFSET || offset.abs() <= CLOCK_TOLERANCE_SECS {
+        0
+    } else {
+        offset
+    }
+}
+
+/// `this host's clock is 612 s behind IMS; fix its time (NTP)`.
+fn clock_warning(offset: i64) -> String {
+    let side = if offset > 0 { "behind" } else { "ahead of" };
+    format!(
+        "this host's clock is {} s {side} IMS; fix its time (NTP)",
+        offset.unsigned_abs()
+    )
+}
+
+fn shift(t: SystemTime, secs: i64) -> SystemTime {
+    let by = Duration::from_secs(secs.unsigned_abs());
+    let shifted = if secs >= 0 {
+        t.checked_add(by)
+    } else {
+        t.checked_sub(by)
+    };
+    shifted.unwrap_or(t)
+}
+
+/// `to - from` in whole seconds, negative when `to` is earlier.
+fn seconds_between(from: SystemTime, to: SystemTime) -> i64 {
+    match to.duration_since(from) {
+        Ok(ahead) => i64::try_from(ahead.as_secs()).unwrap_or(i64::MAX),
+        Err(behind) => i64::try_from(behind.duration().as_secs()).map_or(i64::MIN + 1, |s| -s),
+    }
+}
+
+/// IMS refused the JWT as expired, not yet valid or malformed.
+fn is_clock_refusal(e: &Error) -> bool {
+    matches!(e, Error::Rejected(ims) if ims.code.as_deref() == Some("invalid_token"))
+}
+
+/// An HTTP date in the IMF-fixdate form every current server sends
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 section 5.6.7).
+fn parse_http_date(text: &str) -> Option<SystemTime> {
+    let mut parts = text.split_ascii_whitespace();
+    let (_weekday, day, month, year, time, zone) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if zone != "GMT" || parts.next().is_some() || day.len() != 2 || year.len() != 4 {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == month)?;
+    let mut hms = time.split(':');
+    let mut field = || -> Option<i64> {
+        let f = hms.next().filter(|f| f.len() == 2)?;
+        f.parse().ok()
+    };
+    let (hh, mm, ss) = (field()?, field()?, field()?);
+    let month = i64::try_from(month).ok()? + 1;
+    civil_to_time(year.parse().ok()?, month, day.parse().ok()?, hh, mm, ss)
 }
 
 // ---------------------------------------------------------------------------
@@ -1763,9 +1973,17 @@ impl Client {
 
 /// Hands out a cached token and refreshes it shortly before it expires.
 ///
-/// `Send + Sync`: share it between threads (in an `Arc` or a static). When
-/// many threads ask while a refresh is due, one does the exchange and the
-/// others wait for its result.
+/// `Send + Sync`: share it between threads (in an `Arc` or a static).
+/// - While the cached token is valid, no caller waits: when a refresh is
+///   due, the caller that notices does it and every other caller gets the
+///   cached token at once.
+/// - Only when there is no unexpired token do callers wait, and then for
+///   the one refresh in flight; if it fails, each of them gets its error.
+/// - A refresh that fails in a way worth retrying (IMS 5xx or 429, network,
+///   timeout) keeps the unexpired token in use and is tried again after 30 s.
+/// - Each provider refreshes at a random point between the whole refresh
+///   margin and half of it, so processes started together do not all ask
+///   IMS in the same second.
 ///
 /// ```no_run
 /// # fn main() -> Result<(), ims_token::Error> {
@@ -1775,9 +1993,9 @@ impl Client {
 ///     Credentials::from_file("service-credentials.json")?,
 /// );
 /// let token = provider.token()?;
-/// // ... AEM answered 401: drop the token so the next call gets a new one.
-/// provider.invalidate();
-/// # let _ = token;
+/// // ... AEM answered 401 to this token: drop it, unless another thread
+/// // already did; the next call gets a new one (one exchange in all).
+/// provider.invalidate(&token);
 /// # Ok(())
 /// # }
 /// ```
@@ -1786,15 +2004,68 @@ pub struct TokenProvider {
     client: Client,
     credentials: Credentials,
     refresh_margin: Duration,
+    /// Where in the margin this provider refreshes, in thousandths (500..=1000).
+    jitter_permille: u32,
     state: Mutex<Cached>,
+    refreshed: Condvar,
 }
 
-/// The provider's token and, after a failed refresh that kept it, when to
-/// try again.
+/// The provider's token and what it knows of the refreshes.
 #[derive(Debug, Default)]
 struct Cached {
     token: Option<AccessToken>,
+    /// After a failed refresh that kept the token: when to ask IMS again.
     retry_at: Option<SystemTime>,
+    /// A caller is refreshing now; others use the token or wait for it.
+    refreshing: bool,
+    /// Refreshes finished so far; a waiter knows its refresh ended when it changes.
+    round: u64,
+    /// The error of the last finished refresh, if it failed.
+    failure: Option<Error>,
+}
+
+/// What a caller of [`TokenProvider::token`] does.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Hand out the cached token.
+    UseCached,
+    /// Refresh (and wait for it).
+    Refresh,
+    /// Wait for the refresh in flight.
+    Wait,
+}
+
+/// The refresh rule, as a pure function of the state and the time.
+/// `margin` is the jittered refresh margin.
+fn next_step(state: &Cached, now: SystemTime, margin: Duration) -> Step {
+    match &state.token {
+        Some(token) if !token.is_expired(now) => {
+            let pausing = state.retry_at.is_some_and(|at| now < at);
+            if token.needs_refresh(now, margin) && !pausing && !state.refreshing {
+                Step::Refresh
+            } else {
+                Step::UseCached
+            }
+        }
+        _ if state.refreshing => Step::Wait,
+        _ => Step::Refresh,
+    }
+}
+
+/// A refresh margin moved to `permille` thousandths of itself.
+fn jittered(margin: Duration, permille: u32) -> Duration {
+    margin.saturating_mul(permille) / 1000
+}
+
+/// A number in 500..=1000, different in every process and provider.
+fn random_permille() -> u32 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    // RandomState is seeded from the OS once per process and varied per
+    // instance: enough to spread a fleet, no extra dependency.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    let spread = u32::try_from(hasher.finish() % 501).unwrap_or(0);
+    500 + spread
 }
 
 /// After a refresh failed and the old token was kept, how long the
@@ -1809,11 +2080,16 @@ impl TokenProvider {
             client,
             credentials,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
+            jitter_permille: random_permille(),
             state: Mutex::new(Cached::default()),
+            refreshed: Condvar::new(),
         }
     }
 
-    /// Sets how long before expiry the token is refreshed.
+    /// Sets how long before expiry the token is refreshed, at the most:
+    /// the provider refreshes at a random point between this margin and
+    /// half of it (and never more than half the token's lifetime early).
+    #[must_use]
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
         self
@@ -1821,62 +2097,69 @@ impl TokenProvider {
 
     /// The cached token, or a new one when it is missing or close to expiry.
     ///
-    /// The refresh margin is there for bad days: when a refresh fails in a
-    /// way worth retrying (IMS 5xx or 429, network, timeout) and the old
-    /// token has not expired yet, the old token is handed out and IMS is
-    /// asked again after 30 seconds.
+    /// Waits only when there is no unexpired token: for the refresh in
+    /// flight, or for its own. When a refresh fails in a way worth retrying
+    /// and the old token has not expired, the old token is handed out and
+    /// IMS is asked again after 30 seconds.
     ///
     /// # Errors
     /// As [`Client::fetch`], when there is no unexpired token to fall back
-    /// on or IMS refused the refresh (then no token is kept).
+    /// on or IMS refused the refresh (then no token is kept). Callers that
+    /// waited for the same refresh all get its error.
     pub fn token(&self) -> Result<AccessToken, Error> {
-        // The lock is held across the exchange on purpose: callers that
-        // arrive during a refresh wait for it instead of starting their own.
+        let margin = jittered(self.refresh_margin, self.jitter_permille);
         let mut state = self.lock();
-        let now = SystemTime::now();
-        if let Some(token) = &state.token {
-            let pausing =
-                state.retry_at.is_some_and(|at| now < at) && token.expires_in(now) > Duration::ZERO;
-            if pausing || token.is_fresh(now, self.refresh_margin) {
-                return Ok(token.clone());
-            }
-        }
-        match self.client.fetch(&self.credentials) {
-            Ok(token) => {
-                *state = Cached {
-                    token: Some(token.clone()),
-                    retry_at: None,
-                };
-                Ok(token)
-            }
-            Err(e) => {
-                let now = SystemTime::now();
-                let usable = state
-                    .token
-                    .take()
-                    .filter(|t| t.expires_in(now) > Duration::ZERO);
-                match usable {
-                    Some(old) if e.is_retryable() => {
-                        *state = Cached {
-                            token: Some(old.clone()),
-                            retry_at: Some(now + REFRESH_RETRY_PAUSE),
-                        };
-                        Ok(old)
+        loop {
+            match next_step(&state, SystemTime::now(), margin) {
+                Step::UseCached => {
+                    if let Some(token) = &state.token {
+                        return Ok(token.clone());
                     }
-                    _ => Err(e),
+                }
+                Step::Refresh => return self.refresh(state),
+                Step::Wait => {
+                    let round = state.round;
+                    state = self
+                        .refreshed
+                        .wait_while(state, |s| s.round == round)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if let Some(e) = shared_failure(&state, round + 1, SystemTime::now()) {
+                        return Err(e);
+                    }
                 }
             }
         }
     }
 
-    /// Drops the cached token, e.g. after AEM answered 401 with it.
-    pub fn invalidate(&self) {
-        *self.lock() = Cached::default();
+    /// Drops the cached token if it is `token` (the one AEM refused). A
+    /// token from before the last refresh is left alone, so that a storm of
+    /// 401s for one token costs one exchange.
+    pub fn invalidate(&self, token: &AccessToken) {
+        let mut state = self.lock();
+        if state.token.as_ref().is_some_and(|t| t.same_token(token)) {
+            state.token = None;
+            state.retry_at = None;
+        }
     }
 
     /// The credentials this provider uses.
     pub fn credentials(&self) -> &Credentials {
         &self.credentials
+    }
+
+    /// Runs one refresh without holding the lock, then records its outcome
+    /// and wakes the waiters.
+    fn refresh(&self, mut state: std::sync::MutexGuard<'_, Cached>) -> Result<AccessToken, Error> {
+        state.refreshing = true;
+        drop(state);
+        let finish = RefreshGuard(self);
+        let result = self.client.fetch(&self.credentials);
+        let mut state = self.lock();
+        let outcome = record_refresh(&mut state, result, SystemTime::now());
+        drop(state);
+        std::mem::forget(finish);
+        self.refreshed.notify_all();
+        outcome
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
@@ -1888,11 +2171,79 @@ impl TokenProvider {
     }
 }
 
+/// Ends a refresh that unwound (a panic in the caller's thread), so that
+/// waiters do not wait for it forever.
+struct RefreshGuard<'a>(&'a TokenProvider);
+
+impl Drop for RefreshGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.refreshing = false;
+        state.round += 1;
+        // No error to share: the waiters start a refresh of their own.
+        state.failure = None;
+        drop(state);
+        self.0.refreshed.notify_all();
+    }
+}
+
+/// Stores a refresh's outcome and says what its caller gets: the new token,
+/// the old one while it works and the failure is worth retrying, or the error.
+fn record_refresh(
+    state: &mut Cached,
+    result: Result<AccessToken, Error>,
+    now: SystemTime,
+) -> Result<AccessToken, Error> {
+    state.refreshing = false;
+    state.round += 1;
+    match result {
+        Ok(token) => {
+            state.token = Some(token.clone());
+            state.retry_at = None;
+            state.failure = None;
+            Ok(token)
+        }
+        Err(e) => {
+            state.failure = Some(e.clone());
+            let usable = state.token.take().filter(|t| !t.is_expired(now));
+            match usable {
+                Some(old) if e.is_retryable() => {
+                    log::warn!(
+                        "refreshing the IMS token failed; using the cached one, which expires \
+                         in {} s, and trying again in {} s: {e}",
+                        old.expires_in(now).as_secs(),
+                        REFRESH_RETRY_PAUSE.as_secs()
+                    );
+                    state.token = Some(old.clone());
+                    state.retry_at = Some(now + REFRESH_RETRY_PAUSE);
+                    Ok(old)
+                }
+                _ => {
+                    state.retry_at = None;
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// For a caller that waited for refresh number `round`: the error to share,
+/// when that refresh failed and left no token to use.
+fn shared_failure(state: &Cached, round: u64, now: SystemTime) -> Option<Error> {
+    let no_token = state.token.as_ref().is_none_or(|t| t.is_expired(now));
+    match &state.failure {
+        Some(e) if state.round == round && no_token => Some(e.clone()),
+        _ => None,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------
 
-type BoxError = Box<dyn StdError + Send + Sync>;
+/// The cause inside an [`Error`]: shared, so that an error can be cloned
+/// and handed to every caller that waited for the same refresh.
+pub type ErrorSource = Arc<dyn StdError + Send + Sync>;
 
 /// What IMS said when it refused or could not serve a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1946,7 +2297,10 @@ impl fmt::Display for ImsError {
 
 /// Everything that can go wrong. `Display` says what to check; no variant
 /// ever holds a client secret, private key, signed JWT or access token.
-#[derive(Debug)]
+///
+/// `Clone`, so that the callers of a [`TokenProvider`] that waited for the
+/// same failed refresh each get that refresh's error.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be read. Fix the path or permissions.
@@ -1954,21 +2308,21 @@ pub enum Error {
         /// What was being read.
         context: String,
         /// The OS error.
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     /// The credentials, endpoint or settings are wrong. Fix the configuration.
     Config {
         /// What to fix.
         message: String,
         /// The underlying error, if any.
-        source: Option<BoxError>,
+        source: Option<ErrorSource>,
     },
     /// The private key cannot be used. Fix the key.
     Key {
         /// What to fix.
         message: String,
         /// The underlying error, if any.
-        source: Option<BoxError>,
+        source: Option<ErrorSource>,
     },
     /// IMS refused the request (4xx other than 429). Retrying will not help.
     Rejected(Box<ImsError>),
@@ -1979,7 +2333,7 @@ pub enum Error {
         /// What failed and where.
         message: String,
         /// The underlying error.
-        source: BoxError,
+        source: ErrorSource,
     },
     /// The server's TLS certificate was refused (not trusted, expired, wrong
     /// host name). Retrying will not help; add the CA or fix the endpoint.
@@ -1987,14 +2341,14 @@ pub enum Error {
         /// What is wrong with the certificate, and where.
         message: String,
         /// The underlying error.
-        source: BoxError,
+        source: ErrorSource,
     },
     /// A connect or overall timeout. Try again later.
     Timeout {
         /// Where.
         message: String,
         /// The underlying error.
-        source: BoxError,
+        source: ErrorSource,
     },
     /// The reply is not what IMS sends (no token in a 200, not JSON, too
     /// large, a redirect, an odd status).
@@ -2015,10 +2369,13 @@ impl Error {
             source: None,
         }
     }
-    fn config_from(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+    fn config_from(
+        message: impl Into<String>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> Self {
         Error::Config {
             message: message.into(),
-            source: Some(source.into()),
+            source: Some(Arc::new(source)),
         }
     }
     fn key(message: impl Into<String>) -> Self {
@@ -2027,16 +2384,16 @@ impl Error {
             source: None,
         }
     }
-    fn key_from(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+    fn key_from(message: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> Self {
         Error::Key {
             message: message.into(),
-            source: Some(source.into()),
+            source: Some(Arc::new(source)),
         }
     }
     fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
-            source,
+            source: Arc::new(source),
         }
     }
     fn unexpected(status: u16, message: impl Into<String>) -> Self {
@@ -2086,17 +2443,17 @@ impl Error {
         if is_timeout(&e) {
             return Error::Timeout {
                 message: format!("IMS at {url} did not answer in time"),
-                source: e.into(),
+                source: Arc::new(e),
             };
         }
         match tls_problem(&e) {
             Some(problem) => Error::Tls {
                 message: format!("cannot reach IMS at {url}: {problem}"),
-                source: e.into(),
+                source: Arc::new(e),
             },
             None => Error::Transport {
                 message: format!("{what} {url}"),
-                source: e.into(),
+                source: Arc::new(e),
             },
         }
     }
@@ -2198,7 +2555,7 @@ impl fmt::Display for Error {
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } => Some(source.as_ref()),
             Error::Config { source, .. } | Error::Key { source, .. } => {
                 source.as_deref().map(|s| s as &(dyn StdError + 'static))
             }
@@ -2226,6 +2583,7 @@ mod tests {
             debug_id: Some("dbg-1".into()),
             retry_after: None,
             location: None,
+            clock_offset: None,
             body: body.as_bytes().to_vec().into(),
         }
     }
@@ -2307,11 +2665,189 @@ mod tests {
     fn refresh_margin_is_capped_at_half_the_lifetime() {
         let token = AccessToken::new("t", "bearer", at(T0), at(T0 + 100));
         let margin = Duration::from_secs(600);
-        assert!(token.is_fresh(at(T0 + 49), margin));
-        assert!(!token.is_fresh(at(T0 + 50), margin));
+        assert!(!token.needs_refresh(at(T0 + 49), margin));
+        assert!(token.needs_refresh(at(T0 + 50), margin));
         let day = AccessToken::new("t", "bearer", at(T0), at(T0 + 86_400));
-        assert!(day.is_fresh(at(T0 + 86_400 - 601), margin));
-        assert!(!day.is_fresh(at(T0 + 86_400 - 600), margin));
+        assert!(!day.needs_refresh(at(T0 + 86_400 - 601), margin));
+        assert!(day.needs_refresh(at(T0 + 86_400 - 600), margin));
+        assert!(!day.is_expired(at(T0 + 86_399)));
+        assert!(day.is_expired(at(T0 + 86_400)));
+    }
+
+    fn day_token(name: &str) -> AccessToken {
+        AccessToken::new(name, "bearer", at(T0), at(T0 + 86_400))
+    }
+
+    fn state_with(token: Option<AccessToken>) -> Cached {
+        Cached {
+            token,
+            ..Cached::default()
+        }
+    }
+
+    const MARGIN: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn refresh_rule_hands_out_a_fresh_token() {
+        let state = state_with(Some(day_token("t")));
+        assert_eq!(next_step(&state, at(T0 + 1), MARGIN), Step::UseCached);
+        assert_eq!(
+            next_step(&state, at(T0 + 86_400 - 601), MARGIN),
+            Step::UseCached
+        );
+    }
+
+    #[test]
+    fn refresh_rule_lets_one_caller_refresh_inside_the_margin() {
+        let mut state = state_with(Some(day_token("t")));
+        let due = at(T0 + 86_400 - 300);
+        assert_eq!(next_step(&state, due, MARGIN), Step::Refresh);
+        // Once that caller is refreshing, everyone else uses the token.
+        state.refreshing = true;
+        assert_eq!(next_step(&state, due, MARGIN), Step::UseCached);
+    }
+
+    #[test]
+    fn refresh_rule_waits_only_without_an_unexpired_token() {
+        let mut empty = state_with(None);
+        assert_eq!(next_step(&empty, at(T0), MARGIN), Step::Refresh);
+        empty.refreshing = true;
+        assert_eq!(next_step(&empty, at(T0), MARGIN), Step::Wait);
+        let mut expired = state_with(Some(day_token("t")));
+        expired.refreshing = true;
+        assert_eq!(next_step(&expired, at(T0 + 86_400), MARGIN), Step::Wait);
+        expired.refreshing = false;
+        assert_eq!(next_step(&expired, at(T0 + 86_400), MARGIN), Step::Refresh);
+    }
+
+    #[test]
+    fn refresh_rule_pauses_after_a_failed_refresh() {
+        let mut state = state_with(Some(day_token("t")));
+        state.retry_at = Some(at(T0 + 86_400 - 270));
+        assert_eq!(
+            next_step(&state, at(T0 + 86_400 - 300), MARGIN),
+            Step::UseCached
+        );
+        assert_eq!(
+            next_step(&state, at(T0 + 86_400 - 270), MARGIN),
+            Step::Refresh
+        );
+        // The pause never outlives the token.
+        assert_eq!(next_step(&state, at(T0 + 86_400), MARGIN), Step::Refresh);
+    }
+
+    fn unavailable() -> Error {
+        parse_reply(&reply(503, ""), Flow::ClientCredentials, at(T0), &[]).unwrap_err()
+    }
+
+    fn rejected() -> Error {
+        let body = r#"{"error":"invalid_client"}"#;
+        parse_reply(&reply(401, body), Flow::ClientCredentials, at(T0), &[]).unwrap_err()
+    }
+
+    #[test]
+    fn a_retryable_failure_keeps_the_unexpired_token_and_pauses() {
+        let mut state = state_with(Some(day_token("old")));
+        state.refreshing = true;
+        let now = at(T0 + 86_400 - 100);
+        let kept = record_refresh(&mut state, Err(unavailable()), now).unwrap();
+        assert_eq!(kept.secret(), "old");
+        assert_eq!(state.retry_at, Some(now + REFRESH_RETRY_PAUSE));
+        assert!(!state.refreshing && state.round == 1);
+        // Waiters of that round have a token, so no error to share.
+        assert!(shared_failure(&state, 1, now).is_none());
+    }
+
+    #[test]
+    fn a_failure_without_a_usable_token_is_shared_with_that_round_only() {
+        let mut state = state_with(Some(day_token("old")));
+        let e = record_refresh(&mut state, Err(rejected()), at(T0 + 10)).unwrap_err();
+        assert!(matches!(e, Error::Rejected(_)));
+        assert!(state.token.is_none(), "a rejected refresh drops the token");
+        let now = at(T0 + 10);
+        assert!(matches!(
+            shared_failure(&state, 1, now),
+            Some(Error::Rejected(_))
+        ));
+        assert!(shared_failure(&state, 2, now).is_none());
+        let mut expired = state_with(Some(day_token("old")));
+        let e = record_refresh(&mut expired, Err(unavailable()), at(T0 + 86_400)).unwrap_err();
+        assert!(e.is_retryable() && expired.token.is_none());
+        let ok = record_refresh(&mut expired, Ok(day_token("new")), at(T0)).unwrap();
+        assert_eq!(ok.secret(), "new");
+        assert!(expired.failure.is_none() && expired.retry_at.is_none());
+        assert!(shared_failure(&expired, 2, at(T0)).is_none());
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_the_whole_margin() {
+        for _ in 0..200 {
+            let p = random_permille();
+            assert!((500..=1000).contains(&p), "{p}");
+        }
+        let spread: std::collections::BTreeSet<u32> = (0..50).map(|_| random_permille()).collect();
+        assert!(spread.len() > 5, "no spread: {spread:?}");
+        assert_eq!(jittered(MARGIN, 500), Duration::from_secs(300));
+        assert_eq!(jittered(MARGIN, 1000), MARGIN);
+        assert_eq!(jittered(Duration::MAX, 1000), Duration::MAX / 1000);
+    }
+
+    #[test]
+    fn tokens_compare_by_value_only() {
+        let a = day_token("abc");
+        assert!(a.same_token(&AccessToken::new("abc", "x", at(0), at(1))));
+        assert!(!a.same_token(&day_token("abd")));
+        assert!(!a.same_token(&day_token("ab")));
+    }
+
+    #[test]
+    fn http_dates_parse_in_imf_fixdate_only() {
+        assert_eq!(
+            parse_http_date("Tue, 14 Nov 2023 22:13:20 GMT"),
+            Some(at(T0))
+        );
+        for bad in [
+            "",
+            "Tue, 14 Nov 2023 22:13:20",
+            "Tue, 14 Nov 2023 22:13:20 UTC",
+            "Tue, 14 Foo 2023 22:13:20 GMT",
+            "Tue, 4 Nov 2023 22:13:20 GMT",
+            "Tuesday, 14-Nov-23 22:13:20 GMT",
+            "Tue, 14 Nov 2023 22:13 GMT",
+            "Tue, 14 Nov 2023 25:13:20 GMT",
+            "Tue, 14 Nov 2023 22:13:20 GMT extra",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn clock_offsets_beyond_the_tolerance_correct_the_jwt_time() {
+        let clock = ClockOffset::default();
+        assert_eq!((clock.offset(), clock.correction()), (None, 0));
+        clock.learn(Some(20));
+        assert_eq!((clock.offset(), clock.correction()), (Some(20), 0));
+        assert_eq!(clock.ims_time(at(T0)), at(T0));
+        clock.learn(Some(612));
+        assert_eq!(clock.ims_time(at(T0)), at(T0 + 612));
+        clock.learn(Some(-3 * 3600));
+        assert_eq!(clock.ims_time(at(T0)), at(T0 - 3 * 3600));
+        // A Date months away is a broken header, not a clock.
+        clock.learn(Some(90 * 86_400));
+        assert_eq!(clock.offset(), Some(-3 * 3600));
+        clock.learn(None);
+        assert_eq!(clock.offset(), Some(-3 * 3600));
+        assert_eq!(seconds_between(at(T0), at(T0 + 5)), 5);
+        assert_eq!(seconds_between(at(T0 + 5), at(T0)), -5);
+        assert_eq!(
+            clock_warning(612),
+            "this host's clock is 612 s behind IMS; fix its time (NTP)"
+        );
+        assert_eq!(
+            clock_warning(-40),
+            "this host's clock is 40 s ahead of IMS; fix its time (NTP)"
+        );
+        assert!(!correction_moved(0, 30) && correction_moved(0, 31) && !correction_moved(612, 613));
     }
 
     #[test]

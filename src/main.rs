@@ -56,6 +56,10 @@ const CERT_WARNING_DAYS: u64 = 30;
 const MAX_INPUT_BYTES: u64 = 1024 * 1024;
 
 fn main() -> ExitCode {
+    // The library logs what an operator must see (a clock off IMS's, say).
+    if log::set_logger(&STDERR_LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     match run(std::env::args_os().skip(1)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -90,6 +94,8 @@ enum Failure {
     Config(String),
     /// A library error, with what was being done.
     Ims(Box<Error>),
+    /// The failed refresh of another run, which this one waited for.
+    Shared(SharedFailure),
     /// stdout was closed: end quietly.
     ClosedOutput,
     /// stdout failed otherwise.
@@ -102,6 +108,7 @@ impl Failure {
             Failure::Usage(_) => 2,
             Failure::Config(_) => 3,
             Failure::Ims(e) => ims_exit_code(e),
+            Failure::Shared(f) => f.exit_code,
             Failure::ClosedOutput => 0,
             Failure::Output(_) => 1,
         }
@@ -117,6 +124,7 @@ impl Failure {
             Failure::Usage(m) => format!("{m} (see 'ims-token --help')"),
             Failure::Config(m) => m.clone(),
             Failure::Ims(e) => chain(e),
+            Failure::Shared(f) => f.message.clone(),
             Failure::ClosedOutput => String::new(),
             Failure::Output(e) => format!("cannot write the output: {e}"),
         }
@@ -296,14 +304,13 @@ fn token_command(options: &Options) -> Result<(), Failure> {
         Loaded::Credentials(credentials) => {
             // The client (CA file, TLS setup) is built only when a cache
             // hit does not make it unnecessary.
-            let fetch = || Ok(client(options)?.fetch(&credentials)?);
             match &options.cache {
                 Some(path) => {
                     let cache = Cache::new(path, &credentials);
                     let margin = Duration::from_secs(options.refresh_margin);
-                    cache.get_or_fetch(margin, lock_wait(options), fetch)?
+                    cache.get_or_fetch(margin, || client(options), &credentials)?
                 }
-                None => fetch()?,
+                None => client(options)?.fetch(&credentials)?,
             }
         }
     };
@@ -549,6 +556,25 @@ fn warn_about_certificate(account: &ServiceAccount, now: SystemTime) {
     warn(&message);
 }
 
+/// Prints the library's warnings as the command's own.
+struct StderrLogger;
+
+static STDERR_LOGGER: StderrLogger = StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            warn(&record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
 fn warn(message: &str) {
     let _ = writeln!(io::stderr().lock(), "ims-token: warning: {message}");
 }
@@ -572,50 +598,53 @@ impl Cache {
     }
 
     /// The cached token while it is fresh; otherwise one exchange under a
-    /// lock, so that concurrent runs wait and reuse its result. When the
+    /// lock, so that concurrent runs wait and use its outcome. When the
     /// exchange fails in a way worth retrying and the cached token still
-    /// works, that token is used (the refresh margin is there for this).
+    /// works, that token is used (the refresh margin is there for this) for
+    /// this run and, without asking IMS, for the runs of the next 30 s.
     fn get_or_fetch(
         &self,
         margin: Duration,
-        lock_wait: Duration,
-        fetch: impl FnOnce() -> Result<AccessToken, Failure>,
+        make_client: impl FnOnce() -> Result<Client, Failure>,
+        credentials: &Credentials,
     ) -> Result<AccessToken, Failure> {
-        let fresh = |t: &AccessToken| t.is_fresh(SystemTime::now(), margin);
-        if let Some(token) = self.read(true).filter(fresh) {
-            return Ok(token);
+        let started = SystemTime::now();
+        let cached = self.read(true);
+        if let Some(outcome) = cached_outcome(cached.as_ref(), started, started, margin) {
+            return outcome;
         }
-        let lock = self.lock(lock_wait);
+        let client = make_client()?;
+        let lock = self.lock(client.max_fetch_time() + LOCK_SLACK);
+        // Another run may have refreshed, or failed, while this one waited.
         let cached = self.read(false);
-        if let Some(token) = cached.as_ref().filter(|t| fresh(t)) {
-            return Ok(token.clone());
+        if let Some(outcome) = cached_outcome(cached.as_ref(), started, SystemTime::now(), margin) {
+            return outcome;
         }
-        let token = match (fetch(), cached) {
-            (Ok(token), _) => token,
-            (Err(Failure::Ims(e)), Some(old)) if e.is_retryable() && is_unexpired(&old) => {
-                warn(&format!(
-                    "using the cached token, which expires at {}: {}",
-                    rfc3339(old.expires_at()),
-                    chain(&*e)
-                ));
-                return Ok(old);
-            }
-            (Err(failure), _) => return Err(failure),
-        };
-        if let Err(e) = self.write(&token) {
+        let result = client.fetch(credentials);
+        let now = SystemTime::now();
+        let old = cached.and_then(|entry| entry.token);
+        let entry = entry_after_fetch(&result, old, now);
+        if let Err(e) = self.write(&entry) {
             warn(&format!(
                 "cannot write the cache {}: {e}",
                 self.path.display()
             ));
         }
         drop(lock);
-        Ok(token)
+        match (result, entry.token) {
+            (Ok(token), _) => Ok(token),
+            (Err(e), Some(old)) => {
+                warn_fallback(&old, &chain(&e));
+                Ok(old)
+            }
+            (Err(e), None) => Err(e.into()),
+        }
     }
 
-    /// The token cached for these credentials, fresh or not. Anything
-    /// unreadable, foreign or expired is a miss, never an error; `report`
-    /// says whether to warn about a file that is not private.
-    fn read(&self, report: bool) -> Option<AccessToken> {
+    /// The entry cached for these credentials. Anything unreadable or
+    /// foreign is a miss, never an error; `report` says whether to warn
+    /// about a file that is not private.
+    fn read(&self, report: bool) -> Option<Entry> {
         let file = open_private(&self.path, OpenOptions::new().read(true)).ok()?;
         if !is_private_file(&file) {
             if report {
@@ -628,19 +657,19 @@ impl Cache {
         }
         let mut text = String::new();
         file.take(MAX_INPUT_BYTES).read_to_string(&mut text).ok()?;
-        let token = parse_cache(&text, &self.key);
+        let entry = parse_cache(&text, &self.key);
         text.zeroize();
-        token.filter(is_unexpired)
+        entry
     }
 
     /// Writes a temp file in the same directory (0600 from the start) and
     /// renames it over the cache, so no reader sees half a file.
-    fn write(&self, token: &AccessToken) -> io::Result<()> {
+    fn write(&self, entry: &Entry) -> io::Result<()> {
         let temp = self.sibling(&format!(".tmp.{}", std::process::id()));
         let _ = std::fs::remove_file(&temp);
         let result = open_private(&temp, OpenOptions::new().write(true).create_new(true))
             .and_then(|mut f| {
-                f.write_all(cache_text(token, &self.key).as_bytes())?;
+                f.write_all(cache_text(entry, &self.key).as_bytes())?;
                 f.sync_all()
             })
             .and_then(|()| std::fs::rename(&temp, &self.path));
@@ -691,22 +720,102 @@ fn try_lock_until(file: &File, deadline: SystemTime) -> io::Result<()> {
     }
 }
 
-/// How long a run waits for another's refresh: as long as one refresh can
-/// take with its retries (timeouts plus the waits between attempts).
-fn lock_wait(options: &Options) -> Duration {
-    let retries = options.retries.unwrap_or(ims_token::DEFAULT_RETRIES);
-    let timeout = options
-        .timeout
-        .map_or(ims_token::DEFAULT_TIMEOUT, Duration::from_secs);
-    let waits = ims_token::DEFAULT_MAX_RETRY_WAIT.saturating_mul(retries);
-    timeout
-        .saturating_mul(retries.saturating_add(1))
-        .saturating_add(waits)
-        .saturating_add(Duration::from_secs(5))
+/// A run waits for another's refresh as long as one fetch can take
+/// ([`Client::max_fetch_time`]) and this much more.
+const LOCK_SLACK: Duration = Duration::from_secs(5);
+
+/// After a failed refresh kept the cached token: how long later runs use it
+/// without asking IMS (as the library's `TokenProvider` does).
+const FALLBACK_PAUSE: Duration = Duration::from_secs(30);
+
+/// What the cache file holds: the token (if one is worth keeping) and, after
+/// a failed refresh, when to ask IMS again and what the failure was.
+#[derive(Debug, Default)]
+struct Entry {
+    token: Option<AccessToken>,
+    retry_at: Option<SystemTime>,
+    failure: Option<SharedFailure>,
 }
 
-fn is_unexpired(token: &AccessToken) -> bool {
-    token.expires_in(SystemTime::now()) > Duration::ZERO
+/// A failed refresh, for the runs that waited on the lock while it ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SharedFailure {
+    at: SystemTime,
+    exit_code: u8,
+    message: String,
+}
+
+/// What a run gets from the cache without asking IMS, by the library's
+/// refresh rule: a fresh token; an unexpired one while the pause after a
+/// failed refresh lasts; or the failure of a refresh that ended after this
+/// run started (it waited for that refresh). `None`: ask IMS.
+fn cached_outcome(
+    entry: Option<&Entry>,
+    started: SystemTime,
+    now: SystemTime,
+    margin: Duration,
+) -> Option<Result<AccessToken, Failure>> {
+    let entry = entry?;
+    let failure = entry.failure.as_ref();
+    if let Some(token) = entry.token.as_ref().filter(|t| !t.is_expired(now)) {
+        if !token.needs_refresh(now, margin) {
+            return Some(Ok(token.clone()));
+        }
+        if entry.retry_at.is_some_and(|at| now < at) {
+            warn_fallback(token, failure.map_or("", |f| f.message.as_str()));
+            return Some(Ok(token.clone()));
+        }
+    }
+    failure
+        .filter(|f| f.at >= started)
+        .map(|f| Err(Failure::Shared(f.clone())))
+}
+
+/// The entry to write after a fetch: the new token; or the old one, kept
+/// for a while, when the failure is worth retrying and the old one works;
+/// or only the failure.
+fn entry_after_fetch(
+    result: &Result<AccessToken, Error>,
+    old: Option<AccessToken>,
+    now: SystemTime,
+) -> Entry {
+    let e = match result {
+        Ok(token) => {
+            return Entry {
+                token: Some(token.clone()),
+                ..Entry::default()
+            }
+        }
+        Err(e) => e,
+    };
+    let failure = Some(SharedFailure {
+        at: now,
+        exit_code: ims_exit_code(e),
+        message: chain(e),
+    });
+    match old.filter(|t| e.is_retryable() && !t.is_expired(now)) {
+        Some(old) => Entry {
+            token: Some(old),
+            retry_at: Some(now + FALLBACK_PAUSE),
+            failure,
+        },
+        None => Entry {
+            failure,
+            ..Entry::default()
+        },
+    }
+}
+
+fn warn_fallback(token: &AccessToken, cause: &str) {
+    let cause = if cause.is_empty() {
+        String::new()
+    } else {
+        format!(": {cause}")
+    };
+    warn(&format!(
+        "using the cached token, which expires at {}, as refreshing it failed{cause}",
+        rfc3339(token.expires_at())
+    ));
 }
 
 /// Opens without following a symlink, creating with mode 0600.
@@ -750,24 +859,43 @@ fn credentials_key(credentials: &Credentials) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn cache_text(token: &AccessToken, key: &str) -> String {
-    serde_json::json!({
-        "version": 1,
-        "key": key,
-        "access_token": token.secret(),
-        "token_type": token.token_type(),
-        "received_at": epoch_secs(token.received_at()),
-        "expires_at": epoch_secs(token.expires_at()),
-    })
-    .to_string()
+/// The cache file's text: format version 2 (version 1 held a token only).
+fn cache_text(entry: &Entry, key: &str) -> String {
+    let mut json = serde_json::json!({ "version": 2, "key": key });
+    if let Some(token) = &entry.token {
+        json["access_token"] = token.secret().into();
+        json["token_type"] = token.token_type().into();
+        json["received_at"] = epoch_secs(token.received_at()).into();
+        json["expires_at"] = epoch_secs(token.expires_at()).into();
+    }
+    if let Some(at) = entry.retry_at {
+        json["retry_at"] = epoch_secs(at).into();
+    }
+    if let Some(failure) = &entry.failure {
+        json["failure"] = serde_json::json!({
+            "at_ms": epoch_millis(failure.at),
+            "exit_code": failure.exit_code,
+            "message": failure.message,
+        });
+    }
+    json.to_string()
 }
 
-fn parse_cache(text: &str, key: &str) -> Option<AccessToken> {
+/// The entry in a cache file's text, if it is for `key`; fields that are
+/// missing or mistyped are left out.
+fn parse_cache(text: &str, key: &str) -> Option<Entry> {
     let json: Value = serde_json::from_str(text).ok()?;
-    if json.get("version")?.as_u64()? != 1 || json.get("key")?.as_str()? != key {
+    if !matches!(json.get("version")?.as_u64()?, 1 | 2) || json.get("key")?.as_str()? != key {
         return None;
     }
-    let time = |name: &str| UNIX_EPOCH.checked_add(Duration::from_secs(json.get(name)?.as_u64()?));
+    Some(Entry {
+        token: cached_token(&json),
+        retry_at: json.get("retry_at").and_then(epoch_time),
+        failure: json.get("failure").and_then(cached_failure),
+    })
+}
+
+fn cached_token(json: &Value) -> Option<AccessToken> {
     let token = json
         .get("access_token")?
         .as_str()
@@ -776,9 +904,28 @@ fn parse_cache(text: &str, key: &str) -> Option<AccessToken> {
     Some(AccessToken::new(
         token,
         token_type,
-        time("received_at")?,
-        time("expires_at")?,
+        epoch_time(json.get("received_at")?)?,
+        epoch_time(json.get("expires_at")?)?,
     ))
+}
+
+fn cached_failure(json: &Value) -> Option<SharedFailure> {
+    let millis = json.get("at_ms")?.as_u64()?;
+    Some(SharedFailure {
+        at: UNIX_EPOCH.checked_add(Duration::from_millis(millis))?,
+        exit_code: u8::try_from(json.get("exit_code")?.as_u64()?).ok()?,
+        message: json.get("message")?.as_str()?.to_owned(),
+    })
+}
+
+/// A time written as whole seconds since the epoch.
+fn epoch_time(value: &Value) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_secs(value.as_u64()?))
+}
+
+fn epoch_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn epoch_secs(t: SystemTime) -> u64 {
@@ -812,6 +959,18 @@ fn rfc3339(t: SystemTime) -> String {
 mod tests {
     use super::*;
 
+    fn entry_of(token: &AccessToken) -> Entry {
+        Entry {
+            token: Some(token.clone()),
+            ..Entry::default()
+        }
+    }
+
+    /// The token in a cache text for `key`.
+    fn token_in(text: &str, key: &str) -> Option<AccessToken> {
+        parse_cache(text, key).and_then(|entry| entry.token)
+    }
+
     #[test]
     fn rfc3339_formats_known_instants() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
@@ -834,10 +993,10 @@ mod tests {
     fn cache_text_round_trips_only_for_its_key() {
         let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
         let token = AccessToken::new("tok", "bearer", t0, t0 + Duration::from_secs(60));
-        let text = cache_text(&token, "k1");
-        assert_eq!(parse_cache(&text, "k1"), Some(token));
-        assert_eq!(parse_cache(&text, "k2"), None);
-        assert_eq!(parse_cache(&text[..text.len() / 2], "k1"), None);
+        let text = cache_text(&entry_of(&token), "k1");
+        assert_eq!(token_in(&text, "k1"), Some(token));
+        assert_eq!(token_in(&text, "k2"), None);
+        assert_eq!(token_in(&text[..text.len() / 2], "k1"), None);
     }
 
     #[test]
@@ -997,12 +1156,12 @@ mod tests {
         }
 
         /// What `parse_cache` must give for `text`: a token only for version
-        /// 1 and this key.
+        /// 1 or 2 and this key.
         fn check_cache(text: &str, key: &str) -> Result<(), TestCaseError> {
-            let parsed = parse_cache(text, key);
+            let parsed = token_in(text, key);
             if let Some(token) = parsed {
                 let json: Value = serde_json::from_str(text).unwrap();
-                prop_assert_eq!(json["version"].as_u64(), Some(1));
+                prop_assert!(matches!(json["version"].as_u64(), Some(1 | 2)));
                 prop_assert_eq!(json["key"].as_str(), Some(key));
                 prop_assert_eq!(json["access_token"].as_str(), Some(token.secret()));
                 prop_assert!(!token.secret().is_empty());
@@ -1023,10 +1182,10 @@ mod tests {
             /// A cache text round-trips for its key only.
             #[test]
             fn cache_text_round_trips(token in cache_token(), key in "[0-9a-f]{0,64}", other in "[0-9a-f]{0,64}") {
-                let text = cache_text(&token, &key);
-                prop_assert_eq!(parse_cache(&text, &key), Some(token.clone()));
+                let text = cache_text(&entry_of(&token), &key);
+                prop_assert_eq!(token_in(&text, &key), Some(token.clone()));
                 if other != key {
-                    prop_assert_eq!(parse_cache(&text, &other), None);
+                    prop_assert_eq!(token_in(&text, &other), None);
                 }
             }
 
@@ -1042,7 +1201,7 @@ mod tests {
                 damage in prop::option::of((any::<Index>(), prop::sample::select(&['\0', '\u{fffd}', '"', '}'][..]))),
             ) {
                 let key = "0123abcd";
-                let mut json: Value = serde_json::from_str(&cache_text(&token, key)).unwrap();
+                let mut json: Value = serde_json::from_str(&cache_text(&entry_of(&token), key)).unwrap();
                 for (field, value) in &changes {
                     match value {
                         Some(v) => json[*field] = v.clone(),
@@ -1110,11 +1269,11 @@ mod tests {
             let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
             let token =
                 AccessToken::new("tok-é-\u{0}", "bearer", t0, t0 + Duration::from_secs(3600));
-            let text = cache_text(&token, "k1");
+            let text = cache_text(&entry_of(&token), "k1");
             for cut in (0..text.len()).filter(|&i| text.is_char_boundary(i)) {
-                assert_eq!(parse_cache(&text[..cut], "k1"), None, "{cut}");
+                assert_eq!(token_in(&text[..cut], "k1"), None, "{cut}");
             }
-            assert_eq!(parse_cache(&text, "k1"), Some(token));
+            assert_eq!(token_in(&text, "k1"), Some(token));
         }
 
         /// 10 000 nested arrays as a cache file: a miss (serde_json's
@@ -1122,9 +1281,9 @@ mod tests {
         #[test]
         fn deeply_nested_cache_is_a_miss() {
             let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-            assert_eq!(parse_cache(&nested, "k1"), None);
+            assert_eq!(token_in(&nested, "k1"), None);
             let in_field = format!(r#"{{"version":1,"key":"k1","access_token":{nested}}}"#);
-            assert_eq!(parse_cache(&in_field, "k1"), None);
+            assert_eq!(token_in(&in_field, "k1"), None);
         }
 
         /// Regression: `received_at`/`expires_at` above i64::MAX seconds make
@@ -1137,10 +1296,11 @@ mod tests {
                 for secs in [u64::MAX, 1 << 63, (1 << 63) - 1] {
                     let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
                     let token = AccessToken::new("tok", "bearer", t0, t0 + Duration::from_secs(60));
-                    let mut json: Value = serde_json::from_str(&cache_text(&token, "k1")).unwrap();
+                    let mut json: Value =
+                        serde_json::from_str(&cache_text(&entry_of(&token), "k1")).unwrap();
                     json[field] = Value::from(secs);
                     let text = json.to_string();
-                    let parsed = std::panic::catch_unwind(|| parse_cache(&text, "k1"));
+                    let parsed = std::panic::catch_unwind(|| token_in(&text, "k1"));
                     assert!(parsed.is_ok(), "parse_cache panicked on {text}");
                 }
             }

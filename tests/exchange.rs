@@ -822,10 +822,11 @@ fn provider_does_one_exchange_for_many_threads() {
     assert_eq!(server.hits(), 1);
 
     // Cached: no new exchange.
-    assert_eq!(provider.token().unwrap().secret(), JWT_TOKEN);
+    let cached = provider.token().unwrap();
+    assert_eq!(cached.secret(), JWT_TOKEN);
     assert_eq!(server.hits(), 1);
 
-    provider.invalidate();
+    provider.invalidate(&cached);
     assert_eq!(
         provider.token().unwrap().secret(),
         "second-token-SECRETtoken0003"
@@ -856,8 +857,8 @@ fn provider_refreshes_a_token_within_the_margin() {
     let provider = TokenProvider::new(client(), oauth_creds(&server.url()))
         .with_refresh_margin(Duration::from_secs(600));
     assert_eq!(provider.token().unwrap().secret(), "tok-1s-a");
-    thread::sleep(Duration::from_millis(600));
-    // 0.4 s left < min(600 s, 0.5 s): refresh.
+    thread::sleep(Duration::from_millis(800));
+    // 0.2 s left < min(600 s, 0.5 s) jittered to 0.25..0.5 s: refresh.
     assert_eq!(provider.token().unwrap().secret(), "tok-1s-b");
     assert_eq!(server.hits(), 2);
 }

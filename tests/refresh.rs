@@ -45,8 +45,8 @@ fn each_retry_sends_a_freshly_signed_jwt() {
 
 #[test]
 fn provider_keeps_a_valid_token_while_ims_is_down() {
-    // A 4 s token: the margin is capped at 2 s, so after 2.2 s a refresh is
-    // due while the token still has about 1.8 s to live.
+    // A 4 s token: the margin is capped at 2 s and jittered to 1..2 s, so
+    // after 3.1 s a refresh is due while the token still has 0.9 s to live.
     let server = FakeIms::start(vec![
         oauth_reply("tok-first", 4),
         Reply::ims_error(503, "temporarily_unavailable", "down"),
@@ -58,7 +58,7 @@ fn provider_keeps_a_valid_token_while_ims_is_down() {
         creds("oauth-credentials.sample.json", &server.url()),
     );
     assert_eq!(provider.token().unwrap().secret(), "tok-first");
-    thread::sleep(Duration::from_millis(2200));
+    thread::sleep(Duration::from_millis(3100));
     assert_eq!(provider.token().unwrap().secret(), "tok-first");
     assert_eq!(server.hits(), 2, "the refresh was not tried");
     // Within the pause after a failed refresh, IMS is not asked again.
@@ -95,7 +95,7 @@ fn provider_drops_the_token_when_ims_rejects_the_refresh() {
         creds("oauth-credentials.sample.json", &server.url()),
     );
     provider.token().unwrap();
-    thread::sleep(Duration::from_millis(2200));
+    thread::sleep(Duration::from_millis(3100));
     let e = provider.token().unwrap_err();
     assert!(matches!(e, Error::Rejected(_)), "{e:?}");
 }
