@@ -315,6 +315,9 @@ pub struct JwtExpect {
     pub ims_host: String,
     /// Metascope codes (or full `https://` URLs) that must be claimed `true`.
     pub metascopes: Vec<String>,
+    /// Seconds the fake's clock is ahead of the test's: it judges `exp` on
+    /// its own clock and tells that clock in its `Date` header.
+    pub clock_offset: i64,
 }
 
 impl JwtExpect {
@@ -332,7 +335,14 @@ impl JwtExpect {
             sub: text(&i["id"]),
             ims_host: ims_host.to_string(),
             metascopes: split_metascopes(&text(&i["metascopes"])),
+            clock_offset: 0,
         }
+    }
+
+    /// The same, judged on a clock `secs` ahead of the test's (negative: behind).
+    pub fn with_clock_offset(mut self, secs: i64) -> JwtExpect {
+        self.clock_offset = secs;
+        self
     }
 }
 
@@ -393,6 +403,8 @@ pub enum Reply {
     /// Judge the request with [`check_oauth`]: 200 with `token`
     /// (`expires_in` 86399, seconds) or the IMS error JSON.
     CheckOAuth { expect: OAuthExpect, token: String },
+    /// Read the request, wait this long (a slow IMS), then answer with `then`.
+    Slow { delay_ms: u64, then: Box<Reply> },
 }
 
 impl Reply {
@@ -433,6 +445,14 @@ impl Reply {
         Reply::CheckOAuth {
             expect,
             token: token.to_string(),
+        }
+    }
+
+    /// This reply, sent `delay_ms` after the request was read.
+    pub fn after_ms(self, delay_ms: u64) -> Reply {
+        Reply::Slow {
+            delay_ms,
+            then: Box::new(self),
         }
     }
 }
@@ -642,6 +662,13 @@ impl Server {
             self.wait(Duration::from_millis(*for_ms));
             return Ok(());
         }
+        let reply = match reply {
+            Reply::Slow { delay_ms, then } => {
+                self.wait(Duration::from_millis(*delay_ms));
+                then
+            }
+            other => other,
+        };
         stream.write_all(&response_bytes(reply, &request))?;
         stream.flush()
     }
@@ -874,32 +901,66 @@ fn response_bytes(reply: &Reply, request: &Recorded) -> Vec<u8> {
         } => json_response(*status, body, headers),
         Reply::Raw(bytes) => bytes.clone(),
         Reply::Silent { .. } => Vec::new(),
+        Reply::Slow { then, .. } => response_bytes(then, request),
         Reply::Echo {
             status,
             content_type,
         } => raw_response(*status, content_type, &request.body, &[]),
         Reply::CheckJwt { expect, token } => {
             let verdict = check_jwt_exchange(request, expect);
-            verdict_response(verdict, || jwt_success_body(token))
+            let date = http_date(now_secs() + expect.clock_offset);
+            verdict_response(verdict, &date, || jwt_success_body(token))
         }
         Reply::CheckOAuth { expect, token } => {
             let verdict = check_oauth(request, expect);
-            verdict_response(verdict, || oauth_success_body(token))
+            verdict_response(verdict, &http_date(now_secs()), || {
+                oauth_success_body(token)
+            })
         }
     }
 }
 
+/// The response to a judged request, with the fake's `Date`, as IMS sends.
 fn verdict_response(
     verdict: Result<(), (u16, String, String)>,
+    date: &str,
     success_body: impl FnOnce() -> String,
 ) -> Vec<u8> {
+    let mut headers = vec![("Date".to_string(), date.to_string())];
     match verdict {
-        Ok(()) => json_response(200, &success_body(), &[]),
+        Ok(()) => json_response(200, &success_body(), &headers),
         Err((status, code, description)) => {
-            let debug_id = [("x-debug-id".to_string(), format!("fake-ims-{code}"))];
-            json_response(status, &error_body(&code, &description), &debug_id)
+            headers.push(("x-debug-id".to_string(), format!("fake-ims-{code}")));
+            json_response(status, &error_body(&code, &description), &headers)
         }
     }
+}
+
+/// An IMF-fixdate (`Tue, 14 Nov 2023 22:13:20 GMT`) of epoch seconds.
+pub fn http_date(epoch_secs: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (days, rem) = (epoch_secs.div_euclid(86_400), epoch_secs.rem_euclid(86_400));
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// `{"token_type":"bearer","access_token":"<token>","expires_in":86399999}` (ms).
@@ -945,7 +1006,7 @@ pub fn check_jwt_exchange(req: &Recorded, expect: &JwtExpect) -> Result<(), Reje
     check_client(req, &expect.client_id, &expect.client_secret)?;
     let jwt = req.form_value("jwt_token").unwrap_or_default();
     let claims = verify_jwt(jwt, &expect.public_key_pem)?;
-    check_claims(&claims, expect, now_secs())
+    check_claims(&claims, expect, now_secs() + expect.clock_offset)
 }
 
 /// Judges an OAuth client-credentials request as IMS would (IMS.md section 4).

@@ -1,0 +1,209 @@
+//! `TokenProvider` under load: many threads against the loopback fake IMS
+//! with a slow refresh, a failing refresh, and a storm of 401s.
+
+mod common;
+
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{fixture_path, oauth_reply, FakeIms, Reply};
+use ims_token::{AccessToken, Client, Credentials, Endpoint, Error, TokenProvider};
+
+const THREADS: usize = 8;
+
+fn oauth_provider(server: &FakeIms, retries: u32) -> TokenProvider {
+    let client = Client::builder()
+        .proxy(None)
+        .retries(retries)
+        .max_retry_wait(Duration::from_millis(50))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let credentials = Credentials::from_file(fixture_path("oauth-credentials.sample.json"))
+        .unwrap()
+        .with_ims(Endpoint::parse(&server.url()).unwrap());
+    TokenProvider::new(client, credentials)
+}
+
+/// Runs `f` on `THREADS` threads released together; their results in order.
+fn on_threads<T: Send>(f: impl Fn() -> T + Sync) -> Vec<T> {
+    let barrier = Barrier::new(THREADS);
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    f()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// One call to `token()`: what it gave and how long it took.
+fn timed(provider: &TokenProvider) -> (Result<AccessToken, Error>, Duration) {
+    let start = Instant::now();
+    let result = provider.token();
+    (result, start.elapsed())
+}
+
+#[test]
+fn callers_get_the_cached_token_at_once_while_one_refreshes() {
+    // A 4 s token: the margin is capped at 2 s and jittered to 1..2 s, so
+    // after 3.1 s a refresh is due while the token has 0.9 s to live. The
+    // refresh takes 500 ms.
+    let server = FakeIms::start(vec![
+        oauth_reply("tok-old", 4),
+        oauth_reply("tok-new", 86_399).after_ms(500),
+    ]);
+    let provider = oauth_provider(&server, 0);
+    assert_eq!(provider.token().unwrap().secret(), "tok-old");
+    thread::sleep(Duration::from_millis(3100));
+
+    // Each thread calls for 250 ms, well inside the refresh.
+    let calls = on_threads(|| {
+        let until = Instant::now() + Duration::from_millis(250);
+        let mut calls = Vec::new();
+        while Instant::now() < until {
+            let (token, took) = timed(&provider);
+            calls.push((token.unwrap().secret().to_owned(), took));
+        }
+        calls
+    });
+    let all: Vec<&(String, Duration)> = calls.iter().flatten().collect();
+    let refreshed: Vec<_> = all.iter().filter(|(t, _)| t == "tok-new").collect();
+    // Exactly one call refreshed (and waited for its own refresh); every
+    // other call, made while the refresh was in flight, got the old token:
+    // had any waited for the refresh, it would have got the new one.
+    assert_eq!(refreshed.len(), 1, "{refreshed:?}");
+    assert!(
+        refreshed[0].1 >= Duration::from_millis(450),
+        "{refreshed:?}"
+    );
+    assert!(all.len() > THREADS, "too few calls: {}", all.len());
+    assert_eq!(server.hits(), 2);
+    assert_eq!(provider.token().unwrap().secret(), "tok-new");
+    assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn callers_without_a_token_wait_for_one_exchange() {
+    let server = FakeIms::start(vec![oauth_reply("tok-slow", 86_399).after_ms(300)]);
+    let provider = oauth_provider(&server, 0);
+    let tokens = on_threads(|| provider.token().map(|t| t.secret().to_owned()));
+    for token in tokens {
+        assert_eq!(token.unwrap(), "tok-slow");
+    }
+    assert_eq!(server.hits(), 1);
+}
+
+#[test]
+fn a_failed_refresh_reaches_every_waiter_once() {
+    // One retry cycle (3 attempts) for all 8 callers; each gets its error,
+    // that of the last reply.
+    let server = FakeIms::start(vec![
+        Reply::ims_error(503, "temporarily_unavailable", "one").after_ms(300),
+        Reply::ims_error(503, "temporarily_unavailable", "two"),
+        Reply::ims_error(503, "temporarily_unavailable", "three"),
+    ]);
+    let provider = oauth_provider(&server, 2);
+    let results = on_threads(|| provider.token());
+    for result in results {
+        let e = result.unwrap_err();
+        let Error::Unavailable(ims) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(ims.description.as_deref(), Some("three"), "{e}");
+    }
+    assert_eq!(server.hits(), 3, "more than one retry cycle");
+}
+
+#[test]
+fn a_storm_of_401s_for_one_token_costs_one_exchange() {
+    let server = FakeIms::start(vec![
+        oauth_reply("tok-refused", 86_399),
+        oauth_reply("tok-second", 86_399).after_ms(200),
+    ]);
+    let provider = oauth_provider(&server, 0);
+    let refused = provider.token().unwrap();
+    assert_eq!(refused.secret(), "tok-refused");
+    // Every thread got 401 for `refused`: it drops it and asks again.
+    let tokens = on_threads(|| {
+        provider.invalidate(&refused);
+        provider.token().map(|t| t.secret().to_owned())
+    });
+    for token in tokens {
+        assert_eq!(token.unwrap(), "tok-second");
+    }
+    assert_eq!(server.hits(), 2);
+    // A late 401 for the old token leaves the new one in place.
+    provider.invalidate(&refused);
+    assert_eq!(provider.token().unwrap().secret(), "tok-second");
+    assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn invalidating_the_current_token_gets_a_new_one() {
+    let server = FakeIms::start(vec![
+        oauth_reply("tok-one", 86_399),
+        oauth_reply("tok-two", 86_399),
+    ]);
+    let provider = oauth_provider(&server, 0);
+    let first = provider.token().unwrap();
+    // A token with the same expiry but another value is not the cached one.
+    let other = AccessToken::new(
+        "tok-other",
+        "bearer",
+        first.received_at(),
+        first.expires_at(),
+    );
+    provider.invalidate(&other);
+    assert_eq!(provider.token().unwrap().secret(), "tok-one");
+    provider.invalidate(&first);
+    assert_eq!(provider.token().unwrap().secret(), "tok-two");
+    assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn callers_keep_the_token_and_do_not_retry_during_the_pause() {
+    // 100 threads at once after a failed refresh: the unexpired token for
+    // all, and no request to IMS during the 30 s pause.
+    let server = FakeIms::start(vec![
+        oauth_reply("tok-kept", 4),
+        Reply::ims_error(500, "server_error", "down"),
+    ]);
+    let provider = oauth_provider(&server, 0);
+    provider.token().unwrap();
+    thread::sleep(Duration::from_millis(3100));
+    assert_eq!(provider.token().unwrap().secret(), "tok-kept");
+    assert_eq!(server.hits(), 2);
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..100).map(|_| s.spawn(|| provider.token())).collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap().unwrap().secret(), "tok-kept");
+        }
+    });
+    assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn errors_are_clone_and_keep_their_cause() {
+    let server = FakeIms::start(vec![]);
+    drop(server);
+    let client = Client::builder()
+        .proxy(None)
+        .retries(0)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let credentials = Credentials::from_file(fixture_path("oauth-credentials.sample.json"))
+        .unwrap()
+        .with_ims(Endpoint::parse(&format!("http://127.0.0.1:{}", common::closed_port())).unwrap());
+    let e = client.fetch(&credentials).unwrap_err();
+    let copy = e.clone();
+    assert_eq!(copy.to_string(), e.to_string());
+    assert_eq!(common::error_texts(&copy), common::error_texts(&e));
+    assert!(copy.is_retryable());
+}
