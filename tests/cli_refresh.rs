@@ -144,3 +144,121 @@ fn huge_timeouts_are_usage_errors() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// Starts `runs` runs of the command at once and waits for them all.
+fn concurrent_runs(args: &[&str], runs: usize) -> Vec<Output> {
+    let children: Vec<_> = (0..runs)
+        .map(|_| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_ims-token"));
+            command
+                .args(args)
+                .env_remove("IMS_CREDENTIALS")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for var in PROXY_VARS {
+                command.env_remove(var);
+            }
+            command.spawn().expect("ims-token starts")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| child.wait_with_output().expect("ims-token ends"))
+        .collect()
+}
+
+#[test]
+fn twenty_runs_during_an_outage_make_one_retry_cycle() {
+    let dir = TempDir::new("outage");
+    let cache = dir.join("token");
+    let creds = fixture_path("oauth-credentials.sample.json");
+    let mut script = vec![
+        oauth_token("tok-cached"),
+        Reply::ims_error(500, "server_error", "down").after_ms(300),
+    ];
+    script.extend((0..30).map(|_| Reply::ims_error(500, "server_error", "down")));
+    let server = FakeIms::start(script);
+    let url = server.url();
+    let args = [
+        "--ims",
+        &url,
+        "--cache",
+        cache.to_str().unwrap(),
+        "-c",
+        creds.to_str().unwrap(),
+        "--retries",
+        "2",
+        "--timeout",
+        "2",
+    ];
+    assert_eq!(ims_token(&args).stdout, b"tok-cached\n");
+    age_cache(&cache, 300);
+
+    let runs = concurrent_runs(&args, 20);
+    for out in &runs {
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(out.stdout, b"tok-cached\n", "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("using the cached token"), "{stderr}");
+    }
+    // The first token, then at most one cycle: 1 + retries requests.
+    assert!(server.hits() <= 1 + 3, "{} requests", server.hits());
+    // Within the 30 s pause a later run does not ask IMS either.
+    let hits = server.hits();
+    assert_eq!(ims_token(&args).stdout, b"tok-cached\n");
+    assert_eq!(server.hits(), hits);
+    dir.assert_no_temp_files();
+}
+
+#[test]
+fn runs_waiting_on_a_failed_refresh_get_its_error() {
+    let dir = TempDir::new("shared-failure");
+    let cache = dir.join("token");
+    let creds = fixture_path("oauth-credentials.sample.json");
+    let server = FakeIms::start(vec![
+        Reply::ims_error(503, "temporarily_unavailable", "slow-and-down").after_ms(1000),
+        oauth_token("tok-later"),
+    ]);
+    let url = server.url();
+    let mut args = token_args(&url, cache.to_str().unwrap());
+    args.extend(["-c", creds.to_str().unwrap()]);
+
+    let runs = concurrent_runs(&args, 10);
+    for out in &runs {
+        assert_eq!(out.status.code(), Some(5), "{out:?}");
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("slow-and-down"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    assert_eq!(server.hits(), 1, "the waiting runs asked IMS themselves");
+    // A run that starts after the failure asks IMS again.
+    let out = ims_token(&args);
+    assert_eq!(out.stdout, b"tok-later\n", "{out:?}");
+    assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn a_rejected_refresh_is_shared_with_its_exit_code_and_not_kept() {
+    let dir = TempDir::new("shared-reject");
+    let cache = dir.join("token");
+    let creds = fixture_path("oauth-credentials.sample.json");
+    let server = FakeIms::start(vec![
+        oauth_token("tok-refused"),
+        Reply::ims_error(401, "invalid_client", "rotated").after_ms(1000),
+        oauth_token("tok-fixed"),
+    ]);
+    let url = server.url();
+    let mut args = token_args(&url, cache.to_str().unwrap());
+    args.extend(["-c", creds.to_str().unwrap()]);
+    assert_eq!(ims_token(&args).stdout, b"tok-refused\n");
+    age_cache(&cache, 300);
+    for out in concurrent_runs(&args, 5) {
+        assert_eq!(out.status.code(), Some(4), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("rotated"));
+    }
+    assert_eq!(server.hits(), 2);
+    // IMS refused it: the old token is not handed out again.
+    assert_eq!(ims_token(&args).stdout, b"tok-fixed\n");
+}

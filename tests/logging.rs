@@ -1,0 +1,192 @@
+//! What the library logs through the `log` facade, caught by a capturing
+//! logger: the lines an operator needs, and never a secret, JWT, token or
+//! form body.
+
+mod common;
+
+use std::sync::Mutex;
+use std::thread;
+use std::time::Duration;
+
+use common::{
+    fixture_path, http_date, now_secs, oauth_reply, FakeIms, JwtExpect, OAuthExpect, Reply,
+};
+use ims_token::{Client, Credentials, Endpoint, TokenProvider};
+
+/// Every record logged by any test of this binary: (level, target, text).
+static RECORDS: Mutex<Vec<(log::Level, String, String)>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        RECORDS.lock().unwrap().push((
+            record.level(),
+            record.target().to_owned(),
+            record.args().to_string(),
+        ));
+    }
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture;
+
+fn install() {
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(log::LevelFilter::Trace);
+}
+
+/// The records so far whose text contains `marker`.
+fn logged(marker: &str) -> Vec<(log::Level, String, String)> {
+    RECORDS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, _, text)| text.contains(marker))
+        .cloned()
+        .collect()
+}
+
+fn client(retries: u32) -> Client {
+    Client::builder()
+        .proxy(None)
+        .retries(retries)
+        .max_retry_wait(Duration::from_millis(20))
+        .build()
+        .unwrap()
+}
+
+fn creds(file: &str, server: &FakeIms) -> Credentials {
+    Credentials::from_file(fixture_path(file))
+        .unwrap()
+        .with_ims(Endpoint::parse(&server.url()).unwrap())
+}
+
+/// Whether a record is ureq's hex dump of the bytes on the wire (trace
+/// level), which holds a reply's token: the README says to keep `ureq` and
+/// `ureq_proto` below trace. Every other record must be secret-free.
+fn is_wire_dump(level: log::Level, target: &str) -> bool {
+    level == log::Level::Trace && target.starts_with("ureq")
+}
+
+/// No record holds any of `secrets`, nor a secret field of a form body.
+fn assert_logs_secret_free(secrets: &[&str]) {
+    let records = RECORDS.lock().unwrap();
+    let dumps = records
+        .iter()
+        .filter(|(level, target, _)| is_wire_dump(*level, target))
+        .count();
+    assert!(
+        dumps > 0,
+        "ureq no longer dumps the wire at trace: update the README"
+    );
+    let checked: Vec<_> = records
+        .iter()
+        .filter(|(level, target, _)| !is_wire_dump(*level, target))
+        .collect();
+    assert!(checked.len() > 10, "{checked:?}");
+    for (_, _, text) in checked {
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            assert!(!text.contains(secret), "a secret in the log: {text}");
+        }
+        // An error may quote IMS echoing the form, with its secrets redacted.
+        for field in ["client_secret=", "jwt_token="] {
+            for (at, _) in text.match_indices(field) {
+                let value = &text[at + field.len()..];
+                assert!(
+                    value.starts_with("[redacted]"),
+                    "a form value in the log: {text}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn operators_see_fallbacks_clock_offsets_and_retries_but_no_secret() {
+    install();
+    let oauth = OAuthExpect::sample();
+
+    // A retry (debug), then a token; the 500 echoes the form body back.
+    let server = FakeIms::start(vec![
+        Reply::Echo {
+            status: 500,
+            content_type: "text/plain".into(),
+        },
+        Reply::check_oauth(oauth.clone(), "tok-after-retry-SECRET1"),
+    ]);
+    let token = client(1)
+        .fetch(&creds("oauth-credentials.sample.json", &server))
+        .unwrap();
+    let retries = logged("retrying the IMS request");
+    assert!(
+        retries.iter().any(
+            |(level, target, _)| *level == log::Level::Debug && target.starts_with("ims_token")
+        ),
+        "{retries:?}"
+    );
+
+    // A failed refresh that falls back on the cached token (warn).
+    let server = FakeIms::start(vec![
+        oauth_reply("tok-kept-SECRET2", 4),
+        Reply::ims_error(503, "temporarily_unavailable", "fallback-marker"),
+    ]);
+    let provider = TokenProvider::new(client(0), creds("oauth-credentials.sample.json", &server));
+    let kept = provider.token().unwrap();
+    thread::sleep(Duration::from_millis(3100));
+    assert_eq!(provider.token().unwrap().secret(), kept.secret());
+    let fallbacks = logged("fallback-marker");
+    assert!(
+        fallbacks
+            .iter()
+            .any(|(level, _, text)| *level == log::Level::Warn
+                && text.contains("using the cached one")),
+        "{fallbacks:?}"
+    );
+
+    // A clock 10 minutes behind IMS's (warn), and the JWT signed again.
+    let server = FakeIms::start_with(|host| {
+        let expect = JwtExpect::sample(host).with_clock_offset(600);
+        vec![
+            Reply::check_jwt(expect.clone(), "tok-jwt-SECRET3"),
+            Reply::check_jwt(expect, "tok-jwt-SECRET3"),
+        ]
+    });
+    let jwt_token = client(0)
+        .fetch(&creds("service-credentials.sample.json", &server))
+        .unwrap();
+    let clock = logged("this host's clock is");
+    assert!(
+        clock
+            .iter()
+            .any(|(level, _, text)| *level == log::Level::Warn && text.contains("behind IMS")),
+        "{clock:?}"
+    );
+    // A refusal whose Date is an hour ahead, with the secret in its text.
+    let jwt_secret = JwtExpect::sample("x").client_secret;
+    let date = http_date(now_secs() + 3600);
+    let refusal = Reply::ims_error(400, "invalid_token", &jwt_secret).with_header("Date", &date);
+    let refused = FakeIms::start(vec![refusal.clone(), refusal]);
+    assert!(client(0)
+        .fetch(&creds("service-credentials.sample.json", &refused))
+        .is_err());
+
+    let jwts: Vec<String> = server
+        .requests()
+        .iter()
+        .chain(refused.requests().iter())
+        .filter_map(|r| r.form_value("jwt_token").map(str::to_owned))
+        .collect();
+    let mut secrets = vec![
+        oauth.client_secret.as_str(),
+        jwt_secret.as_str(),
+        token.secret(),
+        kept.secret(),
+        jwt_token.secret(),
+    ];
+    secrets.extend(jwts.iter().map(String::as_str));
+    assert_logs_secret_free(&secrets);
+}
