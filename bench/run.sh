@@ -106,6 +106,25 @@ while IFS=$'\t' read -r label n median mean; do
     row "in-process" "$name mean us (${n})" "${mean#mean_us=}"
 done <"$TMP/sign.log"
 
+# 3b. TokenProvider under load (in-process fake IMS on 127.0.0.1) --------------
+say "cargo run --release --example provider_bench"
+run provider cargo run --release --locked --example provider_bench
+field() { tr '\t' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+while IFS= read -r line; do
+    case $line in
+        hot_path*)
+            row "provider" "token() hot path, 8 threads, fresh token: median ns" "$(field "$line" median_ns)"
+            row "provider" "token() hot path, 8 threads, fresh token: p99 ns" "$(field "$line" p99_ns)" ;;
+        refresh_wait*)
+            us=$(field "$line" longest_cached_us)
+            row "provider" "longest wait of a non-refreshing caller, 2 s refresh: ms" \
+                "$(awk -v u="$us" 'BEGIN { printf "%.3f", u / 1000 }')" "< 1"
+            row "provider" "callers that waited for the 2 s refresh" "$(field "$line" refreshing_callers)" "1" ;;
+        storm*)
+            row "provider" "exchanges for a 401 storm of 8 threads" "$(field "$line" exchanges)" "1" ;;
+    esac
+done <"$TMP/provider.log"
+
 # 4-6. Whole process, cache, baseline ------------------------------------------
 say "gcc bench/rusage_exec.c"
 run helper gcc -O2 -o "$TMP/rusage_exec" bench/rusage_exec.c
