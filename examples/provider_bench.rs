@@ -62,9 +62,8 @@ fn answer(
         request.extend_from_slice(&buf[..n]);
     }
     thread::sleep(delay);
-    let body = format!(
-        r#"{{"access_token":"{token}","token_type":"bearer","expires_in":{expires_in}}}"#
-    );
+    let body =
+        format!(r#"{{"access_token":"{token}","token_type":"bearer","expires_in":{expires_in}}}"#);
     write!(
         stream,
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -90,8 +89,7 @@ fn complete(request: &[u8]) -> bool {
 
 fn provider(fake: &Fake) -> Result<TokenProvider, Box<dyn std::error::Error>> {
     let client = Client::builder().proxy(None).retries(0).build()?;
-    let credentials =
-        Credentials::from_file(CREDENTIALS)?.with_ims(Endpoint::parse(&fake.url)?);
+    let credentials = Credentials::from_file(CREDENTIALS)?.with_ims(Endpoint::parse(&fake.url)?);
     Ok(TokenProvider::new(client, credentials))
 }
 
@@ -143,10 +141,7 @@ fn hot_path(calls_per_thread: usize) -> Result<(), Box<dyn std::error::Error>> {
 fn refresh_wait() -> Result<(), Box<dyn std::error::Error>> {
     // A 10 s token, due for refresh after 5 to 7.5 s (margin capped at half
     // the lifetime, jittered); the refresh takes 2 s.
-    let fake = fake(vec![
-        (Duration::ZERO, 10),
-        (Duration::from_secs(2), 86_399),
-    ])?;
+    let fake = fake(vec![(Duration::ZERO, 10), (Duration::from_secs(2), 86_399)])?;
     let provider = provider(&fake)?;
     let first = provider.token()?;
     thread::sleep(Duration::from_millis(7600));

@@ -41,7 +41,10 @@ OPTIONS:
 
 The proxy comes from ALL_PROXY, HTTPS_PROXY or HTTP_PROXY (the first set, either
 case), minus NO_PROXY hosts. With --cache, a token that still works is used
-(with a warning) when IMS cannot be reached to refresh it.
+(with a warning) when IMS cannot be reached to refresh it, and runs waiting on
+another's refresh use its outcome. When this host's clock is more than 30 s
+off IMS's (its Date header), a warning says so and the JWT is signed on IMS's
+time.
 
 EXIT CODES:
     0  success
