@@ -117,7 +117,7 @@ fn check_credentials_text(text: &str) -> Result<(), TestCaseError> {
     check_credentials(Credentials::from_json(text))?;
     check_credentials(Credentials::from_reader(text.as_bytes()))?;
     if let Ok(value) = serde_json::from_str::<Value>(text) {
-        check_credentials(Credentials::from_value(&value))?;
+        check_credentials(Credentials::from_json(&value.to_string()))?;
     }
     Ok(())
 }
@@ -328,8 +328,8 @@ proptest! {
     /// Arbitrary JSON values (all types, the real field names as keys).
     #[test]
     fn credentials_from_arbitrary_json(value in arb_json()) {
-        check_credentials(Credentials::from_value(&value))?;
-        check_credentials(Credentials::from_value(&serde_json::json!({ "integration": value.clone() })))?;
+        check_credentials(Credentials::from_json(&value.to_string()))?;
+        check_credentials(Credentials::from_json(&serde_json::json!({ "integration": value.clone() }).to_string()))?;
         check_credentials_text(&value.to_string())?;
     }
 
@@ -366,7 +366,7 @@ fn check_mutated(
     for m in mutations {
         apply(&mut root, m);
     }
-    check_credentials(Credentials::from_value(&root))?;
+    check_credentials(Credentials::from_json(&root.to_string()))?;
     let text = root.to_string();
     let mut bytes = text.clone().into_bytes();
     match damage {
@@ -392,7 +392,7 @@ proptest! {
         let all = pointers(&root);
         *root.pointer_mut(&all[field.index(all.len())]).unwrap() =
             Value::String(c.to_string().repeat(1 << 20));
-        check_credentials(Credentials::from_value(&root))?;
+        check_credentials(Credentials::from_json(&root.to_string()))?;
         check_credentials_text(&root.to_string())?;
     }
 }
@@ -477,7 +477,7 @@ fn nul_in_every_string_field() {
                     let cut = (0..=cut).rev().find(|&i| s.is_char_boundary(i)).unwrap();
                     s.insert(cut, '\0');
                 }
-                check_credentials(Credentials::from_value(&doc)).unwrap();
+                check_credentials(Credentials::from_json(&doc.to_string())).unwrap();
                 let text = doc.to_string();
                 check_credentials(Credentials::from_json(&text)).unwrap();
                 let raw = text.replace("\\u0000", "\0");
@@ -754,14 +754,14 @@ fn one_line_key_is_read_or_not_quoted_in_the_error() {
             assert_eq!(PrivateKey::from_pem(&one_line).unwrap().bits(), 2048);
             let mut root = fixture(true);
             root["integration"]["privateKey"] = Value::String(one_line.clone());
-            Credentials::from_value(&root).unwrap();
+            Credentials::from_json(&root.to_string()).unwrap();
 
             let broken = one_line.replacen("KEY-----", "KEY ", 1);
             let e = PrivateKey::from_pem(&broken).unwrap_err();
             assert!(matches!(e, Error::Key { .. }), "{e:?}");
             check_no_secret(&e).unwrap();
             root["integration"]["privateKey"] = Value::String(broken);
-            let e = Credentials::from_value(&root).unwrap_err();
+            let e = Credentials::from_json(&root.to_string()).unwrap_err();
             check_no_secret(&e).unwrap();
         }
     }
@@ -884,7 +884,7 @@ proptest! {
             Some(d) => integration.insert("certificateExpirationDate".into(), d.clone()),
             None => integration.remove("certificateExpirationDate"),
         };
-        let Credentials::ServiceAccount(account) = Credentials::from_value(&root).unwrap() else {
+        let Credentials::ServiceAccount(account) = Credentials::from_json(&root.to_string()).unwrap() else {
             panic!("not a service account");
         };
         let expiry = account.certificate_expiry();
