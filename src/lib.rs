@@ -1323,11 +1323,10 @@ impl<'a> ConsoleEntry<'a> {
                  expiry or on 2026-03-01); migrate it to OAuth Server-to-Server in the Adobe \
                  Developer Console and download the project JSON again"
                 .to_owned(),
-            kind if kind.starts_with("oauth") => format!(
-                "an OAuth user-login credential ({}): it needs a person to sign in; add an \
-                 OAuth Server-to-Server credential to the project for a server",
-                excerpt(kind.as_bytes(), &[])
-            ),
+            kind if kind.starts_with("oauth") => "an OAuth user-login credential: it \
+                 needs a person to sign in; add an OAuth Server-to-Server credential to the \
+                 project for a server"
+                .to_owned(),
             _ => "not an OAuth Server-to-Server credential; add one to the project".to_owned(),
         };
         Err(Error::config(format!(
@@ -3179,5 +3178,218 @@ mod tests {
             client.wait_before_retry(0, &throttled),
             Duration::from_secs(1)
         );
+    }
+
+    // -----------------------------------------------------------------------
+    // Credentials from environment variables, through a pure lookup
+
+    const ENV_SECRET: &str = "p8e-ENV-secret-&=+/ value";
+
+    fn vars(pairs: &[(&str, &str)]) -> Result<Option<Credentials>, Error> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        credentials_from_vars(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| std::ffi::OsString::from(v))
+        })
+    }
+
+    fn oauth_vars() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("IMS_CLIENT_ID", "env-client"),
+            ("IMS_CLIENT_SECRET", ENV_SECRET),
+            ("IMS_ORG_ID", "ENVORG@AdobeOrg"),
+            ("IMS_SCOPES", "openid, AdobeID,,read_organizations"),
+        ]
+    }
+
+    fn sample_pem() -> &'static str {
+        include_str!("../tests/fixtures/sample-key.pkcs8.pem")
+    }
+
+    fn jwt_vars(pem: &'static str) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("IMS_CLIENT_ID", "env-client"),
+            ("IMS_CLIENT_SECRET", ENV_SECRET),
+            ("IMS_ORG_ID", "ENVORG@AdobeOrg"),
+            ("IMS_TECHNICAL_ACCOUNT_ID", "ENVTECH@techacct.adobe.com"),
+            ("IMS_METASCOPES", "ent_aem_cloud_api"),
+            ("IMS_PRIVATE_KEY", pem),
+        ]
+    }
+
+    /// A config error whose text shows no value of `pairs`; its message.
+    fn env_error(pairs: &[(&str, &str)]) -> String {
+        let e = vars(pairs).unwrap_err();
+        assert!(e.is_config(), "{e:?}");
+        let text = format!("{e} {e:?}");
+        for (_, value) in pairs {
+            assert!(value.len() < 4 || !text.contains(value), "{text}");
+        }
+        e.to_string()
+    }
+
+    #[test]
+    fn env_oauth_credentials() {
+        let Some(Credentials::OAuth(o)) = vars(&oauth_vars()).unwrap() else {
+            panic!("not OAuth")
+        };
+        assert_eq!(o.client_id(), "env-client");
+        assert_eq!(o.client_secret().secret(), ENV_SECRET);
+        assert_eq!(o.org_id(), Some("ENVORG@AdobeOrg"));
+        assert_eq!(o.scopes(), ["openid", "AdobeID", "read_organizations"]);
+        assert_eq!(o.ims().host(), DEFAULT_IMS);
+        assert!(!format!("{o:?}").contains(ENV_SECRET));
+        let mut with_endpoint = oauth_vars();
+        with_endpoint.push(("IMS_ENDPOINT", "https://ims-na1-stg1.adobelogin.com"));
+        let c = vars(&with_endpoint).unwrap().unwrap();
+        assert_eq!(c.ims().host(), "ims-na1-stg1.adobelogin.com");
+    }
+
+    #[test]
+    fn env_service_account_with_a_pem_or_literal_newlines() {
+        let one_line: &'static str = Box::leak(sample_pem().replace('\n', "\\n").into_boxed_str());
+        for pem in [sample_pem(), one_line] {
+            let Some(Credentials::ServiceAccount(a)) = vars(&jwt_vars(pem)).unwrap() else {
+                panic!("not a service account")
+            };
+            assert_eq!(a.technical_account_id(), "ENVTECH@techacct.adobe.com");
+            assert_eq!(a.org_id(), "ENVORG@AdobeOrg");
+            assert_eq!(a.metascopes(), ["ent_aem_cloud_api"]);
+            assert_eq!(a.private_key().bits(), 2048);
+        }
+    }
+
+    #[test]
+    fn env_service_account_with_a_key_file() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sample-key.pkcs1.pem"
+        );
+        let mut pairs = jwt_vars("");
+        pairs.retain(|(k, _)| *k != "IMS_PRIVATE_KEY");
+        pairs.push(("IMS_PRIVATE_KEY_FILE", path));
+        assert!(matches!(
+            vars(&pairs),
+            Ok(Some(Credentials::ServiceAccount(_)))
+        ));
+        pairs.pop();
+        pairs.push(("IMS_PRIVATE_KEY_FILE", "/no/such/key.pem"));
+        let e = vars(&pairs).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e:?}");
+        assert!(e.to_string().contains("/no/such/key.pem"), "{e}");
+        assert!(e.to_string().contains("$IMS_PRIVATE_KEY_FILE"), "{e}");
+        pairs.pop();
+        pairs.push(("IMS_PRIVATE_KEY_FILE", "/dev/null"));
+        let e = vars(&pairs).unwrap_err();
+        let source = e.source().map(|s| s.to_string()).unwrap_or_default();
+        assert!(e.to_string().contains("/dev/null"), "{e}");
+        assert_eq!(source, "not a regular file (a device)");
+        assert!(!format!("{e:?}").contains(ENV_SECRET));
+    }
+
+    #[test]
+    fn env_half_set_names_the_missing_variables_only() {
+        let m = env_error(&[
+            ("IMS_CLIENT_ID", "env-client"),
+            ("IMS_CLIENT_SECRET", ENV_SECRET),
+        ]);
+        assert!(m.contains("OAuth Server-to-Server"), "{m}");
+        assert!(
+            m.contains("$IMS_ORG_ID") && m.contains("$IMS_SCOPES"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("$IMS_CLIENT_ID") && !m.contains("$IMS_CLIENT_SECRET"),
+            "{m}"
+        );
+        let m = env_error(&[("IMS_METASCOPES", "ent_aem_cloud_api")]);
+        assert!(m.contains("JWT service account"), "{m}");
+        for name in [
+            "$IMS_CLIENT_ID",
+            "$IMS_CLIENT_SECRET",
+            "$IMS_ORG_ID",
+            "$IMS_TECHNICAL_ACCOUNT_ID",
+            "$IMS_PRIVATE_KEY or $IMS_PRIVATE_KEY_FILE",
+        ] {
+            assert!(m.contains(name), "lacks {name}: {m}");
+        }
+        // Blank counts as unset.
+        let mut blank = oauth_vars();
+        blank[1] = ("IMS_CLIENT_SECRET", "  ");
+        assert!(env_error(&blank).contains("$IMS_CLIENT_SECRET"));
+    }
+
+    #[test]
+    fn env_mistakes_are_named_without_values() {
+        let mut mixed = jwt_vars(sample_pem());
+        mixed.push(("IMS_SCOPES", "openid"));
+        assert!(env_error(&mixed).contains("mixes"));
+        let mut both = jwt_vars(sample_pem());
+        both.push(("IMS_PRIVATE_KEY_FILE", "/etc/key.pem"));
+        assert!(env_error(&both).contains("only one of"));
+        let mut bad_key = jwt_vars(
+            "-----BEGIN PRIVATE KEY-----\nnot base64 p8e-KEYTEXT\n-----END PRIVATE KEY-----",
+        );
+        bad_key.truncate(6);
+        let m = env_error(&bad_key);
+        assert!(m.starts_with("$IMS_PRIVATE_KEY: "), "{m}");
+        let mut endpoint = oauth_vars();
+        endpoint.push(("IMS_ENDPOINT", "http://ims.example.com/p8e-PATH"));
+        assert!(env_error(&endpoint).starts_with("$IMS_ENDPOINT: "));
+        let mut no_scopes = oauth_vars();
+        no_scopes[3] = ("IMS_SCOPES", " , ,");
+        assert!(env_error(&no_scopes).contains("$IMS_SCOPES"));
+    }
+
+    #[test]
+    fn env_nothing_set_is_none_and_non_utf8_is_named() {
+        assert!(vars(&[]).unwrap().is_none());
+        assert!(vars(&[("IMS_CLIENT_ID", ""), ("OTHER", "x")])
+            .unwrap()
+            .is_none());
+        use std::os::unix::ffi::OsStringExt as _;
+        let e = credentials_from_vars(|name| {
+            (name == "IMS_CLIENT_SECRET").then(|| std::ffi::OsString::from_vec(vec![0xff, b's']))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "$IMS_CLIENT_SECRET is not valid UTF-8");
+    }
+
+    // -----------------------------------------------------------------------
+    // Local token payloads and the capped reader
+
+    #[test]
+    fn local_token_expiry_reads_milliseconds() {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = b64.encode(r#"{"created_at":"1700000000000","expires_in":86400000}"#);
+        let claims = local_token_claims(&format!("h.{payload}.s")).unwrap();
+        assert_eq!(local_token_expiry(&claims), Some(at(1_700_086_400)));
+        let padded = format!("h.{payload}==.s");
+        assert!(local_token_claims(&padded).is_some());
+        assert_eq!(local_token_claims("no-dots"), None);
+    }
+
+    #[test]
+    fn rough_durations_pick_a_readable_unit() {
+        let d = Duration::from_secs;
+        assert_eq!(rough_duration(d(5)), "5 seconds");
+        assert_eq!(rough_duration(d(600)), "10 minutes");
+        assert_eq!(rough_duration(d(86_400)), "24 hours");
+        assert_eq!(rough_duration(d(3 * 86_400)), "3 days");
+    }
+
+    #[test]
+    fn capped_reads_stop_at_the_cap() {
+        assert_eq!(&*read_capped(&b"12345"[..], 5, 0).unwrap(), b"12345");
+        let e = read_capped(&b"123456"[..], 5, 0).unwrap_err();
+        assert_eq!(e.to_string(), "too large: more than 5 bytes");
+        assert_eq!(byte_size(1 << 20), "1 MiB");
+        assert_eq!(byte_size(64 << 10), "64 KiB");
+        assert_eq!(byte_size(1000), "1000 bytes");
     }
 }
