@@ -1197,3 +1197,106 @@ fn endpoint_port_needs_a_colon() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// The Developer Console project and the local development token
+
+const PROJECT_JSON: &str = include_str!("fixtures/console-project.sample.json");
+const PROJECT_SECRETS: [&str; 4] = [
+    "p8e-SAMPLE-console-secret-0a1b2c3d4e5f6789",
+    "p8e-SAMPLE-console-second-secret-9f8e7d6c",
+    "p8e-SAMPLE-console-jwt-secret-5566778899",
+    "p8e-SAMPLE-console-webapp-secret-abcdef",
+];
+
+/// A typed configuration error quoting none of the project's secrets.
+fn check_project(result: Result<Credentials, Error>) -> Result<(), TestCaseError> {
+    if let Err(e) = &result {
+        let text = error_text(e);
+        for secret in PROJECT_SECRETS {
+            prop_assert!(!text.contains(&secret.to_lowercase()), "{text}");
+        }
+        prop_assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+    }
+    check_credentials(result)
+}
+
+fn local_json(token: &str) -> String {
+    serde_json::json!({ "accessToken": token }).to_string()
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// The project fixture with up to 3 mutations, chosen by any name.
+    #[test]
+    fn project_mutated(
+        mutations in prop::collection::vec(json_mutation(), 1..4),
+        choice in prop::option::of(prop_oneof![
+            prop::sample::select(&["Server Credential", "566222", "566111", "Web Login", ""][..])
+                .prop_map(str::to_owned),
+            any::<String>(),
+        ]),
+    ) {
+        let mut root: Value = serde_json::from_str(PROJECT_JSON).unwrap();
+        for m in &mutations {
+            apply(&mut root, m);
+        }
+        let text = root.to_string();
+        check_project(Credentials::from_json_selecting(&text, choice.as_deref()))?;
+        check_project(Credentials::from_reader_selecting(text.as_bytes(), choice.as_deref()))?;
+    }
+
+    /// Any text as a local development token: a `LocalToken` or a config
+    /// error, and handing it out never panics.
+    #[test]
+    fn local_token_of_any_text(text in any::<String>(), ascii in "[ -~]{0,80}") {
+        for token in [&text, &ascii] {
+            let parsed = Credentials::from_json(&local_json(token));
+            if let Ok(Credentials::LocalToken(local)) = &parsed {
+                let handed = local.access_token(SystemTime::now());
+                let typed = handed.is_ok() || matches!(handed, Err(Error::Config { .. }));
+                prop_assert!(typed, "{handed:?}");
+            }
+            check_credentials(parsed)?;
+        }
+    }
+
+    /// Payloads with `created_at` and `expires_in` of any type and size
+    /// (milliseconds, as numbers or strings): the expiry is their sum
+    /// when it fits, else unknown.
+    #[test]
+    fn local_token_expiry_of_any_claims(
+        created in prop_oneof![any::<u64>().prop_map(Value::from), any::<u64>().prop_map(|n| Value::String(n.to_string())), arb_json()],
+        expires in prop_oneof![any::<u64>().prop_map(Value::from), any::<u64>().prop_map(|n| Value::String(n.to_string())), arb_json()],
+        padding in prop::sample::select(&["", "=", "=="][..]),
+        cut in prop::option::of(any::<Index>()),
+    ) {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims = serde_json::json!({ "created_at": created, "expires_in": expires });
+        let mut payload = format!("{}{padding}", b64.encode(claims.to_string()));
+        if let Some(cut) = cut {
+            payload.truncate(cut.index(payload.len() + 1));
+        }
+        let parsed = Credentials::from_json(&local_json(&format!("h.{payload}.s")));
+        let Ok(Credentials::LocalToken(local)) = parsed else {
+            return Err(TestCaseError::fail(format!("not a local token: {parsed:?}")));
+        };
+        let _ = local.access_token(SystemTime::now());
+        let millis = |v: &Value| match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse::<u64>().ok(),
+            _ => None,
+        };
+        if cut.is_none() {
+            let expected = millis(&created)
+                .zip(millis(&expires))
+                .and_then(|(c, e)| c.checked_add(e))
+                .and_then(|total| UNIX_EPOCH.checked_add(Duration::from_millis(total)));
+            prop_assert_eq!(local.expires_at(), expected);
+        }
+    }
+}
