@@ -1757,8 +1757,8 @@ fn file_kind(kind: &std::fs::FileType) -> &'static str {
 /// `1 MiB`, `64 KiB` or `100 bytes`.
 fn byte_size(n: u64) -> String {
     match n {
-        _ if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
-        _ if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        _ if n >= 1 << 20 && n.is_multiple_of(1 << 20) => format!("{} MiB", n >> 20),
+        _ if n >= 1 << 10 && n.is_multiple_of(1 << 10) => format!("{} KiB", n >> 10),
         _ => format!("{n} bytes"),
     }
 }

@@ -25,10 +25,10 @@ USAGE:
     ims-token inspect [OPTIONS]   show what the credentials hold, without secrets
 
 OPTIONS:
-    -c, --credentials FILE   credentials JSON; '-' reads stdin (default: the path
-                             in $IMS_CREDENTIALS, else the IMS_* variables below)
-        --credential NAME|ID which credential of a Developer Console project
-                             (needed when it has several OAuth Server-to-Server)
+    -c, --credentials FILE   credentials JSON; '-' reads stdin (default: the
+                             path in $IMS_CREDENTIALS, else IMS_* variables)
+        --credential NAME|ID which Developer Console project credential
+                             (when it has several OAuth Server-to-Server)
         --ims HOST|URL       override the IMS endpoint (http:// only to loopback)
         --format FORMAT      token (default) | header | json
         --lifetime SECS      JWT lifetime (default 300, at most 86400)
@@ -42,17 +42,18 @@ OPTIONS:
     -h, --help               print this help
     -V, --version            print the version
 
-CREDENTIALS (the kind is told from the JSON; files up to 1 MiB):
-    Adobe Developer Console project JSON (project.workspace.details.credentials):
-        its OAuth Server-to-Server credential (the first of its client_secrets);
-        JWT entries are refused: Adobe ended them, migrate to OAuth Server-to-Server
-    AEM service credentials (integration.privateKey): JWT service account
-    AEM OAuth Server-to-Server (integration.scopes), downloaded or from the API
-    AEM local development token (accessToken): printed as it is until it expires
-    Environment: IMS_CLIENT_ID, IMS_CLIENT_SECRET, IMS_ORG_ID, IMS_SCOPES
-        (OAuth Server-to-Server), or instead of IMS_SCOPES: IMS_TECHNICAL_ACCOUNT_ID,
-        IMS_METASCOPES and IMS_PRIVATE_KEY (PEM; literal \n is fine) or
-        IMS_PRIVATE_KEY_FILE (JWT service account); IMS_ENDPOINT optional
+CREDENTIALS (told apart by their fields; files and stdin up to 1 MiB):
+    Adobe Developer Console project (project.workspace.details.credentials):
+        its OAuth Server-to-Server credential, with the first of its
+        client_secrets; JWT entries are refused (Adobe ended them: migrate)
+    AEM service credentials (privateKey): JWT service account
+    AEM OAuth Server-to-Server (scopes), as downloaded or from the API
+    AEM local development token (accessToken): printed until it expires
+    Without -c or $IMS_CREDENTIALS, the environment: IMS_CLIENT_ID,
+        IMS_CLIENT_SECRET, IMS_ORG_ID and IMS_SCOPES (OAuth Server-to-Server);
+        for a JWT service account IMS_TECHNICAL_ACCOUNT_ID, IMS_METASCOPES and
+        IMS_PRIVATE_KEY (PEM, literal \\n allowed) or IMS_PRIVATE_KEY_FILE
+        instead of IMS_SCOPES; IMS_ENDPOINT is optional
 
 The proxy comes from ALL_PROXY, HTTPS_PROXY or HTTP_PROXY (the first set, either
 case), minus NO_PROXY hosts. With --cache, a token that still works is used

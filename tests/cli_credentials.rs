@@ -501,3 +501,35 @@ fn a_fifo_is_refused_without_waiting_for_a_writer() {
     assert!(m.contains("not a regular file (a FIFO)"), "{m}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn help_names_every_credentials_kind_and_variable() {
+    let help = run(&["--help"]).ok().to_owned();
+    for text in [
+        "--credential NAME|ID",
+        "Developer Console project",
+        "client_secrets",
+        "migrate",
+        "privateKey",
+        "accessToken",
+        "1 MiB",
+        "IMS_CLIENT_ID",
+        "IMS_CLIENT_SECRET",
+        "IMS_ORG_ID",
+        "IMS_SCOPES",
+        "IMS_TECHNICAL_ACCOUNT_ID",
+        "IMS_METASCOPES",
+        "IMS_PRIVATE_KEY (PEM, literal \\n allowed)",
+        "IMS_PRIVATE_KEY_FILE",
+        "IMS_ENDPOINT",
+    ] {
+        assert!(help.contains(text), "--help lacks {text:?}");
+    }
+    let block: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("CREDENTIALS"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(block.len() > 5, "{help}");
+    assert!(block.iter().all(|l| l.chars().count() <= 80), "{help}");
+}

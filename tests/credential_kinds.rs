@@ -250,8 +250,9 @@ fn a_jwt_entry_says_adobe_ended_it_and_to_migrate() {
 #[test]
 fn user_login_and_other_entries_are_named_for_what_they_are() {
     let m = config_message(select(&project(), "Web Login"));
+    assert!(m.contains("`Web Login` (id 566333, oauthwebapp)"), "{m}");
     assert!(
-        m.contains("OAuth user-login credential (oauthwebapp)"),
+        m.contains("is an OAuth user-login credential: it needs a person to sign in"),
         "{m}"
     );
     assert!(m.contains(&format!("`{LIST}[2]`")), "{m}");
