@@ -1377,12 +1377,13 @@ fn select_console_entry<'e, 'a>(
     credential: Option<&str>,
     list_path: &str,
 ) -> Result<&'e ConsoleEntry<'a>, Error> {
-    let labels = |of: &[&ConsoleEntry<'_>]| -> String {
-        let all: Vec<String> = of.iter().map(|e| e.label()).collect();
-        all.join(", ")
-    };
     let everything: Vec<&ConsoleEntry<'_>> = entries.iter().collect();
     if let Some(wanted) = credential.map(str::trim) {
+        if wanted.is_empty() {
+            return Err(Error::config(
+                "the credential to use is given but empty: give its name or id",
+            ));
+        }
         if let Some(entry) = entries.iter().find(|e| !e.id.is_empty() && e.id == wanted) {
             return Ok(entry);
         }
@@ -1423,6 +1424,16 @@ fn select_console_entry<'e, 'a>(
             labels(&s2s)
         ))),
     }
+}
+
+/// The entries' labels, comma-separated; a long list is cut short.
+fn labels(of: &[&ConsoleEntry<'_>]) -> String {
+    const MAX_LISTED: usize = 20;
+    let mut text: Vec<String> = of.iter().take(MAX_LISTED).map(|e| e.label()).collect();
+    if of.len() > MAX_LISTED {
+        text.push(format!("and {} more", of.len() - MAX_LISTED));
+    }
+    text.join(", ")
 }
 
 fn or_none(list: String) -> String {

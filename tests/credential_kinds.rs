@@ -655,3 +655,25 @@ fn fifos_devices_and_directories_are_refused_at_once() {
         );
     }
 }
+
+#[test]
+fn a_blank_choice_is_refused_and_long_lists_are_cut() {
+    let mut root = project();
+    entries(&mut root)[2]
+        .as_object_mut()
+        .unwrap()
+        .remove("name");
+    for blank in ["", "  "] {
+        let m = config_message(select(&root, blank));
+        assert!(m.contains("given but empty"), "{m}");
+    }
+    let mut many = project();
+    let first = entries(&mut many)[0].clone();
+    entries(&mut many).extend((0..1000).map(|i| {
+        let mut e = first.clone();
+        e["name"] = format!("jwt-{i}").into();
+        e
+    }));
+    let m = config_message(select(&many, "nope"));
+    assert!(m.contains("and 983 more") && m.len() < 4000, "{}", m.len());
+}
