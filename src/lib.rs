@@ -514,9 +514,100 @@ pub struct OAuthCredentials {
     client_id: String,
     client_secret: ClientSecret,
     scopes: Vec<String>,
+    org_id: Option<String>,
+    technical_account_id: Option<String>,
+    project: Option<ConsoleProject>,
 }
 
-/// Either kind of credentials; which flow runs follows from the kind.
+/// Where OAuth credentials read from an Adobe Developer Console project
+/// came from: the project, workspace and credential names, for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleProject {
+    name: String,
+    workspace: String,
+    credential: String,
+    credential_id: String,
+}
+
+impl ConsoleProject {
+    /// The project's `name` (else its `title`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The workspace's `name` (else its `title`).
+    pub fn workspace(&self) -> &str {
+        &self.workspace
+    }
+    /// The credential's `name`.
+    pub fn credential(&self) -> &str {
+        &self.credential
+    }
+    /// The credential's `id`.
+    pub fn credential_id(&self) -> &str {
+        &self.credential_id
+    }
+}
+
+/// An AEM local development token: already an access token, so there is
+/// nothing to exchange. `Debug` does not show it.
+#[derive(Clone, Debug)]
+pub struct LocalToken {
+    token: Secret,
+    expires_at: Option<SystemTime>,
+    client_id: String,
+    scopes: Vec<String>,
+    ims: Endpoint,
+}
+
+impl LocalToken {
+    /// When the token's payload says it expires (`created_at` plus
+    /// `expires_in`); `None` when the payload does not say.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// The `client_id` in the token's payload (empty when it has none).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The token as it is, received at `now`. Its expiry is the payload's,
+    /// or `now` when the payload does not say (IMS will judge it).
+    ///
+    /// # Errors
+    /// [`Error::Config`] once the payload says it has expired: download a
+    /// new one from the AEM Developer Console.
+    pub fn access_token(&self, now: SystemTime) -> Result<AccessToken, Error> {
+        if let Some(expiry) = self.expires_at.filter(|e| *e <= now) {
+            let ago = now.duration_since(expiry).unwrap_or_default();
+            return Err(Error::config(format!(
+                "the local development token expired {} ago; \
+                 download a new one from the AEM Developer Console",
+                rough_duration(ago)
+            )));
+        }
+        let expires_at = self.expires_at.unwrap_or(now);
+        Ok(AccessToken::new(
+            self.token.0.clone(),
+            "bearer",
+            now,
+            expires_at,
+        ))
+    }
+}
+
+/// `95 seconds`, `12 minutes`, `30 hours`, `3 days`.
+fn rough_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..120 => format!("{secs} seconds"),
+        120..7_200 => format!("{} minutes", secs / 60),
+        7_200..172_800 => format!("{} hours", secs / 3600),
+        _ => format!("{} days", secs / 86_400),
+    }
+}
+
+/// Credentials of any kind; which flow runs follows from the kind.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Credentials {
@@ -524,6 +615,8 @@ pub enum Credentials {
     ServiceAccount(ServiceAccount),
     /// Client credentials at `/ims/token/v3`.
     OAuth(OAuthCredentials),
+    /// A ready token, handed out as it is while it has not expired.
+    LocalToken(LocalToken),
 }
 
 impl ServiceAccount {
@@ -605,6 +698,20 @@ impl OAuthCredentials {
     pub fn scopes(&self) -> &[String] {
         &self.scopes
     }
+    /// The organization id (`...@AdobeOrg`), when the source gave one
+    /// (`x-gw-ims-org-id` for Adobe APIs); IMS does not need it here.
+    pub fn org_id(&self) -> Option<&str> {
+        self.org_id.as_deref()
+    }
+    /// The technical-account id, when the source gave one.
+    pub fn technical_account_id(&self) -> Option<&str> {
+        self.technical_account_id.as_deref()
+    }
+    /// The Developer Console project, workspace and credential these came
+    /// from, when they were read from a project JSON.
+    pub fn project(&self) -> Option<&ConsoleProject> {
+        self.project.as_ref()
+    }
 }
 
 /// Builds a [`ServiceAccount`] from values given in code.
@@ -683,6 +790,7 @@ pub struct OAuthCredentialsBuilder {
     client_id: Option<String>,
     client_secret: Option<ClientSecret>,
     scopes: Vec<String>,
+    org_id: Option<String>,
 }
 
 impl OAuthCredentialsBuilder {
@@ -706,6 +814,13 @@ impl OAuthCredentialsBuilder {
         self.scopes.extend(split_list(list));
         self
     }
+    /// Organization id (`...@AdobeOrg`); optional, IMS does not need it
+    /// for this flow, but Adobe APIs want it in `x-gw-ims-org-id`.
+    #[must_use]
+    pub fn org_id(mut self, v: impl Into<String>) -> Self {
+        self.org_id = Some(v.into());
+        self
+    }
 
     /// Checks that every value is there.
     ///
@@ -717,6 +832,9 @@ impl OAuthCredentialsBuilder {
             client_id: required(self.client_id, "client_id")?,
             client_secret: required(self.client_secret, "client_secret")?,
             scopes: non_empty_list(self.scopes, "scopes")?,
+            org_id: self.org_id,
+            technical_account_id: None,
+            project: None,
         })
     }
 }
@@ -742,75 +860,125 @@ fn split_list(list: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_owned)
 }
 
+/// Largest credentials input [`Credentials::from_reader`] and
+/// [`Credentials::from_file`] read (1 MiB); a larger one is refused.
+pub const MAX_CREDENTIALS_BYTES: u64 = 1024 * 1024;
+
 impl Credentials {
-    /// Reads credentials from JSON text: AEM service credentials (with or
-    /// without the `{ok, integration, statusCode}` wrapper) or an AEM OAuth
-    /// Server-to-Server technical account. Unknown fields are ignored.
+    /// Reads credentials from JSON text, whichever kind it holds:
+    ///
+    /// - an Adobe Developer Console project (`project.workspace.details.credentials`):
+    ///   its only OAuth Server-to-Server credential (see
+    ///   [`Credentials::from_json_selecting`] to choose one of several);
+    /// - AEM service credentials, a JWT service account (`privateKey`),
+    ///   with or without the `{ok, integration, statusCode}` wrapper;
+    /// - an AEM OAuth Server-to-Server technical account (`scopes`), as
+    ///   downloaded or as the AEM Developer Console API returns it;
+    /// - an AEM local development token (`accessToken`).
+    ///
+    /// Unknown fields are ignored.
     ///
     /// # Errors
     /// [`Error::Config`] naming the missing or mistyped field by its JSON
-    /// path; [`Error::Key`] for a private key that cannot be used.
+    /// path, for revoked AEM credentials, or for a project credential that
+    /// is not OAuth Server-to-Server; [`Error::Key`] for a private key that
+    /// cannot be used.
     pub fn from_json(text: &str) -> Result<Self, Error> {
-        let mut root: Value = serde_json::from_str(text)
-            .map_err(|e| Error::config_from("the credentials are not valid JSON", e))?;
-        let credentials = Self::from_value(&root);
-        wipe_json(&mut root);
-        credentials
+        Self::from_json_selecting(text, None)
     }
 
-    /// Reads credentials JSON from a reader (e.g. stdin).
+    /// As [`Credentials::from_json`], choosing the Developer Console
+    /// project credential by its `name` or `id` (an `id` match wins). With
+    /// `None`, the project's only OAuth Server-to-Server credential is used.
+    /// Of several `client_secrets`, the first is used.
     ///
     /// # Errors
-    /// As [`Credentials::from_json`], and [`Error::Io`] when reading fails.
-    pub fn from_reader(mut reader: impl Read) -> Result<Self, Error> {
-        let mut text = String::new();
-        reader
-            .read_to_string(&mut text)
+    /// As [`Credentials::from_json`]; [`Error::Config`] listing the
+    /// credentials to choose from when none matches, when `None` is given
+    /// and there are several, and when `credential` is given for
+    /// credentials that are not a project.
+    pub fn from_json_selecting(text: &str, credential: Option<&str>) -> Result<Self, Error> {
+        parse_credentials(text.as_bytes(), credential)
+    }
+
+    /// Reads credentials JSON from a reader (e.g. stdin), at most
+    /// [`MAX_CREDENTIALS_BYTES`].
+    ///
+    /// # Errors
+    /// As [`Credentials::from_json`], and [`Error::Io`] when reading fails
+    /// or the input is larger than the cap.
+    pub fn from_reader(reader: impl Read) -> Result<Self, Error> {
+        Self::from_reader_selecting(reader, None)
+    }
+
+    /// As [`Credentials::from_reader`], choosing the project credential as
+    /// [`Credentials::from_json_selecting`] does.
+    ///
+    /// # Errors
+    /// As [`Credentials::from_reader`] and [`Credentials::from_json_selecting`].
+    pub fn from_reader_selecting(
+        reader: impl Read,
+        credential: Option<&str>,
+    ) -> Result<Self, Error> {
+        let bytes = read_capped(reader, MAX_CREDENTIALS_BYTES, 0)
             .map_err(|e| Error::io("cannot read the credentials", e))?;
-        let parsed = Self::from_json(&text);
-        text.zeroize();
-        parsed
+        parse_credentials(&bytes, credential)
     }
 
-    /// Reads credentials JSON from a file.
+    /// Reads credentials JSON from a regular file of at most
+    /// [`MAX_CREDENTIALS_BYTES`]. A FIFO, device or directory is refused
+    /// rather than read (it could block or never end).
     ///
     /// # Errors
-    /// As [`Credentials::from_json`], and [`Error::Io`] naming the path when
-    /// the file cannot be read.
+    /// As [`Credentials::from_json`], with the path in the message, and
+    /// [`Error::Io`] naming the path when the file cannot be read, is not a
+    /// regular file or is too large.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::from_file_selecting(path, None)
+    }
+
+    /// As [`Credentials::from_file`], choosing the project credential as
+    /// [`Credentials::from_json_selecting`] does.
+    ///
+    /// # Errors
+    /// As [`Credentials::from_file`] and [`Credentials::from_json_selecting`].
+    pub fn from_file_selecting(
+        path: impl AsRef<Path>,
+        credential: Option<&str>,
+    ) -> Result<Self, Error> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|e| {
+        let bytes = read_capped_file(path, MAX_CREDENTIALS_BYTES).map_err(|e| {
             Error::io(
                 format!("cannot read credentials file {}", path.display()),
                 e,
             )
         })?;
-        Self::from_reader(file).map_err(|e| e.in_file(path))
+        parse_credentials(&bytes, credential).map_err(|e| e.in_file(path))
     }
 
-    /// Reads credentials from parsed JSON.
+    /// Reads credentials from the environment, for CI jobs:
+    ///
+    /// - OAuth Server-to-Server: `IMS_CLIENT_ID`, `IMS_CLIENT_SECRET`,
+    ///   `IMS_ORG_ID`, `IMS_SCOPES` (comma-separated);
+    /// - JWT service account: `IMS_CLIENT_ID`, `IMS_CLIENT_SECRET`,
+    ///   `IMS_ORG_ID`, `IMS_TECHNICAL_ACCOUNT_ID`, `IMS_METASCOPES`
+    ///   (comma-separated) and either `IMS_PRIVATE_KEY` (the PEM text;
+    ///   literal `\n` sequences are fine) or `IMS_PRIVATE_KEY_FILE`;
+    /// - either: `IMS_ENDPOINT`, optional (default `ims-na1.adobelogin.com`).
+    ///
+    /// Any of the JWT-only variables makes it a service account. An empty
+    /// variable counts as unset.
+    ///
+    /// Returns `Ok(None)` when none of these variables is set, so the
+    /// caller can look elsewhere.
     ///
     /// # Errors
-    /// As [`Credentials::from_json`].
-    pub fn from_value(root: &Value) -> Result<Self, Error> {
-        let (fields, prefix) = match root.get("integration") {
-            Some(inner) => (inner, "integration."),
-            None => (root, ""),
-        };
-        let fields = Fields {
-            obj: object(fields, prefix.trim_end_matches('.'))?,
-            prefix: prefix.to_owned(),
-        };
-        if fields.obj.contains_key("privateKey") {
-            service_account_from_json(&fields).map(Credentials::ServiceAccount)
-        } else if fields.obj.contains_key("scopes") {
-            oauth_from_json(&fields).map(Credentials::OAuth)
-        } else {
-            Err(Error::config(format!(
-                "the credentials have neither `{prefix}privateKey` (JWT service account) \
-                 nor `{prefix}scopes` (OAuth Server-to-Server)"
-            )))
-        }
+    /// [`Error::Config`] naming the variables that are missing (never
+    /// their values), a variable that is not UTF-8, a mix of both kinds or
+    /// a bad `IMS_ENDPOINT`; [`Error::Key`] or [`Error::Io`] for a private
+    /// key that cannot be used or read.
+    pub fn from_env() -> Result<Option<Self>, Error> {
+        credentials_from_vars(|name| std::env::var_os(name))
     }
 
     /// Replaces the endpoint (e.g. a stage IMS or a local fake).
@@ -818,6 +986,8 @@ impl Credentials {
         match &mut self {
             Credentials::ServiceAccount(a) => a.ims = ims,
             Credentials::OAuth(o) => o.ims = ims,
+            // Already issued: there is no exchange for the endpoint to change.
+            Credentials::LocalToken(_) => {}
         }
         self
     }
@@ -826,46 +996,56 @@ impl Credentials {
     /// comma-separated list.
     ///
     /// # Errors
-    /// [`Error::Config`] when the list is empty.
+    /// [`Error::Config`] when the list is empty, or for a local
+    /// development token, whose scopes are fixed.
     pub fn with_scopes(mut self, list: &str) -> Result<Self, Error> {
         let scopes = non_empty_list(split_list(list).collect(), "scopes")?;
         match &mut self {
             Credentials::ServiceAccount(a) => a.metascopes = scopes,
             Credentials::OAuth(o) => o.scopes = scopes,
+            Credentials::LocalToken(_) => {
+                return Err(Error::config(
+                    "a local development token is already issued: its scopes cannot be changed",
+                ))
+            }
         }
         Ok(self)
     }
 
-    /// The metascopes (service account) or scopes (OAuth).
+    /// The metascopes (service account), scopes (OAuth) or the scopes in a
+    /// local development token's payload.
     pub fn scopes(&self) -> &[String] {
         match self {
             Credentials::ServiceAccount(a) => &a.metascopes,
             Credentials::OAuth(o) => &o.scopes,
+            Credentials::LocalToken(t) => &t.scopes,
         }
     }
 
-    /// The IMS endpoint of either kind.
+    /// The IMS endpoint of any kind (for a local development token, the
+    /// production IMS, which issued it).
     pub fn ims(&self) -> &Endpoint {
         match self {
             Credentials::ServiceAccount(a) => &a.ims,
             Credentials::OAuth(o) => &o.ims,
+            Credentials::LocalToken(t) => &t.ims,
         }
     }
 
-    /// The client id of either kind.
+    /// The client id of any kind (for a local development token, the one
+    /// in its payload, or empty).
     pub fn client_id(&self) -> &str {
         match self {
             Credentials::ServiceAccount(a) => &a.client_id,
             Credentials::OAuth(o) => &o.client_id,
+            Credentials::LocalToken(t) => &t.client_id,
         }
     }
 }
 
-/// Overwrites every string in parsed JSON with zeros before it is dropped.
-/// Call it on credentials JSON you parsed yourself for
-/// [`Credentials::from_value`]: the parsed tree holds copies of the secret
-/// and the key.
-pub fn wipe_json(value: &mut Value) {
+/// Overwrites every string in parsed JSON with zeros before it is dropped:
+/// the parsed tree holds copies of the secret, the key or the token.
+fn wipe_json(value: &mut Value) {
     match value {
         Value::String(s) => s.zeroize(),
         Value::Array(items) => items.iter_mut().for_each(wipe_json),
@@ -874,15 +1054,50 @@ pub fn wipe_json(value: &mut Value) {
     }
 }
 
-fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, Error> {
-    value.as_object().ok_or_else(|| {
-        let path = if path.is_empty() {
-            "the top level"
-        } else {
-            path
-        };
-        Error::config(format!("credentials field `{path}` must be a JSON object"))
-    })
+/// Parses credentials JSON of any kind and wipes the parsed tree.
+fn parse_credentials(bytes: &[u8], credential: Option<&str>) -> Result<Credentials, Error> {
+    let mut root: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::config_from("the credentials are not valid JSON", e))?;
+    let credentials = credentials_from_value(&root, credential);
+    wipe_json(&mut root);
+    credentials
+}
+
+/// Tells the kind of credentials from the fields present and reads them.
+fn credentials_from_value(root: &Value, credential: Option<&str>) -> Result<Credentials, Error> {
+    let top = Fields::at(root, "")?;
+    if top.obj.contains_key("project") {
+        return console_project_from_json(&top.nested("project")?, credential)
+            .map(Credentials::OAuth);
+    }
+    if let Some(wanted) = credential {
+        return Err(Error::config(format!(
+            "the credential `{}` was asked for, but these credentials are not an \
+             Adobe Developer Console project (no `project`)",
+            excerpt(wanted.as_bytes(), &[])
+        )));
+    }
+    let fields = match top.obj.get("integration") {
+        Some(_) => top.nested("integration")?,
+        None => top,
+    };
+    check_not_revoked(&fields)?;
+    if fields.obj.contains_key("accessToken") {
+        local_token_from_json(&fields).map(Credentials::LocalToken)
+    } else if fields.obj.contains_key("privateKey") {
+        service_account_from_json(&fields).map(Credentials::ServiceAccount)
+    } else if fields.obj.contains_key("scopes") {
+        oauth_from_json(&fields).map(Credentials::OAuth)
+    } else {
+        Err(Error::config(format!(
+            "the credentials have neither `{}` (JWT service account), `{}` (OAuth \
+             Server-to-Server), `{}` (local development token) nor `project` \
+             (Adobe Developer Console project)",
+            fields.path("privateKey"),
+            fields.path("scopes"),
+            fields.path("accessToken"),
+        )))
+    }
 }
 
 /// A JSON object and the path it sits at, for error messages.
@@ -891,30 +1106,39 @@ struct Fields<'a> {
     prefix: String,
 }
 
-impl Fields<'_> {
+impl<'a> Fields<'a> {
+    /// The object `value`, found at `path` (empty for the top level).
+    fn at(value: &'a Value, path: &str) -> Result<Self, Error> {
+        let obj = value.as_object().ok_or_else(|| {
+            let path = if path.is_empty() {
+                "the top level"
+            } else {
+                path
+            };
+            Error::config(format!("credentials field `{path}` must be a JSON object"))
+        })?;
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}.")
+        };
+        Ok(Fields { obj, prefix })
+    }
+
     fn path(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
 
-    fn get(&self, name: &str) -> Result<&Value, Error> {
+    fn get(&self, name: &str) -> Result<&'a Value, Error> {
         self.obj
             .get(name)
             .filter(|v| !v.is_null())
             .ok_or_else(|| Error::config(format!("credentials lack `{}`", self.path(name))))
     }
 
-    fn string(&self, name: &str) -> Result<&str, Error> {
-        let value = self
-            .get(name)?
-            .as_str()
-            .ok_or_else(|| self.mistyped(name, "a string"))?;
-        if value.trim().is_empty() {
-            return Err(Error::config(format!(
-                "credentials field `{}` is empty",
-                self.path(name)
-            )));
-        }
-        Ok(value.trim())
+    fn string(&self, name: &str) -> Result<&'a str, Error> {
+        let value = self.get(name)?;
+        non_empty_str(value, &self.path(name))
     }
 
     fn optional_string(&self, name: &str) -> Option<String> {
@@ -924,12 +1148,15 @@ impl Fields<'_> {
             .map(str::to_owned)
     }
 
-    fn nested(&self, name: &str) -> Result<Fields<'_>, Error> {
-        let obj = object(self.get(name)?, &self.path(name))?;
-        Ok(Fields {
-            obj,
-            prefix: format!("{}{name}.", self.prefix),
-        })
+    fn nested(&self, name: &str) -> Result<Fields<'a>, Error> {
+        Fields::at(self.get(name)?, &self.path(name))
+    }
+
+    fn array(&self, name: &str) -> Result<&'a [Value], Error> {
+        match self.get(name)? {
+            Value::Array(items) => Ok(items),
+            _ => Err(self.mistyped(name, "a JSON array")),
+        }
     }
 
     /// A list given as one comma-separated string or an array of strings.
@@ -949,20 +1176,73 @@ impl Fields<'_> {
             _ => return Err(self.mistyped(name, "a string or an array of strings")),
         };
         if items.is_empty() {
-            return Err(Error::config(format!(
-                "credentials field `{}` is empty",
-                self.path(name)
-            )));
+            return Err(empty_field(&self.path(name)));
         }
         Ok(items)
     }
 
-    fn mistyped(&self, name: &str, expected: &str) -> Error {
-        Error::config(format!(
-            "credentials field `{}` must be {expected}",
-            self.path(name)
-        ))
+    /// The first string of an array (or a lone string); never split, as
+    /// it may be a secret.
+    fn first_string(&self, name: &str) -> Result<&'a str, Error> {
+        match self.get(name)? {
+            Value::String(_) => self.string(name),
+            Value::Array(items) => match items.first() {
+                Some(first) => non_empty_str(first, &format!("{}[0]", self.path(name))),
+                None => Err(empty_field(&self.path(name))),
+            },
+            _ => Err(self.mistyped(name, "an array of strings")),
+        }
     }
+
+    fn mistyped(&self, name: &str, expected: &str) -> Error {
+        mistyped(&self.path(name), expected)
+    }
+}
+
+/// A string that is not blank, trimmed; `path` names it in errors.
+fn non_empty_str<'a>(value: &'a Value, path: &str) -> Result<&'a str, Error> {
+    let text = value.as_str().ok_or_else(|| mistyped(path, "a string"))?;
+    if text.trim().is_empty() {
+        return Err(empty_field(path));
+    }
+    Ok(text.trim())
+}
+
+fn mistyped(path: &str, expected: &str) -> Error {
+    Error::config(format!("credentials field `{path}` must be {expected}"))
+}
+
+fn empty_field(path: &str) -> Error {
+    Error::config(format!("credentials field `{path}` is empty"))
+}
+
+/// The AEM Developer Console API marks revoked credentials; IMS would
+/// refuse them with a less helpful reason.
+fn check_not_revoked(f: &Fields<'_>) -> Result<(), Error> {
+    match f.obj.get("revoked") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(()),
+        Some(Value::Bool(true)) => Err(Error::config(format!(
+            "these credentials were revoked in the AEM Developer Console (`{}` is true); \
+             create new ones there",
+            f.path("revoked")
+        ))),
+        Some(_) => Err(f.mistyped("revoked", "true or false")),
+    }
+}
+
+/// `technicalAccount.clientSecret`; when it is missing next to a
+/// `secretId` (the AEM Developer Console API's reply), says that the id
+/// is not the secret.
+fn aem_client_secret(f: &Fields<'_>, account: &Fields<'_>) -> Result<ClientSecret, Error> {
+    if !account.obj.contains_key("clientSecret") && f.obj.contains_key("secretId") {
+        return Err(Error::config(format!(
+            "credentials lack `{}`; `{}` is only the secret's id (the AEM Developer \
+             Console shows the secret once, when it is created)",
+            account.path("clientSecret"),
+            f.path("secretId")
+        )));
+    }
+    account.string("clientSecret").map(ClientSecret::new)
 }
 
 fn service_account_from_json(f: &Fields<'_>) -> Result<ServiceAccount, Error> {
@@ -973,7 +1253,7 @@ fn service_account_from_json(f: &Fields<'_>) -> Result<ServiceAccount, Error> {
     Ok(ServiceAccount {
         ims: Endpoint::parse(f.string("imsEndpoint")?)?,
         client_id: account.string("clientId")?.to_owned(),
-        client_secret: ClientSecret::new(account.string("clientSecret")?),
+        client_secret: aem_client_secret(f, &account)?,
         org_id: f.string("org")?.to_owned(),
         technical_account_id: f.string("id")?.to_owned(),
         private_key,
@@ -988,9 +1268,530 @@ fn oauth_from_json(f: &Fields<'_>) -> Result<OAuthCredentials, Error> {
     Ok(OAuthCredentials {
         ims: Endpoint::parse(f.string("imsEndpoint")?)?,
         client_id: account.string("clientId")?.to_owned(),
-        client_secret: ClientSecret::new(account.string("clientSecret")?),
+        client_secret: aem_client_secret(f, &account)?,
         scopes: f.list("scopes")?,
+        org_id: f.optional_string("org"),
+        technical_account_id: f.optional_string("id"),
+        project: None,
     })
+}
+
+// ---------------------------------------------------------------------------
+// Adobe Developer Console project JSON
+// ---------------------------------------------------------------------------
+
+const SERVER_TO_SERVER: &str = "oauth_server_to_server";
+
+/// One entry of `project.workspace.details.credentials`.
+struct ConsoleEntry<'a> {
+    fields: Fields<'a>,
+    id: String,
+    name: String,
+    kind: &'a str,
+}
+
+impl<'a> ConsoleEntry<'a> {
+    fn read(value: &'a Value, path: String) -> Result<Self, Error> {
+        let fields = Fields::at(value, &path)?;
+        let id = match fields.obj.get("id") {
+            Some(Value::String(s)) => s.trim().to_owned(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        let name = fields.optional_string("name").unwrap_or_default();
+        // Adobe's downloads always say; an entry without it is judged by
+        // the object it carries.
+        let kind = match fields.obj.get("integration_type").and_then(Value::as_str) {
+            Some(kind) => kind,
+            None if fields.obj.contains_key(SERVER_TO_SERVER) => SERVER_TO_SERVER,
+            None if fields.obj.contains_key("jwt") => "service",
+            None => "",
+        };
+        Ok(ConsoleEntry {
+            fields,
+            id,
+            name,
+            kind,
+        })
+    }
+
+    /// `` `name` (id 123, oauthwebapp) ``, printable whatever the file holds.
+    fn label(&self) -> String {
+        let kind = if self.kind.is_empty() {
+            "no integration_type"
+        } else {
+            self.kind
+        };
+        format!(
+            "`{}` (id {}, {})",
+            excerpt(self.name.as_bytes(), &[]),
+            excerpt(self.id.as_bytes(), &[]),
+            excerpt(kind.as_bytes(), &[])
+        )
+    }
+
+    fn path(&self) -> String {
+        self.fields.prefix.trim_end_matches('.').to_owned()
+    }
+
+    /// Only OAuth Server-to-Server gives a server a token on its own.
+    fn check_server_to_server(&self) -> Result<(), Error> {
+        let what = match self.kind {
+            SERVER_TO_SERVER => return Ok(()),
+            "service" | "jwt" => "a JWT service account: Adobe ended JWT credentials (none \
+                 new since 2025-06-30; existing ones stopped working at their certificate's \
+                 expiry or on 2026-03-01); migrate it to OAuth Server-to-Server in the Adobe \
+                 Developer Console and download the project JSON again"
+                .to_owned(),
+            kind if kind.starts_with("oauth") => "an OAuth user-login credential: it \
+                 needs a person to sign in; add an OAuth Server-to-Server credential to the \
+                 project for a server"
+                .to_owned(),
+            _ => "not an OAuth Server-to-Server credential; add one to the project".to_owned(),
+        };
+        Err(Error::config(format!(
+            "the credential {} at `{}` is {what}",
+            self.label(),
+            self.path()
+        )))
+    }
+}
+
+fn console_project_from_json(
+    project: &Fields<'_>,
+    credential: Option<&str>,
+) -> Result<OAuthCredentials, Error> {
+    let org_id = project.nested("org")?.string("ims_org_id")?.to_owned();
+    let workspace = project.nested("workspace")?;
+    let details = workspace.nested("details")?;
+    let list_path = details.path("credentials");
+    let entries = details
+        .array("credentials")?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ConsoleEntry::read(v, format!("{list_path}[{i}]")))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let entry = select_console_entry(&entries, credential, &list_path)?;
+    entry.check_server_to_server()?;
+    let s2s = entry.fields.nested(SERVER_TO_SERVER)?;
+    Ok(OAuthCredentials {
+        ims: default_endpoint(),
+        client_id: s2s.string("client_id")?.to_owned(),
+        client_secret: ClientSecret::new(s2s.first_string("client_secrets")?),
+        scopes: s2s.list("scopes")?,
+        org_id: Some(org_id),
+        technical_account_id: s2s.optional_string("technical_account_id"),
+        project: Some(ConsoleProject {
+            name: display_name(project),
+            workspace: display_name(&workspace),
+            credential: entry.name.clone(),
+            credential_id: entry.id.clone(),
+        }),
+    })
+}
+
+/// The entry asked for by id or name, else the only OAuth
+/// Server-to-Server one; errors list what there is to choose from.
+fn select_console_entry<'e, 'a>(
+    entries: &'e [ConsoleEntry<'a>],
+    credential: Option<&str>,
+    list_path: &str,
+) -> Result<&'e ConsoleEntry<'a>, Error> {
+    let everything: Vec<&ConsoleEntry<'_>> = entries.iter().collect();
+    if let Some(wanted) = credential.map(str::trim) {
+        if wanted.is_empty() {
+            return Err(Error::config(
+                "the credential to use is given but empty: give its name or id",
+            ));
+        }
+        if let Some(entry) = entries.iter().find(|e| !e.id.is_empty() && e.id == wanted) {
+            return Ok(entry);
+        }
+        let named: Vec<&ConsoleEntry<'_>> = entries.iter().filter(|e| e.name == wanted).collect();
+        return match named[..] {
+            [one] => Ok(one),
+            [] => Err(Error::config(format!(
+                "the project has no credential named or with id `{}`; it has: {}",
+                excerpt(wanted.as_bytes(), &[]),
+                or_none(labels(&everything))
+            ))),
+            _ => Err(Error::config(format!(
+                "several credentials of the project are named `{}`; choose one by id: {}",
+                excerpt(wanted.as_bytes(), &[]),
+                labels(&named)
+            ))),
+        };
+    }
+    let s2s: Vec<&ConsoleEntry<'_>> = entries
+        .iter()
+        .filter(|e| e.kind == SERVER_TO_SERVER)
+        .collect();
+    match (&s2s[..], entries) {
+        ([one], _) => Ok(one),
+        ([], []) => Err(Error::config(format!(
+            "credentials field `{list_path}` is empty: the project has no credential; \
+             add an OAuth Server-to-Server credential in the Adobe Developer Console"
+        ))),
+        // Its own error says what it is and what to do.
+        ([], [only]) => Ok(only),
+        ([], _) => Err(Error::config(format!(
+            "the project has no OAuth Server-to-Server credential; it has: {}",
+            labels(&everything)
+        ))),
+        _ => Err(Error::config(format!(
+            "the project has several OAuth Server-to-Server credentials: {}; choose one \
+             by name or id (`--credential` on the command line)",
+            labels(&s2s)
+        ))),
+    }
+}
+
+/// The entries' labels, comma-separated; a long list is cut short.
+fn labels(of: &[&ConsoleEntry<'_>]) -> String {
+    const MAX_LISTED: usize = 20;
+    let mut text: Vec<String> = of.iter().take(MAX_LISTED).map(|e| e.label()).collect();
+    if of.len() > MAX_LISTED {
+        text.push(format!("and {} more", of.len() - MAX_LISTED));
+    }
+    text.join(", ")
+}
+
+fn or_none(list: String) -> String {
+    if list.is_empty() {
+        "no credentials".to_owned()
+    } else {
+        list
+    }
+}
+
+/// A project's or workspace's `name`, else its `title`, printable.
+fn display_name(f: &Fields<'_>) -> String {
+    let name = f
+        .optional_string("name")
+        .filter(|n| !n.trim().is_empty())
+        .or_else(|| f.optional_string("title"))
+        .unwrap_or_default();
+    excerpt(name.as_bytes(), &[])
+}
+
+fn default_endpoint() -> Endpoint {
+    Endpoint {
+        base_url: format!("https://{DEFAULT_IMS}"),
+        authority: DEFAULT_IMS.to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// AEM local development token
+// ---------------------------------------------------------------------------
+
+fn local_token_from_json(f: &Fields<'_>) -> Result<LocalToken, Error> {
+    let token = f.string("accessToken")?;
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::config(format!(
+            "credentials field `{}` is not a token: it holds spaces or control characters",
+            f.path("accessToken")
+        )));
+    }
+    let claims = local_token_claims(token);
+    let text = |name: &str| {
+        claims
+            .as_ref()
+            .and_then(|c| c.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    Ok(LocalToken {
+        token: Secret(token.to_owned()),
+        expires_at: claims.as_ref().and_then(local_token_expiry),
+        client_id: text("client_id").to_owned(),
+        scopes: split_list(text("scope")).collect(),
+        ims: default_endpoint(),
+    })
+}
+
+/// The token's payload (the middle segment), if it is base64url JSON.
+fn local_token_claims(token: &str) -> Option<Value> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// `created_at` plus `expires_in`, both milliseconds, numbers or strings.
+fn local_token_expiry(claims: &Value) -> Option<SystemTime> {
+    let millis = |name: &str| -> Option<u64> {
+        match claims.get(name)? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    };
+    let total = millis("created_at")?.checked_add(millis("expires_in")?)?;
+    UNIX_EPOCH.checked_add(Duration::from_millis(total))
+}
+
+// ---------------------------------------------------------------------------
+// Environment variables
+// ---------------------------------------------------------------------------
+
+const ENV_CLIENT_ID: &str = "IMS_CLIENT_ID";
+const ENV_CLIENT_SECRET: &str = "IMS_CLIENT_SECRET";
+const ENV_ORG_ID: &str = "IMS_ORG_ID";
+const ENV_SCOPES: &str = "IMS_SCOPES";
+const ENV_ENDPOINT: &str = "IMS_ENDPOINT";
+const ENV_PRIVATE_KEY: &str = "IMS_PRIVATE_KEY";
+const ENV_PRIVATE_KEY_FILE: &str = "IMS_PRIVATE_KEY_FILE";
+const ENV_TECHNICAL_ACCOUNT_ID: &str = "IMS_TECHNICAL_ACCOUNT_ID";
+const ENV_METASCOPES: &str = "IMS_METASCOPES";
+
+/// The variables only a JWT service account has.
+const ENV_JWT_ONLY: [&str; 4] = [
+    ENV_PRIVATE_KEY,
+    ENV_PRIVATE_KEY_FILE,
+    ENV_TECHNICAL_ACCOUNT_ID,
+    ENV_METASCOPES,
+];
+
+/// The credentials variables that are set and not blank. Values are
+/// wiped on drop and never quoted.
+struct EnvVars(Vec<(&'static str, Secret)>);
+
+impl EnvVars {
+    fn read(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Self, Error> {
+        let names = [
+            ENV_CLIENT_ID,
+            ENV_CLIENT_SECRET,
+            ENV_ORG_ID,
+            ENV_SCOPES,
+            ENV_ENDPOINT,
+        ]
+        .into_iter()
+        .chain(ENV_JWT_ONLY);
+        let mut set = Vec::new();
+        for name in names {
+            let Some(value) = lookup(name) else { continue };
+            let value = value
+                .into_string()
+                .map(Secret)
+                .map_err(|_| Error::config(format!("${name} is not valid UTF-8")))?;
+            if !value.0.trim().is_empty() {
+                set.push((name, value));
+            }
+        }
+        Ok(EnvVars(set))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.0.trim())
+    }
+
+    fn is_set(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Checks that all of `names` are set, naming the missing ones.
+    fn require(&self, names: &[&str], kind: &str) -> Result<(), Error> {
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|n| !n.split(" or ").any(|one| self.is_set(one)))
+            .map(|n| n.replace(" or ", " or $"))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "the environment holds part of {kind} credentials: set ${}",
+            missing.join(", $")
+        )))
+    }
+
+    fn value(&self, name: &str) -> Result<&str, Error> {
+        self.get(name)
+            .ok_or_else(|| Error::config(format!("${name} is not set")))
+    }
+
+    /// `IMS_ENDPOINT`, checked, or the production IMS.
+    fn endpoint(&self) -> Result<String, Error> {
+        let ims = self.get(ENV_ENDPOINT).unwrap_or(DEFAULT_IMS);
+        Endpoint::parse(ims).map_err(|e| e.prefixed(format_args!("${ENV_ENDPOINT}")))?;
+        Ok(ims.to_owned())
+    }
+}
+
+/// [`Credentials::from_env`] with the variables looked up by `lookup`.
+fn credentials_from_vars(
+    lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<Option<Credentials>, Error> {
+    let env = EnvVars::read(lookup)?;
+    if env.0.is_empty() {
+        return Ok(None);
+    }
+    let jwt = ENV_JWT_ONLY.iter().any(|name| env.is_set(name));
+    if jwt && env.is_set(ENV_SCOPES) {
+        return Err(Error::config(format!(
+            "the environment mixes OAuth Server-to-Server (${ENV_SCOPES}) and JWT service \
+             account (${}) variables; unset one kind",
+            ENV_JWT_ONLY
+                .iter()
+                .filter(|n| env.is_set(n))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", $")
+        )));
+    }
+    let credentials = if jwt {
+        Credentials::ServiceAccount(service_account_from_env(&env)?)
+    } else {
+        Credentials::OAuth(oauth_from_env(&env)?)
+    };
+    Ok(Some(credentials))
+}
+
+fn oauth_from_env(env: &EnvVars) -> Result<OAuthCredentials, Error> {
+    env.require(
+        &[ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_ORG_ID, ENV_SCOPES],
+        "OAuth Server-to-Server",
+    )?;
+    OAuthCredentials::builder()
+        .ims(env.endpoint()?)
+        .client_id(env.value(ENV_CLIENT_ID)?)
+        .client_secret(ClientSecret::new(env.value(ENV_CLIENT_SECRET)?))
+        .org_id(env.value(ENV_ORG_ID)?)
+        .scopes(env.value(ENV_SCOPES)?)
+        .build()
+        .map_err(|e| e.prefixed(format_args!("${ENV_SCOPES}")))
+}
+
+fn service_account_from_env(env: &EnvVars) -> Result<ServiceAccount, Error> {
+    env.require(
+        &[
+            ENV_CLIENT_ID,
+            ENV_CLIENT_SECRET,
+            ENV_ORG_ID,
+            ENV_TECHNICAL_ACCOUNT_ID,
+            ENV_METASCOPES,
+            "IMS_PRIVATE_KEY or IMS_PRIVATE_KEY_FILE",
+        ],
+        "JWT service account",
+    )?;
+    ServiceAccount::builder()
+        .ims(env.endpoint()?)
+        .client_id(env.value(ENV_CLIENT_ID)?)
+        .client_secret(ClientSecret::new(env.value(ENV_CLIENT_SECRET)?))
+        .org_id(env.value(ENV_ORG_ID)?)
+        .technical_account_id(env.value(ENV_TECHNICAL_ACCOUNT_ID)?)
+        .private_key(private_key_from_env(env)?)
+        .metascopes(env.value(ENV_METASCOPES)?)
+        .build()
+        .map_err(|e| e.prefixed(format_args!("${ENV_METASCOPES}")))
+}
+
+fn private_key_from_env(env: &EnvVars) -> Result<PrivateKey, Error> {
+    match (env.get(ENV_PRIVATE_KEY), env.get(ENV_PRIVATE_KEY_FILE)) {
+        (Some(pem), None) => {
+            PrivateKey::from_pem(pem).map_err(|e| e.prefixed(format_args!("${ENV_PRIVATE_KEY}")))
+        }
+        (None, Some(path)) => {
+            let path = Path::new(path);
+            let bytes = read_capped_file(path, MAX_CREDENTIALS_BYTES).map_err(|e| {
+                Error::io(
+                    format!(
+                        "cannot read the private key file {} (${ENV_PRIVATE_KEY_FILE})",
+                        path.display()
+                    ),
+                    e,
+                )
+            })?;
+            let pem = std::str::from_utf8(&bytes)
+                .map_err(|_| Error::key("the private key file is not text (PEM)"))
+                .and_then(PrivateKey::from_pem);
+            pem.map_err(|e| e.in_file(path))
+        }
+        _ => Err(Error::config(format!(
+            "set only one of ${ENV_PRIVATE_KEY} and ${ENV_PRIVATE_KEY_FILE}"
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading files and streams with a cap
+// ---------------------------------------------------------------------------
+
+/// Reads a regular file of at most `cap` bytes. It is opened
+/// non-blocking, so a FIFO cannot hang the open, and checked on the opened
+/// file (fstat), so what is read is what was checked: a FIFO, device,
+/// socket or directory is refused.
+fn read_capped_file(path: &Path, cap: u64) -> std::io::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not a regular file ({})", file_kind(&metadata.file_type())),
+        ));
+    }
+    let expected = usize::try_from(metadata.len().min(cap)).unwrap_or(0);
+    read_capped(file, cap, expected)
+}
+
+/// Reads at most `cap` bytes, and fails if there are more. `expected`
+/// sizes the buffer up front, so that growing it leaves no unwiped copies.
+fn read_capped(
+    reader: impl Read,
+    cap: u64,
+    expected: usize,
+) -> std::io::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(expected.saturating_add(1)));
+    reader.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("too large: more than {}", byte_size(cap)),
+        ));
+    }
+    Ok(bytes)
+}
+
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a plain file"
+    }
+}
+
+/// `1 MiB`, `64 KiB` or `100 bytes`.
+fn byte_size(n: u64) -> String {
+    match n {
+        _ if n >= 1 << 20 && n.is_multiple_of(1 << 20) => format!("{} MiB", n >> 20),
+        _ if n >= 1 << 10 && n.is_multiple_of(1 << 10) => format!("{} KiB", n >> 10),
+        _ => format!("{n} bytes"),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1663,11 +2464,14 @@ impl Client {
     /// [`Error::Rejected`] when IMS refuses the request; [`Error::Unavailable`],
     /// [`Error::Transport`] or [`Error::Timeout`] when it is worth trying
     /// later (after the retries); [`Error::UnexpectedReply`] when the reply is
-    /// not what IMS sends; [`Error::Key`] if signing fails.
+    /// not what IMS sends; [`Error::Key`] if signing fails; [`Error::Config`]
+    /// for a local development token that has expired (it is handed out as
+    /// it is until then, with no request to IMS).
     pub fn fetch(&self, credentials: &Credentials) -> Result<AccessToken, Error> {
         match credentials {
             Credentials::ServiceAccount(account) => self.exchange_jwt(account),
             Credentials::OAuth(oauth) => self.client_credentials(oauth),
+            Credentials::LocalToken(local) => local.access_token(SystemTime::now()),
         }
     }
 
@@ -2414,13 +3218,18 @@ impl Error {
 
     /// Prefixes a configuration or key message with the file it came from.
     fn in_file(self, path: &Path) -> Self {
+        self.prefixed(path.display())
+    }
+
+    /// Prefixes a configuration or key message with where it came from.
+    fn prefixed(self, prefix: impl fmt::Display) -> Self {
         match self {
             Error::Config { message, source } => Error::Config {
-                message: format!("{}: {message}", path.display()),
+                message: format!("{prefix}: {message}"),
                 source,
             },
             Error::Key { message, source } => Error::Key {
-                message: format!("{}: {message}", path.display()),
+                message: format!("{prefix}: {message}"),
                 source,
             },
             other => other,
@@ -2916,5 +3725,218 @@ mod tests {
             client.wait_before_retry(0, &throttled),
             Duration::from_secs(1)
         );
+    }
+
+    // -----------------------------------------------------------------------
+    // Credentials from environment variables, through a pure lookup
+
+    const ENV_SECRET: &str = "p8e-ENV-secret-&=+/ value";
+
+    fn vars(pairs: &[(&str, &str)]) -> Result<Option<Credentials>, Error> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        credentials_from_vars(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| std::ffi::OsString::from(v))
+        })
+    }
+
+    fn oauth_vars() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("IMS_CLIENT_ID", "env-client"),
+            ("IMS_CLIENT_SECRET", ENV_SECRET),
+            ("IMS_ORG_ID", "ENVORG@AdobeOrg"),
+            ("IMS_SCOPES", "openid, AdobeID,,read_organizations"),
+        ]
+    }
+
+    fn sample_pem() -> &'static str {
+        include_str!("../tests/fixtures/sample-key.pkcs8.pem")
+    }
+
+    fn jwt_vars(pem: &'static str) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("IMS_CLIENT_ID", "env-client"),
+            ("IMS_CLIENT_SECRET", ENV_SECRET),
+            ("IMS_ORG_ID", "ENVORG@AdobeOrg"),
+            ("IMS_TECHNICAL_ACCOUNT_ID", "ENVTECH@techacct.adobe.com"),
+            ("IMS_METASCOPES", "ent_aem_cloud_api"),
+            ("IMS_PRIVATE_KEY", pem),
+        ]
+    }
+
+    /// A config error whose text shows no value of `pairs`; its message.
+    fn env_error(pairs: &[(&str, &str)]) -> String {
+        let e = vars(pairs).unwrap_err();
+        assert!(e.is_config(), "{e:?}");
+        let text = format!("{e} {e:?}");
+        for (_, value) in pairs {
+            assert!(value.len() < 4 || !text.contains(value), "{text}");
+        }
+        e.to_string()
+    }
+
+    #[test]
+    fn env_oauth_credentials() {
+        let Some(Credentials::OAuth(o)) = vars(&oauth_vars()).unwrap() else {
+            panic!("not OAuth")
+        };
+        assert_eq!(o.client_id(), "env-client");
+        assert_eq!(o.client_secret().secret(), ENV_SECRET);
+        assert_eq!(o.org_id(), Some("ENVORG@AdobeOrg"));
+        assert_eq!(o.scopes(), ["openid", "AdobeID", "read_organizations"]);
+        assert_eq!(o.ims().host(), DEFAULT_IMS);
+        assert!(!format!("{o:?}").contains(ENV_SECRET));
+        let mut with_endpoint = oauth_vars();
+        with_endpoint.push(("IMS_ENDPOINT", "https://ims-na1-stg1.adobelogin.com"));
+        let c = vars(&with_endpoint).unwrap().unwrap();
+        assert_eq!(c.ims().host(), "ims-na1-stg1.adobelogin.com");
+    }
+
+    #[test]
+    fn env_service_account_with_a_pem_or_literal_newlines() {
+        let one_line: &'static str = Box::leak(sample_pem().replace('\n', "\\n").into_boxed_str());
+        for pem in [sample_pem(), one_line] {
+            let Some(Credentials::ServiceAccount(a)) = vars(&jwt_vars(pem)).unwrap() else {
+                panic!("not a service account")
+            };
+            assert_eq!(a.technical_account_id(), "ENVTECH@techacct.adobe.com");
+            assert_eq!(a.org_id(), "ENVORG@AdobeOrg");
+            assert_eq!(a.metascopes(), ["ent_aem_cloud_api"]);
+            assert_eq!(a.private_key().bits(), 2048);
+        }
+    }
+
+    #[test]
+    fn env_service_account_with_a_key_file() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sample-key.pkcs1.pem"
+        );
+        let mut pairs = jwt_vars("");
+        pairs.retain(|(k, _)| *k != "IMS_PRIVATE_KEY");
+        pairs.push(("IMS_PRIVATE_KEY_FILE", path));
+        assert!(matches!(
+            vars(&pairs),
+            Ok(Some(Credentials::ServiceAccount(_)))
+        ));
+        pairs.pop();
+        pairs.push(("IMS_PRIVATE_KEY_FILE", "/no/such/key.pem"));
+        let e = vars(&pairs).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e:?}");
+        assert!(e.to_string().contains("/no/such/key.pem"), "{e}");
+        assert!(e.to_string().contains("$IMS_PRIVATE_KEY_FILE"), "{e}");
+        pairs.pop();
+        pairs.push(("IMS_PRIVATE_KEY_FILE", "/dev/null"));
+        let e = vars(&pairs).unwrap_err();
+        let source = e.source().map(|s| s.to_string()).unwrap_or_default();
+        assert!(e.to_string().contains("/dev/null"), "{e}");
+        assert_eq!(source, "not a regular file (a device)");
+        assert!(!format!("{e:?}").contains(ENV_SECRET));
+    }
+
+    #[test]
+    fn env_half_set_names_the_missing_variables_only() {
+        let m = env_error(&[
+            ("IMS_CLIENT_ID", "env-client"),
+            ("IMS_CLIENT_SECRET", ENV_SECRET),
+        ]);
+        assert!(m.contains("OAuth Server-to-Server"), "{m}");
+        assert!(
+            m.contains("$IMS_ORG_ID") && m.contains("$IMS_SCOPES"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("$IMS_CLIENT_ID") && !m.contains("$IMS_CLIENT_SECRET"),
+            "{m}"
+        );
+        let m = env_error(&[("IMS_METASCOPES", "ent_aem_cloud_api")]);
+        assert!(m.contains("JWT service account"), "{m}");
+        for name in [
+            "$IMS_CLIENT_ID",
+            "$IMS_CLIENT_SECRET",
+            "$IMS_ORG_ID",
+            "$IMS_TECHNICAL_ACCOUNT_ID",
+            "$IMS_PRIVATE_KEY or $IMS_PRIVATE_KEY_FILE",
+        ] {
+            assert!(m.contains(name), "lacks {name}: {m}");
+        }
+        // Blank counts as unset.
+        let mut blank = oauth_vars();
+        blank[1] = ("IMS_CLIENT_SECRET", "  ");
+        assert!(env_error(&blank).contains("$IMS_CLIENT_SECRET"));
+    }
+
+    #[test]
+    fn env_mistakes_are_named_without_values() {
+        let mut mixed = jwt_vars(sample_pem());
+        mixed.push(("IMS_SCOPES", "openid"));
+        assert!(env_error(&mixed).contains("mixes"));
+        let mut both = jwt_vars(sample_pem());
+        both.push(("IMS_PRIVATE_KEY_FILE", "/etc/key.pem"));
+        assert!(env_error(&both).contains("only one of"));
+        let mut bad_key = jwt_vars(
+            "-----BEGIN PRIVATE KEY-----\nnot base64 p8e-KEYTEXT\n-----END PRIVATE KEY-----",
+        );
+        bad_key.truncate(6);
+        let m = env_error(&bad_key);
+        assert!(m.starts_with("$IMS_PRIVATE_KEY: "), "{m}");
+        let mut endpoint = oauth_vars();
+        endpoint.push(("IMS_ENDPOINT", "http://ims.example.com/p8e-PATH"));
+        assert!(env_error(&endpoint).starts_with("$IMS_ENDPOINT: "));
+        let mut no_scopes = oauth_vars();
+        no_scopes[3] = ("IMS_SCOPES", " , ,");
+        assert!(env_error(&no_scopes).contains("$IMS_SCOPES"));
+    }
+
+    #[test]
+    fn env_nothing_set_is_none_and_non_utf8_is_named() {
+        assert!(vars(&[]).unwrap().is_none());
+        assert!(vars(&[("IMS_CLIENT_ID", ""), ("OTHER", "x")])
+            .unwrap()
+            .is_none());
+        use std::os::unix::ffi::OsStringExt as _;
+        let e = credentials_from_vars(|name| {
+            (name == "IMS_CLIENT_SECRET").then(|| std::ffi::OsString::from_vec(vec![0xff, b's']))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "$IMS_CLIENT_SECRET is not valid UTF-8");
+    }
+
+    // -----------------------------------------------------------------------
+    // Local token payloads and the capped reader
+
+    #[test]
+    fn local_token_expiry_reads_milliseconds() {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = b64.encode(r#"{"created_at":"1700000000000","expires_in":86400000}"#);
+        let claims = local_token_claims(&format!("h.{payload}.s")).unwrap();
+        assert_eq!(local_token_expiry(&claims), Some(at(1_700_086_400)));
+        let padded = format!("h.{payload}==.s");
+        assert!(local_token_claims(&padded).is_some());
+        assert_eq!(local_token_claims("no-dots"), None);
+    }
+
+    #[test]
+    fn rough_durations_pick_a_readable_unit() {
+        let d = Duration::from_secs;
+        assert_eq!(rough_duration(d(5)), "5 seconds");
+        assert_eq!(rough_duration(d(600)), "10 minutes");
+        assert_eq!(rough_duration(d(86_400)), "24 hours");
+        assert_eq!(rough_duration(d(3 * 86_400)), "3 days");
+    }
+
+    #[test]
+    fn capped_reads_stop_at_the_cap() {
+        assert_eq!(&*read_capped(&b"12345"[..], 5, 0).unwrap(), b"12345");
+        let e = read_capped(&b"123456"[..], 5, 0).unwrap_err();
+        assert_eq!(e.to_string(), "too large: more than 5 bytes");
+        assert_eq!(byte_size(1 << 20), "1 MiB");
+        assert_eq!(byte_size(64 << 10), "64 KiB");
+        assert_eq!(byte_size(1000), "1000 bytes");
     }
 }

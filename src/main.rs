@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use ims_token::{AccessToken, Client, Credentials, Endpoint, Error, ServiceAccount};
+use ims_token::{
+    AccessToken, Client, Credentials, Endpoint, Error, OAuthCredentials, ServiceAccount,
+};
 use serde_json::Value;
 use sha2::Digest as _;
 use zeroize::Zeroize as _;
@@ -24,8 +25,10 @@ USAGE:
     ims-token inspect [OPTIONS]   show what the credentials hold, without secrets
 
 OPTIONS:
-    -c, --credentials FILE   credentials JSON; '-' reads stdin
-                             (default: the path in $IMS_CREDENTIALS)
+    -c, --credentials FILE   credentials JSON; '-' reads stdin (default: the
+                             path in $IMS_CREDENTIALS, else IMS_* variables)
+        --credential NAME|ID which Developer Console project credential
+                             (when it has several OAuth Server-to-Server)
         --ims HOST|URL       override the IMS endpoint (http:// only to loopback)
         --format FORMAT      token (default) | header | json
         --lifetime SECS      JWT lifetime (default 300, at most 86400)
@@ -38,6 +41,19 @@ OPTIONS:
         --refresh-margin SECS  with --cache: refresh this long before expiry (default 600)
     -h, --help               print this help
     -V, --version            print the version
+
+CREDENTIALS (told apart by their fields; files and stdin up to 1 MiB):
+    Adobe Developer Console project (project.workspace.details.credentials):
+        its OAuth Server-to-Server credential, with the first of its
+        client_secrets; JWT entries are refused (Adobe ended them: migrate)
+    AEM service credentials (privateKey): JWT service account
+    AEM OAuth Server-to-Server (scopes), as downloaded or from the API
+    AEM local development token (accessToken): printed until it expires
+    Without -c or $IMS_CREDENTIALS, the environment: IMS_CLIENT_ID,
+        IMS_CLIENT_SECRET, IMS_ORG_ID and IMS_SCOPES (OAuth Server-to-Server);
+        for a JWT service account IMS_TECHNICAL_ACCOUNT_ID, IMS_METASCOPES and
+        IMS_PRIVATE_KEY (PEM, literal \\n allowed) or IMS_PRIVATE_KEY_FILE
+        instead of IMS_SCOPES; IMS_ENDPOINT is optional
 
 The proxy comes from ALL_PROXY, HTTPS_PROXY or HTTP_PROXY (the first set, either
 case), minus NO_PROXY hosts. With --cache, a token that still works is used
@@ -191,6 +207,7 @@ enum Format {
 struct Options {
     command: Command,
     credentials: Option<String>,
+    credential: Option<String>,
     ims: Option<String>,
     format: Format,
     lifetime: Option<u64>,
@@ -207,6 +224,7 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> 
     let mut options = Options {
         command: Command::Token,
         credentials: None,
+        credential: None,
         ims: None,
         format: Format::Token,
         lifetime: None,
@@ -241,6 +259,7 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> 
             "-h" | "--help" => options.command = Command::Help,
             "-V" | "--version" => options.command = Command::Version,
             "-c" | "--credentials" => options.credentials = Some(value(&flag)?),
+            "--credential" => options.credential = Some(value(&flag)?),
             "--ims" => options.ims = Some(value(&flag)?),
             "--format" => options.format = parse_format(&value(&flag)?)?,
             "--lifetime" => options.lifetime = Some(number(&flag, &value(&flag)?)?),
@@ -302,9 +321,11 @@ fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, Failure> {
 // ---------------------------------------------------------------------------
 
 fn token_command(options: &Options) -> Result<(), Failure> {
-    let token = match load(options)? {
-        Loaded::LocalToken(token) => token,
-        Loaded::Credentials(credentials) => {
+    let (credentials, _) = load(options)?;
+    let token = match &credentials {
+        // Already a token: no client, no cache.
+        Credentials::LocalToken(local) => local.access_token(SystemTime::now())?,
+        _ => {
             // The client (CA file, TLS setup) is built only when a cache
             // hit does not make it unnecessary.
             match &options.cache {
@@ -321,8 +342,8 @@ fn token_command(options: &Options) -> Result<(), Failure> {
 }
 
 fn jwt_command(options: &Options) -> Result<(), Failure> {
-    let account = match load(options)? {
-        Loaded::Credentials(Credentials::ServiceAccount(account)) => account,
+    let account = match load(options)?.0 {
+        Credentials::ServiceAccount(account) => account,
         _ => {
             return Err(Failure::Config(
                 "these credentials are not a JWT service account: there is no JWT to sign".into(),
@@ -338,22 +359,21 @@ fn jwt_command(options: &Options) -> Result<(), Failure> {
 
 fn inspect_command(options: &Options) -> Result<(), Failure> {
     let now = SystemTime::now();
-    let lines = match load(options)? {
-        Loaded::LocalToken(token) => vec![
+    let (credentials, source) = load(options)?;
+    let mut lines = match &credentials {
+        Credentials::ServiceAccount(a) => describe_account(a, now),
+        Credentials::OAuth(o) => describe_oauth(o),
+        Credentials::LocalToken(t) => vec![
             ("kind", "local development access token".to_owned()),
-            ("expires", expiry_text(token.expires_at(), now)),
-        ],
-        Loaded::Credentials(Credentials::ServiceAccount(a)) => describe_account(&a, now),
-        Loaded::Credentials(c) => vec![
             (
-                "kind",
-                "OAuth Server-to-Server (client credentials)".to_owned(),
+                "expires",
+                t.expires_at()
+                    .map_or_else(|| "unknown".to_owned(), |e| expiry_text(e, now)),
             ),
-            ("ims", c.ims().host().to_owned()),
-            ("client id", c.client_id().to_owned()),
-            ("scopes", c.scopes().join(",")),
         ],
+        _ => vec![("kind", "unknown".to_owned())],
     };
+    lines.insert(1, ("source", source.to_string()));
     let text: Vec<String> = lines.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     print_line(&text.join("\n"))
 }
@@ -373,6 +393,31 @@ fn describe_account(a: &ServiceAccount, now: SystemTime) -> Vec<(&'static str, S
         ("key", format!("RSA {} bits", a.private_key().bits())),
         ("certificate expires", certificate),
     ]
+}
+
+fn describe_oauth(o: &OAuthCredentials) -> Vec<(&'static str, String)> {
+    let mut lines = vec![(
+        "kind",
+        "OAuth Server-to-Server (client credentials)".to_owned(),
+    )];
+    if let Some(p) = o.project() {
+        lines.push(("project", p.name().to_owned()));
+        lines.push(("workspace", p.workspace().to_owned()));
+        lines.push((
+            "credential",
+            format!("{} (id {})", p.credential(), p.credential_id()),
+        ));
+    }
+    lines.push(("ims", o.ims().host().to_owned()));
+    if let Some(org) = o.org_id() {
+        lines.push(("org", org.to_owned()));
+    }
+    if let Some(account) = o.technical_account_id() {
+        lines.push(("technical account", account.to_owned()));
+    }
+    lines.push(("client id", o.client_id().to_owned()));
+    lines.push(("scopes", o.scopes().join(",")));
+    lines
 }
 
 fn expiry_text(expiry: SystemTime, now: SystemTime) -> String {
@@ -437,28 +482,27 @@ fn client(options: &Options) -> Result<Client, Failure> {
 // Loading the credentials file
 // ---------------------------------------------------------------------------
 
-enum Loaded {
-    Credentials(Credentials),
-    LocalToken(AccessToken),
+/// Where the credentials come from.
+enum Source {
+    File(String),
+    Stdin,
+    Environment,
 }
 
-fn load(options: &Options) -> Result<Loaded, Failure> {
-    let (name, mut text) = read_input(options)?;
-    let parsed = serde_json::from_str::<Value>(&text);
-    text.zeroize();
-    let mut root = parsed
-        .map_err(|e| Failure::Config(format!("{name}: the credentials are not valid JSON: {e}")))?;
-    let loaded = match local_token(&root) {
-        Some(token) => check_local_token(token, SystemTime::now()).map(Loaded::LocalToken),
-        None => Credentials::from_value(&root)
-            .map(Loaded::Credentials)
-            .map_err(|e| Failure::Config(format!("{name}: {}", chain(&e)))),
-    };
-    ims_token::wipe_json(&mut root);
-    let mut credentials = match loaded? {
-        Loaded::Credentials(c) => c,
-        local => return Ok(local),
-    };
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => f.write_str(path),
+            Source::Stdin => f.write_str("stdin"),
+            Source::Environment => f.write_str("the environment (IMS_* variables)"),
+        }
+    }
+}
+
+/// The credentials, with --ims and --scope applied, and where they came from.
+fn load(options: &Options) -> Result<(Credentials, Source), Failure> {
+    let source = source(options);
+    let mut credentials = read_credentials(&source, options.credential.as_deref())?;
     if let Some(ims) = &options.ims {
         credentials = credentials.with_ims(Endpoint::parse(ims)?);
     }
@@ -468,75 +512,39 @@ fn load(options: &Options) -> Result<Loaded, Failure> {
     if let Credentials::ServiceAccount(account) = &credentials {
         warn_about_certificate(account, SystemTime::now());
     }
-    Ok(Loaded::Credentials(credentials))
+    Ok((credentials, source))
 }
 
-/// The credentials text and a name for it in messages.
-fn read_input(options: &Options) -> Result<(String, String), Failure> {
-    let path = match &options.credentials {
-        Some(p) => p.clone(),
-        None => std::env::var("IMS_CREDENTIALS")
+/// -c, else $IMS_CREDENTIALS, else the environment.
+fn source(options: &Options) -> Source {
+    let path = options.credentials.clone().or_else(|| {
+        std::env::var("IMS_CREDENTIALS")
             .ok()
             .filter(|p| !p.is_empty())
-            .ok_or_else(|| {
-                usage("no credentials: give -c FILE (or '-' for stdin) or set IMS_CREDENTIALS")
-            })?,
-    };
-    let mut text = String::new();
-    let result = if path == "-" {
-        io::stdin()
-            .lock()
-            .take(MAX_INPUT_BYTES)
-            .read_to_string(&mut text)
-    } else {
-        File::open(&path).and_then(|f| f.take(MAX_INPUT_BYTES).read_to_string(&mut text))
-    };
-    let name = if path == "-" {
-        "stdin".to_owned()
-    } else {
-        path
-    };
-    result.map_err(|e| Failure::Config(format!("cannot read credentials {name}: {e}")))?;
-    Ok((name, text))
-}
-
-fn local_token(root: &Value) -> Option<&str> {
-    fn field(v: &Value) -> Option<&str> {
-        v.get("accessToken").and_then(Value::as_str)
+    });
+    match path {
+        Some(p) if p == "-" => Source::Stdin,
+        Some(p) => Source::File(p),
+        None => Source::Environment,
     }
-    field(root).or_else(|| root.get("integration").and_then(field))
 }
 
-/// A ready token from the AEM Developer Console. Its payload carries
-/// `created_at` and `expires_in`, both in milliseconds.
-fn check_local_token(token: &str, now: SystemTime) -> Result<AccessToken, Failure> {
-    let expires_at = local_token_expiry(token);
-    if let Some(expiry) = expires_at.filter(|e| *e <= now) {
-        return Err(Failure::Config(format!(
-            "the local development token expired at {}; download a new one from the AEM Developer Console",
-            rfc3339(expiry)
-        )));
+/// One library call per source.
+fn read_credentials(source: &Source, credential: Option<&str>) -> Result<Credentials, Failure> {
+    match source {
+        Source::File(path) => Ok(Credentials::from_file_selecting(path, credential)?),
+        Source::Stdin => Credentials::from_reader_selecting(io::stdin().lock(), credential)
+            .map_err(|e| Failure::Config(format!("stdin: {}", chain(&e)))),
+        Source::Environment if credential.is_some() => Err(usage(
+            "--credential chooses a credential of a Developer Console project: give the project file with -c",
+        )),
+        Source::Environment => Credentials::from_env()?.ok_or_else(|| {
+            usage(
+                "no credentials: give -c FILE (or '-' for stdin), set IMS_CREDENTIALS, \
+                 or set IMS_CLIENT_ID and the other IMS_* variables",
+            )
+        }),
     }
-    // Unknown expiry: hand it out as it is; IMS will judge it.
-    let expires_at = expires_at.unwrap_or(now);
-    Ok(AccessToken::new(token, "bearer", now, expires_at))
-}
-
-fn local_token_expiry(token: &str) -> Option<SystemTime> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    let millis = |name: &str| -> Option<u64> {
-        match claims.get(name)? {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        }
-    };
-    let total = millis("created_at")?.checked_add(millis("expires_in")?)?;
-    UNIX_EPOCH.checked_add(Duration::from_millis(total))
 }
 
 fn warn_about_certificate(account: &ServiceAccount, now: SystemTime) {
@@ -984,15 +992,6 @@ mod tests {
     }
 
     #[test]
-    fn local_token_expiry_reads_milliseconds() {
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let payload = b64.encode(r#"{"created_at":"1700000000000","expires_in":"86400000"}"#);
-        let token = format!("h.{payload}.s");
-        let expiry = local_token_expiry(&token).unwrap();
-        assert_eq!(expiry, UNIX_EPOCH + Duration::from_secs(1_700_086_400));
-    }
-
-    #[test]
     fn cache_text_round_trips_only_for_its_key() {
         let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
         let token = AccessToken::new("tok", "bearer", t0, t0 + Duration::from_secs(60));
@@ -1016,8 +1015,8 @@ mod tests {
         assert!(matches!(missing, Err(Failure::Usage(_))));
     }
 
-    /// Property tests: the command line, the cache file and the local
-    /// token's payload, on arbitrary and mutated input. No panic, and the
+    /// Property tests: the command line and the cache file, on arbitrary
+    /// and mutated input. No panic, and the
     /// typed result each parser promises. `tests/properties.rs` does the
     /// same for the library's parsers.
     mod properties {
@@ -1222,48 +1221,6 @@ mod tests {
                 check_cache(&text, "another key")?;
             }
 
-            /// Any text as a local development token: no panic, and an
-            /// expiry only when the payload holds both fields.
-            #[test]
-            fn local_token_expiry_never_panics(text in any::<String>(), ascii in "[ -~]{0,80}") {
-                for token in [&text, &ascii] {
-                    let _ = local_token_expiry(token);
-                    let _ = check_local_token(token, SystemTime::now());
-                }
-            }
-
-            /// Payloads with `created_at` and `expires_in` of any type and
-            /// size (milliseconds, as numbers or strings): the expiry is
-            /// their sum when it fits, else none.
-            #[test]
-            fn local_token_expiry_of_any_claims(
-                created in prop_oneof![any::<u64>().prop_map(Value::from), any::<u64>().prop_map(|n| Value::String(n.to_string())), arb_json(u64::MAX)],
-                expires in prop_oneof![any::<u64>().prop_map(Value::from), any::<u64>().prop_map(|n| Value::String(n.to_string())), arb_json(u64::MAX)],
-                padding in prop::sample::select(&["", "=", "=="][..]),
-                cut in prop::option::of(any::<Index>()),
-            ) {
-                let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-                let claims = serde_json::json!({ "created_at": created, "expires_in": expires });
-                let mut payload = format!("{}{padding}", b64.encode(claims.to_string()));
-                if let Some(cut) = cut {
-                    payload.truncate(cut.index(payload.len() + 1));
-                }
-                let token = format!("h.{payload}.s");
-                let expiry = local_token_expiry(&token);
-                let _ = check_local_token(&token, SystemTime::now());
-                let millis = |v: &Value| match v {
-                    Value::Number(n) => n.as_u64(),
-                    Value::String(s) => s.parse::<u64>().ok(),
-                    _ => None,
-                };
-                if cut.is_none() {
-                    let expected = millis(&created)
-                        .zip(millis(&expires))
-                        .and_then(|(c, e)| c.checked_add(e))
-                        .and_then(|total| UNIX_EPOCH.checked_add(Duration::from_millis(total)));
-                    prop_assert_eq!(expiry, expected);
-                }
-            }
         }
 
         /// Every prefix of a valid cache text is a miss, never a panic.

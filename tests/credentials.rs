@@ -215,7 +215,9 @@ fn bare_integration_object_loads() {
         Credentials::from_reader(bare.as_bytes()).unwrap(),
     ));
     let value: Value = serde_json::from_str(&bare).unwrap();
-    check_service_account(&service_account(Credentials::from_value(&value).unwrap()));
+    check_service_account(&service_account(
+        Credentials::from_json(&value.to_string()).unwrap(),
+    ));
 }
 
 #[test]
@@ -592,7 +594,7 @@ fn metascopes_may_be_an_array() {
         "integration.metascopes",
         json!(["ent_aem_cloud_api", "ent_cloudmgr_sdk"]),
     );
-    let account = service_account(Credentials::from_value(&value).unwrap());
+    let account = service_account(Credentials::from_json(&value.to_string()).unwrap());
     assert_eq!(
         account.metascopes(),
         ["ent_aem_cloud_api", "ent_cloudmgr_sdk"]
@@ -647,7 +649,7 @@ fn metascopes_string_is_split_trimmed_and_emptied() {
         "integration.metascopes",
         json!(" ent_aem_cloud_api , ,ent_cloudmgr_sdk,"),
     );
-    let account = service_account(Credentials::from_value(&value).unwrap());
+    let account = service_account(Credentials::from_json(&value.to_string()).unwrap());
     assert_eq!(
         account.metascopes(),
         ["ent_aem_cloud_api", "ent_cloudmgr_sdk"]
@@ -659,7 +661,7 @@ fn key_problems_in_the_file_are_key_errors_naming_the_field() {
     let cert = service_json()["integration"]["publicKey"].clone();
     let mut value = service_json();
     set(&mut value, "integration.privateKey", cert);
-    match Credentials::from_value(&value) {
+    match Credentials::from_json(&value.to_string()) {
         Err(e @ Error::Key { .. }) => {
             let message = e.to_string();
             assert!(message.contains("`integration.privateKey`"), "{message}");
@@ -765,12 +767,15 @@ fn missing_field_errors_do_not_show_secrets() {
     ] {
         let mut value = service_json();
         remove(&mut value, field);
-        let err = Credentials::from_value(&value).unwrap_err();
+        let err = Credentials::from_json(&value.to_string()).unwrap_err();
         assert_error_clean(field, &err);
     }
     let mut value = oauth_json();
     remove(&mut value, "integration.technicalAccount.clientId");
-    assert_error_clean("oauth", &Credentials::from_value(&value).unwrap_err());
+    assert_error_clean(
+        "oauth",
+        &Credentials::from_json(&value.to_string()).unwrap_err(),
+    );
 }
 
 #[test]

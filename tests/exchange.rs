@@ -309,7 +309,7 @@ fn wrong_client_secret_is_invalid_client() {
     let server = jwt_fake();
     let mut json = common::fixture_json("service-credentials.sample.json");
     json["integration"]["technicalAccount"]["clientSecret"] = "p8e-WRONG-secret-000000".into();
-    let creds = Credentials::from_value(&json)
+    let creds = Credentials::from_json(&json.to_string())
         .unwrap()
         .with_ims(endpoint(&server.url()));
     let e = client().fetch(&creds).unwrap_err();

@@ -117,7 +117,7 @@ fn check_credentials_text(text: &str) -> Result<(), TestCaseError> {
     check_credentials(Credentials::from_json(text))?;
     check_credentials(Credentials::from_reader(text.as_bytes()))?;
     if let Ok(value) = serde_json::from_str::<Value>(text) {
-        check_credentials(Credentials::from_value(&value))?;
+        check_credentials(Credentials::from_json(&value.to_string()))?;
     }
     Ok(())
 }
@@ -328,8 +328,8 @@ proptest! {
     /// Arbitrary JSON values (all types, the real field names as keys).
     #[test]
     fn credentials_from_arbitrary_json(value in arb_json()) {
-        check_credentials(Credentials::from_value(&value))?;
-        check_credentials(Credentials::from_value(&serde_json::json!({ "integration": value.clone() })))?;
+        check_credentials(Credentials::from_json(&value.to_string()))?;
+        check_credentials(Credentials::from_json(&serde_json::json!({ "integration": value.clone() }).to_string()))?;
         check_credentials_text(&value.to_string())?;
     }
 
@@ -366,7 +366,7 @@ fn check_mutated(
     for m in mutations {
         apply(&mut root, m);
     }
-    check_credentials(Credentials::from_value(&root))?;
+    check_credentials(Credentials::from_json(&root.to_string()))?;
     let text = root.to_string();
     let mut bytes = text.clone().into_bytes();
     match damage {
@@ -392,7 +392,7 @@ proptest! {
         let all = pointers(&root);
         *root.pointer_mut(&all[field.index(all.len())]).unwrap() =
             Value::String(c.to_string().repeat(1 << 20));
-        check_credentials(Credentials::from_value(&root))?;
+        check_credentials(Credentials::from_json(&root.to_string()))?;
         check_credentials_text(&root.to_string())?;
     }
 }
@@ -477,7 +477,7 @@ fn nul_in_every_string_field() {
                     let cut = (0..=cut).rev().find(|&i| s.is_char_boundary(i)).unwrap();
                     s.insert(cut, '\0');
                 }
-                check_credentials(Credentials::from_value(&doc)).unwrap();
+                check_credentials(Credentials::from_json(&doc.to_string())).unwrap();
                 let text = doc.to_string();
                 check_credentials(Credentials::from_json(&text)).unwrap();
                 let raw = text.replace("\\u0000", "\0");
@@ -754,14 +754,14 @@ fn one_line_key_is_read_or_not_quoted_in_the_error() {
             assert_eq!(PrivateKey::from_pem(&one_line).unwrap().bits(), 2048);
             let mut root = fixture(true);
             root["integration"]["privateKey"] = Value::String(one_line.clone());
-            Credentials::from_value(&root).unwrap();
+            Credentials::from_json(&root.to_string()).unwrap();
 
             let broken = one_line.replacen("KEY-----", "KEY ", 1);
             let e = PrivateKey::from_pem(&broken).unwrap_err();
             assert!(matches!(e, Error::Key { .. }), "{e:?}");
             check_no_secret(&e).unwrap();
             root["integration"]["privateKey"] = Value::String(broken);
-            let e = Credentials::from_value(&root).unwrap_err();
+            let e = Credentials::from_json(&root.to_string()).unwrap_err();
             check_no_secret(&e).unwrap();
         }
     }
@@ -884,7 +884,7 @@ proptest! {
             Some(d) => integration.insert("certificateExpirationDate".into(), d.clone()),
             None => integration.remove("certificateExpirationDate"),
         };
-        let Credentials::ServiceAccount(account) = Credentials::from_value(&root).unwrap() else {
+        let Credentials::ServiceAccount(account) = Credentials::from_json(&root.to_string()).unwrap() else {
             panic!("not a service account");
         };
         let expiry = account.certificate_expiry();
@@ -1195,5 +1195,108 @@ fn endpoint_port_needs_a_colon() {
                 .is_err_and(|e| matches!(e, Error::Config { .. })),
             "{text:?} -> {parsed:?}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The Developer Console project and the local development token
+
+const PROJECT_JSON: &str = include_str!("fixtures/console-project.sample.json");
+const PROJECT_SECRETS: [&str; 4] = [
+    "p8e-SAMPLE-console-secret-0a1b2c3d4e5f6789",
+    "p8e-SAMPLE-console-second-secret-9f8e7d6c",
+    "p8e-SAMPLE-console-jwt-secret-5566778899",
+    "p8e-SAMPLE-console-webapp-secret-abcdef",
+];
+
+/// A typed configuration error quoting none of the project's secrets.
+fn check_project(result: Result<Credentials, Error>) -> Result<(), TestCaseError> {
+    if let Err(e) = &result {
+        let text = error_text(e);
+        for secret in PROJECT_SECRETS {
+            prop_assert!(!text.contains(&secret.to_lowercase()), "{text}");
+        }
+        prop_assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+    }
+    check_credentials(result)
+}
+
+fn local_json(token: &str) -> String {
+    serde_json::json!({ "accessToken": token }).to_string()
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// The project fixture with up to 3 mutations, chosen by any name.
+    #[test]
+    fn project_mutated(
+        mutations in prop::collection::vec(json_mutation(), 1..4),
+        choice in prop::option::of(prop_oneof![
+            prop::sample::select(&["Server Credential", "566222", "566111", "Web Login", ""][..])
+                .prop_map(str::to_owned),
+            any::<String>(),
+        ]),
+    ) {
+        let mut root: Value = serde_json::from_str(PROJECT_JSON).unwrap();
+        for m in &mutations {
+            apply(&mut root, m);
+        }
+        let text = root.to_string();
+        check_project(Credentials::from_json_selecting(&text, choice.as_deref()))?;
+        check_project(Credentials::from_reader_selecting(text.as_bytes(), choice.as_deref()))?;
+    }
+
+    /// Any text as a local development token: a `LocalToken` or a config
+    /// error, and handing it out never panics.
+    #[test]
+    fn local_token_of_any_text(text in any::<String>(), ascii in "[ -~]{0,80}") {
+        for token in [&text, &ascii] {
+            let parsed = Credentials::from_json(&local_json(token));
+            if let Ok(Credentials::LocalToken(local)) = &parsed {
+                let handed = local.access_token(SystemTime::now());
+                let typed = handed.is_ok() || matches!(handed, Err(Error::Config { .. }));
+                prop_assert!(typed, "{handed:?}");
+            }
+            check_credentials(parsed)?;
+        }
+    }
+
+    /// Payloads with `created_at` and `expires_in` of any type and size
+    /// (milliseconds, as numbers or strings): the expiry is their sum
+    /// when it fits, else unknown.
+    #[test]
+    fn local_token_expiry_of_any_claims(
+        created in prop_oneof![any::<u64>().prop_map(Value::from), any::<u64>().prop_map(|n| Value::String(n.to_string())), arb_json()],
+        expires in prop_oneof![any::<u64>().prop_map(Value::from), any::<u64>().prop_map(|n| Value::String(n.to_string())), arb_json()],
+        padding in prop::sample::select(&["", "=", "=="][..]),
+        cut in prop::option::of(any::<Index>()),
+    ) {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims = serde_json::json!({ "created_at": created, "expires_in": expires });
+        let mut payload = format!("{}{padding}", b64.encode(claims.to_string()));
+        if let Some(cut) = cut {
+            payload.truncate(cut.index(payload.len() + 1));
+        }
+        let parsed = Credentials::from_json(&local_json(&format!("h.{payload}.s")));
+        let Ok(Credentials::LocalToken(local)) = parsed else {
+            return Err(TestCaseError::fail(format!("not a local token: {parsed:?}")));
+        };
+        let _ = local.access_token(SystemTime::now());
+        let millis = |v: &Value| match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse::<u64>().ok(),
+            _ => None,
+        };
+        if cut.is_none() {
+            let expected = millis(&created)
+                .zip(millis(&expires))
+                .and_then(|(c, e)| c.checked_add(e))
+                .and_then(|total| UNIX_EPOCH.checked_add(Duration::from_millis(total)));
+            prop_assert_eq!(local.expires_at(), expected);
+        }
     }
 }
