@@ -1187,6 +1187,34 @@ fn an_expired_certificate_is_warned_about_but_jwt_still_works() {
     assert!(r.ok().contains("(expired)"), "{r:#?}");
 }
 
+/// A certificate made now with `openssl req -x509 -days 10` from the sample
+/// key: the warning follows its notAfter, not the file's far
+/// `certificateExpirationDate`.
+#[test]
+fn a_certificate_whose_not_after_is_near_is_warned_about() {
+    let dir = TempDir::new("certnotafter");
+    let cert = dir.join("cert.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-new", "-days", "10", "-sha256"])
+        .args(["-subj", "/CN=cm-p12345-e67890-integration-1", "-key"])
+        .arg(fixture_path("sample-key.pkcs1.pem"))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `openssl` ({e}); it makes the certificate"));
+    assert!(made.status.success(), "{made:?}");
+    let mut creds = service_json();
+    creds["integration"]["publicKey"] = fs::read_to_string(&cert).unwrap().into();
+    let path = dir.json("creds.json", &creds);
+    let r = run(&["jwt", "-c", &path]);
+    assert_eq!(r.ok().trim_end().split('.').count(), 3);
+    // Ten days less the seconds since openssl ran.
+    assert!(
+        r.stderr.starts_with("ims-token: warning: ") && r.stderr.contains("9 days left"),
+        "{r:#?}"
+    );
+}
+
 #[test]
 fn a_far_certificate_expiry_gives_no_warning() {
     let dir = TempDir::new("certfar");

@@ -401,7 +401,6 @@ fn signing_twice_gives_the_same_string() {
     let first = sign_jwt(&account, at(NOW_SECS + 17), LIFETIME).unwrap();
     let second = sign_jwt(&account, at(NOW_SECS + 17), LIFETIME).unwrap();
     assert_eq!(first.secret(), second.secret());
-    assert_eq!(first, second);
     // A clone of the key signs the same too.
     let cloned = account.clone();
     let third = sign_jwt(&cloned, at(NOW_SECS + 17), LIFETIME).unwrap();
