@@ -1333,6 +1333,45 @@ fn cache_first_run_writes_a_private_file_and_the_second_reuses_it() {
     dir.assert_no_temp_files();
 }
 
+/// A cache hit skips the RSA precomputation but still reads the key's PEM,
+/// base64, DER structure and size: a broken key is exit 3 at once, not at
+/// the next refresh. A key whose numbers make no RSA key passes until a
+/// JWT must be signed, which is exit 3 too.
+#[test]
+fn a_cache_hit_checks_the_key_structure_and_signing_checks_its_numbers() {
+    let dir = TempDir::new("cachekey");
+    let filled = filled_cache(&dir, "cachekey", 1);
+    let with_key = |name: &str, pem: String| {
+        let mut creds = service_json();
+        creds["integration"]["privateKey"] = pem.into();
+        dir.json(name, &creds)
+    };
+    let hit_args = |creds: &str| {
+        let mut args = vec!["-c".to_owned(), creds.to_owned(), "--cache".into()];
+        args.push(path_str(&filled.cache));
+        args.extend(net(&filled.server.url()));
+        args
+    };
+
+    let mut lines: Vec<String> = read_fixture("sample-key.pkcs1.pem")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.remove(5); // valid base64, broken DER
+    let broken = with_key("broken.json", lines.join("\n"));
+    let m = run(&strs(&hit_args(&broken))).fails(3);
+    assert!(m.contains("privateKey") && m.contains("malformed"), "{m}");
+
+    let wrong = with_key(
+        "wrong.json",
+        common::sample_key_with_a_wrong_prime("sample-key.pkcs1.pem"),
+    );
+    run(&strs(&hit_args(&wrong))).prints(&filled.tokens[0]);
+    assert_eq!(filled.server.hits(), 1, "a hit made no exchange");
+    let m = run(&["jwt", "-c", &wrong]).fails(3);
+    assert!(m.contains("malformed"), "{m}");
+}
+
 #[test]
 fn cache_entries_near_or_past_expiry_are_refreshed() {
     let dir = TempDir::new("cachestale");
