@@ -90,7 +90,7 @@ impl Drop for Secret {
 ///
 /// No `PartialEq`: comparing secrets with `==` is not constant-time.
 ///
-/// ```compile_fail
+/// ```compile_fail,E0369
 /// fn same(a: &ims_token::ClientSecret, b: &ims_token::ClientSecret) -> bool {
 ///     a == b
 /// }
@@ -116,7 +116,7 @@ impl ClientSecret {
 ///
 /// No `PartialEq`, for the same reason as [`ClientSecret`].
 ///
-/// ```compile_fail
+/// ```compile_fail,E0369
 /// fn same(a: &ims_token::SignedJwt, b: &ims_token::SignedJwt) -> bool {
 ///     a == b
 /// }
@@ -209,8 +209,7 @@ impl PrivateKey {
 
     fn from_pkcs8(der: &[u8]) -> Result<Self, Error> {
         let pkcs1 = pkcs1_in_pkcs8(der).map_err(pkcs8_error)?;
-        Self::from_pkcs1(pkcs1)
-            .map_err(|e| e.with_message("the PKCS#8 private key is malformed"))
+        Self::from_pkcs1(pkcs1).map_err(|e| e.with_message("the PKCS#8 private key is malformed"))
     }
 
     /// Checks the structure and the size; the precomputation waits for
@@ -2390,7 +2389,13 @@ mod tests {
             let err =
                 parse_reply(&reply(200, body), Flow::ClientCredentials, at(T0), &[]).unwrap_err();
             assert!(
-                matches!(err, Error::UnexpectedReply { status: Some(200), .. }),
+                matches!(
+                    err,
+                    Error::UnexpectedReply {
+                        status: Some(200),
+                        ..
+                    }
+                ),
                 "{body}"
             );
             assert!(!err.to_string().contains("tok\""), "{err}");
@@ -2420,7 +2425,10 @@ mod tests {
             parse_reply(&reply(302, ""), Flow::ClientCredentials, at(T0), &[]).unwrap_err();
         assert!(matches!(
             redirect,
-            Error::UnexpectedReply { status: Some(302), .. }
+            Error::UnexpectedReply {
+                status: Some(302),
+                ..
+            }
         ));
     }
 
@@ -2463,7 +2471,10 @@ mod tests {
         assert_eq!(certificate_not_after(pem), expected);
         // notAfter=Jan  1 00:00:00 2021 GMT, a UTCTime.
         let utc = include_str!("../tests/fixtures/tls/expired.pem");
-        assert_eq!(certificate_not_after(utc), parse_rfc3339("2021-01-01T00:00:00Z"));
+        assert_eq!(
+            certificate_not_after(utc),
+            parse_rfc3339("2021-01-01T00:00:00Z")
+        );
         assert_eq!(certificate_not_after(&pem.replace("MII", "AAA")), None);
         assert_eq!(certificate_not_after("not a certificate"), None);
     }
