@@ -4,6 +4,10 @@ openssl + curl shell baseline.
 
     python3 bench/measure.py --helper PATH --bin PATH [--static-bin PATH] [--runs 30] [--cache-runs 50]
 
+With valgrind on the PATH it also counts instructions (callgrind, which is
+repeatable on a busy machine, unlike wall times) of a cache hit and of
+fetches with and without --ca-file; without it those rows say so.
+
 Each run goes through the rusage_exec helper (bench/rusage_exec.c), which
 forks, execs, and reports wall time (fork to wait4) and ru_maxrss. Python's
 own os.wait4 would report at least the interpreter's peak RSS: Linux carries
@@ -19,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 
 sys.dont_write_bytecode = True
@@ -45,7 +50,7 @@ def child_env():
     return env
 
 
-def run_once(helper, argv, env):
+def run_once(helper, argv, env, expected=EXPECTED):
     """Runs argv once; returns (wall_ms, maxrss_kib)."""
     proc = subprocess.run(
         [helper, str(RUN_TIMEOUT)] + argv,
@@ -62,7 +67,7 @@ def run_once(helper, argv, env):
     fields = dict(item.split("=", 1) for item in last.split()[1:])
     output = "\n".join(lines[:-1]).strip()
     status = int(fields["status"])
-    if status != 0 or output != EXPECTED:
+    if status != 0 or output != expected:
         raise RunFailed(
             f"{' '.join(argv)}\n  exit {status}, stdout {output!r}, stderr {proc.stderr.strip()!r}"
         )
@@ -78,6 +83,31 @@ def series(helper, argv, env, runs, warmups=WARMUPS):
         walls.append(wall)
         rss.append(kib)
     return walls, rss
+
+
+def callgrind(argv, env, tmp, want_status=0):
+    """Instructions executed by argv under callgrind (None without valgrind)."""
+    if not shutil.which("valgrind"):
+        return None
+    out = os.path.join(tmp, "callgrind.out")
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + argv,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    if proc.returncode != want_status:
+        raise RunFailed(f"callgrind {' '.join(argv)}: exit {proc.returncode}: {proc.stderr[-400:]}")
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RunFailed(f"no instruction total in {out}")
+
+
+def millions(n):
+    return "n/a (no valgrind)" if n is None else f"{n / 1e6:.2f}"
 
 
 def p90(values):
@@ -112,6 +142,7 @@ def main():
     ap.add_argument("--static-bin")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--cache-runs", type=int, default=50)
+    ap.add_argument("--version", default="0.1.0", help="what `--version` prints after `ims-token `")
     args = ap.parse_args()
     runs = max(1, min(args.runs, 10_000))
     cache_runs = max(1, min(args.cache_runs, 10_000))
@@ -173,6 +204,43 @@ def main():
             walls, rss = series(args.helper, cached, env, cache_runs, warmups=0)
             out.timing("cached (--cache)", walls, rss, "<= 2", "<= 6")
             out.add("cached (--cache)", "exchanges during hits", str(https.count() - before), "0")
+
+            # A hit against `--version` in paired runs (one of each, in
+            # turn), so that a busy machine slows both alike.
+            log(f"cached vs --version: {cache_runs} pairs")
+            version = f"ims-token {args.version}"
+            hits, versions = [], []
+            for _ in range(cache_runs):
+                hits.append(run_once(args.helper, cached, env)[0])
+                versions.append(run_once(args.helper, [args.bin, "--version"], env, version)[0])
+            ratio = statistics.median(hits) / statistics.median(versions)
+            out.add("cached (--cache)", "paired: --version wall median ms", f"{statistics.median(versions):.2f}")
+            out.add("cached (--cache)", "paired: hit wall median ms", f"{statistics.median(hits):.2f}")
+            out.add("cached (--cache)", "paired: hit / --version (median)", f"{ratio:.2f}", "<= 1.2")
+
+            # Instructions (callgrind): repeatable figures.
+            log("instructions (callgrind): cache hit, fetches")
+            vg_env = dict(env, TMPDIR=tmp)
+            out.add("instructions M", "cache hit (--cache)", millions(callgrind(cached, vg_env, tmp)), "< 0.8")
+            out.add("instructions M", "--version", millions(callgrind([args.bin, "--version"], vg_env, tmp)))
+            out.add(
+                "instructions M",
+                "fetch HTTPS, --ca-file",
+                millions(callgrind(base + ["--ims", https.url, "--ca-file", CA], vg_env, tmp)),
+            )
+            out.add(
+                "instructions M",
+                "fetch HTTP (no TLS)",
+                millions(callgrind(base + ["--ims", http.url], vg_env, tmp)),
+            )
+            # The default roots only: the test server's CA is not among them,
+            # so this ends at the certificate check (exit 5), after the
+            # signing, the root store and the handshake.
+            out.add(
+                "instructions M",
+                "fetch HTTPS, default roots (ends at the certificate, exit 5)",
+                millions(callgrind(base + ["--ims", https.url, "--retries", "0"], vg_env, tmp, 5)),
+            )
 
             # The shell baseline over the same HTTPS fake.
             log(f"baseline: {WARMUPS} warm-ups + {runs} runs")

@@ -20,4 +20,7 @@ git -C "$db" add -A
 git -C "$db" -c user.name=audit -c user.email=audit@localhost commit -qm snapshot
 echo "advisory database snapshot: $(cat "$src/SNAPSHOT" 2>/dev/null || echo unknown)"
 
+# --offline needs every crate in Cargo.lock, those of other platforms too
+# (windows-sys, ...), which a build on this one never downloads.
+cargo fetch --locked
 cargo deny --offline check --show-stats

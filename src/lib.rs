@@ -37,9 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use rsa::pkcs1::DecodeRsaPrivateKey as _;
-use rsa::pkcs8::DecodePrivateKey as _;
 use rsa::signature::{SignatureEncoding as _, Signer as _};
-use rsa::traits::PublicKeyParts as _;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 use zeroize::Zeroize as _;
@@ -90,7 +88,15 @@ impl Drop for Secret {
 }
 
 /// An OAuth client secret. `Debug` prints `ClientSecret([redacted])`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// No `PartialEq`: comparing secrets with `==` is not constant-time.
+///
+/// ```compile_fail,E0369
+/// fn same(a: &ims_token::ClientSecret, b: &ims_token::ClientSecret) -> bool {
+///     a == b
+/// }
+/// ```
+#[derive(Clone, Debug)]
 pub struct ClientSecret(Secret);
 
 impl ClientSecret {
@@ -108,7 +114,15 @@ impl ClientSecret {
 
 /// A signed JWT, ready for the exchange. It is a credential: anyone holding
 /// it can get a token until it expires. `Debug` does not show it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// No `PartialEq`, for the same reason as [`ClientSecret`].
+///
+/// ```compile_fail,E0369
+/// fn same(a: &ims_token::SignedJwt, b: &ims_token::SignedJwt) -> bool {
+///     a == b
+/// }
+/// ```
+#[derive(Clone, Debug)]
 pub struct SignedJwt(Secret);
 
 impl SignedJwt {
@@ -119,11 +133,22 @@ impl SignedJwt {
 }
 
 /// An RSA private key, parsed once. `Debug` shows its size, never the key.
+///
+/// Parsing checks the PEM, the base64, the PKCS#1 or PKCS#8 structure and
+/// the key size; the costly RSA precomputation waits for the first
+/// signature (a cached token never pays for it), and is done once.
 #[derive(Clone)]
 pub struct PrivateKey {
     // Shared so that clones do not copy key material; wiped when the last goes.
-    signer: std::sync::Arc<rsa::pkcs1v15::SigningKey<Sha256>>,
+    material: std::sync::Arc<KeyMaterial>,
     bits: usize,
+}
+
+/// A checked PKCS#1 key and, from the first signature on, the signing key
+/// made from it. Both are wiped on drop (the rsa key wipes itself).
+struct KeyMaterial {
+    pkcs1: zeroize::Zeroizing<Vec<u8>>,
+    signer: std::sync::OnceLock<Result<rsa::pkcs1v15::SigningKey<Sha256>, rsa::pkcs1::Error>>,
 }
 
 impl fmt::Debug for PrivateKey {
@@ -146,25 +171,19 @@ impl PrivateKey {
     /// key, an encrypted or non-RSA key, or an RSA key under 2048 bits.
     pub fn from_pem(pem: &str) -> Result<Self, Error> {
         let block = PemBlock::parse(pem, "the private key")?;
-        let key = match block.label.as_str() {
+        match block.label.as_str() {
             "RSA PRIVATE KEY" if block.has_headers => Err(Error::key(
                 "the private key is in the legacy encrypted PEM format; \
                  convert it with `openssl pkcs8 -topk8`",
             )),
-            "RSA PRIVATE KEY" => block.der("PKCS#1").and_then(|der| {
-                rsa::PrivateKey::from_pkcs1_der(&der)
-                    .map_err(|e| Error::key_from("the PKCS#1 private key is malformed", e))
-            }),
-            "PRIVATE KEY" => block
-                .der("PKCS#8")
-                .and_then(|der| rsa::PrivateKey::from_pkcs8_der(&der).map_err(pkcs8_error)),
+            "RSA PRIVATE KEY" => block.der("PKCS#1").and_then(|der| Self::from_pkcs1(&der)),
+            "PRIVATE KEY" => block.der("PKCS#8").and_then(|der| Self::from_pkcs8(&der)),
             "ENCRYPTED PRIVATE KEY" => Err(Error::key(
                 "the private key is encrypted; give its passphrase \
                  (PrivateKey::from_encrypted_pem, cargo feature `encrypted-key`)",
             )),
             other => Err(wrong_pem_kind(other)),
-        }?;
-        Self::from_rsa(key)
+        }
     }
 
     /// Parses a passphrase-protected PKCS#8 key (`BEGIN ENCRYPTED PRIVATE KEY`).
@@ -181,22 +200,34 @@ impl PrivateKey {
             other => return Err(wrong_pem_kind(other)),
         }
         let der = block.der("encrypted PKCS#8")?;
-        let key = rsa::PrivateKey::from_pkcs8_encrypted_der(&der, passphrase.secret().as_bytes())
+        let decrypted = rsa::pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
+            .and_then(|info| info.decrypt(passphrase.secret().as_bytes()))
             .map_err(|e| {
-            Error::key_from("cannot decrypt the private key (wrong passphrase?)", e)
-        })?;
-        Self::from_rsa(key)
+                Error::key_from("cannot decrypt the private key (wrong passphrase?)", e)
+            })?;
+        Self::from_pkcs8(decrypted.as_bytes())
     }
 
-    fn from_rsa(key: rsa::PrivateKey) -> Result<Self, Error> {
-        let bits = key.n().bit_width() as usize;
+    fn from_pkcs8(der: &[u8]) -> Result<Self, Error> {
+        let pkcs1 = pkcs1_in_pkcs8(der).map_err(pkcs8_error)?;
+        Self::from_pkcs1(pkcs1).map_err(|e| e.with_message("the PKCS#8 private key is malformed"))
+    }
+
+    /// Checks the structure and the size; the precomputation waits for
+    /// [`PrivateKey::signer`].
+    fn from_pkcs1(der: &[u8]) -> Result<Self, Error> {
+        let bits = pkcs1_modulus_bits(der)
+            .map_err(|e| Error::key_from("the PKCS#1 private key is malformed", e))?;
         if bits < MIN_KEY_BITS {
             return Err(Error::key(format!(
                 "the RSA key has {bits} bits; IMS needs at least {MIN_KEY_BITS}"
             )));
         }
         Ok(PrivateKey {
-            signer: std::sync::Arc::new(rsa::pkcs1v15::SigningKey::new(key)),
+            material: std::sync::Arc::new(KeyMaterial {
+                pkcs1: zeroize::Zeroizing::new(der.to_vec()),
+                signer: std::sync::OnceLock::new(),
+            }),
             bits,
         })
     }
@@ -206,12 +237,67 @@ impl PrivateKey {
         self.bits
     }
 
+    /// The signing key, made from the checked DER on first use.
+    fn signer(&self) -> Result<&rsa::pkcs1v15::SigningKey<Sha256>, Error> {
+        let material = &self.material;
+        material
+            .signer
+            .get_or_init(|| {
+                rsa::PrivateKey::from_pkcs1_der(&material.pkcs1).map(rsa::pkcs1v15::SigningKey::new)
+            })
+            .as_ref()
+            .map_err(|e| {
+                Error::key_from(
+                    "the private key is malformed: its numbers do not make an RSA key",
+                    *e,
+                )
+            })
+    }
+
     fn sign(&self, input: &[u8]) -> Result<Vec<u8>, Error> {
-        self.signer
+        self.signer()?
             .try_sign(input)
             .map(|s| s.to_vec())
             .map_err(|e| Error::key_from("cannot sign with the private key", e))
     }
+}
+
+/// Reads a PKCS#1 `RSAPrivateKey` as rsa does (two primes only) and gives
+/// the modulus size in bits, without the precomputation.
+fn pkcs1_modulus_bits(der: &[u8]) -> Result<usize, rsa::pkcs1::Error> {
+    use rsa::pkcs1::der::Decode as _;
+    let key = rsa::pkcs1::RsaPrivateKeyRef::from_der(der)?;
+    if key.version() != rsa::pkcs1::Version::TwoPrime {
+        return Err(rsa::pkcs1::Error::Version);
+    }
+    // DER integers have no leading zero bytes.
+    let n = key.modulus.as_bytes();
+    Ok(n.first()
+        .map_or(0, |&top| 8 * n.len() - top.leading_zeros() as usize))
+}
+
+/// RSASSA-PSS keys, which rsa's PKCS#8 decoding accepts besides rsaEncryption.
+const RSASSA_PSS_OID: rsa::pkcs8::ObjectIdentifier =
+    rsa::pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+
+/// The PKCS#1 key inside a PKCS#8 `PrivateKeyInfo`, after the checks rsa's
+/// own PKCS#8 decoding makes on the algorithm.
+fn pkcs1_in_pkcs8(der: &[u8]) -> Result<&[u8], rsa::pkcs8::Error> {
+    use rsa::pkcs8::der::Decode as _;
+    use rsa::pkcs8::spki;
+    let info = rsa::pkcs8::PrivateKeyInfoRef::from_der(der)?;
+    let algorithm = &info.algorithm;
+    let parameters_ok = match algorithm.oid {
+        rsa::pkcs1::ALGORITHM_OID => {
+            algorithm.parameters_any()? == rsa::pkcs8::der::asn1::Null.into()
+        }
+        RSASSA_PSS_OID => algorithm.parameters.is_none(),
+        oid => return Err(spki::Error::OidUnknown { oid }.into()),
+    };
+    if !parameters_ok {
+        return Err(spki::Error::KeyMalformed.into());
+    }
+    Ok(info.private_key.as_bytes())
 }
 
 /// The first block of a PEM text, read leniently: `\r\n`, indentation,
@@ -716,6 +802,7 @@ impl OAuthCredentials {
 
 /// Builds a [`ServiceAccount`] from values given in code.
 #[derive(Debug, Default)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct ServiceAccountBuilder {
     ims: Option<String>,
     client_id: Option<String>,
@@ -785,6 +872,7 @@ impl ServiceAccountBuilder {
 
 /// Builds [`OAuthCredentials`] from values given in code.
 #[derive(Debug, Default)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct OAuthCredentialsBuilder {
     ims: Option<String>,
     client_id: Option<String>,
@@ -982,6 +1070,7 @@ impl Credentials {
     }
 
     /// Replaces the endpoint (e.g. a stage IMS or a local fake).
+    #[must_use = "this returns the changed credentials; the original is moved"]
     pub fn with_ims(mut self, ims: Endpoint) -> Self {
         match &mut self {
             Credentials::ServiceAccount(a) => a.ims = ims,
@@ -2107,7 +2196,7 @@ fn parse_reply(
         429 | 500..=599 => Err(Error::Unavailable(Box::new(ims_error(reply, secrets)))),
         400..=499 => Err(Error::Rejected(Box::new(ims_error(reply, secrets)))),
         300..=399 => Err(Error::unexpected(
-            reply.status,
+            Some(reply.status),
             format!(
                 "IMS answered with a redirect to {}; it is not followed because the \
                  request carries the client secret: check the IMS endpoint",
@@ -2120,7 +2209,7 @@ fn parse_reply(
         )),
         // Another 2xx may carry a token: its body is never quoted.
         201..=299 => Err(Error::unexpected(
-            reply.status,
+            Some(reply.status),
             "IMS answered with an unexpected success status",
         )),
         _ => Err(Error::unexpected_with_excerpt(
@@ -2135,14 +2224,14 @@ fn parse_reply(
 /// a token.
 fn parse_success(reply: &RawReply, unit: Flow, now: SystemTime) -> Result<AccessToken, Error> {
     let mut json: Value = serde_json::from_slice(&reply.body)
-        .map_err(|_| Error::unexpected(200, "the IMS reply is not JSON"))?;
+        .map_err(|_| Error::unexpected(Some(200), "the IMS reply is not JSON"))?;
     let token = token_from_json(&json, unit, now);
     wipe_json(&mut json);
     token
 }
 
 fn token_from_json(json: &Value, unit: Flow, now: SystemTime) -> Result<AccessToken, Error> {
-    let bad = |what: &str| Error::unexpected(200, format!("the IMS reply {what}"));
+    let bad = |what: &str| Error::unexpected(Some(200), format!("the IMS reply {what}"));
     let token = json
         .get("access_token")
         .and_then(Value::as_str)
@@ -2248,6 +2337,7 @@ pub struct Client {
 
 /// Settings for a [`Client`].
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct ClientBuilder {
     timeout: Duration,
     connect_timeout: Duration,
@@ -2410,22 +2500,38 @@ fn parse_proxy(url: &str, what: &str) -> Result<ureq::Proxy, Error> {
     ureq::Proxy::new(url).map_err(|_| Error::config(format!("{what} is not a valid proxy URL")))
 }
 
+/// The TLS setup: rustls with the ring provider, trusting the Mozilla roots
+/// (webpki-root-certs, the one bundle in the build) plus any CA file.
 fn tls_config(ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig, Error> {
-    let builder = ureq::tls::TlsConfig::builder();
+    let builder = ring_tls_builder();
     let Some(path) = ca_file else {
-        return Ok(builder.build());
+        return Ok(builder.root_certs(mozilla_roots_and(Vec::new())).build());
     };
     let pem = std::fs::read(path)
         .map_err(|e| Error::io(format!("cannot read CA file {}", path.display()), e))?;
     let extra = pem_certificates(&pem).map_err(|e| e.in_file(path))?;
+    Ok(builder.root_certs(mozilla_roots_and(extra)).build())
+}
+
+/// ureq's rustls, with the ring provider given explicitly (ureq is built
+/// with `rustls-no-provider`, which brings neither a provider nor roots).
+fn ring_tls_builder() -> ureq::tls::TlsConfigBuilder {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(provider)
+}
+
+/// The Mozilla roots, borrowed from the bundle's statics (nothing copied),
+/// and `extra`. ureq turns them into a root store once per agent, on its
+/// first HTTPS connection, so a `Client` and its clones pay for it once.
+fn mozilla_roots_and(extra: Vec<ureq::tls::Certificate<'static>>) -> ureq::tls::RootCerts {
     let roots: Vec<ureq::tls::Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
         .iter()
-        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()))
         .chain(extra)
         .collect();
-    Ok(builder
-        .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
-        .build())
+    ureq::tls::RootCerts::new_with_certs(&roots)
 }
 
 /// The certificates in a PEM bundle; other items (keys) are skipped.
@@ -2598,7 +2704,7 @@ impl Client {
             .send(form_body.0.as_bytes())
             .map_err(|e| match e {
                 ureq::Error::LargeResponseHeader(_, max) => Error::unexpected(
-                    0,
+                    None,
                     format!("the IMS reply's headers are larger than {} KiB", max / 1024),
                 ),
                 e => Error::from_transport(url, e, "cannot reach IMS at"),
@@ -2627,7 +2733,7 @@ impl Client {
             .read_to_vec()
             .map_err(|e| match e {
                 ureq::Error::BodyExceedsLimit(_) => Error::unexpected(
-                    status,
+                    Some(status),
                     format!(
                         "the IMS reply is larger than {} KiB",
                         MAX_REPLY_BYTES / 1024
@@ -2893,7 +2999,7 @@ impl TokenProvider {
     /// Sets how long before expiry the token is refreshed, at the most:
     /// the provider refreshes at a random point between this margin and
     /// half of it (and never more than half the token's lifetime early).
-    #[must_use]
+    #[must_use = "this returns the changed provider; the original is moved"]
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
         self
@@ -3108,6 +3214,7 @@ impl fmt::Display for ImsError {
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be read. Fix the path or permissions.
+    #[non_exhaustive]
     Io {
         /// What was being read.
         context: String,
@@ -3115,6 +3222,7 @@ pub enum Error {
         source: Arc<std::io::Error>,
     },
     /// The credentials, endpoint or settings are wrong. Fix the configuration.
+    #[non_exhaustive]
     Config {
         /// What to fix.
         message: String,
@@ -3122,6 +3230,7 @@ pub enum Error {
         source: Option<ErrorSource>,
     },
     /// The private key cannot be used. Fix the key.
+    #[non_exhaustive]
     Key {
         /// What to fix.
         message: String,
@@ -3133,6 +3242,7 @@ pub enum Error {
     /// IMS is unavailable or throttling (5xx or 429). Try again later.
     Unavailable(Box<ImsError>),
     /// Network, proxy or TLS failure. Usually worth trying again later.
+    #[non_exhaustive]
     Transport {
         /// What failed and where.
         message: String,
@@ -3141,6 +3251,7 @@ pub enum Error {
     },
     /// The server's TLS certificate was refused (not trusted, expired, wrong
     /// host name). Retrying will not help; add the CA or fix the endpoint.
+    #[non_exhaustive]
     Tls {
         /// What is wrong with the certificate, and where.
         message: String,
@@ -3148,6 +3259,7 @@ pub enum Error {
         source: ErrorSource,
     },
     /// A connect or overall timeout. Try again later.
+    #[non_exhaustive]
     Timeout {
         /// Where.
         message: String,
@@ -3156,9 +3268,11 @@ pub enum Error {
     },
     /// The reply is not what IMS sends (no token in a 200, not JSON, too
     /// large, a redirect, an odd status).
+    #[non_exhaustive]
     UnexpectedReply {
-        /// HTTP status (0 when the reply was cut before its status was read).
-        status: u16,
+        /// HTTP status; `None` when there was none to read (e.g. the
+        /// reply's headers were too large).
+        status: Option<u16>,
         /// What is wrong.
         message: String,
         /// A short, secret-free excerpt of the body, when it is safe to show.
@@ -3200,7 +3314,7 @@ impl Error {
             source: Arc::new(source),
         }
     }
-    fn unexpected(status: u16, message: impl Into<String>) -> Self {
+    fn unexpected(status: Option<u16>, message: impl Into<String>) -> Self {
         Error::UnexpectedReply {
             status,
             message: message.into(),
@@ -3210,9 +3324,20 @@ impl Error {
     fn unexpected_with_excerpt(status: u16, message: &str, excerpt: String) -> Self {
         let excerpt = Some(excerpt).filter(|e| !e.is_empty());
         Error::UnexpectedReply {
-            status,
+            status: Some(status),
             message: message.into(),
             excerpt,
+        }
+    }
+
+    /// Replaces a key error's message, keeping its cause.
+    fn with_message(self, message: &str) -> Self {
+        match self {
+            Error::Key {
+                source: Some(source),
+                ..
+            } => Error::key_from(message, source),
+            other => other,
         }
     }
 
@@ -3351,7 +3476,10 @@ impl fmt::Display for Error {
                 message,
                 excerpt,
             } => {
-                write!(f, "unexpected IMS reply ({status}): {message}")?;
+                match status {
+                    Some(status) => write!(f, "unexpected IMS reply ({status}): {message}")?,
+                    None => write!(f, "unexpected IMS reply: {message}")?,
+                }
                 match excerpt {
                     Some(text) => write!(f, ": {text}"),
                     None => Ok(()),
@@ -3427,7 +3555,13 @@ mod tests {
             let err =
                 parse_reply(&reply(200, body), Flow::ClientCredentials, at(T0), &[]).unwrap_err();
             assert!(
-                matches!(err, Error::UnexpectedReply { status: 200, .. }),
+                matches!(
+                    err,
+                    Error::UnexpectedReply {
+                        status: Some(200),
+                        ..
+                    }
+                ),
                 "{body}"
             );
             assert!(!err.to_string().contains("tok\""), "{err}");
@@ -3457,7 +3591,10 @@ mod tests {
             parse_reply(&reply(302, ""), Flow::ClientCredentials, at(T0), &[]).unwrap_err();
         assert!(matches!(
             redirect,
-            Error::UnexpectedReply { status: 302, .. }
+            Error::UnexpectedReply {
+                status: Some(302),
+                ..
+            }
         ));
     }
 
@@ -3672,10 +3809,16 @@ mod tests {
     #[test]
     fn certificate_not_after_matches_openssl() {
         // `openssl x509 -enddate -noout -in tests/fixtures/sample-cert.pem`
-        // prints notAfter=Nov 29 21:55:47 2027 GMT.
+        // prints notAfter=Nov  8 00:28:19 2126 GMT (a GeneralizedTime).
         let pem = include_str!("../tests/fixtures/sample-cert.pem");
-        let expected = parse_rfc3339("2027-11-29T21:55:47Z");
+        let expected = parse_rfc3339("2126-11-08T00:28:19Z");
         assert_eq!(certificate_not_after(pem), expected);
+        // notAfter=Jan  1 00:00:00 2021 GMT, a UTCTime.
+        let utc = include_str!("../tests/fixtures/tls/expired.pem");
+        assert_eq!(
+            certificate_not_after(utc),
+            parse_rfc3339("2021-01-01T00:00:00Z")
+        );
         assert_eq!(certificate_not_after(&pem.replace("MII", "AAA")), None);
         assert_eq!(certificate_not_after("not a certificate"), None);
     }

@@ -1187,6 +1187,34 @@ fn an_expired_certificate_is_warned_about_but_jwt_still_works() {
     assert!(r.ok().contains("(expired)"), "{r:#?}");
 }
 
+/// A certificate made now with `openssl req -x509 -days 10` from the sample
+/// key: the warning follows its notAfter, not the file's far
+/// `certificateExpirationDate`.
+#[test]
+fn a_certificate_whose_not_after_is_near_is_warned_about() {
+    let dir = TempDir::new("certnotafter");
+    let cert = dir.join("cert.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-new", "-days", "10", "-sha256"])
+        .args(["-subj", "/CN=cm-p12345-e67890-integration-1", "-key"])
+        .arg(fixture_path("sample-key.pkcs1.pem"))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `openssl` ({e}); it makes the certificate"));
+    assert!(made.status.success(), "{made:?}");
+    let mut creds = service_json();
+    creds["integration"]["publicKey"] = fs::read_to_string(&cert).unwrap().into();
+    let path = dir.json("creds.json", &creds);
+    let r = run(&["jwt", "-c", &path]);
+    assert_eq!(r.ok().trim_end().split('.').count(), 3);
+    // Ten days less the seconds since openssl ran.
+    assert!(
+        r.stderr.starts_with("ims-token: warning: ") && r.stderr.contains("9 days left"),
+        "{r:#?}"
+    );
+}
+
 #[test]
 fn a_far_certificate_expiry_gives_no_warning() {
     let dir = TempDir::new("certfar");
@@ -1303,6 +1331,45 @@ fn cache_first_run_writes_a_private_file_and_the_second_reuses_it() {
     assert!((86_380..=86_400).contains(&expires_in), "{expires_in}");
     assert_eq!(server.hits(), 1, "the cached token was reused");
     dir.assert_no_temp_files();
+}
+
+/// A cache hit skips the RSA precomputation but still reads the key's PEM,
+/// base64, DER structure and size: a broken key is exit 3 at once, not at
+/// the next refresh. A key whose numbers make no RSA key passes until a
+/// JWT must be signed, which is exit 3 too.
+#[test]
+fn a_cache_hit_checks_the_key_structure_and_signing_checks_its_numbers() {
+    let dir = TempDir::new("cachekey");
+    let filled = filled_cache(&dir, "cachekey", 1);
+    let with_key = |name: &str, pem: String| {
+        let mut creds = service_json();
+        creds["integration"]["privateKey"] = pem.into();
+        dir.json(name, &creds)
+    };
+    let hit_args = |creds: &str| {
+        let mut args = vec!["-c".to_owned(), creds.to_owned(), "--cache".into()];
+        args.push(path_str(&filled.cache));
+        args.extend(net(&filled.server.url()));
+        args
+    };
+
+    let mut lines: Vec<String> = read_fixture("sample-key.pkcs1.pem")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.remove(5); // valid base64, broken DER
+    let broken = with_key("broken.json", lines.join("\n"));
+    let m = run(&strs(&hit_args(&broken))).fails(3);
+    assert!(m.contains("privateKey") && m.contains("malformed"), "{m}");
+
+    let wrong = with_key(
+        "wrong.json",
+        common::sample_key_with_a_wrong_prime("sample-key.pkcs1.pem"),
+    );
+    run(&strs(&hit_args(&wrong))).prints(&filled.tokens[0]);
+    assert_eq!(filled.server.hits(), 1, "a hit made no exchange");
+    let m = run(&["jwt", "-c", &wrong]).fails(3);
+    assert!(m.contains("malformed"), "{m}");
 }
 
 #[test]

@@ -124,7 +124,7 @@ fn check_service_account(account: &ServiceAccount) {
         .starts_with("-----BEGIN CERTIFICATE-----"));
     assert_eq!(
         account.certificate_expiration(),
-        Some("2027-11-29T21:00:00.000Z")
+        Some("2126-11-08T00:00:00.000Z")
     );
 }
 

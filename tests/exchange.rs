@@ -477,7 +477,13 @@ fn a_redirect_is_not_followed() {
     let first = FakeIms::start(vec![Reply::json(302, "").with_header("Location", &location)]);
     let e = client().fetch(&jwt_creds(&first.url())).unwrap_err();
     assert!(
-        matches!(e, Error::UnexpectedReply { status: 302, .. }),
+        matches!(
+            e,
+            Error::UnexpectedReply {
+                status: Some(302),
+                ..
+            }
+        ),
         "{e:?}"
     );
     assert!(e.to_string().contains("redirect"), "{e}");
@@ -498,7 +504,13 @@ fn a_reply_over_the_size_cap_is_unexpected() {
     let server = FakeIms::start(vec![Reply::json(200, body)]);
     let e = client().fetch(&jwt_creds(&server.url())).unwrap_err();
     assert!(
-        matches!(e, Error::UnexpectedReply { status: 200, .. }),
+        matches!(
+            e,
+            Error::UnexpectedReply {
+                status: Some(200),
+                ..
+            }
+        ),
         "{e:?}"
     );
     assert!(e.to_string().contains("64 KiB"), "{e}");
@@ -543,7 +555,13 @@ fn malformed_200_replies_are_unexpected_and_do_not_show_the_body() {
         let server = FakeIms::start(vec![reply]);
         let e = client().fetch(&jwt_creds(&server.url())).unwrap_err();
         assert!(
-            matches!(e, Error::UnexpectedReply { status: 200, .. }),
+            matches!(
+                e,
+                Error::UnexpectedReply {
+                    status: Some(200),
+                    ..
+                }
+            ),
             "{what}: {e:?}"
         );
         assert!(!e.is_retryable(), "{what}");
@@ -563,7 +581,7 @@ fn a_non_200_success_status_does_not_show_the_token() {
         )]);
         let e = client().fetch(&oauth_creds(&server.url())).unwrap_err();
         assert!(
-            matches!(e, Error::UnexpectedReply { status: s, .. } if s == status),
+            matches!(e, Error::UnexpectedReply { status: Some(s), .. } if s == status),
             "{e:?}"
         );
         assert_secret_free(&e, &[&server], &[]);

@@ -7,7 +7,10 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use common::{fixture_path, jwt_claims as claims, openssl_verifies, read_fixture, TempDir};
+use common::{
+    fixture_path, jwt_claims as claims, openssl_verifies, read_fixture,
+    sample_key_with_a_wrong_prime, TempDir,
+};
 use ims_token::{
     sign_jwt, Client, ClientSecret, Error, PrivateKey, ServiceAccount, MAX_JWT_LIFETIME,
 };
@@ -263,6 +266,30 @@ fn corrupted_base64_body_is_refused() {
     }
 }
 
+/// Parsing checks the structure and the size only; the numbers are
+/// checked by the precomputation before the first signature, which is
+/// still `Error::Key`, and the same on every later try.
+#[test]
+fn a_key_whose_numbers_make_no_rsa_key_is_refused_when_signing() {
+    for name in ["sample-key.pkcs1.pem", "sample-key.pkcs8.pem"] {
+        let pem = sample_key_with_a_wrong_prime(name);
+        let key = PrivateKey::from_pem(&pem).unwrap();
+        assert_eq!(key.bits(), 2048, "{name}");
+        let account = account(key);
+        for attempt in 0..2 {
+            let e = sign_jwt(&account, at(NOW_SECS), LIFETIME).unwrap_err();
+            assert!(
+                matches!(e, Error::Key { .. }) && e.is_config(),
+                "{name} {attempt}: {e:?}"
+            );
+            let message = e.to_string();
+            assert!(message.contains("malformed"), "{name}: {message}");
+            let body = pem.lines().nth(3).unwrap();
+            assert!(!format!("{e:?}").contains(body), "{name}: {e:?}");
+        }
+    }
+}
+
 #[test]
 fn refused_keys_do_not_show_their_body() {
     // A 1024-bit key is real key material: the error must not quote it.
@@ -401,11 +428,32 @@ fn signing_twice_gives_the_same_string() {
     let first = sign_jwt(&account, at(NOW_SECS + 17), LIFETIME).unwrap();
     let second = sign_jwt(&account, at(NOW_SECS + 17), LIFETIME).unwrap();
     assert_eq!(first.secret(), second.secret());
-    assert_eq!(first, second);
     // A clone of the key signs the same too.
     let cloned = account.clone();
     let third = sign_jwt(&cloned, at(NOW_SECS + 17), LIFETIME).unwrap();
     assert_eq!(first.secret(), third.secret());
+}
+
+/// Threads that share a fresh key make its signing key once (the first
+/// signature does the deferred precomputation) and all sign alike.
+#[test]
+fn threads_sharing_a_fresh_key_sign_the_same_jwt() {
+    let account = account(PrivateKey::from_pem(&pkcs1()).unwrap());
+    let jwts: Vec<String> = std::thread::scope(|scope| {
+        let signers: Vec<_> = (0..8)
+            .map(|_| {
+                let account = account.clone();
+                scope.spawn(move || {
+                    let jwt = sign_jwt(&account, at(NOW_SECS), LIFETIME).unwrap();
+                    jwt.secret().to_owned()
+                })
+            })
+            .collect();
+        signers.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for jwt in jwts {
+        assert_eq!(jwt, EXPECTED_JWT);
+    }
 }
 
 #[test]

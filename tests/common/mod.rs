@@ -59,6 +59,56 @@ pub fn read_fixture(name: &str) -> String {
         .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()))
 }
 
+/// The sample key fixture `name` (`sample-key.pkcs1.pem` or
+/// `sample-key.pkcs8.pem`) with one byte of its second prime changed:
+/// well-formed DER of the right size whose numbers make no RSA key
+/// (p·q ≠ n), which only the precomputation before the first signature
+/// can tell.
+pub fn sample_key_with_a_wrong_prime(name: &str) -> String {
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    let der_of = |pem: &str| -> (String, Vec<u8>) {
+        let label = pem.split("-----").nth(1).expect("a BEGIN line");
+        let body: String = pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<Vec<_>>()
+            .concat();
+        let label = label.strip_prefix("BEGIN ").expect("BEGIN").to_owned();
+        (label, b64.decode(body.trim()).expect("base64"))
+    };
+    let (_, pkcs1) = der_of(&read_fixture("sample-key.pkcs1.pem"));
+    // RSAPrivateKey: SEQUENCE { version, n, e, d, p, q, ... } of INTEGERs.
+    let mut rest = &pkcs1[4..]; // tag and a two-byte long-form length
+    let mut integers = Vec::new();
+    while integers.len() < 6 {
+        assert_eq!(rest[0], 0x02, "an INTEGER");
+        let (len, head) = match rest[1] {
+            n if n < 0x80 => (usize::from(n), 2),
+            0x81 => (usize::from(rest[2]), 3),
+            _ => (usize::from(rest[2]) << 8 | usize::from(rest[3]), 4),
+        };
+        integers.push(rest[head..head + len].to_vec());
+        rest = &rest[head + len..];
+    }
+    let q = &integers[5];
+    let (label, mut der) = der_of(&read_fixture(name));
+    let at = der
+        .windows(q.len())
+        .position(|w| w == &q[..])
+        .expect("the second prime is in the key");
+    der[at + q.len() / 2] ^= 0x10;
+    let body = b64.encode(&der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
 /// A port on 127.0.0.1 that nothing listens on (for connection-refused tests).
 pub fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
