@@ -503,13 +503,14 @@ fn jwt_prints_a_signed_jwt_with_the_claims_and_uses_no_network() {
     let forged = format!("{}.{}x.{}", segments[0], segments[1], segments[2]);
     assert!(!openssl_verifies(dir.path(), &forged));
 
-    let expect = JwtExpect::sample(&format!("127.0.0.1:{port}"));
+    let expect = JwtExpect::sample(&ims);
     let claims = jwt_claims(jwt);
     assert_eq!(claims["iss"], expect.org.as_str());
     assert_eq!(claims["sub"], expect.sub.as_str());
-    let aud = format!("https://127.0.0.1:{port}/c/{}", expect.client_id);
+    // Built on the endpoint as given, scheme included.
+    let aud = format!("http://127.0.0.1:{port}/c/{}", expect.client_id);
     assert_eq!(claims["aud"], aud.as_str());
-    let scope = format!("https://127.0.0.1:{port}/s/ent_aem_cloud_api");
+    let scope = format!("http://127.0.0.1:{port}/s/ent_aem_cloud_api");
     assert_eq!(claims[scope.as_str()], true);
     assert_near("exp", claims["exp"].as_i64().unwrap(), now_secs() + 300, 5);
 
