@@ -538,12 +538,13 @@ fn jwt_lifetime_over_a_day_or_zero_is_refused() {
     let port = closed_port().to_string();
     let ims = format!("http://127.0.0.1:{port}");
     for lifetime in ["90000", "86401", "0"] {
-        let m = run(&["jwt", "-c", &service_path(), "--lifetime", lifetime]).fails(3);
-        assert!(m.contains("lifetime") && m.contains("86400"), "{m}");
+        // A usage error, found when the command line is read.
+        let m = run(&["jwt", "-c", &service_path(), "--lifetime", lifetime]).fails(2);
+        assert!(m.contains("--lifetime") && m.contains("86400"), "{m}");
         // Also for token, before any network use (the port is closed: a
         // network attempt would be exit 5).
-        let m = run(&["-c", &service_path(), "--lifetime", lifetime, "--ims", &ims]).fails(3);
-        assert!(m.contains("lifetime"), "{m}");
+        let m = run(&["-c", &service_path(), "--lifetime", lifetime, "--ims", &ims]).fails(2);
+        assert!(m.contains("--lifetime"), "{m}");
     }
     let r = run(&["jwt", "-c", &service_path(), "--lifetime", "86400"]);
     let claims = jwt_claims(r.ok().trim_end());
@@ -1265,17 +1266,20 @@ fn write_private(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-/// A cache entry in the command's format.
+/// The first bytes of every cache file the command writes.
+const CACHE_MARKER: &str = r#"{"ims_token_cache":1,"#;
+
+/// A cache entry in the command's format: the marker, then the fields.
 fn cache_entry(key: &str, token: &str, received_at: i64, expires_at: i64) -> String {
-    json!({
-        "version": 1,
+    let fields = json!({
         "key": key,
         "access_token": token,
         "token_type": "bearer",
         "received_at": received_at,
         "expires_at": expires_at,
     })
-    .to_string()
+    .to_string();
+    format!("{CACHE_MARKER}{}", &fields[1..])
 }
 
 #[test]
@@ -1392,8 +1396,10 @@ fn corrupt_cache_files_are_ignored_and_replaced() {
     let args = strs(&args);
     let now = now_secs();
     let valid = cache_entry(&key, &token_for("cut"), now, now + 86_000);
+    // Each is recognizably a cache of the command, so it is replaced;
+    // other files are left alone (tests/cli_cache_hardening.rs).
     let corruptions = [
-        "\u{0}\u{1}garbage\u{ff}".to_owned(),
+        CACHE_MARKER[..9].to_owned(),
         valid[..valid.len() / 2].to_owned(),
         String::new(),
         cache_entry(&key, "", now, now + 86_000),
@@ -1455,24 +1461,31 @@ fn cache_symlinks_are_never_followed() {
     let bait = cache_entry(&key, &token_for("victim"), now, now + 86_000);
     write_private(&victim, &bait);
 
+    // The symlink is neither followed nor replaced: the run goes on
+    // without the cache, with a warning.
     let cache = dir.join("token.cache");
     std::os::unix::fs::symlink(&victim, &cache).unwrap();
     let cache_s = path_str(&cache);
-    run(&with_net(&["-c", &creds, "--cache", &cache_s], &net)).prints(&tokens[1]);
+    let r = run(&with_net(&["-c", &creds, "--cache", &cache_s], &net));
+    assert_eq!(r.ok(), format!("{}\n", tokens[1]), "{r:#?}");
+    assert!(r.stderr.contains("symbolic link"), "{r:#?}");
     assert_eq!(
         fs::read_to_string(&victim).unwrap(),
         bait,
         "written through"
     );
     assert_eq!(mode_of(&victim), 0o600);
+    assert_eq!(fs::read_link(&cache).unwrap(), victim, "the link was replaced");
 
     // A dangling symlink: its target is not created.
     let dangling = dir.join("dangling.cache");
     let target = dir.join("target-must-not-exist");
     std::os::unix::fs::symlink(&target, &dangling).unwrap();
     let dangling_s = path_str(&dangling);
-    run(&with_net(&["-c", &creds, "--cache", &dangling_s], &net)).prints(&tokens[2]);
+    let r = run(&with_net(&["-c", &creds, "--cache", &dangling_s], &net));
+    assert_eq!(r.ok(), format!("{}\n", tokens[2]), "{r:#?}");
     assert!(!target.exists(), "wrote through a dangling symlink");
+    assert_eq!(fs::read_link(&dangling).unwrap(), target);
 
     // A symlink at FILE.lock: the run still works, the target is untouched.
     let locked = dir.join("locked.cache");
@@ -1550,11 +1563,13 @@ fn https_with_a_ca_file_works() {
 }
 
 #[test]
-fn https_without_the_ca_is_not_trusted_exit_5() {
+fn https_without_the_ca_is_not_trusted_exit_3() {
     let server = tls_fake(&token_for("tls-untrusted"));
-    let net = net(&server.url());
-    let r = run(&with_net(&["-c", &oauth_path()], &net));
-    let m = r.fails(5);
+    let url = server.url();
+    let r = run(&["-c", &oauth_path(), "--ims", &url, "--timeout", "3", "--retries", "2"]);
+    // A certificate problem is fixed in the configuration: exit 3, one attempt.
+    let m = r.fails(3);
+    assert_eq!(server.hits(), 1, "a certificate problem is not retried");
     assert!(m.contains("not trusted"), "{m}");
     r.assert_no_secrets(&sent_secrets(&server));
 }
