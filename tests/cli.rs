@@ -1628,3 +1628,248 @@ fn a_closed_stdout_does_not_panic() {
         assert_eq!(r.stderr, "", "{r:#?}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 15. exec and --format headers: the token out of every argv
+
+/// A local development token file in `dir` (no network needed to get it).
+fn local_token_file(dir: &TempDir, token: &str) -> String {
+    dir.json("local.json", &json!({ "accessToken": token }))
+}
+
+#[test]
+fn exec_passes_the_token_in_the_environment_never_in_argv() {
+    let dir = TempDir::new("exec");
+    let token = token_for("exec");
+    let server = jwt_fake(&[&token]);
+    let seen = dir.join("seen");
+    // The child records its environment, its pid and its own argv.
+    let script = r#"printf '%s\n%s\n%s\n%s\n' "$IMS_ACCESS_TOKEN" "$IMS_CLIENT_ID" "$IMS_ORG_ID" "$$" > "$1"
+tr '\0' ' ' < /proc/$$/cmdline >> "$1"; exit 7"#;
+    let net = net(&server.url());
+    let seen_s = path_str(&seen);
+    let creds = service_path();
+    let mut args = with_net(&["exec", "-c", &creds], &net);
+    args.extend(["--", "sh", "-c", script, "sh", &seen_s]);
+    let pending = start(cmd(&args), None);
+    let pid = pending.child.id();
+    let r = pending.wait();
+    assert_eq!(r.code, 7, "the child's exit status: {r:#?}");
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""), "{r:#?}");
+    let text = fs::read_to_string(&seen).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let expect = JwtExpect::sample("x");
+    assert_eq!(lines[0], token);
+    assert_eq!(lines[1], expect.client_id);
+    assert_eq!(lines[2], expect.org);
+    // COMMAND replaced ims-token: same process.
+    assert_eq!(lines[3], pid.to_string());
+    assert!(lines[4].starts_with("sh -c "), "{text}");
+    assert!(!lines[4].contains(&token), "the token is in argv: {text}");
+    assert!(!lines[4].contains(TOKEN_MARK), "{text}");
+    assert_eq!(server.hits(), 1);
+}
+
+#[test]
+fn exec_without_an_org_sets_only_the_token_and_client_id() {
+    let dir = TempDir::new("execoauth");
+    let token = token_for("execoauth");
+    let server = FakeIms::start(vec![Reply::check_oauth(OAuthExpect::sample(), &token)]);
+    let script = r#"printf '%s|%s|%s' "$IMS_ACCESS_TOKEN" "$IMS_CLIENT_ID" "${IMS_ORG_ID-unset}" > "$1""#;
+    let seen = path_str(&dir.join("seen"));
+    let net = net(&server.url());
+    let creds = oauth_path();
+    let mut args = with_net(&["exec", "-c", &creds], &net);
+    args.extend(["--", "sh", "-c", script, "sh", &seen]);
+    let mut command = cmd(&args);
+    command.env_remove("IMS_ORG_ID");
+    let r = run_cmd(command);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let expected = format!("{token}|{}|unset", OAuthExpect::sample().client_id);
+    assert_eq!(fs::read_to_string(&seen).unwrap(), expected);
+}
+
+#[test]
+fn exec_passes_stdio_and_status_through_and_restores_sigpipe() {
+    let dir = TempDir::new("execstdio");
+    let local = local_token_file(&dir, &token_for("stdio"));
+    let r = run(&["exec", "-c", &local, "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (3, "out\n", "err\n"),
+        "{r:#?}"
+    );
+    // ims-token ignores SIGPIPE (the Rust runtime does); COMMAND must not
+    // inherit that, or `ims-token exec -- curl ... | head` misbehaves.
+    let r = run(&["exec", "-c", &local, "--", "grep", "^SigIgn:", "/proc/self/status"]);
+    let mask = r.stdout.trim().trim_start_matches("SigIgn:").trim();
+    let mask = u64::from_str_radix(mask, 16).unwrap_or_else(|_| panic!("{r:#?}"));
+    assert_eq!(mask & (1 << (13 - 1)), 0, "SIGPIPE is ignored in COMMAND: {r:#?}");
+}
+
+#[test]
+fn exec_signals_are_the_commands() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = TempDir::new("execsig");
+    let local = local_token_file(&dir, &token_for("sig"));
+    let mut pending = start(
+        cmd(&["exec", "-c", &local, "--", "sh", "-c", "kill -TERM $$"]),
+        None,
+    );
+    let status = wait_bounded(&mut pending.child, pending.started, RUN_LIMIT, "exec kill");
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+}
+
+#[test]
+fn exec_of_a_command_that_cannot_run_is_127_or_126() {
+    let dir = TempDir::new("execfail");
+    let local = local_token_file(&dir, &token_for("cannot"));
+    let r = run(&["exec", "-c", &local, "--", "ims-token-test-no-such-command", "a"]);
+    assert_eq!(r.code, 127, "{r:#?}");
+    assert!(
+        r.stderr.starts_with("ims-token: cannot run 'ims-token-test-no-such-command'")
+            && r.stderr.contains("not found"),
+        "{r:#?}"
+    );
+    let missing = path_str(&dir.join("missing"));
+    assert_eq!(run(&["exec", "-c", &local, "--", &missing]).code, 127);
+    let not_executable = dir.file("script.sh", "#!/bin/sh\necho ran\n");
+    let not_a_file = path_str(dir.path());
+    for program in [&not_executable, &not_a_file] {
+        let r = run(&["exec", "-c", &local, "--", program]);
+        assert_eq!(r.code, 126, "{program}: {r:#?}");
+        assert_eq!(r.stdout, "");
+        assert!(r.stderr.starts_with("ims-token: cannot run '"), "{r:#?}");
+        r.assert_no_secrets(&[]);
+    }
+}
+
+#[test]
+fn exec_does_not_run_the_command_without_a_token() {
+    let dir = TempDir::new("execnotoken");
+    let marker = dir.join("ran");
+    let marker_s = path_str(&marker);
+    let net = net(&format!("http://127.0.0.1:{}", closed_port()));
+    let creds = service_path();
+    let mut args = with_net(&["exec", "-c", &creds], &net);
+    args.extend(["--", "touch", &marker_s]);
+    let m = run(&args).fails(5);
+    assert!(m.contains("cannot reach IMS"), "{m}");
+    assert!(!marker.exists(), "COMMAND ran without a token");
+    // A usage error: nothing runs either.
+    let m = run(&["exec", "-c", &service_path(), "--retries", "99", "--", "touch", &marker_s])
+        .fails(2);
+    assert!(m.contains("--retries"), "{m}");
+    assert!(!marker.exists());
+}
+
+#[test]
+fn format_headers_gives_the_three_headers_adobe_apis_want() {
+    let token = token_for("headers");
+    let server = jwt_fake(&[&token]);
+    let r = run(&with_net(&["-c", &service_path(), "--format", "headers"], &net(&server.url())));
+    let e = JwtExpect::sample("x");
+    let expected = format!(
+        "Authorization: Bearer {token}\nx-api-key: {}\nx-gw-ims-org-id: {}\n",
+        e.client_id, e.org
+    );
+    assert_eq!(r.ok(), expected);
+    // OAuth credentials carry no org: two lines.
+    let token = token_for("headers-oauth");
+    let server = FakeIms::start(vec![Reply::check_oauth(OAuthExpect::sample(), &token)]);
+    let r = run(&with_net(&["-c", &oauth_path(), "--format", "headers"], &net(&server.url())));
+    let expected = format!(
+        "Authorization: Bearer {token}\nx-api-key: {}\n",
+        OAuthExpect::sample().client_id
+    );
+    assert_eq!(r.ok(), expected);
+}
+
+/// The README's `ims-token --format headers | curl -H @- URL`, for real:
+/// curl (7.55 and later) sends the three headers, and the token is in no
+/// process's argv.
+#[test]
+fn format_headers_feeds_curl_through_stdin() {
+    let token = token_for("curl");
+    let ims = jwt_fake(&[&token]);
+    let api = TcpListener::bind("127.0.0.1:0").unwrap();
+    let api_url = format!("http://{}/api", api.local_addr().unwrap());
+    let recorded = thread::spawn(move || {
+        let (mut tcp, _) = api.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let request = read_request(&mut tcp).unwrap();
+        let _ = tcp.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        request
+    });
+    let net = net(&ims.url());
+    let headers = run(&with_net(&["-c", &service_path(), "--format", "headers"], &net));
+    let curl = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-H", "@-", &api_url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut curl = curl.unwrap_or_else(|e| panic!("cannot run curl ({e}); it is needed here"));
+    curl.stdin.take().unwrap().write_all(headers.ok().as_bytes()).unwrap();
+    let status = wait_bounded(&mut curl, Instant::now(), RUN_LIMIT, "curl");
+    assert!(status.success(), "curl failed: {status:?}");
+    let request = recorded.join().unwrap();
+    let e = JwtExpect::sample("x");
+    assert_eq!(request.header("authorization"), Some(format!("Bearer {token}").as_str()));
+    assert_eq!(request.header("x-api-key"), Some(e.client_id.as_str()));
+    assert_eq!(request.header("x-gw-ims-org-id"), Some(e.org.as_str()));
+}
+
+#[test]
+fn a_token_with_crlf_from_ims_is_refused_and_not_cached() {
+    let dir = TempDir::new("crlf");
+    let cache = dir.join("token.cache");
+    let cache_s = path_str(&cache);
+    for format in ["token", "header", "headers", "json"] {
+        let evil = format!("{}\r\nX-Injected: 1", token_for("crlf"));
+        let body = json!({"access_token": evil, "token_type": "bearer", "expires_in": 86399});
+        let server = FakeIms::start(vec![Reply::json(200, body.to_string())]);
+        let net = net(&server.url());
+        let args = ["-c", &oauth_path(), "--format", format, "--cache", &cache_s];
+        let r = run(&with_net(&args, &net));
+        let m = r.fails(1);
+        assert!(m.contains("visible ASCII"), "{m}");
+        assert!(!r.stderr.contains("X-Injected"), "{r:#?}");
+        assert!(!cache.exists(), "cached: {format}");
+    }
+    // A local development token with a line break is not printed either.
+    let local = local_token_file(&dir, &format!("{}\nX-Injected: 1", token_for("local")));
+    let m = run(&["-c", &local, "--format", "header"]).fails(3);
+    assert!(m.contains("visible ASCII"), "{m}");
+}
+
+#[test]
+fn option_values_are_checked_before_the_cache_is_read() {
+    let dir = TempDir::new("cacheopts");
+    let FilledCache {
+        server, cache, args, ..
+    } = filled_cache(&dir, "opts", 1);
+    let cache_s = path_str(&cache);
+    let base = ["-c".to_owned(), service_path(), "--cache".to_owned(), cache_s];
+    for bad in [
+        &["--lifetime", "0"][..],
+        &["--lifetime", "100000"],
+        &["--timeout", "0"],
+        &["--connect-timeout", "0"],
+        &["--retries", "11"],
+        &["--cache", ""],
+        &["--ca-file", ""],
+        &["--credentials", ""],
+    ] {
+        let mut all: Vec<&str> = base.iter().map(String::as_str).collect();
+        all.extend(bad);
+        let m = run(&all).fails(2);
+        assert!(m.contains(bad[0]) && m.contains(USAGE_HINT), "{bad:?}: {m}");
+    }
+    assert_eq!(server.hits(), 1, "no run reached IMS");
+    // The limits themselves are fine, and a hit.
+    let mut edge = strs(&args);
+    edge.extend(["--lifetime", "86400", "--retries", "10"]);
+    run(&edge).ok();
+    assert_eq!(server.hits(), 1);
+}
