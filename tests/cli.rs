@@ -1873,3 +1873,249 @@ fn option_values_are_checked_before_the_cache_is_read() {
     run(&edge).ok();
     assert_eq!(server.hits(), 1);
 }
+
+// ---------------------------------------------------------------------------
+// 16. the cache file cannot be turned against its user
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+fn is_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt as _;
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = TempDir::new("whoami");
+    let probe = dir.file("probe", "");
+    fs::metadata(probe).unwrap().uid() == 0
+}
+
+/// `path` with `.lock` appended: the cache's lock file.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+#[test]
+fn a_fifo_at_the_cache_or_lock_path_never_blocks() {
+    let dir = TempDir::new("cachefifo");
+    let tokens = tokens_for("fifo", 2);
+    let server = jwt_fake(&tokens);
+    let fifo = dir.join("token.cache");
+    mkfifo(&fifo);
+    // Before the fix, this run hung forever in open(); RUN_LIMIT kills it.
+    let r = run(&strs(&cache_args(&fifo, &server.url())));
+    assert_eq!(r.ok(), format!("{}\n", tokens[0]), "{r:#?}");
+    assert!(r.stderr.contains("a FIFO") && r.stderr.contains("left as it is"), "{r:#?}");
+    assert!(is_fifo(&fifo), "the FIFO was replaced");
+    assert!(!lock_path(&fifo).exists(), "a lock file for a cache that is not used");
+
+    let cache = dir.join("locked.cache");
+    let lock = lock_path(&cache);
+    mkfifo(&lock);
+    let r = run(&strs(&cache_args(&cache, &server.url())));
+    assert_eq!(r.ok(), format!("{}\n", tokens[1]), "{r:#?}");
+    assert!(r.stderr.contains("cannot lock the cache") && r.stderr.contains("FIFO"), "{r:#?}");
+    assert!(is_fifo(&lock));
+    assert!(read_cache(&cache)["access_token"] == tokens[1].as_str());
+}
+
+#[test]
+fn files_that_are_not_a_cache_are_left_untouched() {
+    let dir = TempDir::new("cacheforeign");
+    let tokens = tokens_for("foreign", 6);
+    let server = jwt_fake(&tokens);
+    // `--cache creds.json`, a typo: the credentials survive.
+    let creds = dir.file("creds.json", &read_fixture("service-credentials.sample.json"));
+    fs::set_permissions(&creds, fs::Permissions::from_mode(0o600)).unwrap();
+    let before = fs::read(&creds).unwrap();
+    let net = net(&server.url());
+    let notes = dir.file("notes.txt", "my notes\n");
+    fs::set_permissions(&notes, fs::Permissions::from_mode(0o600)).unwrap();
+    // An old-style JSON token file of some other tool.
+    let other = dir.file("other.json", r#"{"access_token":"x","expires_at":1}"#);
+    let subdir = path_str(&dir.join("a-directory"));
+    fs::create_dir(&subdir).unwrap();
+    let mut used = 0;
+    for (path, twice) in [(&creds, true), (&notes, false), (&other, false), (&subdir, false)] {
+        let before = fs::symlink_metadata(path).unwrap();
+        let content = fs::read(path).ok();
+        for _ in 0..if twice { 2 } else { 1 } {
+            let r = run(&with_net(&["-c", &creds, "--cache", path], &net));
+            assert_eq!(r.ok(), format!("{}\n", tokens[used]), "{path}: {r:#?}");
+            assert!(
+                r.stderr.contains("not a cache file of ims-token")
+                    && r.stderr.contains("left as it is"),
+                "{path}: {r:#?}"
+            );
+            assert_eq!(r.stderr.lines().count(), 1, "one warning: {r:#?}");
+            used += 1;
+        }
+        let after = fs::symlink_metadata(path).unwrap();
+        assert_eq!(after.file_type(), before.file_type(), "{path}");
+        assert_eq!(after.permissions(), before.permissions(), "{path}");
+        assert_eq!(fs::read(path).ok(), content, "{path} was changed");
+        assert!(!lock_path(Path::new(path)).exists(), "{path}.lock was created");
+    }
+    assert_eq!(fs::read(&creds).unwrap(), before);
+    assert_eq!(server.hits(), used, "no run used a cache");
+    dir.assert_no_temp_files();
+}
+
+#[test]
+fn as_root_a_device_at_the_cache_path_stays_a_device() {
+    use std::os::unix::fs::FileTypeExt as _;
+    if !is_root() {
+        eprintln!("not root: mknod needs root; skipped");
+        return;
+    }
+    let dir = TempDir::new("cachedev");
+    let null = dir.join("null");
+    // Like /dev/null (1, 3), but in the test's own directory.
+    let made = Command::new("mknod").arg(&null).args(["c", "1", "3"]).status();
+    assert!(made.is_ok_and(|s| s.success()), "mknod");
+    let token = token_for("dev");
+    let server = jwt_fake(&[&token]);
+    let r = run(&strs(&cache_args(&null, &server.url())));
+    assert_eq!(r.ok(), format!("{token}\n"), "{r:#?}");
+    assert!(r.stderr.contains("a device"), "{r:#?}");
+    assert!(fs::symlink_metadata(&null).unwrap().file_type().is_char_device());
+}
+
+#[test]
+fn stale_temp_files_of_ours_are_removed_and_nothing_else() {
+    let dir = TempDir::new("cachetemps");
+    let tokens = tokens_for("temps", 2);
+    let server = jwt_fake(&tokens);
+    let cache = dir.join("token.cache");
+    let args = cache_args(&cache, &server.url());
+    run(&strs(&args)).prints(&tokens[0]);
+    let ours = fs::read_to_string(&cache).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let plant = |name: &str, text: &str, at: Option<std::time::SystemTime>| {
+        let path = dir.join(name);
+        write_private(&path, text);
+        if let Some(at) = at {
+            fs::File::options().write(true).open(&path).unwrap().set_modified(at).unwrap();
+        }
+        path
+    };
+    // Left by a killed run an hour ago: a token in a file of ours.
+    let stale = plant("token.cache.tmp.4000001", &ours, Some(old));
+    let stale_cut = plant("token.cache.tmp.4000002", &ours[..10], Some(old));
+    // Being written right now by another run.
+    let fresh = plant("token.cache.tmp.4000003", &ours, None);
+    // Not ours: other content, or another name.
+    let other = plant("token.cache.tmp.4000004", "keep me", Some(old));
+    let named = plant("token.cache.tmp.x", &ours, Some(old));
+    let unrelated = plant("other.cache.tmp.4000005", &ours, Some(old));
+
+    fs::remove_file(&cache).unwrap();
+    run(&strs(&args)).prints(&tokens[1]);
+    assert!(!stale.exists() && !stale_cut.exists(), "stale temp files were kept");
+    for kept in [&fresh, &other, &named, &unrelated] {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
+    assert_eq!(fs::read_to_string(&other).unwrap(), "keep me");
+}
+
+/// Runs `ims-token ARGS` with an empty tmpfs over /proc (a host without
+/// /proc), or None when this cannot be set up (not root).
+fn run_without_proc(args: &[&str]) -> Option<Run> {
+    let probe = Command::new("unshare")
+        .args(["-m", "sh", "-c", "mount -t tmpfs none /proc"])
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        return None;
+    }
+    let mut command = Command::new("unshare");
+    command
+        .args(["-m", "sh", "-c", r#"mount -t tmpfs none /proc && exec "$0" "$@""#, BIN])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in PROXY_VARS.into_iter().chain([CREDENTIALS_VAR]) {
+        command.env_remove(var);
+    }
+    Some(run_cmd(command))
+}
+
+#[test]
+fn without_proc_the_cache_still_hits() {
+    let dir = TempDir::new("cachenoproc");
+    let token = token_for("noproc");
+    let server = jwt_fake(&[&token]);
+    let cache = dir.join("token.cache");
+    let args = cache_args(&cache, &server.url());
+    let Some(first) = run_without_proc(&strs(&args)) else {
+        eprintln!("cannot hide /proc (unshare needs root); skipped");
+        return;
+    };
+    first.prints(&token);
+    let second = run_without_proc(&strs(&args)).unwrap();
+    second.prints(&token);
+    assert_eq!(server.hits(), 1, "the second run did not use the cache");
+}
+
+/// As root, plays the other user of a shared sticky directory: the run is
+/// `nobody`'s, the planted files are root's.
+#[test]
+fn as_root_other_users_files_are_neither_trusted_nor_waited_on() {
+    if !is_root() {
+        eprintln!("not root: cannot act as two users; skipped");
+        return;
+    }
+    let dir = TempDir::new("cacheusers");
+    let shared = dir.join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    let tokens = tokens_for("users", 3);
+    let server = jwt_fake(&tokens);
+    // Learn the cache key with a run of root's own.
+    let probe = dir.join("probe.cache");
+    run(&strs(&cache_args(&probe, &server.url()))).prints(&tokens[0]);
+    let key = cache_key(&probe);
+    let now = now_secs();
+    let as_nobody = |cache: &Path| {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN, "-c", "-"])
+            .args(["--cache", &path_str(cache)])
+            .args(net(&server.url()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for var in PROXY_VARS.into_iter().chain([CREDENTIALS_VAR]) {
+            command.env_remove(var);
+        }
+        start(command, Some(read_fixture("service-credentials.sample.json").as_bytes())).wait()
+    };
+
+    // A fresh, valid-looking entry planted by another user: not used, not
+    // replaced (the sticky directory protects it anyway).
+    let planted = shared.join("token.cache");
+    let bait = cache_entry(&key, &token_for("bait"), now, now + 86_000);
+    fs::write(&planted, &bait).unwrap();
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o644)).unwrap();
+    let r = as_nobody(&planted);
+    assert_eq!(r.ok(), format!("{}\n", tokens[1]), "{r:#?}");
+    assert!(r.stderr.contains("not a file of yours"), "{r:#?}");
+    assert_eq!(fs::read_to_string(&planted).unwrap(), bait);
+
+    // Another user's lock file, held: refused at once, not waited on.
+    let cache = shared.join("held.cache");
+    let lock = fs::File::create(lock_path(&cache)).unwrap();
+    fs::set_permissions(lock_path(&cache), fs::Permissions::from_mode(0o666)).unwrap();
+    lock.lock().unwrap();
+    let r = as_nobody(&cache);
+    assert_eq!(r.ok(), format!("{}\n", tokens[2]), "{r:#?}");
+    assert!(r.stderr.contains("another user's file"), "{r:#?}");
+    drop(lock);
+    assert_eq!(server.hits(), 3);
+}
