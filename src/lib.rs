@@ -1775,7 +1775,9 @@ fn read_capped_file(path: &Path, cap: u64) -> std::io::Result<zeroize::Zeroizing
     }
     // Sized up front, so that the buffer is not moved (leaving an unwiped
     // copy) while it is read.
-    let capacity = usize::try_from(metadata.len()).unwrap_or(0).saturating_add(1);
+    let capacity = usize::try_from(metadata.len())
+        .unwrap_or(0)
+        .saturating_add(1);
     let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(capacity));
     file.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
     if u64::try_from(bytes.len()).map_or(true, |n| n > cap) {
@@ -2320,7 +2322,9 @@ impl Error {
                         source: Some(e.into()),
                     },
                     ProxyProblem::Unreachable => Error::Transport {
-                        message: format!("cannot reach the proxy {proxy} (for IMS at {url})"),
+                        message: format!(
+                            "cannot reach the proxy {proxy} on the way to IMS at {url}"
+                        ),
                         source: e.into(),
                     },
                     ProxyProblem::NoTunnel => Error::Transport {
@@ -2649,10 +2653,19 @@ mod tests {
             ("SECRET", "bearer\r\nX: 1"),
             ("SECRET", ""),
         ] {
-            let body = serde_json::json!({"access_token": token, "token_type": kind, "expires_in": 60});
-            let e = parse_reply(&reply(200, &body.to_string()), Flow::ClientCredentials, at(T0), &[])
-                .unwrap_err();
-            assert!(matches!(e, Error::UnexpectedReply { status: 200, .. }), "{token:?}: {e:?}");
+            let body =
+                serde_json::json!({"access_token": token, "token_type": kind, "expires_in": 60});
+            let e = parse_reply(
+                &reply(200, &body.to_string()),
+                Flow::ClientCredentials,
+                at(T0),
+                &[],
+            )
+            .unwrap_err();
+            assert!(
+                matches!(e, Error::UnexpectedReply { status: 200, .. }),
+                "{token:?}: {e:?}"
+            );
             assert!(!e.to_string().contains("SECRET"), "{e}");
             assert!(!format!("{e:?}").contains("SECRET"), "{e:?}");
         }
@@ -2681,7 +2694,12 @@ mod tests {
 
     #[test]
     fn no_proxy_suffixes_with_dot_star_dot_or_plain() {
-        for list in [".example.com", "*.example.com", "example.com", "example.com."] {
+        for list in [
+            ".example.com",
+            "*.example.com",
+            "example.com",
+            "example.com.",
+        ] {
             assert!(no_proxy_matches(list, "ims.example.com"), "{list}");
             assert!(no_proxy_matches(list, "a.b.example.com"), "{list}");
             assert!(!no_proxy_matches(list, "notexample.com"), "{list}");
@@ -2733,21 +2751,41 @@ mod tests {
     #[test]
     fn an_empty_no_proxy_does_not_hide_a_set_one() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
         };
         let pick = |pairs| first_set(&NO_PROXY_VARS, env(pairs)).map(|(_, v)| v);
-        assert_eq!(pick(&[("NO_PROXY", ""), ("no_proxy", "a.test")]), Some("a.test".into()));
-        assert_eq!(pick(&[("NO_PROXY", "b.test"), ("no_proxy", " ")]), Some("b.test".into()));
-        assert_eq!(pick(&[("NO_PROXY", "b.test"), ("no_proxy", "a.test")]), Some("a.test".into()));
+        assert_eq!(
+            pick(&[("NO_PROXY", ""), ("no_proxy", "a.test")]),
+            Some("a.test".into())
+        );
+        assert_eq!(
+            pick(&[("NO_PROXY", "b.test"), ("no_proxy", " ")]),
+            Some("b.test".into())
+        );
+        assert_eq!(
+            pick(&[("NO_PROXY", "b.test"), ("no_proxy", "a.test")]),
+            Some("a.test".into())
+        );
         assert_eq!(pick(&[("NO_PROXY", "")]), None);
-        let proxy = first_set(&PROXY_VARS, env(&[("ALL_PROXY", ""), ("https_proxy", "http://p:1")]));
+        let proxy = first_set(
+            &PROXY_VARS,
+            env(&[("ALL_PROXY", ""), ("https_proxy", "http://p:1")]),
+        );
         assert_eq!(proxy, Some(("https_proxy", "http://p:1".to_owned())));
     }
 
     #[test]
     fn the_endpoint_host_for_no_proxy_has_no_port_or_brackets() {
         for (text, host) in [
-            ("https://ims-na1.adobelogin.com:8443", "ims-na1.adobelogin.com"),
+            (
+                "https://ims-na1.adobelogin.com:8443",
+                "ims-na1.adobelogin.com",
+            ),
             ("http://[::1]:8080", "::1"),
             ("http://[::1]", "::1"),
             ("http://127.0.0.1:9", "127.0.0.1"),

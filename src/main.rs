@@ -37,8 +37,10 @@ OPTIONS:
         --timeout SECS       overall HTTP timeout per attempt (default 30, at most 86400)
         --connect-timeout SECS  connect timeout (default 10, at most 86400)
         --retries N          retries on network errors, 5xx and 429 (default 2, at most 10)
-        --ca-file PEM        trust these CA certificates too (corporate proxy)
-        --cache FILE         reuse a token stored there while it is still good
+        --ca-file PEM        trust these CA certificates too (corporate proxy;
+                             a regular file of at most 1 MiB)
+        --cache FILE         reuse a token stored there while it is still good;
+                             only a cache file of ims-token is ever replaced
         --refresh-margin SECS  with --cache: refresh this long before expiry (default 600)
     -h, --help               print this help
     -V, --version            print the version
@@ -320,7 +322,9 @@ fn check_exec(options: &Options) -> Result<(), Failure> {
         ));
     }
     if options.format != Format::Token {
-        return Err(usage("--format does not apply to exec, which prints nothing"));
+        return Err(usage(
+            "--format does not apply to exec, which prints nothing",
+        ));
     }
     Ok(())
 }
@@ -456,7 +460,10 @@ fn exec(command: &[OsString], token: &AccessToken, ids: &ApiIds) -> Failure {
     };
     let mut child = std::process::Command::new(program);
     child.args(args).env("IMS_ACCESS_TOKEN", token.secret());
-    for (name, value) in [("IMS_CLIENT_ID", &ids.client_id), ("IMS_ORG_ID", &ids.org_id)] {
+    for (name, value) in [
+        ("IMS_CLIENT_ID", &ids.client_id),
+        ("IMS_ORG_ID", &ids.org_id),
+    ] {
         if let Some(value) = value {
             child.env(name, value);
         }
@@ -997,9 +1004,7 @@ fn existing(path: &Path) -> Existing {
         return Existing::Foreign(format!("it is {kind}"));
     }
     let mut head = Vec::with_capacity(CACHE_MARKER.len());
-    let read = file
-        .take(CACHE_MARKER.len() as u64)
-        .read_to_end(&mut head);
+    let read = file.take(CACHE_MARKER.len() as u64).read_to_end(&mut head);
     // Empty, the marker, or the start of it (a file cut short).
     if read.is_ok() && CACHE_MARKER.as_bytes().starts_with(&head) {
         Existing::Replaceable(Some(metadata))

@@ -1475,7 +1475,11 @@ fn cache_symlinks_are_never_followed() {
         "written through"
     );
     assert_eq!(mode_of(&victim), 0o600);
-    assert_eq!(fs::read_link(&cache).unwrap(), victim, "the link was replaced");
+    assert_eq!(
+        fs::read_link(&cache).unwrap(),
+        victim,
+        "the link was replaced"
+    );
 
     // A dangling symlink: its target is not created.
     let dangling = dir.join("dangling.cache");
@@ -1566,7 +1570,16 @@ fn https_with_a_ca_file_works() {
 fn https_without_the_ca_is_not_trusted_exit_3() {
     let server = tls_fake(&token_for("tls-untrusted"));
     let url = server.url();
-    let r = run(&["-c", &oauth_path(), "--ims", &url, "--timeout", "3", "--retries", "2"]);
+    let r = run(&[
+        "-c",
+        &oauth_path(),
+        "--ims",
+        &url,
+        "--timeout",
+        "3",
+        "--retries",
+        "2",
+    ]);
     // A certificate problem is fixed in the configuration: exit 3, one attempt.
     let m = r.fails(3);
     assert_eq!(server.hits(), 1, "a certificate problem is not retried");
@@ -1675,7 +1688,8 @@ fn exec_without_an_org_sets_only_the_token_and_client_id() {
     let dir = TempDir::new("execoauth");
     let token = token_for("execoauth");
     let server = FakeIms::start(vec![Reply::check_oauth(OAuthExpect::sample(), &token)]);
-    let script = r#"printf '%s|%s|%s' "$IMS_ACCESS_TOKEN" "$IMS_CLIENT_ID" "${IMS_ORG_ID-unset}" > "$1""#;
+    let script =
+        r#"printf '%s|%s|%s' "$IMS_ACCESS_TOKEN" "$IMS_CLIENT_ID" "${IMS_ORG_ID-unset}" > "$1""#;
     let seen = path_str(&dir.join("seen"));
     let net = net(&server.url());
     let creds = oauth_path();
@@ -1693,7 +1707,15 @@ fn exec_without_an_org_sets_only_the_token_and_client_id() {
 fn exec_passes_stdio_and_status_through_and_restores_sigpipe() {
     let dir = TempDir::new("execstdio");
     let local = local_token_file(&dir, &token_for("stdio"));
-    let r = run(&["exec", "-c", &local, "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let r = run(&[
+        "exec",
+        "-c",
+        &local,
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(
         (r.code, r.stdout.as_str(), r.stderr.as_str()),
         (3, "out\n", "err\n"),
@@ -1701,10 +1723,22 @@ fn exec_passes_stdio_and_status_through_and_restores_sigpipe() {
     );
     // ims-token ignores SIGPIPE (the Rust runtime does); COMMAND must not
     // inherit that, or `ims-token exec -- curl ... | head` misbehaves.
-    let r = run(&["exec", "-c", &local, "--", "grep", "^SigIgn:", "/proc/self/status"]);
+    let r = run(&[
+        "exec",
+        "-c",
+        &local,
+        "--",
+        "grep",
+        "^SigIgn:",
+        "/proc/self/status",
+    ]);
     let mask = r.stdout.trim().trim_start_matches("SigIgn:").trim();
     let mask = u64::from_str_radix(mask, 16).unwrap_or_else(|_| panic!("{r:#?}"));
-    assert_eq!(mask & (1 << (13 - 1)), 0, "SIGPIPE is ignored in COMMAND: {r:#?}");
+    assert_eq!(
+        mask & (1 << (13 - 1)),
+        0,
+        "SIGPIPE is ignored in COMMAND: {r:#?}"
+    );
 }
 
 #[test]
@@ -1724,10 +1758,18 @@ fn exec_signals_are_the_commands() {
 fn exec_of_a_command_that_cannot_run_is_127_or_126() {
     let dir = TempDir::new("execfail");
     let local = local_token_file(&dir, &token_for("cannot"));
-    let r = run(&["exec", "-c", &local, "--", "ims-token-test-no-such-command", "a"]);
+    let r = run(&[
+        "exec",
+        "-c",
+        &local,
+        "--",
+        "ims-token-test-no-such-command",
+        "a",
+    ]);
     assert_eq!(r.code, 127, "{r:#?}");
     assert!(
-        r.stderr.starts_with("ims-token: cannot run 'ims-token-test-no-such-command'")
+        r.stderr
+            .starts_with("ims-token: cannot run 'ims-token-test-no-such-command'")
             && r.stderr.contains("not found"),
         "{r:#?}"
     );
@@ -1757,8 +1799,17 @@ fn exec_does_not_run_the_command_without_a_token() {
     assert!(m.contains("cannot reach IMS"), "{m}");
     assert!(!marker.exists(), "COMMAND ran without a token");
     // A usage error: nothing runs either.
-    let m = run(&["exec", "-c", &service_path(), "--retries", "99", "--", "touch", &marker_s])
-        .fails(2);
+    let m = run(&[
+        "exec",
+        "-c",
+        &service_path(),
+        "--retries",
+        "99",
+        "--",
+        "touch",
+        &marker_s,
+    ])
+    .fails(2);
     assert!(m.contains("--retries"), "{m}");
     assert!(!marker.exists());
 }
@@ -1767,7 +1818,10 @@ fn exec_does_not_run_the_command_without_a_token() {
 fn format_headers_gives_the_three_headers_adobe_apis_want() {
     let token = token_for("headers");
     let server = jwt_fake(&[&token]);
-    let r = run(&with_net(&["-c", &service_path(), "--format", "headers"], &net(&server.url())));
+    let r = run(&with_net(
+        &["-c", &service_path(), "--format", "headers"],
+        &net(&server.url()),
+    ));
     let e = JwtExpect::sample("x");
     let expected = format!(
         "Authorization: Bearer {token}\nx-api-key: {}\nx-gw-ims-org-id: {}\n",
@@ -1777,7 +1831,10 @@ fn format_headers_gives_the_three_headers_adobe_apis_want() {
     // OAuth credentials carry no org: two lines.
     let token = token_for("headers-oauth");
     let server = FakeIms::start(vec![Reply::check_oauth(OAuthExpect::sample(), &token)]);
-    let r = run(&with_net(&["-c", &oauth_path(), "--format", "headers"], &net(&server.url())));
+    let r = run(&with_net(
+        &["-c", &oauth_path(), "--format", "headers"],
+        &net(&server.url()),
+    ));
     let expected = format!(
         "Authorization: Bearer {token}\nx-api-key: {}\n",
         OAuthExpect::sample().client_id
@@ -1802,7 +1859,10 @@ fn format_headers_feeds_curl_through_stdin() {
         request
     });
     let net = net(&ims.url());
-    let headers = run(&with_net(&["-c", &service_path(), "--format", "headers"], &net));
+    let headers = run(&with_net(
+        &["-c", &service_path(), "--format", "headers"],
+        &net,
+    ));
     let curl = Command::new("curl")
         .args(["-sS", "--max-time", "10", "-H", "@-", &api_url])
         .stdin(Stdio::piped())
@@ -1810,12 +1870,19 @@ fn format_headers_feeds_curl_through_stdin() {
         .stderr(Stdio::piped())
         .spawn();
     let mut curl = curl.unwrap_or_else(|e| panic!("cannot run curl ({e}); it is needed here"));
-    curl.stdin.take().unwrap().write_all(headers.ok().as_bytes()).unwrap();
+    curl.stdin
+        .take()
+        .unwrap()
+        .write_all(headers.ok().as_bytes())
+        .unwrap();
     let status = wait_bounded(&mut curl, Instant::now(), RUN_LIMIT, "curl");
     assert!(status.success(), "curl failed: {status:?}");
     let request = recorded.join().unwrap();
     let e = JwtExpect::sample("x");
-    assert_eq!(request.header("authorization"), Some(format!("Bearer {token}").as_str()));
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
     assert_eq!(request.header("x-api-key"), Some(e.client_id.as_str()));
     assert_eq!(request.header("x-gw-ims-org-id"), Some(e.org.as_str()));
 }
@@ -1847,10 +1914,18 @@ fn a_token_with_crlf_from_ims_is_refused_and_not_cached() {
 fn option_values_are_checked_before_the_cache_is_read() {
     let dir = TempDir::new("cacheopts");
     let FilledCache {
-        server, cache, args, ..
+        server,
+        cache,
+        args,
+        ..
     } = filled_cache(&dir, "opts", 1);
     let cache_s = path_str(&cache);
-    let base = ["-c".to_owned(), service_path(), "--cache".to_owned(), cache_s];
+    let base = [
+        "-c".to_owned(),
+        service_path(),
+        "--cache".to_owned(),
+        cache_s,
+    ];
     for bad in [
         &["--lifetime", "0"][..],
         &["--lifetime", "100000"],
@@ -1878,7 +1953,10 @@ fn option_values_are_checked_before_the_cache_is_read() {
 // 16. the cache file cannot be turned against its user
 
 fn mkfifo(path: &Path) {
-    let status = Command::new("mkfifo").arg(path).status().expect("run mkfifo");
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
     assert!(status.success(), "mkfifo {}", path.display());
 }
 
@@ -1911,16 +1989,25 @@ fn a_fifo_at_the_cache_or_lock_path_never_blocks() {
     // Before the fix, this run hung forever in open(); RUN_LIMIT kills it.
     let r = run(&strs(&cache_args(&fifo, &server.url())));
     assert_eq!(r.ok(), format!("{}\n", tokens[0]), "{r:#?}");
-    assert!(r.stderr.contains("a FIFO") && r.stderr.contains("left as it is"), "{r:#?}");
+    assert!(
+        r.stderr.contains("a FIFO") && r.stderr.contains("left as it is"),
+        "{r:#?}"
+    );
     assert!(is_fifo(&fifo), "the FIFO was replaced");
-    assert!(!lock_path(&fifo).exists(), "a lock file for a cache that is not used");
+    assert!(
+        !lock_path(&fifo).exists(),
+        "a lock file for a cache that is not used"
+    );
 
     let cache = dir.join("locked.cache");
     let lock = lock_path(&cache);
     mkfifo(&lock);
     let r = run(&strs(&cache_args(&cache, &server.url())));
     assert_eq!(r.ok(), format!("{}\n", tokens[1]), "{r:#?}");
-    assert!(r.stderr.contains("cannot lock the cache") && r.stderr.contains("FIFO"), "{r:#?}");
+    assert!(
+        r.stderr.contains("cannot lock the cache") && r.stderr.contains("FIFO"),
+        "{r:#?}"
+    );
     assert!(is_fifo(&lock));
     assert!(read_cache(&cache)["access_token"] == tokens[1].as_str());
 }
@@ -1931,7 +2018,10 @@ fn files_that_are_not_a_cache_are_left_untouched() {
     let tokens = tokens_for("foreign", 6);
     let server = jwt_fake(&tokens);
     // `--cache creds.json`, a typo: the credentials survive.
-    let creds = dir.file("creds.json", &read_fixture("service-credentials.sample.json"));
+    let creds = dir.file(
+        "creds.json",
+        &read_fixture("service-credentials.sample.json"),
+    );
     fs::set_permissions(&creds, fs::Permissions::from_mode(0o600)).unwrap();
     let before = fs::read(&creds).unwrap();
     let net = net(&server.url());
@@ -1942,7 +2032,12 @@ fn files_that_are_not_a_cache_are_left_untouched() {
     let subdir = path_str(&dir.join("a-directory"));
     fs::create_dir(&subdir).unwrap();
     let mut used = 0;
-    for (path, twice) in [(&creds, true), (&notes, false), (&other, false), (&subdir, false)] {
+    for (path, twice) in [
+        (&creds, true),
+        (&notes, false),
+        (&other, false),
+        (&subdir, false),
+    ] {
         let before = fs::symlink_metadata(path).unwrap();
         let content = fs::read(path).ok();
         for _ in 0..if twice { 2 } else { 1 } {
@@ -1960,7 +2055,10 @@ fn files_that_are_not_a_cache_are_left_untouched() {
         assert_eq!(after.file_type(), before.file_type(), "{path}");
         assert_eq!(after.permissions(), before.permissions(), "{path}");
         assert_eq!(fs::read(path).ok(), content, "{path} was changed");
-        assert!(!lock_path(Path::new(path)).exists(), "{path}.lock was created");
+        assert!(
+            !lock_path(Path::new(path)).exists(),
+            "{path}.lock was created"
+        );
     }
     assert_eq!(fs::read(&creds).unwrap(), before);
     assert_eq!(server.hits(), used, "no run used a cache");
@@ -1977,14 +2075,20 @@ fn as_root_a_device_at_the_cache_path_stays_a_device() {
     let dir = TempDir::new("cachedev");
     let null = dir.join("null");
     // Like /dev/null (1, 3), but in the test's own directory.
-    let made = Command::new("mknod").arg(&null).args(["c", "1", "3"]).status();
+    let made = Command::new("mknod")
+        .arg(&null)
+        .args(["c", "1", "3"])
+        .status();
     assert!(made.is_ok_and(|s| s.success()), "mknod");
     let token = token_for("dev");
     let server = jwt_fake(&[&token]);
     let r = run(&strs(&cache_args(&null, &server.url())));
     assert_eq!(r.ok(), format!("{token}\n"), "{r:#?}");
     assert!(r.stderr.contains("a device"), "{r:#?}");
-    assert!(fs::symlink_metadata(&null).unwrap().file_type().is_char_device());
+    assert!(fs::symlink_metadata(&null)
+        .unwrap()
+        .file_type()
+        .is_char_device());
 }
 
 #[test]
@@ -2001,7 +2105,12 @@ fn stale_temp_files_of_ours_are_removed_and_nothing_else() {
         let path = dir.join(name);
         write_private(&path, text);
         if let Some(at) = at {
-            fs::File::options().write(true).open(&path).unwrap().set_modified(at).unwrap();
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
         }
         path
     };
@@ -2017,7 +2126,10 @@ fn stale_temp_files_of_ours_are_removed_and_nothing_else() {
 
     fs::remove_file(&cache).unwrap();
     run(&strs(&args)).prints(&tokens[1]);
-    assert!(!stale.exists() && !stale_cut.exists(), "stale temp files were kept");
+    assert!(
+        !stale.exists() && !stale_cut.exists(),
+        "stale temp files were kept"
+    );
     for kept in [&fresh, &other, &named, &unrelated] {
         assert!(kept.exists(), "{} was removed", kept.display());
     }
@@ -2036,7 +2148,13 @@ fn run_without_proc(args: &[&str]) -> Option<Run> {
     }
     let mut command = Command::new("unshare");
     command
-        .args(["-m", "sh", "-c", r#"mount -t tmpfs none /proc && exec "$0" "$@""#, BIN])
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            r#"mount -t tmpfs none /proc && exec "$0" "$@""#,
+            BIN,
+        ])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -2086,7 +2204,14 @@ fn as_root_other_users_files_are_neither_trusted_nor_waited_on() {
     let as_nobody = |cache: &Path| {
         let mut command = Command::new("setpriv");
         command
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN, "-c", "-"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                BIN,
+                "-c",
+                "-",
+            ])
             .args(["--cache", &path_str(cache)])
             .args(net(&server.url()))
             .stdout(Stdio::piped())
@@ -2094,7 +2219,11 @@ fn as_root_other_users_files_are_neither_trusted_nor_waited_on() {
         for var in PROXY_VARS.into_iter().chain([CREDENTIALS_VAR]) {
             command.env_remove(var);
         }
-        start(command, Some(read_fixture("service-credentials.sample.json").as_bytes())).wait()
+        start(
+            command,
+            Some(read_fixture("service-credentials.sample.json").as_bytes()),
+        )
+        .wait()
     };
 
     // A fresh, valid-looking entry planted by another user: not used, not
@@ -2118,4 +2247,162 @@ fn as_root_other_users_files_are_neither_trusted_nor_waited_on() {
     assert!(r.stderr.contains("another user's file"), "{r:#?}");
     drop(lock);
     assert_eq!(server.hits(), 3);
+}
+
+// ---------------------------------------------------------------------------
+// 17. bounded CA files, proxies as curl reads them
+
+#[test]
+fn ca_files_are_capped_and_regular_files_only() {
+    let dir = TempDir::new("cabound");
+    let fifo = dir.join("ca.fifo");
+    mkfifo(&fifo);
+    let big = dir.join("big.pem");
+    let cert = read_fixture("tls/ca.pem");
+    fs::write(&big, cert.repeat(1024 * 1024 / cert.len() + 1)).unwrap();
+    let net = net(&format!("http://127.0.0.1:{}", closed_port()));
+    for (ca, what) in [
+        (Path::new("/dev/zero"), "a device"),
+        (fifo.as_path(), "a FIFO"),
+        (dir.path(), "a directory"),
+        (big.as_path(), "larger than 1024 KiB"),
+    ] {
+        let ca_s = path_str(ca);
+        // Before the fix /dev/zero grew without bound and the FIFO hung.
+        let m = run(&with_net(&["-c", &oauth_path(), "--ca-file", &ca_s], &net)).fails(3);
+        assert!(m.contains(&ca_s) && m.contains(what), "{ca_s}: {m}");
+    }
+    assert!(is_fifo(&fifo));
+}
+
+/// An HTTP proxy on 127.0.0.1 that answers every CONNECT with 407;
+/// counts the connections it gets.
+fn refusing_proxy() -> (u16, Arc<Mutex<usize>>, common::ServerThread) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(Mutex::new(0));
+    let seen = count.clone();
+    let thread = common::ServerThread::spawn(format!("proxy-407-{port}"), move |stop| {
+        let keep_going = || !stop.load(std::sync::atomic::Ordering::SeqCst);
+        while let Some(mut tcp) = common::accept_polling(&listener, keep_going) {
+            *seen.lock().unwrap() += 1;
+            let _ = tcp.set_nonblocking(false);
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = read_request(&mut tcp);
+            let _ = tcp.write_all(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n\
+                  Proxy-Authenticate: Basic realm=\"corp\"\r\nContent-Length: 0\r\n\r\n",
+            );
+        }
+    });
+    (port, count, thread)
+}
+
+#[test]
+fn a_proxy_answering_407_is_exit_3_after_one_attempt() {
+    let (port, count, _proxy) = refusing_proxy();
+    let server = FakeIms::start(vec![]);
+    let url = server.url();
+    let mut command = cmd(&["-c", &oauth_path(), "--ims", &url, "--retries", "2"]);
+    command.env(
+        "HTTPS_PROXY",
+        format!("http://user:pa55word@127.0.0.1:{port}"),
+    );
+    let r = run_cmd(command);
+    let m = r.fails(3);
+    assert!(
+        m.contains(&format!("proxy 127.0.0.1:{port}")) && m.contains("refused the credentials"),
+        "{m}"
+    );
+    assert!(m.contains("$HTTPS_PROXY"), "{m}");
+    assert!(!r.stderr.contains("pa55word"), "{r:#?}");
+    assert_eq!(*count.lock().unwrap(), 1, "a 407 is not retried");
+    assert_eq!(server.hits(), 0);
+}
+
+#[test]
+fn an_unreachable_proxy_is_named_as_the_proxy() {
+    let server = FakeIms::start(vec![]);
+    let url = server.url();
+    let port = closed_port();
+    let mut command = cmd(&["-c", &oauth_path(), "--ims", &url, "--retries", "0"]);
+    command.env(
+        "http_proxy",
+        format!("http://user:pa55word@127.0.0.1:{port}"),
+    );
+    let r = run_cmd(command);
+    let m = r.fails(5);
+    assert!(
+        m.starts_with(&format!(
+            "ims-token: cannot reach the proxy 127.0.0.1:{port}"
+        )),
+        "{m}"
+    );
+    assert!(!r.stderr.contains("pa55word"), "{r:#?}");
+    assert_eq!(server.hits(), 0);
+}
+
+/// A one-shot OAuth "IMS" on [::1] (FakeIms listens on 127.0.0.1 only).
+fn ipv6_ims(token: &str) -> (String, common::ServerThread) {
+    let listener = TcpListener::bind("[::1]:0").expect("bind [::1]:0");
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let body = common::oauth_success_body(token);
+    let thread = common::ServerThread::spawn("ims-v6".into(), move |stop| {
+        let keep_going = || !stop.load(std::sync::atomic::Ordering::SeqCst);
+        while let Some(mut tcp) = common::accept_polling(&listener, keep_going) {
+            let _ = tcp.set_nonblocking(false);
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            if read_request(&mut tcp).is_ok() {
+                let _ = tcp.write_all(&common::json_response(200, &body, &[]));
+            }
+        }
+    });
+    (url, thread)
+}
+
+/// The issue's cases, through a dead proxy: a host NO_PROXY lists goes
+/// direct and gets its token; one it does not list fails at the proxy.
+#[test]
+fn no_proxy_as_curl_reads_it() {
+    let token = token_for("noproxy");
+    let (v6_url, _v6) = ipv6_ims(&token);
+    let dead_proxy = format!("http://127.0.0.1:{}", closed_port());
+    let run_with = |url: &str, vars: &[(&str, &str)]| {
+        let mut command = cmd(&["-c", &oauth_path(), "--ims", url, "--retries", "0"]);
+        command.env("HTTPS_PROXY", &dead_proxy);
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        run_cmd(command)
+    };
+    let direct = |url: &str, vars: &[(&str, &str)]| {
+        let r = run_with(url, vars);
+        assert_eq!(r.code, 0, "{vars:?} did not go direct: {r:#?}");
+    };
+    let v4 = FakeIms::start(vec![
+        oauth_reply_for(&token),
+        oauth_reply_for(&token),
+        oauth_reply_for(&token),
+    ]);
+    let v4_url = v4.url();
+    direct(&v4_url, &[("NO_PROXY", "localhost, 127.0.0.1")]);
+    direct(&v4_url, &[("NO_PROXY", ""), ("no_proxy", "127.0.0.1")]);
+    direct(&v4_url, &[("no_proxy", "example.com,*")]);
+    assert_eq!(v4.hits(), 3);
+    direct(&v6_url, &[("NO_PROXY", "::1")]);
+    direct(&v6_url, &[("NO_PROXY", "[::1]")]);
+    // Not listed: through the proxy, which is not there.
+    for vars in [
+        &[("NO_PROXY", "localhost")][..],
+        &[("NO_PROXY", "127.0.0.2, ::2")],
+    ] {
+        let m = run_with(&v6_url, vars).fails(5);
+        assert!(m.contains("cannot reach the proxy"), "{vars:?}: {m}");
+    }
+}
+
+fn oauth_reply_for(token: &str) -> Reply {
+    Reply::check_oauth(OAuthExpect::sample(), token)
 }

@@ -42,9 +42,17 @@ fn age_cache(path: &Path, left: u64) {
     json["received_at"] = (now_secs() - 86_000).into();
     json["expires_at"] = (now_secs() + left).into();
     // Written back as the command writes it: its marker first.
-    let version = json.as_object_mut().unwrap().remove("ims_token_cache").unwrap();
+    let version = json
+        .as_object_mut()
+        .unwrap()
+        .remove("ims_token_cache")
+        .unwrap();
     let rest = json.to_string();
-    fs::write(path, format!("{{\"ims_token_cache\":{version},{}", &rest[1..])).unwrap();
+    fs::write(
+        path,
+        format!("{{\"ims_token_cache\":{version},{}", &rest[1..]),
+    )
+    .unwrap();
 }
 
 fn token_args<'a>(url: &'a str, cache: &'a str) -> Vec<&'a str> {
