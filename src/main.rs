@@ -824,10 +824,7 @@ impl Cache {
         if let Existing::Foreign(what) = existing(&self.path) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!(
-                    "{what}, not a cache file of ims-token; it is left as it is \
-                     and the run goes on without the cache"
-                ),
+                format!("{what}; it is left as it is and the run goes on without the cache"),
             ));
         }
         self.remove_stale_temp_files();
@@ -992,16 +989,16 @@ fn existing(path: &Path) -> Existing {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Existing::Replaceable(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Existing::Foreign("it is a symbolic link".into())
+            return Existing::Foreign(format!("it is a symbolic link, {NOT_OURS}"))
         }
-        Err(e) => return Existing::Foreign(format!("it cannot be opened ({e})")),
+        Err(e) => return Existing::Foreign(format!("it cannot be opened to check it ({e})")),
     };
     let metadata = match file.metadata() {
         Ok(m) => m,
         Err(e) => return Existing::Foreign(format!("it cannot be examined ({e})")),
     };
     if let Some(kind) = special_file(&metadata) {
-        return Existing::Foreign(format!("it is {kind}"));
+        return Existing::Foreign(format!("it is {kind}, {NOT_OURS}"));
     }
     let mut head = Vec::with_capacity(CACHE_MARKER.len());
     let read = file.take(CACHE_MARKER.len() as u64).read_to_end(&mut head);
@@ -1009,9 +1006,11 @@ fn existing(path: &Path) -> Existing {
     if read.is_ok() && CACHE_MARKER.as_bytes().starts_with(&head) {
         Existing::Replaceable(Some(metadata))
     } else {
-        Existing::Foreign("it is another file".into())
+        Existing::Foreign(format!("it is another file, {NOT_OURS}"))
     }
 }
+
+const NOT_OURS: &str = "not a cache file of ims-token";
 
 /// What a file that is not a regular file is, in words.
 fn special_file(metadata: &std::fs::Metadata) -> Option<&'static str> {

@@ -2406,3 +2406,30 @@ fn no_proxy_as_curl_reads_it() {
 fn oauth_reply_for(token: &str) -> Reply {
     Reply::check_oauth(OAuthExpect::sample(), token)
 }
+
+#[test]
+fn a_relative_cache_path_works_and_cleans_up_too() {
+    let dir = TempDir::new("cacherel");
+    let tokens = tokens_for("rel", 2);
+    let server = jwt_fake(&tokens);
+    let stale = dir.join("token.cache.tmp.4000001");
+    write_private(&stale, CACHE_MARKER);
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let net = net(&server.url());
+    let creds = service_path();
+    let args = with_net(&["-c", &creds, "--cache", "token.cache"], &net);
+    for _ in 0..2 {
+        let mut command = cmd(&args);
+        command.current_dir(dir.path());
+        run_cmd(command).prints(&tokens[0]);
+    }
+    assert_eq!(server.hits(), 1, "the second run was a hit");
+    assert!(!stale.exists());
+    dir.assert_no_temp_files();
+}
