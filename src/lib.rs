@@ -538,6 +538,12 @@ impl Endpoint {
     fn join(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
+
+    /// The host alone: no port, no brackets around an IPv6 address.
+    fn bare_host(&self) -> &str {
+        // `authority` passed `check_authority` when the endpoint was parsed.
+        unbracket(check_authority(&self.authority).unwrap_or(&self.authority))
+    }
 }
 
 /// Checks `host[:port]` or `[v6][:port]` and returns the host. The input is
@@ -904,7 +910,6 @@ impl OAuthCredentialsBuilder {
     }
     /// Organization id (`...@AdobeOrg`); optional, IMS does not need it
     /// for this flow, but Adobe APIs want it in `x-gw-ims-org-id`.
-    #[must_use]
     pub fn org_id(mut self, v: impl Into<String>) -> Self {
         self.org_id = Some(v.into());
         self
@@ -1986,7 +1991,9 @@ fn civil_to_time(y: i64, m: i64, d: i64, hh: i64, mm: i64, ss: i64) -> Option<Sy
 ///
 /// Header `{"alg":"RS256","typ":"JWT"}`; claims `iss` (org), `sub`
 /// (technical account), `aud` (`https://{ims}/c/{client_id}`), integer
-/// `exp`, and `"https://{ims}/s/{metascope}": true` per metascope.
+/// `exp`, and `"https://{ims}/s/{metascope}": true` per metascope. The
+/// `https://{ims}` is the endpoint's URL as given: `http://127.0.0.1:8080`
+/// for a plain-http loopback endpoint.
 ///
 /// # Errors
 /// [`Error::Config`] when `lifetime` is zero or over 24 hours or `now` is
@@ -2023,21 +2030,24 @@ fn check_lifetime(lifetime: Duration) -> Result<(), Error> {
     Ok(())
 }
 
+/// The claims, built on the endpoint's URL as given, scheme included: for
+/// `https` that is `https://{host}`, and a plain `http://` loopback fake is
+/// named as what it is (as @adobe/jwt-auth and adobe/ims-go do).
 fn jwt_claims(account: &ServiceAccount, exp: u64) -> Value {
-    let ims = account.ims.host();
+    let ims = account.ims.url();
     let mut claims = Map::new();
     claims.insert("iss".into(), account.org_id.clone().into());
     claims.insert("sub".into(), account.technical_account_id.clone().into());
     claims.insert(
         "aud".into(),
-        format!("https://{ims}/c/{}", account.client_id).into(),
+        format!("{ims}/c/{}", account.client_id).into(),
     );
     claims.insert("exp".into(), exp.into());
     for scope in &account.metascopes {
-        let claim = if scope.starts_with("https://") {
+        let claim = if scope.starts_with("https://") || scope.starts_with("http://") {
             scope.clone()
         } else {
-            format!("https://{ims}/s/{scope}")
+            format!("{ims}/s/{scope}")
         };
         claims.insert(claim, Value::Bool(true));
     }
@@ -2237,6 +2247,13 @@ fn token_from_json(json: &Value, unit: Flow, now: SystemTime) -> Result<AccessTo
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| bad("has no `access_token`"))?;
+    // A CR/LF or control character would inject a header or a line
+    // wherever the token is written: refuse it whole, never quote it.
+    if !is_visible_ascii(token) {
+        return Err(bad(
+            "has an `access_token` with characters that are not visible ASCII",
+        ));
+    }
     let amount = json
         .get("expires_in")
         .and_then(expires_in_number)
@@ -2252,7 +2269,17 @@ fn token_from_json(json: &Value, unit: Flow, now: SystemTime) -> Result<AccessTo
         .get("token_type")
         .and_then(Value::as_str)
         .unwrap_or("bearer");
+    if !is_visible_ascii(token_type) {
+        return Err(bad(
+            "has a `token_type` with characters that are not visible ASCII",
+        ));
+    }
     Ok(AccessToken::new(token, token_type, now, expires_at))
+}
+
+/// Non-empty and only `!` to `~`: safe in a header, a line or an argument.
+fn is_visible_ascii(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// `expires_in` as a whole number; some servers send it as a string.
@@ -2329,6 +2356,8 @@ pub fn fetch_token(credentials: &Credentials) -> Result<AccessToken, Error> {
 pub struct Client {
     agent: ureq::Agent,
     timeout: Duration,
+    /// The proxy the agent goes through, if any.
+    route: Option<ProxyRoute>,
     retries: u32,
     max_retry_wait: Duration,
     jwt_lifetime: Duration,
@@ -2406,7 +2435,13 @@ impl ClientBuilder {
     }
     /// The proxy: `Some("http://user:pass@proxy:3128")`, or `None` for a
     /// direct connection. By default it comes from `ALL_PROXY`,
-    /// `HTTPS_PROXY` or `HTTP_PROXY` (either case), minus hosts in `NO_PROXY`.
+    /// `HTTPS_PROXY` or `HTTP_PROXY` (either case, the first set), and the
+    /// IMS host goes direct when `no_proxy` or `NO_PROXY` (the first that is
+    /// not empty) lists it, read as curl reads it: comma-separated, spaces
+    /// trimmed, any case, `.example.com` or `*.example.com` (or plain
+    /// `example.com`) for a domain and its subdomains, `*` for all, IPv6
+    /// addresses with or without brackets, `10.0.0.0/8` networks. A proxy
+    /// given here is used for every host.
     pub fn proxy(mut self, proxy: Option<&str>) -> Self {
         self.proxy = match proxy {
             Some(url) => ProxySetting::Url(Secret(url.to_owned())),
@@ -2426,6 +2461,7 @@ impl ClientBuilder {
         check_timeout(self.timeout, "timeout")?;
         check_timeout(self.connect_timeout, "connect timeout")?;
         let tls = tls_config(self.ca_file.as_deref())?;
+        let route = proxy(&self.proxy)?;
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(self.timeout))
             .timeout_connect(Some(self.connect_timeout))
@@ -2433,12 +2469,13 @@ impl ClientBuilder {
             .http_status_as_error(false)
             .user_agent(USER_AGENT)
             .https_only(false)
-            .proxy(proxy(&self.proxy)?)
+            .proxy(route.as_ref().map(|r| r.proxy.clone()))
             .tls_config(tls)
             .build();
         Ok(Client {
             agent: ureq::Agent::new_with_config(config),
             timeout: self.timeout,
+            route,
             retries: self.retries,
             max_retry_wait: self.max_retry_wait,
             jwt_lifetime: self.jwt_lifetime,
@@ -2460,7 +2497,7 @@ fn check_timeout(timeout: Duration, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The environment variables ureq reads for a proxy, in its order.
+/// The environment variables read for a proxy, in order; the first set wins.
 const PROXY_VARS: [&str; 6] = [
     "ALL_PROXY",
     "all_proxy",
@@ -2470,23 +2507,131 @@ const PROXY_VARS: [&str; 6] = [
     "http_proxy",
 ];
 
-fn proxy(setting: &ProxySetting) -> Result<Option<ureq::Proxy>, Error> {
-    match setting {
-        ProxySetting::None => Ok(None),
-        ProxySetting::Url(url) => parse_proxy(&url.0, "the proxy URL").map(Some),
-        ProxySetting::FromEnv => {
-            let Some((var, value)) = PROXY_VARS.iter().find_map(|v| {
-                std::env::var(v)
-                    .ok()
-                    .filter(|s| !s.trim().is_empty())
-                    .map(|s| (v, s))
-            }) else {
-                return Ok(None);
-            };
-            parse_proxy(&value, &format!("the proxy in ${var}"))?;
-            Ok(ureq::Proxy::try_from_env())
+/// The environment variables read for hosts that go around the proxy, in
+/// curl's order; an empty one does not hide the other.
+const NO_PROXY_VARS: [&str; 2] = ["no_proxy", "NO_PROXY"];
+
+/// A proxy the client goes through, and the hosts that go around it.
+#[derive(Debug, Clone)]
+struct ProxyRoute {
+    proxy: ureq::Proxy,
+    /// `127.0.0.1:3128 (from $HTTPS_PROXY)`: host and port, never the
+    /// user or password.
+    name: String,
+    /// The NO_PROXY list (only for a proxy from the environment).
+    no_proxy: String,
+}
+
+impl ProxyRoute {
+    fn new(proxy: ureq::Proxy, from: Option<&str>, no_proxy: String) -> Self {
+        let name = match from {
+            Some(var) => format!("{}:{} (from ${var})", proxy.host(), proxy.port()),
+            None => format!("{}:{}", proxy.host(), proxy.port()),
+        };
+        ProxyRoute {
+            proxy,
+            name,
+            no_proxy,
         }
     }
+}
+
+fn proxy(setting: &ProxySetting) -> Result<Option<ProxyRoute>, Error> {
+    let env = |name: &str| std::env::var(name).ok();
+    match setting {
+        ProxySetting::None => Ok(None),
+        ProxySetting::Url(url) => parse_proxy(&url.0, "the proxy URL")
+            .map(|p| Some(ProxyRoute::new(p, None, String::new()))),
+        ProxySetting::FromEnv => {
+            let Some((var, value)) = first_set(&PROXY_VARS, env) else {
+                return Ok(None);
+            };
+            let proxy = parse_proxy(&value, &format!("the proxy in ${var}"))?;
+            let no_proxy = first_set(&NO_PROXY_VARS, env).map(|(_, v)| v);
+            Ok(Some(ProxyRoute::new(
+                proxy,
+                Some(var),
+                no_proxy.unwrap_or_default(),
+            )))
+        }
+    }
+}
+
+/// The first of `names` whose value (from `get`) is not blank.
+fn first_set<'a>(
+    names: &[&'a str],
+    get: impl Fn(&str) -> Option<String>,
+) -> Option<(&'a str, String)> {
+    names.iter().find_map(|&name| {
+        get(name)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (name, v))
+    })
+}
+
+/// Whether `host` (a name, an IPv4 address, or an IPv6 address with or
+/// without brackets) is in a NO_PROXY `list`, read as curl reads it:
+/// entries separated by commas or spaces, compared without case; `*` for
+/// every host; a name matches itself and its subdomains, with or without a
+/// leading `.` or `*.` (`example.com` covers `www.example.com`); an address
+/// matches itself or a `/bits` network containing it.
+fn no_proxy_matches(list: &str, host: &str) -> bool {
+    let host = unbracket(host).trim_end_matches('.').to_ascii_lowercase();
+    let address: Option<std::net::IpAddr> = host.parse().ok();
+    list.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|entry| !entry.is_empty())
+        .any(|entry| match (entry, address) {
+            ("*", _) => true,
+            (_, Some(address)) => address_matches(entry, address),
+            (_, None) => name_matches(entry, &host),
+        })
+}
+
+fn unbracket(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+fn name_matches(entry: &str, host: &str) -> bool {
+    let entry = entry.trim_end_matches('.').to_ascii_lowercase();
+    let entry = entry
+        .strip_prefix("*.")
+        .or_else(|| entry.strip_prefix('.'))
+        .unwrap_or(&entry);
+    !entry.is_empty()
+        && (host == entry
+            || host
+                .strip_suffix(entry)
+                .is_some_and(|rest| rest.ends_with('.')))
+}
+
+/// `entry` is an address (`::1`, `[::1]`) or a network (`10.0.0.0/8`).
+fn address_matches(entry: &str, address: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let (ip, bits) = match entry.split_once('/') {
+        Some((ip, bits)) => (ip, bits.parse::<u32>().ok()),
+        None => (entry, None),
+    };
+    let Ok(network) = unbracket(ip).parse::<IpAddr>() else {
+        return false;
+    };
+    let (host, network, width) = match (address, network) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => (u128::from(u32::from(a)), u128::from(u32::from(n)), 32),
+        (IpAddr::V6(a), IpAddr::V6(n)) => (u128::from(a), u128::from(n), 128),
+        _ => return false,
+    };
+    let bits = match (entry.contains('/'), bits) {
+        (false, _) => width,
+        (true, Some(b)) if b <= width => b,
+        (true, _) => return false,
+    };
+    // The top `bits` of the `width`-bit address, as in a netmask.
+    let mask = match bits {
+        0 => 0,
+        _ => (u128::MAX >> (128 - bits)) << (width - bits),
+    };
+    (host ^ network) & mask == 0
 }
 
 /// Checks a proxy URL; its text is never quoted, as it may hold a password.
@@ -2507,7 +2652,7 @@ fn tls_config(ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig, Error> {
     let Some(path) = ca_file else {
         return Ok(builder.root_certs(mozilla_roots_and(Vec::new())).build());
     };
-    let pem = std::fs::read(path)
+    let pem = read_capped_file(path, MAX_CA_FILE_BYTES)
         .map_err(|e| Error::io(format!("cannot read CA file {}", path.display()), e))?;
     let extra = pem_certificates(&pem).map_err(|e| e.in_file(path))?;
     Ok(builder.root_certs(mozilla_roots_and(extra)).build())
@@ -2533,6 +2678,9 @@ fn mozilla_roots_and(extra: Vec<ureq::tls::Certificate<'static>>) -> ureq::tls::
         .collect();
     ureq::tls::RootCerts::new_with_certs(&roots)
 }
+
+/// Largest CA file read: a bundle of every public root is about 250 KiB.
+const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
 
 /// The certificates in a PEM bundle; other items (keys) are skipped.
 fn pem_certificates(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
@@ -2569,10 +2717,13 @@ impl Client {
     /// # Errors
     /// [`Error::Rejected`] when IMS refuses the request; [`Error::Unavailable`],
     /// [`Error::Transport`] or [`Error::Timeout`] when it is worth trying
-    /// later (after the retries); [`Error::UnexpectedReply`] when the reply is
-    /// not what IMS sends; [`Error::Key`] if signing fails; [`Error::Config`]
-    /// for a local development token that has expired (it is handed out as
-    /// it is until then, with no request to IMS).
+    /// later (after the retries); [`Error::Tls`] when the server's
+    /// certificate is refused; [`Error::Config`] when the proxy refuses its
+    /// credentials (407, not retried) or for a local development token that
+    /// has expired (it is handed out as it is until then, with no request to
+    /// IMS); [`Error::UnexpectedReply`] when the reply is not what IMS sends
+    /// (a token or token type with characters other than visible ASCII
+    /// included); [`Error::Key`] if signing fails.
     pub fn fetch(&self, credentials: &Credentials) -> Result<AccessToken, Error> {
         match credentials {
             Credentials::ServiceAccount(account) => self.exchange_jwt(account),
@@ -2591,30 +2742,25 @@ impl Client {
     /// # Errors
     /// See [`Client::fetch`].
     pub fn exchange_jwt(&self, account: &ServiceAccount) -> Result<AccessToken, Error> {
-        let url = account.ims.join("/ims/exchange/jwt");
         let correction = self.clock.correction();
-        let result = self.exchange_jwt_cycle(account, &url);
+        let result = self.exchange_jwt_cycle(account);
         match result {
             Err(e)
                 if is_clock_refusal(&e)
                     && correction_moved(correction, self.clock.correction()) =>
             {
                 log::debug!("signing a new JWT on IMS's time after: {e}");
-                self.exchange_jwt_cycle(account, &url)
+                self.exchange_jwt_cycle(account)
             }
             other => other,
         }
     }
 
     /// One exchange with its retries.
-    fn exchange_jwt_cycle(
-        &self,
-        account: &ServiceAccount,
-        url: &str,
-    ) -> Result<AccessToken, Error> {
+    fn exchange_jwt_cycle(&self, account: &ServiceAccount) -> Result<AccessToken, Error> {
         // A fresh JWT for every attempt: a retry must not send one that
         // expired while the previous attempt waited.
-        self.post_with_retries(url, Flow::JwtExchange, || {
+        self.post_with_retries(&account.ims, "/ims/exchange/jwt", Flow::JwtExchange, || {
             let now = self.clock.ims_time(SystemTime::now());
             let jwt = sign_jwt(account, now, self.jwt_lifetime)?;
             let form = jwt_exchange_form(account, &jwt);
@@ -2631,8 +2777,7 @@ impl Client {
     /// See [`Client::fetch`].
     pub fn client_credentials(&self, oauth: &OAuthCredentials) -> Result<AccessToken, Error> {
         let scope = oauth.scopes.join(",");
-        let url = oauth.ims.join("/ims/token/v3");
-        self.post_with_retries(&url, Flow::ClientCredentials, || {
+        self.post_with_retries(&oauth.ims, "/ims/token/v3", Flow::ClientCredentials, || {
             let form = oauth_form(oauth, &scope);
             Ok(FormRequest::new(&form, &[oauth.client_secret.secret()]))
         })
@@ -2660,14 +2805,17 @@ impl Client {
 
     fn post_with_retries(
         &self,
-        url: &str,
+        ims: &Endpoint,
+        path: &str,
         unit: Flow,
         request: impl Fn() -> Result<FormRequest, Error>,
     ) -> Result<AccessToken, Error> {
+        let url = ims.join(path);
+        let via = self.route_to(ims);
         let mut attempt = 0;
         loop {
             let request = request()?;
-            let result = self.post_once(url, &request.body).and_then(|reply| {
+            let result = self.post_once(&url, via, &request.body).and_then(|reply| {
                 self.clock.learn(reply.clock_offset);
                 parse_reply(&reply, unit, SystemTime::now(), &request.scrub())
             });
@@ -2695,10 +2843,24 @@ impl Client {
             .min(self.max_retry_wait)
     }
 
-    fn post_once(&self, url: &str, form_body: &Secret) -> Result<RawReply, Error> {
-        let mut response = self
-            .agent
-            .post(url)
+    /// The proxy to reach `ims` through: none when NO_PROXY lists its host.
+    fn route_to(&self, ims: &Endpoint) -> Option<&ProxyRoute> {
+        self.route
+            .as_ref()
+            .filter(|route| !no_proxy_matches(&route.no_proxy, ims.bare_host()))
+    }
+
+    fn post_once(
+        &self,
+        url: &str,
+        via: Option<&ProxyRoute>,
+        form_body: &Secret,
+    ) -> Result<RawReply, Error> {
+        let mut request = self.agent.post(url);
+        if via.is_none() && self.route.is_some() {
+            request = request.config().proxy(None).build();
+        }
+        let mut response = request
             .header("Accept", "application/json")
             .header("Content-Type", "application/x-www-form-urlencoded")
             .send(form_body.0.as_bytes())
@@ -2707,7 +2869,7 @@ impl Client {
                     None,
                     format!("the IMS reply's headers are larger than {} KiB", max / 1024),
                 ),
-                e => Error::from_transport(url, e, "cannot reach IMS at"),
+                e => Error::from_transport(url, e, "cannot reach IMS at", via),
             })?;
         let header = |name: &str| {
             response
@@ -2739,7 +2901,7 @@ impl Client {
                         MAX_REPLY_BYTES / 1024
                     ),
                 ),
-                e => Error::from_transport(url, e, "the reply broke off from IMS at"),
+                e => Error::from_transport(url, e, "the reply broke off from IMS at", via),
             })
             .map(zeroize::Zeroizing::new)?;
         Ok(RawReply {
@@ -3221,7 +3383,8 @@ pub enum Error {
         /// The OS error.
         source: Arc<std::io::Error>,
     },
-    /// The credentials, endpoint or settings are wrong. Fix the configuration.
+    /// The credentials, endpoint or settings are wrong (a proxy that
+    /// refuses its user and password, 407, is one). Fix the configuration.
     #[non_exhaustive]
     Config {
         /// What to fix.
@@ -3372,21 +3535,50 @@ impl Error {
         }
     }
 
-    /// `what` says how far the call got, e.g. `cannot reach IMS at`.
-    fn from_transport(url: &str, e: ureq::Error, what: &str) -> Self {
+    /// `what` says how far the call got, e.g. `cannot reach IMS at`; `via`
+    /// is the proxy the request went through.
+    fn from_transport(url: &str, e: ureq::Error, what: &str, via: Option<&ProxyRoute>) -> Self {
+        if let Some(route) = via {
+            if let Some(message) = proxy_problem(&e) {
+                let proxy = &route.name;
+                return match message {
+                    ProxyProblem::Refused => Error::Config {
+                        message: format!(
+                            "the proxy {proxy} refused the credentials \
+                             (407 Proxy Authentication Required); check the user \
+                             and password in the proxy URL"
+                        ),
+                        source: Some(Arc::new(e)),
+                    },
+                    ProxyProblem::Unreachable => Error::Transport {
+                        message: format!(
+                            "cannot reach the proxy {proxy} on the way to IMS at {url}"
+                        ),
+                        source: Arc::new(e),
+                    },
+                    ProxyProblem::NoTunnel => Error::Transport {
+                        message: format!("the proxy {proxy} did not open a tunnel to IMS at {url}"),
+                        source: Arc::new(e),
+                    },
+                };
+            }
+        }
+        let through = via
+            .map(|route| format!(" through the proxy {}", route.name))
+            .unwrap_or_default();
         if is_timeout(&e) {
             return Error::Timeout {
-                message: format!("IMS at {url} did not answer in time"),
+                message: format!("IMS at {url} did not answer in time{through}"),
                 source: Arc::new(e),
             };
         }
         match tls_problem(&e) {
             Some(problem) => Error::Tls {
-                message: format!("cannot reach IMS at {url}: {problem}"),
+                message: format!("cannot reach IMS at {url}{through}: {problem}"),
                 source: Arc::new(e),
             },
             None => Error::Transport {
-                message: format!("{what} {url}"),
+                message: format!("{what} {url}{through}"),
                 source: Arc::new(e),
             },
         }
@@ -3416,6 +3608,42 @@ impl Error {
             Error::Unavailable(e) | Error::Rejected(e) => e.retry_after,
             _ => None,
         }
+    }
+}
+
+/// What went wrong with the proxy itself, as opposed to IMS behind it.
+enum ProxyProblem {
+    /// It answered the CONNECT with 407: its user or password is wrong.
+    Refused,
+    /// No connection to it could be opened.
+    Unreachable,
+    /// It answered the CONNECT with another refusal or not at all.
+    NoTunnel,
+}
+
+fn proxy_problem(e: &ureq::Error) -> Option<ProxyProblem> {
+    use std::io::ErrorKind as K;
+    match e {
+        // ureq words it `proxy server responded 407/...`.
+        ureq::Error::ConnectProxyFailed(reason) if reason.contains(" 407") => {
+            Some(ProxyProblem::Refused)
+        }
+        ureq::Error::ConnectProxyFailed(_) => Some(ProxyProblem::NoTunnel),
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
+            Some(ProxyProblem::Unreachable)
+        }
+        ureq::Error::Io(io)
+            if matches!(
+                io.kind(),
+                K::ConnectionRefused
+                    | K::HostUnreachable
+                    | K::NetworkUnreachable
+                    | K::AddrNotAvailable
+            ) =>
+        {
+            Some(ProxyProblem::Unreachable)
+        }
+        _ => None,
     }
 }
 
@@ -3838,6 +4066,182 @@ mod tests {
     fn lists_are_split_trimmed_and_emptied() {
         let items: Vec<String> = split_list(" a, ,b,, https://x/s/c ").collect();
         assert_eq!(items, ["a", "b", "https://x/s/c"]);
+    }
+
+    #[test]
+    fn tokens_outside_visible_ascii_are_unexpected_and_not_quoted() {
+        for (token, kind) in [
+            ("SECRET\r\nX-Injected: 1", "bearer"),
+            ("SECRET\nsecond", "bearer"),
+            ("SECRET with space", "bearer"),
+            ("SECRET\u{7f}", "bearer"),
+            ("SECRET-é", "bearer"),
+            ("SECRET", "bearer\r\nX: 1"),
+            ("SECRET", ""),
+        ] {
+            let body =
+                serde_json::json!({"access_token": token, "token_type": kind, "expires_in": 60});
+            let e = parse_reply(
+                &reply(200, &body.to_string()),
+                Flow::ClientCredentials,
+                at(T0),
+                &[],
+            )
+            .unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::UnexpectedReply {
+                        status: Some(200),
+                        ..
+                    }
+                ),
+                "{token:?}: {e:?}"
+            );
+            assert!(!e.to_string().contains("SECRET"), "{e}");
+            assert!(!format!("{e:?}").contains("SECRET"), "{e:?}");
+        }
+        let body = r#"{"access_token":"a.b-c_d~e+f/g=","token_type":"Bearer","expires_in":60}"#;
+        let ok = parse_reply(&reply(200, body), Flow::ClientCredentials, at(T0), &[]).unwrap();
+        assert_eq!((ok.secret(), ok.token_type()), ("a.b-c_d~e+f/g=", "Bearer"));
+    }
+
+    /// One case per NO_PROXY form curl reads.
+    #[test]
+    fn no_proxy_exact_names_any_case() {
+        assert!(no_proxy_matches("ims.example.com", "ims.example.com"));
+        assert!(no_proxy_matches("IMS.Example.COM", "ims.example.com"));
+        assert!(no_proxy_matches("ims.example.com", "IMS.EXAMPLE.com"));
+        assert!(!no_proxy_matches("other.example.com", "ims.example.com"));
+        assert!(!no_proxy_matches("", "ims.example.com"));
+    }
+
+    #[test]
+    fn no_proxy_entries_are_split_on_commas_and_trimmed() {
+        assert!(no_proxy_matches("localhost, 127.0.0.1", "127.0.0.1"));
+        assert!(no_proxy_matches(" a.test ,, b.test ", "b.test"));
+        assert!(no_proxy_matches("a.test\tb.test", "b.test"));
+        assert!(!no_proxy_matches("a.test, b.test", "c.test"));
+    }
+
+    #[test]
+    fn no_proxy_suffixes_with_dot_star_dot_or_plain() {
+        for list in [
+            ".example.com",
+            "*.example.com",
+            "example.com",
+            "example.com.",
+        ] {
+            assert!(no_proxy_matches(list, "ims.example.com"), "{list}");
+            assert!(no_proxy_matches(list, "a.b.example.com"), "{list}");
+            assert!(!no_proxy_matches(list, "notexample.com"), "{list}");
+            assert!(!no_proxy_matches(list, "example.com.evil.test"), "{list}");
+        }
+        assert!(no_proxy_matches(".example.com", "example.com"));
+        assert!(no_proxy_matches("example.com", "ims.example.com."));
+        assert!(!no_proxy_matches(".", "example.com"));
+        assert!(!no_proxy_matches("*.", "example.com"));
+    }
+
+    #[test]
+    fn no_proxy_star_is_every_host() {
+        for host in ["ims.example.com", "127.0.0.1", "::1"] {
+            assert!(no_proxy_matches("*", host));
+            assert!(no_proxy_matches("a.test, *", host));
+        }
+        assert!(!no_proxy_matches("*x", "ims.example.com"));
+    }
+
+    #[test]
+    fn no_proxy_ipv4_addresses_and_networks() {
+        assert!(no_proxy_matches("127.0.0.1", "127.0.0.1"));
+        assert!(!no_proxy_matches("127.0.0.2", "127.0.0.1"));
+        assert!(no_proxy_matches("127.0.0.0/8", "127.1.2.3"));
+        assert!(!no_proxy_matches("10.0.0.0/8", "127.0.0.1"));
+        assert!(no_proxy_matches("0.0.0.0/0", "127.0.0.1"));
+        assert!(!no_proxy_matches("127.0.0.1/33", "127.0.0.1"));
+        assert!(!no_proxy_matches("127.0.0.1/x", "127.0.0.1"));
+        // A name is not an address.
+        assert!(!no_proxy_matches("localhost", "127.0.0.1"));
+    }
+
+    #[test]
+    fn no_proxy_ipv6_with_or_without_brackets() {
+        for list in ["::1", "[::1]", "0:0:0:0:0:0:0:1", "::1/128", "[::1]/128"] {
+            for host in ["::1", "[::1]"] {
+                assert!(no_proxy_matches(list, host), "{list} {host}");
+            }
+        }
+        assert!(no_proxy_matches("fd00::/8", "fd12::1"));
+        assert!(!no_proxy_matches("fd00::/8", "fe80::1"));
+        assert!(!no_proxy_matches("::2", "::1"));
+        // The families do not mix.
+        assert!(!no_proxy_matches("127.0.0.1", "::1"));
+        assert!(!no_proxy_matches("::ffff:127.0.0.1", "127.0.0.1"));
+    }
+
+    #[test]
+    fn an_empty_no_proxy_does_not_hide_a_set_one() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let pick = |pairs| first_set(&NO_PROXY_VARS, env(pairs)).map(|(_, v)| v);
+        assert_eq!(
+            pick(&[("NO_PROXY", ""), ("no_proxy", "a.test")]),
+            Some("a.test".into())
+        );
+        assert_eq!(
+            pick(&[("NO_PROXY", "b.test"), ("no_proxy", " ")]),
+            Some("b.test".into())
+        );
+        assert_eq!(
+            pick(&[("NO_PROXY", "b.test"), ("no_proxy", "a.test")]),
+            Some("a.test".into())
+        );
+        assert_eq!(pick(&[("NO_PROXY", "")]), None);
+        let proxy = first_set(
+            &PROXY_VARS,
+            env(&[("ALL_PROXY", ""), ("https_proxy", "http://p:1")]),
+        );
+        assert_eq!(proxy, Some(("https_proxy", "http://p:1".to_owned())));
+    }
+
+    #[test]
+    fn the_endpoint_host_for_no_proxy_has_no_port_or_brackets() {
+        for (text, host) in [
+            (
+                "https://ims-na1.adobelogin.com:8443",
+                "ims-na1.adobelogin.com",
+            ),
+            ("http://[::1]:8080", "::1"),
+            ("http://[::1]", "::1"),
+            ("http://127.0.0.1:9", "127.0.0.1"),
+            ("ims-na1.adobelogin.com", "ims-na1.adobelogin.com"),
+        ] {
+            assert_eq!(Endpoint::parse(text).unwrap().bare_host(), host, "{text}");
+        }
+    }
+
+    #[test]
+    fn read_capped_file_refuses_large_and_special_files() {
+        let dir = std::env::temp_dir().join(format!("ims-token-lib-capped-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ten");
+        std::fs::write(&file, b"0123456789").unwrap();
+        assert_eq!(&read_capped_file(&file, 10).unwrap()[..], b"0123456789");
+        let e = read_capped_file(&file, 9).unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
+        let e = read_capped_file(&dir, 10).unwrap_err();
+        assert!(e.to_string().contains("a directory"), "{e}");
+        let e = read_capped_file(Path::new("/dev/zero"), 1024).unwrap_err();
+        assert!(e.to_string().contains("a device"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

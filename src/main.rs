@@ -21,6 +21,8 @@ ims-token: print an Adobe IMS access token
 
 USAGE:
     ims-token [token] [OPTIONS]   exchange and print the access token (default)
+    ims-token exec [OPTIONS] -- COMMAND [ARGS...]
+                                  run COMMAND with the token in its environment
     ims-token jwt [OPTIONS]       print a freshly signed JWT, no network
     ims-token inspect [OPTIONS]   show what the credentials hold, without secrets
 
@@ -30,14 +32,18 @@ OPTIONS:
         --credential NAME|ID which Developer Console project credential
                              (when it has several OAuth Server-to-Server)
         --ims HOST|URL       override the IMS endpoint (http:// only to loopback)
-        --format FORMAT      token (default) | header | json
+        --format FORMAT      token (default) | header | headers | json
+                             headers: Authorization, x-api-key and (when known)
+                             x-gw-ims-org-id, one a line, for 'curl -H @-'
         --lifetime SECS      JWT lifetime (default 300, at most 86400)
         --scope LIST         override the OAuth scopes or JWT metascopes (comma-separated)
-        --timeout SECS       overall HTTP timeout per attempt (default 30)
-        --connect-timeout SECS  connect timeout (default 10)
-        --retries N          retries on network errors, 5xx and 429 (default 2)
-        --ca-file PEM        trust these CA certificates too (corporate proxy)
-        --cache FILE         reuse a token stored there while it is still good
+        --timeout SECS       overall HTTP timeout per attempt (default 30, at most 86400)
+        --connect-timeout SECS  connect timeout (default 10, at most 86400)
+        --retries N          retries on network errors, 5xx and 429 (default 2, at most 10)
+        --ca-file PEM        trust these CA certificates too (corporate proxy;
+                             a regular file of at most 1 MiB)
+        --cache FILE         reuse a token stored there while it is still good;
+                             only a cache file of ims-token is ever replaced
         --refresh-margin SECS  with --cache: refresh this long before expiry (default 600)
     -h, --help               print this help
     -V, --version            print the version
@@ -55,21 +61,35 @@ CREDENTIALS (told apart by their fields; files and stdin up to 1 MiB):
         IMS_PRIVATE_KEY (PEM, literal \\n allowed) or IMS_PRIVATE_KEY_FILE
         instead of IMS_SCOPES; IMS_ENDPOINT is optional
 
+exec runs COMMAND in place of ims-token (its exit status, signals and output are
+COMMAND's) with IMS_ACCESS_TOKEN, IMS_CLIENT_ID and, when the credentials carry
+an org, IMS_ORG_ID set, so that the token never appears in a command line:
+    ims-token --format headers -c creds.json | curl -H @- URL
+    ims-token exec -c creds.json -- ./sync.py    (which reads $IMS_ACCESS_TOKEN)
+Never put the token in an argument ('curl -H \"...$(ims-token)\"'): ps shows it.
+
 The proxy comes from ALL_PROXY, HTTPS_PROXY or HTTP_PROXY (the first set, either
-case), minus NO_PROXY hosts. With --cache, a token that still works is used
-(with a warning) when IMS cannot be reached to refresh it, and runs waiting on
-another's refresh use its outcome. When this host's clock is more than 30 s
-off IMS's (its Date header), a warning says so and the JWT is signed on IMS's
-time.
+case); hosts in no_proxy or NO_PROXY go direct, read as curl reads them. With
+--cache, a token that still works is used (with a warning) when IMS cannot be
+reached to refresh it, and runs waiting on another's refresh use its outcome.
+Every option value is checked before the cache is read. When this host's clock
+is more than 30 s off IMS's (its Date header), a warning says so and the JWT
+is signed on IMS's time.
 
 EXIT CODES:
-    0  success
+    0  success (exec: COMMAND's own exit status instead)
     1  anything else (e.g. a reply that is not what IMS sends)
     2  usage error
-    3  credentials, key or configuration problem: fix your config
+    3  credentials, key or configuration problem: fix your config (also a TLS
+       certificate that is not trusted, expired, not yet valid or for another
+       host, and a proxy that refuses its user and password, 407)
     4  IMS rejected the request (4xx other than 429)
-    5  network, TLS, timeout, IMS 5xx or 429: retry later
+    5  network, timeout, IMS 5xx or 429: retry later
+    126, 127  exec: COMMAND cannot be run (not executable, not found)
 ";
+
+/// Most retries a command line may ask for: each can take a full timeout.
+const MAX_RETRIES: u32 = 10;
 
 const CERT_WARNING_DAYS: u64 = 30;
 const MAX_INPUT_BYTES: u64 = 1024 * 1024;
@@ -95,7 +115,7 @@ fn run(args: impl Iterator<Item = OsString>) -> Result<(), Failure> {
     match options.command {
         Command::Help => print_line(HELP.trim_end()),
         Command::Version => print_line(&format!("ims-token {}", env!("CARGO_PKG_VERSION"))),
-        Command::Token => token_command(&options),
+        Command::Token | Command::Exec => token_command(&options),
         Command::Jwt => jwt_command(&options),
         Command::Inspect => inspect_command(&options),
     }
@@ -119,6 +139,8 @@ enum Failure {
     ClosedOutput,
     /// stdout failed otherwise.
     Output(io::Error),
+    /// `exec` could not start COMMAND: 127 not found, 126 otherwise.
+    Exec { program: String, error: io::Error },
 }
 
 impl Failure {
@@ -130,6 +152,9 @@ impl Failure {
             Failure::Shared(f) => f.exit_code,
             Failure::ClosedOutput => 0,
             Failure::Output(_) => 1,
+            // As a shell does.
+            Failure::Exec { error, .. } if error.kind() == io::ErrorKind::NotFound => 127,
+            Failure::Exec { .. } => 126,
         }
     }
 
@@ -146,18 +171,22 @@ impl Failure {
             Failure::Shared(f) => f.message.clone(),
             Failure::ClosedOutput => String::new(),
             Failure::Output(e) => format!("cannot write the output: {e}"),
+            Failure::Exec { program, error } if error.kind() == io::ErrorKind::NotFound => {
+                format!("cannot run '{program}': command not found")
+            }
+            Failure::Exec { program, error } => format!("cannot run '{program}': {error}"),
         }
     }
 }
 
 fn ims_exit_code(e: &Error) -> u8 {
     match e {
+        // A certificate problem is fixed in the configuration (CA file,
+        // endpoint, clock): retrying will not help.
         _ if e.is_config() => 3,
+        Error::Tls { .. } => 3,
         Error::Rejected(_) => 4,
-        Error::Unavailable(_)
-        | Error::Transport { .. }
-        | Error::Tls { .. }
-        | Error::Timeout { .. } => 5,
+        Error::Unavailable(_) | Error::Transport { .. } | Error::Timeout { .. } => 5,
         _ => 1,
     }
 }
@@ -190,6 +219,7 @@ fn usage(message: impl Into<String>) -> Failure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Command {
     Token,
+    Exec,
     Jwt,
     Inspect,
     Help,
@@ -200,6 +230,7 @@ enum Command {
 enum Format {
     Token,
     Header,
+    Headers,
     Json,
 }
 
@@ -218,6 +249,8 @@ struct Options {
     ca_file: Option<PathBuf>,
     cache: Option<PathBuf>,
     refresh_margin: u64,
+    /// `exec`: COMMAND and its arguments, as given.
+    exec: Vec<OsString>,
 }
 
 fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> {
@@ -235,14 +268,22 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> 
         ca_file: None,
         cache: None,
         refresh_margin: ims_token::DEFAULT_REFRESH_MARGIN.as_secs(),
+        exec: Vec::new(),
     };
     let mut command_seen = false;
-    let mut args = args.map(|a| {
+    let mut exec = false;
+    let utf8 = |a: OsString| {
         a.into_string()
             .map_err(|_| usage("arguments must be UTF-8"))
-    });
+    };
+    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let arg = arg?;
+        if exec && arg == "--" {
+            // COMMAND and its arguments go through untouched, UTF-8 or not.
+            options.exec = args.collect();
+            break;
+        }
+        let arg = utf8(arg)?;
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
             _ => (arg.clone(), None),
@@ -252,34 +293,43 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> 
                 Some(v) => Ok(v),
                 None => args
                     .next()
+                    .map(utf8)
                     .unwrap_or_else(|| Err(usage(format!("{name} needs a value")))),
             }
         };
         match flag.as_str() {
             "-h" | "--help" => options.command = Command::Help,
             "-V" | "--version" => options.command = Command::Version,
-            "-c" | "--credentials" => options.credentials = Some(value(&flag)?),
+            "-c" | "--credentials" => options.credentials = Some(non_empty(&flag, value(&flag)?)?),
             "--credential" => options.credential = Some(value(&flag)?),
             "--ims" => options.ims = Some(value(&flag)?),
             "--format" => options.format = parse_format(&value(&flag)?)?,
-            "--lifetime" => options.lifetime = Some(number(&flag, &value(&flag)?)?),
+            "--lifetime" => options.lifetime = Some(seconds(&flag, &value(&flag)?)?),
             "--scope" => options.scope = Some(value(&flag)?),
             "--timeout" => options.timeout = Some(seconds(&flag, &value(&flag)?)?),
             "--connect-timeout" => options.connect_timeout = Some(seconds(&flag, &value(&flag)?)?),
-            "--retries" => options.retries = Some(number(&flag, &value(&flag)?)?),
-            "--ca-file" => options.ca_file = Some(value(&flag)?.into()),
-            "--cache" => options.cache = Some(value(&flag)?.into()),
+            "--retries" => options.retries = Some(retries(&flag, &value(&flag)?)?),
+            "--ca-file" => options.ca_file = Some(non_empty(&flag, value(&flag)?)?.into()),
+            "--cache" => options.cache = Some(non_empty(&flag, value(&flag)?)?.into()),
             "--refresh-margin" => options.refresh_margin = number(&flag, &value(&flag)?)?,
-            "token" | "jwt" | "inspect" | "help" if !command_seen => {
+            "token" | "exec" | "jwt" | "inspect" | "help" if !command_seen => {
                 command_seen = true;
+                exec = flag == "exec";
                 if options.command != Command::Help && options.command != Command::Version {
                     options.command = match flag.as_str() {
                         "token" => Command::Token,
+                        "exec" => Command::Exec,
                         "jwt" => Command::Jwt,
                         "inspect" => Command::Inspect,
                         _ => Command::Help,
                     };
                 }
+            }
+            _ if exec => {
+                return Err(usage(format!(
+                    "unexpected '{flag}': give the command after '--' \
+                     (ims-token exec [OPTIONS] -- COMMAND [ARGS...])"
+                )))
             }
             _ if flag.starts_with('-') && flag != "-" => {
                 return Err(usage(format!("unknown option '{flag}'")))
@@ -287,16 +337,51 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> 
             _ => return Err(usage(format!("unexpected argument '{flag}'"))),
         }
     }
+    check_exec(&options)?;
     Ok(options)
+}
+
+/// `exec` needs a COMMAND, and prints nothing for `--format` to shape.
+fn check_exec(options: &Options) -> Result<(), Failure> {
+    if options.command != Command::Exec {
+        return Ok(());
+    }
+    if options.exec.is_empty() {
+        return Err(usage(
+            "exec needs a command after '--' (ims-token exec [OPTIONS] -- COMMAND [ARGS...])",
+        ));
+    }
+    if options.format != Format::Token {
+        return Err(usage(
+            "--format does not apply to exec, which prints nothing",
+        ));
+    }
+    Ok(())
+}
+
+/// A value that must not be empty, such as a file name.
+fn non_empty(flag: &str, value: String) -> Result<String, Failure> {
+    if value.is_empty() {
+        return Err(usage(format!("{flag} needs a non-empty value")));
+    }
+    Ok(value)
+}
+
+fn retries(flag: &str, text: &str) -> Result<u32, Failure> {
+    match number(flag, text)? {
+        n @ 0..=MAX_RETRIES => Ok(n),
+        _ => Err(usage(format!("{flag} must be between 0 and {MAX_RETRIES}"))),
+    }
 }
 
 fn parse_format(text: &str) -> Result<Format, Failure> {
     match text {
         "token" => Ok(Format::Token),
         "header" => Ok(Format::Header),
+        "headers" => Ok(Format::Headers),
         "json" => Ok(Format::Json),
         _ => Err(usage(format!(
-            "--format must be token, header or json, not '{text}'"
+            "--format must be token, header, headers or json, not '{text}'"
         ))),
     }
 }
@@ -322,6 +407,7 @@ fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, Failure> {
 
 fn token_command(options: &Options) -> Result<(), Failure> {
     let (credentials, _) = load(options)?;
+    let ids = ApiIds::of(&credentials);
     let token = match &credentials {
         // Already a token: no client, no cache.
         Credentials::LocalToken(local) => local.access_token(SystemTime::now())?,
@@ -338,7 +424,88 @@ fn token_command(options: &Options) -> Result<(), Failure> {
             }
         }
     };
-    print_line(&render(&token, options.format, SystemTime::now()))
+    check_printable(&token, &ids, options)?;
+    match options.command {
+        Command::Exec => Err(exec(&options.exec, &token, &ids)),
+        _ => print_line(&render(&token, &ids, options.format, SystemTime::now())),
+    }
+}
+
+/// What Adobe APIs want next to the token: the client id (`x-api-key`)
+/// and, when the credentials carry one, the org (`x-gw-ims-org-id`).
+#[derive(Default)]
+struct ApiIds {
+    client_id: Option<String>,
+    org_id: Option<String>,
+}
+
+impl ApiIds {
+    fn of(credentials: &Credentials) -> Self {
+        let org_id = match credentials {
+            Credentials::ServiceAccount(a) => Some(a.org_id()),
+            Credentials::OAuth(o) => o.org_id(),
+            _ => None,
+        };
+        // A local development token may not say its client id.
+        let known = |id: &str| Some(id.to_owned()).filter(|id| !id.is_empty());
+        ApiIds {
+            client_id: known(credentials.client_id()),
+            org_id: org_id.and_then(known),
+        }
+    }
+}
+
+/// The token, and the ids when they go into headers or the environment,
+/// must be visible ASCII: a CR/LF would add a header or a line of its own.
+/// (The library refuses such tokens from IMS; this covers local tokens.)
+fn check_printable(token: &AccessToken, ids: &ApiIds, options: &Options) -> Result<(), Failure> {
+    let bad = |what: &str| {
+        Failure::Config(format!(
+            "the {what} has characters that are not visible ASCII; check the credentials"
+        ))
+    };
+    if !is_visible_ascii(token.secret()) {
+        return Err(bad("access token"));
+    }
+    if options.command != Command::Exec && options.format != Format::Headers {
+        return Ok(());
+    }
+    match (&ids.client_id, &ids.org_id) {
+        (Some(id), _) if !is_visible_ascii(id) => Err(bad("client id")),
+        (_, Some(org)) if !is_visible_ascii(org) => Err(bad("org id")),
+        _ => Ok(()),
+    }
+}
+
+/// Non-empty and only `!` to `~`.
+fn is_visible_ascii(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Replaces this process with COMMAND, the token in its environment (never
+/// in its arguments, which every user of the host can read). Returns only
+/// when COMMAND cannot be started.
+fn exec(command: &[OsString], token: &AccessToken, ids: &ApiIds) -> Failure {
+    use std::os::unix::process::CommandExt as _;
+    let Some((program, args)) = command.split_first() else {
+        // `check_exec` makes sure there is a COMMAND.
+        return usage("exec needs a command after '--'");
+    };
+    let mut child = std::process::Command::new(program);
+    child.args(args).env("IMS_ACCESS_TOKEN", token.secret());
+    for (name, value) in [
+        ("IMS_CLIENT_ID", &ids.client_id),
+        ("IMS_ORG_ID", &ids.org_id),
+    ] {
+        if let Some(value) = value {
+            child.env(name, value);
+        }
+    }
+    let error = child.exec();
+    Failure::Exec {
+        program: program.to_string_lossy().into_owned(),
+        error,
+    }
 }
 
 fn jwt_command(options: &Options) -> Result<(), Failure> {
@@ -431,10 +598,20 @@ fn expiry_text(expiry: SystemTime, now: SystemTime) -> String {
     }
 }
 
-fn render(token: &AccessToken, format: Format, now: SystemTime) -> String {
+fn render(token: &AccessToken, ids: &ApiIds, format: Format, now: SystemTime) -> String {
     match format {
         Format::Token => token.secret().to_owned(),
         Format::Header => format!("Authorization: Bearer {}", token.secret()),
+        Format::Headers => {
+            let mut lines = vec![format!("Authorization: Bearer {}", token.secret())];
+            if let Some(id) = &ids.client_id {
+                lines.push(format!("x-api-key: {id}"));
+            }
+            if let Some(org) = &ids.org_id {
+                lines.push(format!("x-gw-ims-org-id: {org}"));
+            }
+            lines.join("\n")
+        }
         Format::Json => serde_json::json!({
             "access_token": token.secret(),
             "token_type": token.token_type(),
@@ -654,30 +831,46 @@ impl Cache {
 
     /// The entry cached for these credentials. Anything unreadable or
     /// foreign is a miss, never an error; `report` says whether to warn
-    /// about a file that is not private.
+    /// about a cache file of ours that is not private. A file that is not a
+    /// cache of ims-token is left to `write` to name.
     fn read(&self, report: bool) -> Option<Entry> {
         let file = open_private(&self.path, OpenOptions::new().read(true)).ok()?;
-        if !is_private_file(&file) {
-            if report {
-                warn(&format!(
-                    "ignoring the cache {}: not a regular file of yours with mode 0600",
-                    self.path.display()
-                ));
-            }
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
             return None;
         }
         let mut text = String::new();
-        file.take(MAX_INPUT_BYTES).read_to_string(&mut text).ok()?;
-        let entry = parse_cache(&text, &self.key);
+        let read = (&file).take(MAX_INPUT_BYTES).read_to_string(&mut text);
+        let ours = read.is_ok() && text.starts_with(CACHE_MARKER);
+        let entry = if !ours {
+            None
+        } else if !is_private_file(&file) {
+            if report {
+                warn(&format!(
+                    "ignoring the cache {}: not a file of yours with mode 0600",
+                    self.path.display()
+                ));
+            }
+            None
+        } else {
+            parse_cache(&text, &self.key)
+        };
         text.zeroize();
         entry
     }
 
     /// Writes a temp file in the same directory (0600 from the start) and
-    /// renames it over the cache, so no reader sees half a file.
+    /// renames it over the cache, so no reader sees half a file. Only a
+    /// missing or empty file, or a cache of ims-token, is replaced; anything
+    /// else at the path is left as it is (an error says what it is).
     fn write(&self, entry: &Entry) -> io::Result<()> {
-        let temp = self.sibling(&format!(".tmp.{}", std::process::id()));
-        let _ = std::fs::remove_file(&temp);
+        if let Existing::Foreign(what) = existing(&self.path) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{what}; it is left as it is and the run goes on without the cache"),
+            ));
+        }
+        self.remove_stale_temp_files();
+        let temp = self.sibling(&format!("{TEMP_INFIX}{}", std::process::id()));
         let result = open_private(&temp, OpenOptions::new().write(true).create_new(true))
             .and_then(|mut f| {
                 f.write_all(cache_text(entry, &self.key).as_bytes())?;
@@ -690,15 +883,64 @@ impl Cache {
         result
     }
 
+    /// Removes temp files a killed run left next to the cache (they hold a
+    /// token): ours by name, owner and content, and not being written now
+    /// (this process's own, or older than [`STALE_TEMP_AGE`]).
+    fn remove_stale_temp_files(&self) {
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return;
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let mut prefix = name.to_owned();
+        prefix.push(TEMP_INFIX);
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let own_pid = std::process::id().to_string();
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(pid) = file_name
+                .as_encoded_bytes()
+                .strip_prefix(prefix.as_encoded_bytes())
+                .filter(|pid| !pid.is_empty() && pid.iter().all(u8::is_ascii_digit))
+            else {
+                continue;
+            };
+            let path = entry.path();
+            let Existing::Replaceable(Some(metadata)) = existing(&path) else {
+                continue;
+            };
+            let stale = pid == own_pid.as_bytes()
+                || metadata
+                    .modified()
+                    .ok()
+                    .and_then(|at| at.elapsed().ok())
+                    .is_some_and(|age| age > STALE_TEMP_AGE);
+            if stale && metadata.uid() == effective_uid() {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
     /// Takes the refresh lock, waiting at most `wait` (a stopped process or
     /// a planted lock file must not hang every cron run). Without the lock
-    /// the run goes on alone, after a warning.
+    /// the run goes on alone, after a warning. When the cache path holds
+    /// something that is not a cache of ims-token, there is nothing to lock
+    /// for (`write` will leave it alone and say so).
     fn lock(&self, wait: Duration) -> Option<File> {
+        if matches!(existing(&self.path), Existing::Foreign(_)) {
+            return None;
+        }
         let path = self.sibling(".lock");
         let taken = open_private(
             &path,
             OpenOptions::new().read(true).write(true).create(true),
         )
+        .and_then(|file| check_lock_file(&path, file))
         .and_then(|file| try_lock_until(&file, SystemTime::now() + wait).map(|()| file));
         taken
             .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
@@ -829,11 +1071,24 @@ fn warn_fallback(token: &AccessToken, cause: &str) {
     ));
 }
 
-/// Opens without following a symlink, creating with mode 0600.
+/// The first bytes of every cache file ims-token writes: how a file is
+/// known to be ours, and so safe to replace, even when it was cut short.
+const CACHE_MARKER: &str = "{\"ims_token_cache\":1,";
+
+/// Between the cache's name and the writing process's id in a temp file.
+const TEMP_INFIX: &str = ".tmp.";
+
+/// A temp file this old is not being written any more: a write takes
+/// milliseconds.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
+
+/// Opens without following a symlink and without blocking (on a FIFO or a
+/// device), creating with mode 0600. Callers check what they opened with
+/// `fstat`.
 fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
     options
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
 }
 
@@ -842,12 +1097,88 @@ fn is_private_file(file: &File) -> bool {
         .is_ok_and(|m| m.is_file() && m.uid() == effective_uid() && m.mode() & 0o077 == 0)
 }
 
+/// What is at a cache path, judged on the opened file.
+enum Existing {
+    /// Nothing, an empty file or a cache of ims-token (its metadata when
+    /// there is a file): free to replace.
+    Replaceable(Option<std::fs::Metadata>),
+    /// Anything else, in words: left as it is.
+    Foreign(String),
+}
+
+fn existing(path: &Path) -> Existing {
+    let file = match open_private(path, OpenOptions::new().read(true)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Existing::Replaceable(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Existing::Foreign(format!("it is a symbolic link, {NOT_OURS}"))
+        }
+        Err(e) => return Existing::Foreign(format!("it cannot be opened to check it ({e})")),
+    };
+    let metadata = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return Existing::Foreign(format!("it cannot be examined ({e})")),
+    };
+    if let Some(kind) = special_file(&metadata) {
+        return Existing::Foreign(format!("it is {kind}, {NOT_OURS}"));
+    }
+    let mut head = Vec::with_capacity(CACHE_MARKER.len());
+    let read = file.take(CACHE_MARKER.len() as u64).read_to_end(&mut head);
+    // Empty, the marker, or the start of it (a file cut short).
+    if read.is_ok() && CACHE_MARKER.as_bytes().starts_with(&head) {
+        Existing::Replaceable(Some(metadata))
+    } else {
+        Existing::Foreign(format!("it is another file, {NOT_OURS}"))
+    }
+}
+
+const NOT_OURS: &str = "not a cache file of ims-token";
+
+/// What a file that is not a regular file is, in words.
+fn special_file(metadata: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let kind = metadata.file_type();
+    if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else {
+        Some("a special file")
+    }
+}
+
+/// The lock file must be a regular file of ours: a FIFO, a device or
+/// another user's file held open is not waited on.
+fn check_lock_file(path: &Path, file: File) -> io::Result<File> {
+    let metadata = file.metadata()?;
+    let problem = match special_file(&metadata) {
+        Some(kind) => Some(kind),
+        None if metadata.uid() != effective_uid() => Some("another user's file"),
+        None => None,
+    };
+    match problem {
+        Some(what) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is {what}; going on without the lock", path.display()),
+        )),
+        None => Ok(file),
+    }
+}
+
+/// The process's effective uid (the one that owns what it creates), read
+/// without `unsafe` and without `/proc`: the owner of a pipe it has just
+/// made. Unknown means no file passes as ours.
 fn effective_uid() -> u32 {
-    // /proc/self belongs to the process's effective uid (proc(5)); reading
-    // it avoids an unsafe libc call. Unknown means no file passes.
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
+    static UID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UID.get_or_init(|| {
+        io::pipe()
+            .and_then(|(reader, _writer)| File::from(std::os::fd::OwnedFd::from(reader)).metadata())
+            .map_or(u32::MAX, |m| m.uid())
+    })
 }
 
 /// Which credentials a cached token belongs to: a hash of what decides the
@@ -870,9 +1201,11 @@ fn credentials_key(credentials: &Credentials) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The cache file's text: format version 2 (version 1 held a token only).
+/// The cache file's text: JSON that starts with [`CACHE_MARKER`]; the token
+/// (if one is kept) and, after a failed refresh, when to ask IMS again and
+/// what the failure was.
 fn cache_text(entry: &Entry, key: &str) -> String {
-    let mut json = serde_json::json!({ "version": 2, "key": key });
+    let mut json = serde_json::json!({ "key": key });
     if let Some(token) = &entry.token {
         json["access_token"] = token.secret().into();
         json["token_type"] = token.token_type().into();
@@ -889,14 +1222,20 @@ fn cache_text(entry: &Entry, key: &str) -> String {
             "message": failure.message,
         });
     }
-    json.to_string()
+    let fields = json.to_string();
+    // `fields` is a JSON object: the marker takes the place of its `{`.
+    let rest = fields.strip_prefix('{').unwrap_or(&fields);
+    format!("{CACHE_MARKER}{rest}")
 }
 
-/// The entry in a cache file's text, if it is for `key`; fields that are
-/// missing or mistyped are left out.
+/// The entry in a cache file's text, if it is one of ours for `key`;
+/// fields that are missing or mistyped are left out.
 fn parse_cache(text: &str, key: &str) -> Option<Entry> {
+    if !text.starts_with(CACHE_MARKER) {
+        return None;
+    }
     let json: Value = serde_json::from_str(text).ok()?;
-    if !matches!(json.get("version")?.as_u64()?, 1 | 2) || json.get("key")?.as_str()? != key {
+    if json.get("ims_token_cache")?.as_u64()? != 1 || json.get("key")?.as_str()? != key {
         return None;
     }
     Some(Entry {
@@ -907,10 +1246,12 @@ fn parse_cache(text: &str, key: &str) -> Option<Entry> {
 }
 
 fn cached_token(json: &Value) -> Option<AccessToken> {
+    // Only what IMS could have sent: a token that would break a header is
+    // not handed out, whoever edited the file.
     let token = json
         .get("access_token")?
         .as_str()
-        .filter(|t| !t.is_empty())?;
+        .filter(|t| is_visible_ascii(t))?;
     let token_type = json.get("token_type")?.as_str()?;
     Some(AccessToken::new(
         token,
@@ -1002,6 +1343,65 @@ mod tests {
     }
 
     #[test]
+    fn cache_text_starts_with_the_marker_and_refuses_odd_tokens() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+        let later = t0 + Duration::from_secs(60);
+        let text = cache_text(
+            &entry_of(&AccessToken::new("tok", "bearer", t0, later)),
+            "k1",
+        );
+        assert!(text.starts_with(CACHE_MARKER), "{text}");
+        // The same fields without the marker are not a cache.
+        let json: Value = serde_json::from_str(&text).unwrap();
+        assert!(parse_cache(&json.to_string(), "k1").is_none());
+        for odd in ["tok\r\nX-Injected: 1", "tok en", "tok\u{0}", "tok-é"] {
+            let text = cache_text(&entry_of(&AccessToken::new(odd, "bearer", t0, later)), "k1");
+            assert_eq!(token_in(&text, "k1"), None, "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn effective_uid_is_the_owner_of_a_new_file() {
+        let path = std::env::temp_dir().join(format!("ims-token-uid-{}", std::process::id()));
+        let file = open_private(&path, OpenOptions::new().write(true).create_new(true)).unwrap();
+        let owner = file.metadata().unwrap().uid();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(effective_uid(), owner);
+        assert_ne!(effective_uid(), u32::MAX);
+    }
+
+    #[test]
+    fn args_parse_exec_and_its_command_untouched() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let raw = OsString::from_vec(vec![b'a', 0xff]);
+        let args = [
+            OsString::from("exec"),
+            OsString::from("-c"),
+            OsString::from("x.json"),
+            OsString::from("--"),
+            OsString::from("curl"),
+            OsString::from("--"),
+            OsString::from("-c"),
+            raw.clone(),
+        ];
+        let o = parse_args(args.into_iter()).unwrap();
+        assert_eq!(o.command, Command::Exec);
+        assert_eq!(o.credentials.as_deref(), Some("x.json"));
+        let expected: Vec<OsString> = vec!["curl".into(), "--".into(), "-c".into(), raw];
+        assert_eq!(o.exec, expected);
+        for bad in [
+            &["exec"][..],
+            &["exec", "--"],
+            &["exec", "curl"],
+            &["exec", "--format", "json", "--", "true"],
+            &["--", "true"],
+        ] {
+            let r = parse_args(bad.iter().map(OsString::from));
+            assert!(matches!(r, Err(Failure::Usage(_))), "{bad:?}: {r:?}");
+        }
+    }
+
+    #[test]
     fn args_parse_commands_and_values() {
         let args = ["jwt", "-c", "x.json", "--lifetime=60", "--format", "json"];
         let o = parse_args(args.iter().map(OsString::from)).unwrap();
@@ -1052,7 +1452,11 @@ mod tests {
             "--refresh-margin",
         ];
 
-        const WORDS: [&str; 20] = [
+        const WORDS: [&str; 24] = [
+            "exec",
+            "headers",
+            "11",
+            "100000",
             "token",
             "jwt",
             "inspect",
@@ -1098,6 +1502,10 @@ mod tests {
                         // Every argument was read, so all were UTF-8.
                         prop_assert!(!non_utf8, "{args:?}");
                         prop_assert!(options.timeout != Some(0) && options.connect_timeout != Some(0));
+                        prop_assert!(options.lifetime.is_none_or(|l| (1..=86_400).contains(&l)));
+                        prop_assert!(options.retries.is_none_or(|n| n <= MAX_RETRIES));
+                        prop_assert!(options.cache.as_ref().is_none_or(|c| !c.as_os_str().is_empty()));
+                        prop_assert!(options.command != Command::Exec || !options.exec.is_empty());
                     }
                     Err(failure) => {
                         prop_assert!(matches!(failure, Failure::Usage(_)), "{failure:?}");
@@ -1130,7 +1538,7 @@ mod tests {
         }
 
         const CACHE_FIELDS: [&str; 7] = [
-            "version",
+            "ims_token_cache",
             "key",
             "access_token",
             "token_type",
@@ -1139,9 +1547,22 @@ mod tests {
             "other",
         ];
 
+        /// `json` as the cache writes it: its `ims_token_cache` field (if
+        /// still there, whatever its value) first, as the marker.
+        fn marked(json: &Value) -> String {
+            let mut fields = json.as_object().cloned().unwrap_or_default();
+            match fields.remove("ims_token_cache") {
+                Some(version) => {
+                    let rest = Value::Object(fields).to_string();
+                    format!("{{\"ims_token_cache\":{version},{}", &rest[1..])
+                }
+                None => Value::Object(fields).to_string(),
+            }
+        }
+
         fn cache_token() -> impl Strategy<Value = AccessToken> {
             (
-                any::<String>().prop_filter("not empty", |t| !t.is_empty()),
+                "[!-~]{1,80}",
                 any::<String>(),
                 0u64..=1 << 40,
                 0u64..=1 << 40,
@@ -1157,13 +1578,15 @@ mod tests {
                 })
         }
 
-        /// What `parse_cache` must give for `text`: a token only for version
-        /// 1 or 2 and this key.
+        /// What `parse_cache` must give for `text`: a token only for a text
+        /// that starts with the marker, version 1, and this key.
         fn check_cache(text: &str, key: &str) -> Result<(), TestCaseError> {
             let parsed = token_in(text, key);
             if let Some(token) = parsed {
+                prop_assert!(text.starts_with(CACHE_MARKER));
                 let json: Value = serde_json::from_str(text).unwrap();
-                prop_assert!(matches!(json["version"].as_u64(), Some(1 | 2)));
+                prop_assert_eq!(json["ims_token_cache"].as_u64(), Some(1));
+                prop_assert!(is_visible_ascii(token.secret()));
                 prop_assert_eq!(json["key"].as_str(), Some(key));
                 prop_assert_eq!(json["access_token"].as_str(), Some(token.secret()));
                 prop_assert!(!token.secret().is_empty());
@@ -1212,7 +1635,7 @@ mod tests {
                         }
                     }
                 }
-                let mut text = json.to_string();
+                let mut text = marked(&json);
                 if let Some((at, c)) = damage {
                     let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
                     text.insert(bounds[at.index(bounds.len())], c);
@@ -1227,8 +1650,7 @@ mod tests {
         #[test]
         fn parse_cache_truncated_at_every_byte() {
             let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-            let token =
-                AccessToken::new("tok-é-\u{0}", "bearer", t0, t0 + Duration::from_secs(3600));
+            let token = AccessToken::new("tok-~!", "bearer", t0, t0 + Duration::from_secs(3600));
             let text = cache_text(&entry_of(&token), "k1");
             for cut in (0..text.len()).filter(|&i| text.is_char_boundary(i)) {
                 assert_eq!(token_in(&text[..cut], "k1"), None, "{cut}");
@@ -1259,7 +1681,7 @@ mod tests {
                     let mut json: Value =
                         serde_json::from_str(&cache_text(&entry_of(&token), "k1")).unwrap();
                     json[field] = Value::from(secs);
-                    let text = json.to_string();
+                    let text = marked(&json);
                     let parsed = std::panic::catch_unwind(|| token_in(&text, "k1"));
                     assert!(parsed.is_ok(), "parse_cache panicked on {text}");
                 }

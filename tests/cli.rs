@@ -503,13 +503,14 @@ fn jwt_prints_a_signed_jwt_with_the_claims_and_uses_no_network() {
     let forged = format!("{}.{}x.{}", segments[0], segments[1], segments[2]);
     assert!(!openssl_verifies(dir.path(), &forged));
 
-    let expect = JwtExpect::sample(&format!("127.0.0.1:{port}"));
+    let expect = JwtExpect::sample(&ims);
     let claims = jwt_claims(jwt);
     assert_eq!(claims["iss"], expect.org.as_str());
     assert_eq!(claims["sub"], expect.sub.as_str());
-    let aud = format!("https://127.0.0.1:{port}/c/{}", expect.client_id);
+    // Built on the endpoint as given, scheme included.
+    let aud = format!("http://127.0.0.1:{port}/c/{}", expect.client_id);
     assert_eq!(claims["aud"], aud.as_str());
-    let scope = format!("https://127.0.0.1:{port}/s/ent_aem_cloud_api");
+    let scope = format!("http://127.0.0.1:{port}/s/ent_aem_cloud_api");
     assert_eq!(claims[scope.as_str()], true);
     assert_near("exp", claims["exp"].as_i64().unwrap(), now_secs() + 300, 5);
 
@@ -537,12 +538,13 @@ fn jwt_lifetime_over_a_day_or_zero_is_refused() {
     let port = closed_port().to_string();
     let ims = format!("http://127.0.0.1:{port}");
     for lifetime in ["90000", "86401", "0"] {
-        let m = run(&["jwt", "-c", &service_path(), "--lifetime", lifetime]).fails(3);
-        assert!(m.contains("lifetime") && m.contains("86400"), "{m}");
+        // A usage error, found when the command line is read.
+        let m = run(&["jwt", "-c", &service_path(), "--lifetime", lifetime]).fails(2);
+        assert!(m.contains("--lifetime") && m.contains("86400"), "{m}");
         // Also for token, before any network use (the port is closed: a
         // network attempt would be exit 5).
-        let m = run(&["-c", &service_path(), "--lifetime", lifetime, "--ims", &ims]).fails(3);
-        assert!(m.contains("lifetime"), "{m}");
+        let m = run(&["-c", &service_path(), "--lifetime", lifetime, "--ims", &ims]).fails(2);
+        assert!(m.contains("--lifetime"), "{m}");
     }
     let r = run(&["jwt", "-c", &service_path(), "--lifetime", "86400"]);
     let claims = jwt_claims(r.ok().trim_end());
@@ -1292,17 +1294,20 @@ fn write_private(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-/// A cache entry in the command's format.
+/// The first bytes of every cache file the command writes.
+const CACHE_MARKER: &str = r#"{"ims_token_cache":1,"#;
+
+/// A cache entry in the command's format: the marker, then the fields.
 fn cache_entry(key: &str, token: &str, received_at: i64, expires_at: i64) -> String {
-    json!({
-        "version": 1,
+    let fields = json!({
         "key": key,
         "access_token": token,
         "token_type": "bearer",
         "received_at": received_at,
         "expires_at": expires_at,
     })
-    .to_string()
+    .to_string();
+    format!("{CACHE_MARKER}{}", &fields[1..])
 }
 
 #[test]
@@ -1458,8 +1463,10 @@ fn corrupt_cache_files_are_ignored_and_replaced() {
     let args = strs(&args);
     let now = now_secs();
     let valid = cache_entry(&key, &token_for("cut"), now, now + 86_000);
+    // Each is recognizably a cache of the command, so it is replaced;
+    // other files are left alone (tests/cli_cache_hardening.rs).
     let corruptions = [
-        "\u{0}\u{1}garbage\u{ff}".to_owned(),
+        CACHE_MARKER[..9].to_owned(),
         valid[..valid.len() / 2].to_owned(),
         String::new(),
         cache_entry(&key, "", now, now + 86_000),
@@ -1521,24 +1528,35 @@ fn cache_symlinks_are_never_followed() {
     let bait = cache_entry(&key, &token_for("victim"), now, now + 86_000);
     write_private(&victim, &bait);
 
+    // The symlink is neither followed nor replaced: the run goes on
+    // without the cache, with a warning.
     let cache = dir.join("token.cache");
     std::os::unix::fs::symlink(&victim, &cache).unwrap();
     let cache_s = path_str(&cache);
-    run(&with_net(&["-c", &creds, "--cache", &cache_s], &net)).prints(&tokens[1]);
+    let r = run(&with_net(&["-c", &creds, "--cache", &cache_s], &net));
+    assert_eq!(r.ok(), format!("{}\n", tokens[1]), "{r:#?}");
+    assert!(r.stderr.contains("symbolic link"), "{r:#?}");
     assert_eq!(
         fs::read_to_string(&victim).unwrap(),
         bait,
         "written through"
     );
     assert_eq!(mode_of(&victim), 0o600);
+    assert_eq!(
+        fs::read_link(&cache).unwrap(),
+        victim,
+        "the link was replaced"
+    );
 
     // A dangling symlink: its target is not created.
     let dangling = dir.join("dangling.cache");
     let target = dir.join("target-must-not-exist");
     std::os::unix::fs::symlink(&target, &dangling).unwrap();
     let dangling_s = path_str(&dangling);
-    run(&with_net(&["-c", &creds, "--cache", &dangling_s], &net)).prints(&tokens[2]);
+    let r = run(&with_net(&["-c", &creds, "--cache", &dangling_s], &net));
+    assert_eq!(r.ok(), format!("{}\n", tokens[2]), "{r:#?}");
     assert!(!target.exists(), "wrote through a dangling symlink");
+    assert_eq!(fs::read_link(&dangling).unwrap(), target);
 
     // A symlink at FILE.lock: the run still works, the target is untouched.
     let locked = dir.join("locked.cache");
@@ -1616,11 +1634,22 @@ fn https_with_a_ca_file_works() {
 }
 
 #[test]
-fn https_without_the_ca_is_not_trusted_exit_5() {
+fn https_without_the_ca_is_not_trusted_exit_3() {
     let server = tls_fake(&token_for("tls-untrusted"));
-    let net = net(&server.url());
-    let r = run(&with_net(&["-c", &oauth_path()], &net));
-    let m = r.fails(5);
+    let url = server.url();
+    let r = run(&[
+        "-c",
+        &oauth_path(),
+        "--ims",
+        &url,
+        "--timeout",
+        "3",
+        "--retries",
+        "2",
+    ]);
+    // A certificate problem is fixed in the configuration: exit 3, one attempt.
+    let m = r.fails(3);
+    assert_eq!(server.hits(), 1, "a certificate problem is not retried");
     assert!(m.contains("not trusted"), "{m}");
     r.assert_no_secrets(&sent_secrets(&server));
 }
@@ -1678,4 +1707,803 @@ fn a_closed_stdout_does_not_panic() {
         let r = run_with_closed_stdout(cmd(&args));
         assert_eq!(r.stderr, "", "{r:#?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// 15. exec and --format headers: the token out of every argv
+
+/// A local development token file in `dir` (no network needed to get it).
+fn local_token_file(dir: &TempDir, token: &str) -> String {
+    dir.json("local.json", &json!({ "accessToken": token }))
+}
+
+#[test]
+fn exec_passes_the_token_in_the_environment_never_in_argv() {
+    let dir = TempDir::new("exec");
+    let token = token_for("exec");
+    let server = jwt_fake(&[&token]);
+    let seen = dir.join("seen");
+    // The child records its environment, its pid and its own argv.
+    let script = r#"printf '%s\n%s\n%s\n%s\n' "$IMS_ACCESS_TOKEN" "$IMS_CLIENT_ID" "$IMS_ORG_ID" "$$" > "$1"
+tr '\0' ' ' < /proc/$$/cmdline >> "$1"; exit 7"#;
+    let net = net(&server.url());
+    let seen_s = path_str(&seen);
+    let creds = service_path();
+    let mut args = with_net(&["exec", "-c", &creds], &net);
+    args.extend(["--", "sh", "-c", script, "sh", &seen_s]);
+    let pending = start(cmd(&args), None);
+    let pid = pending.child.id();
+    let r = pending.wait();
+    assert_eq!(r.code, 7, "the child's exit status: {r:#?}");
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""), "{r:#?}");
+    let text = fs::read_to_string(&seen).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let expect = JwtExpect::sample("x");
+    assert_eq!(lines[0], token);
+    assert_eq!(lines[1], expect.client_id);
+    assert_eq!(lines[2], expect.org);
+    // COMMAND replaced ims-token: same process.
+    assert_eq!(lines[3], pid.to_string());
+    assert!(lines[4].starts_with("sh -c "), "{text}");
+    assert!(!lines[4].contains(&token), "the token is in argv: {text}");
+    assert!(!lines[4].contains(TOKEN_MARK), "{text}");
+    assert_eq!(server.hits(), 1);
+}
+
+#[test]
+fn exec_without_an_org_sets_only_the_token_and_client_id() {
+    let dir = TempDir::new("execoauth");
+    let token = token_for("execoauth");
+    let server = FakeIms::start(vec![Reply::check_oauth(OAuthExpect::sample(), &token)]);
+    let script =
+        r#"printf '%s|%s|%s' "$IMS_ACCESS_TOKEN" "$IMS_CLIENT_ID" "${IMS_ORG_ID-unset}" > "$1""#;
+    let seen = path_str(&dir.join("seen"));
+    let net = net(&server.url());
+    let creds = oauth_path();
+    let mut args = with_net(&["exec", "-c", &creds], &net);
+    args.extend(["--", "sh", "-c", script, "sh", &seen]);
+    let mut command = cmd(&args);
+    command.env_remove("IMS_ORG_ID");
+    let r = run_cmd(command);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let expected = format!("{token}|{}|unset", OAuthExpect::sample().client_id);
+    assert_eq!(fs::read_to_string(&seen).unwrap(), expected);
+}
+
+#[test]
+fn exec_passes_stdio_and_status_through_and_restores_sigpipe() {
+    let dir = TempDir::new("execstdio");
+    let local = local_token_file(&dir, &token_for("stdio"));
+    let r = run(&[
+        "exec",
+        "-c",
+        &local,
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (3, "out\n", "err\n"),
+        "{r:#?}"
+    );
+    // ims-token ignores SIGPIPE (the Rust runtime does); COMMAND must not
+    // inherit that, or `ims-token exec -- curl ... | head` misbehaves.
+    let r = run(&[
+        "exec",
+        "-c",
+        &local,
+        "--",
+        "grep",
+        "^SigIgn:",
+        "/proc/self/status",
+    ]);
+    let mask = r.stdout.trim().trim_start_matches("SigIgn:").trim();
+    let mask = u64::from_str_radix(mask, 16).unwrap_or_else(|_| panic!("{r:#?}"));
+    assert_eq!(
+        mask & (1 << (13 - 1)),
+        0,
+        "SIGPIPE is ignored in COMMAND: {r:#?}"
+    );
+}
+
+#[test]
+fn exec_signals_are_the_commands() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = TempDir::new("execsig");
+    let local = local_token_file(&dir, &token_for("sig"));
+    let mut pending = start(
+        cmd(&["exec", "-c", &local, "--", "sh", "-c", "kill -TERM $$"]),
+        None,
+    );
+    let status = wait_bounded(&mut pending.child, pending.started, RUN_LIMIT, "exec kill");
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+}
+
+#[test]
+fn exec_of_a_command_that_cannot_run_is_127_or_126() {
+    let dir = TempDir::new("execfail");
+    let local = local_token_file(&dir, &token_for("cannot"));
+    let r = run(&[
+        "exec",
+        "-c",
+        &local,
+        "--",
+        "ims-token-test-no-such-command",
+        "a",
+    ]);
+    assert_eq!(r.code, 127, "{r:#?}");
+    assert!(
+        r.stderr
+            .starts_with("ims-token: cannot run 'ims-token-test-no-such-command'")
+            && r.stderr.contains("not found"),
+        "{r:#?}"
+    );
+    let missing = path_str(&dir.join("missing"));
+    assert_eq!(run(&["exec", "-c", &local, "--", &missing]).code, 127);
+    let not_executable = dir.file("script.sh", "#!/bin/sh\necho ran\n");
+    let not_a_file = path_str(dir.path());
+    for program in [&not_executable, &not_a_file] {
+        let r = run(&["exec", "-c", &local, "--", program]);
+        assert_eq!(r.code, 126, "{program}: {r:#?}");
+        assert_eq!(r.stdout, "");
+        assert!(r.stderr.starts_with("ims-token: cannot run '"), "{r:#?}");
+        r.assert_no_secrets(&[]);
+    }
+}
+
+#[test]
+fn exec_does_not_run_the_command_without_a_token() {
+    let dir = TempDir::new("execnotoken");
+    let marker = dir.join("ran");
+    let marker_s = path_str(&marker);
+    let net = net(&format!("http://127.0.0.1:{}", closed_port()));
+    let creds = service_path();
+    let mut args = with_net(&["exec", "-c", &creds], &net);
+    args.extend(["--", "touch", &marker_s]);
+    let m = run(&args).fails(5);
+    assert!(m.contains("cannot reach IMS"), "{m}");
+    assert!(!marker.exists(), "COMMAND ran without a token");
+    // A usage error: nothing runs either.
+    let m = run(&[
+        "exec",
+        "-c",
+        &service_path(),
+        "--retries",
+        "99",
+        "--",
+        "touch",
+        &marker_s,
+    ])
+    .fails(2);
+    assert!(m.contains("--retries"), "{m}");
+    assert!(!marker.exists());
+}
+
+#[test]
+fn format_headers_gives_the_three_headers_adobe_apis_want() {
+    let token = token_for("headers");
+    let server = jwt_fake(&[&token]);
+    let r = run(&with_net(
+        &["-c", &service_path(), "--format", "headers"],
+        &net(&server.url()),
+    ));
+    let e = JwtExpect::sample("x");
+    let expected = format!(
+        "Authorization: Bearer {token}\nx-api-key: {}\nx-gw-ims-org-id: {}\n",
+        e.client_id, e.org
+    );
+    assert_eq!(r.ok(), expected);
+    // OAuth credentials carry no org: two lines.
+    let token = token_for("headers-oauth");
+    let server = FakeIms::start(vec![Reply::check_oauth(OAuthExpect::sample(), &token)]);
+    let r = run(&with_net(
+        &["-c", &oauth_path(), "--format", "headers"],
+        &net(&server.url()),
+    ));
+    let expected = format!(
+        "Authorization: Bearer {token}\nx-api-key: {}\n",
+        OAuthExpect::sample().client_id
+    );
+    assert_eq!(r.ok(), expected);
+}
+
+/// The README's `ims-token --format headers | curl -H @- URL`, for real:
+/// curl (7.55 and later) sends the three headers, and the token is in no
+/// process's argv.
+#[test]
+fn format_headers_feeds_curl_through_stdin() {
+    let token = token_for("curl");
+    let ims = jwt_fake(&[&token]);
+    let api = TcpListener::bind("127.0.0.1:0").unwrap();
+    let api_url = format!("http://{}/api", api.local_addr().unwrap());
+    let recorded = thread::spawn(move || {
+        let (mut tcp, _) = api.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let request = read_request(&mut tcp).unwrap();
+        let _ = tcp.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        request
+    });
+    let net = net(&ims.url());
+    let headers = run(&with_net(
+        &["-c", &service_path(), "--format", "headers"],
+        &net,
+    ));
+    let curl = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-H", "@-", &api_url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut curl = curl.unwrap_or_else(|e| panic!("cannot run curl ({e}); it is needed here"));
+    curl.stdin
+        .take()
+        .unwrap()
+        .write_all(headers.ok().as_bytes())
+        .unwrap();
+    let status = wait_bounded(&mut curl, Instant::now(), RUN_LIMIT, "curl");
+    assert!(status.success(), "curl failed: {status:?}");
+    let request = recorded.join().unwrap();
+    let e = JwtExpect::sample("x");
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    assert_eq!(request.header("x-api-key"), Some(e.client_id.as_str()));
+    assert_eq!(request.header("x-gw-ims-org-id"), Some(e.org.as_str()));
+}
+
+#[test]
+fn a_token_with_crlf_from_ims_is_refused_and_not_cached() {
+    let dir = TempDir::new("crlf");
+    let cache = dir.join("token.cache");
+    let cache_s = path_str(&cache);
+    for format in ["token", "header", "headers", "json"] {
+        let evil = format!("{}\r\nX-Injected: 1", token_for("crlf"));
+        let body = json!({"access_token": evil, "token_type": "bearer", "expires_in": 86399});
+        let server = FakeIms::start(vec![Reply::json(200, body.to_string())]);
+        let net = net(&server.url());
+        let args = ["-c", &oauth_path(), "--format", format, "--cache", &cache_s];
+        let r = run(&with_net(&args, &net));
+        let m = r.fails(1);
+        assert!(m.contains("visible ASCII"), "{m}");
+        assert!(!r.stderr.contains("X-Injected"), "{r:#?}");
+        // The cache may record the failure for runs waiting on it; never the token.
+        let cached = fs::read_to_string(&cache).unwrap_or_default();
+        assert!(
+            !cached.contains(&token_for("crlf")),
+            "cached: {format}: {cached}"
+        );
+        assert!(!cached.contains("X-Injected"), "cached: {format}: {cached}");
+    }
+    // A local development token with a line break is not printed either.
+    let local = local_token_file(&dir, &format!("{}\nX-Injected: 1", token_for("local")));
+    let m = run(&["-c", &local, "--format", "header"]).fails(3);
+    assert!(m.contains("control characters"), "{m}");
+    assert!(!m.contains("X-Injected"), "{m}");
+}
+
+#[test]
+fn option_values_are_checked_before_the_cache_is_read() {
+    let dir = TempDir::new("cacheopts");
+    let FilledCache {
+        server,
+        cache,
+        args,
+        ..
+    } = filled_cache(&dir, "opts", 1);
+    let cache_s = path_str(&cache);
+    let base = [
+        "-c".to_owned(),
+        service_path(),
+        "--cache".to_owned(),
+        cache_s,
+    ];
+    for bad in [
+        &["--lifetime", "0"][..],
+        &["--lifetime", "100000"],
+        &["--timeout", "0"],
+        &["--connect-timeout", "0"],
+        &["--retries", "11"],
+        &["--cache", ""],
+        &["--ca-file", ""],
+        &["--credentials", ""],
+    ] {
+        let mut all: Vec<&str> = base.iter().map(String::as_str).collect();
+        all.extend(bad);
+        let m = run(&all).fails(2);
+        assert!(m.contains(bad[0]) && m.contains(USAGE_HINT), "{bad:?}: {m}");
+    }
+    assert_eq!(server.hits(), 1, "no run reached IMS");
+    // The limits themselves are fine, and a hit.
+    let mut edge = strs(&args);
+    edge.extend(["--lifetime", "86400", "--retries", "10"]);
+    run(&edge).ok();
+    assert_eq!(server.hits(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// 16. the cache file cannot be turned against its user
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+fn is_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt as _;
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = TempDir::new("whoami");
+    let probe = dir.file("probe", "");
+    fs::metadata(probe).unwrap().uid() == 0
+}
+
+/// `path` with `.lock` appended: the cache's lock file.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+#[test]
+fn a_fifo_at_the_cache_or_lock_path_never_blocks() {
+    let dir = TempDir::new("cachefifo");
+    let tokens = tokens_for("fifo", 2);
+    let server = jwt_fake(&tokens);
+    let fifo = dir.join("token.cache");
+    mkfifo(&fifo);
+    // Before the fix, this run hung forever in open(); RUN_LIMIT kills it.
+    let r = run(&strs(&cache_args(&fifo, &server.url())));
+    assert_eq!(r.ok(), format!("{}\n", tokens[0]), "{r:#?}");
+    assert!(
+        r.stderr.contains("a FIFO") && r.stderr.contains("left as it is"),
+        "{r:#?}"
+    );
+    assert!(is_fifo(&fifo), "the FIFO was replaced");
+    assert!(
+        !lock_path(&fifo).exists(),
+        "a lock file for a cache that is not used"
+    );
+
+    let cache = dir.join("locked.cache");
+    let lock = lock_path(&cache);
+    mkfifo(&lock);
+    let r = run(&strs(&cache_args(&cache, &server.url())));
+    assert_eq!(r.ok(), format!("{}\n", tokens[1]), "{r:#?}");
+    assert!(
+        r.stderr.contains("cannot lock the cache") && r.stderr.contains("FIFO"),
+        "{r:#?}"
+    );
+    assert!(is_fifo(&lock));
+    assert!(read_cache(&cache)["access_token"] == tokens[1].as_str());
+}
+
+#[test]
+fn files_that_are_not_a_cache_are_left_untouched() {
+    let dir = TempDir::new("cacheforeign");
+    let tokens = tokens_for("foreign", 6);
+    let server = jwt_fake(&tokens);
+    // `--cache creds.json`, a typo: the credentials survive.
+    let creds = dir.file(
+        "creds.json",
+        &read_fixture("service-credentials.sample.json"),
+    );
+    fs::set_permissions(&creds, fs::Permissions::from_mode(0o600)).unwrap();
+    let before = fs::read(&creds).unwrap();
+    let net = net(&server.url());
+    let notes = dir.file("notes.txt", "my notes\n");
+    fs::set_permissions(&notes, fs::Permissions::from_mode(0o600)).unwrap();
+    // An old-style JSON token file of some other tool.
+    let other = dir.file("other.json", r#"{"access_token":"x","expires_at":1}"#);
+    let subdir = path_str(&dir.join("a-directory"));
+    fs::create_dir(&subdir).unwrap();
+    let mut used = 0;
+    for (path, twice) in [
+        (&creds, true),
+        (&notes, false),
+        (&other, false),
+        (&subdir, false),
+    ] {
+        let before = fs::symlink_metadata(path).unwrap();
+        let content = fs::read(path).ok();
+        for _ in 0..if twice { 2 } else { 1 } {
+            let r = run(&with_net(&["-c", &creds, "--cache", path], &net));
+            assert_eq!(r.ok(), format!("{}\n", tokens[used]), "{path}: {r:#?}");
+            assert!(
+                r.stderr.contains("not a cache file of ims-token")
+                    && r.stderr.contains("left as it is"),
+                "{path}: {r:#?}"
+            );
+            assert_eq!(r.stderr.lines().count(), 1, "one warning: {r:#?}");
+            used += 1;
+        }
+        let after = fs::symlink_metadata(path).unwrap();
+        assert_eq!(after.file_type(), before.file_type(), "{path}");
+        assert_eq!(after.permissions(), before.permissions(), "{path}");
+        assert_eq!(fs::read(path).ok(), content, "{path} was changed");
+        assert!(
+            !lock_path(Path::new(path)).exists(),
+            "{path}.lock was created"
+        );
+    }
+    assert_eq!(fs::read(&creds).unwrap(), before);
+    assert_eq!(server.hits(), used, "no run used a cache");
+    dir.assert_no_temp_files();
+}
+
+#[test]
+fn as_root_a_device_at_the_cache_path_stays_a_device() {
+    use std::os::unix::fs::FileTypeExt as _;
+    if !is_root() {
+        eprintln!("not root: mknod needs root; skipped");
+        return;
+    }
+    let dir = TempDir::new("cachedev");
+    let null = dir.join("null");
+    // Like /dev/null (1, 3), but in the test's own directory.
+    let made = Command::new("mknod")
+        .arg(&null)
+        .args(["c", "1", "3"])
+        .status();
+    assert!(made.is_ok_and(|s| s.success()), "mknod");
+    let token = token_for("dev");
+    let server = jwt_fake(&[&token]);
+    let r = run(&strs(&cache_args(&null, &server.url())));
+    assert_eq!(r.ok(), format!("{token}\n"), "{r:#?}");
+    assert!(r.stderr.contains("a device"), "{r:#?}");
+    assert!(fs::symlink_metadata(&null)
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
+
+#[test]
+fn stale_temp_files_of_ours_are_removed_and_nothing_else() {
+    let dir = TempDir::new("cachetemps");
+    let tokens = tokens_for("temps", 2);
+    let server = jwt_fake(&tokens);
+    let cache = dir.join("token.cache");
+    let args = cache_args(&cache, &server.url());
+    run(&strs(&args)).prints(&tokens[0]);
+    let ours = fs::read_to_string(&cache).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let plant = |name: &str, text: &str, at: Option<std::time::SystemTime>| {
+        let path = dir.join(name);
+        write_private(&path, text);
+        if let Some(at) = at {
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        }
+        path
+    };
+    // Left by a killed run an hour ago: a token in a file of ours.
+    let stale = plant("token.cache.tmp.4000001", &ours, Some(old));
+    let stale_cut = plant("token.cache.tmp.4000002", &ours[..10], Some(old));
+    // Being written right now by another run.
+    let fresh = plant("token.cache.tmp.4000003", &ours, None);
+    // Not ours: other content, or another name.
+    let other = plant("token.cache.tmp.4000004", "keep me", Some(old));
+    let named = plant("token.cache.tmp.x", &ours, Some(old));
+    let unrelated = plant("other.cache.tmp.4000005", &ours, Some(old));
+
+    fs::remove_file(&cache).unwrap();
+    run(&strs(&args)).prints(&tokens[1]);
+    assert!(
+        !stale.exists() && !stale_cut.exists(),
+        "stale temp files were kept"
+    );
+    for kept in [&fresh, &other, &named, &unrelated] {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
+    assert_eq!(fs::read_to_string(&other).unwrap(), "keep me");
+}
+
+/// Runs `ims-token ARGS` with an empty tmpfs over /proc (a host without
+/// /proc), or None when this cannot be set up (not root).
+fn run_without_proc(args: &[&str]) -> Option<Run> {
+    let probe = Command::new("unshare")
+        .args(["-m", "sh", "-c", "mount -t tmpfs none /proc"])
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        return None;
+    }
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            r#"mount -t tmpfs none /proc && exec "$0" "$@""#,
+            BIN,
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in PROXY_VARS.into_iter().chain([CREDENTIALS_VAR]) {
+        command.env_remove(var);
+    }
+    Some(run_cmd(command))
+}
+
+#[test]
+fn without_proc_the_cache_still_hits() {
+    let dir = TempDir::new("cachenoproc");
+    let token = token_for("noproc");
+    let server = jwt_fake(&[&token]);
+    let cache = dir.join("token.cache");
+    let args = cache_args(&cache, &server.url());
+    let Some(first) = run_without_proc(&strs(&args)) else {
+        eprintln!("cannot hide /proc (unshare needs root); skipped");
+        return;
+    };
+    first.prints(&token);
+    let second = run_without_proc(&strs(&args)).unwrap();
+    second.prints(&token);
+    assert_eq!(server.hits(), 1, "the second run did not use the cache");
+}
+
+/// As root, plays the other user of a shared sticky directory: the run is
+/// `nobody`'s, the planted files are root's.
+#[test]
+fn as_root_other_users_files_are_neither_trusted_nor_waited_on() {
+    if !is_root() {
+        eprintln!("not root: cannot act as two users; skipped");
+        return;
+    }
+    let dir = TempDir::new("cacheusers");
+    let shared = dir.join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    let tokens = tokens_for("users", 3);
+    let server = jwt_fake(&tokens);
+    // Learn the cache key with a run of root's own.
+    let probe = dir.join("probe.cache");
+    run(&strs(&cache_args(&probe, &server.url()))).prints(&tokens[0]);
+    let key = cache_key(&probe);
+    let now = now_secs();
+    let as_nobody = |cache: &Path| {
+        let mut command = Command::new("setpriv");
+        command
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                BIN,
+                "-c",
+                "-",
+            ])
+            .args(["--cache", &path_str(cache)])
+            .args(net(&server.url()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for var in PROXY_VARS.into_iter().chain([CREDENTIALS_VAR]) {
+            command.env_remove(var);
+        }
+        start(
+            command,
+            Some(read_fixture("service-credentials.sample.json").as_bytes()),
+        )
+        .wait()
+    };
+
+    // A fresh, valid-looking entry planted by another user: not used, not
+    // replaced (the sticky directory protects it anyway).
+    let planted = shared.join("token.cache");
+    let bait = cache_entry(&key, &token_for("bait"), now, now + 86_000);
+    fs::write(&planted, &bait).unwrap();
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o644)).unwrap();
+    let r = as_nobody(&planted);
+    assert_eq!(r.ok(), format!("{}\n", tokens[1]), "{r:#?}");
+    assert!(r.stderr.contains("not a file of yours"), "{r:#?}");
+    assert_eq!(fs::read_to_string(&planted).unwrap(), bait);
+
+    // Another user's lock file, held: refused at once, not waited on.
+    let cache = shared.join("held.cache");
+    let lock = fs::File::create(lock_path(&cache)).unwrap();
+    fs::set_permissions(lock_path(&cache), fs::Permissions::from_mode(0o666)).unwrap();
+    lock.lock().unwrap();
+    let r = as_nobody(&cache);
+    assert_eq!(r.ok(), format!("{}\n", tokens[2]), "{r:#?}");
+    assert!(r.stderr.contains("another user's file"), "{r:#?}");
+    drop(lock);
+    assert_eq!(server.hits(), 3);
+}
+
+// ---------------------------------------------------------------------------
+// 17. bounded CA files, proxies as curl reads them
+
+#[test]
+fn ca_files_are_capped_and_regular_files_only() {
+    let dir = TempDir::new("cabound");
+    let fifo = dir.join("ca.fifo");
+    mkfifo(&fifo);
+    let big = dir.join("big.pem");
+    let cert = read_fixture("tls/ca.pem");
+    fs::write(&big, cert.repeat(1024 * 1024 / cert.len() + 1)).unwrap();
+    let net = net(&format!("http://127.0.0.1:{}", closed_port()));
+    for (ca, what) in [
+        (Path::new("/dev/zero"), "a device"),
+        (fifo.as_path(), "a FIFO"),
+        (dir.path(), "a directory"),
+        (big.as_path(), "too large: more than 1 MiB"),
+    ] {
+        let ca_s = path_str(ca);
+        // Before the fix /dev/zero grew without bound and the FIFO hung.
+        let m = run(&with_net(&["-c", &oauth_path(), "--ca-file", &ca_s], &net)).fails(3);
+        assert!(m.contains(&ca_s) && m.contains(what), "{ca_s}: {m}");
+    }
+    assert!(is_fifo(&fifo));
+}
+
+/// An HTTP proxy on 127.0.0.1 that answers every CONNECT with 407;
+/// counts the connections it gets.
+fn refusing_proxy() -> (u16, Arc<Mutex<usize>>, common::ServerThread) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(Mutex::new(0));
+    let seen = count.clone();
+    let thread = common::ServerThread::spawn(format!("proxy-407-{port}"), move |stop| {
+        let keep_going = || !stop.load(std::sync::atomic::Ordering::SeqCst);
+        while let Some(mut tcp) = common::accept_polling(&listener, keep_going) {
+            *seen.lock().unwrap() += 1;
+            let _ = tcp.set_nonblocking(false);
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = read_request(&mut tcp);
+            let _ = tcp.write_all(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n\
+                  Proxy-Authenticate: Basic realm=\"corp\"\r\nContent-Length: 0\r\n\r\n",
+            );
+        }
+    });
+    (port, count, thread)
+}
+
+#[test]
+fn a_proxy_answering_407_is_exit_3_after_one_attempt() {
+    let (port, count, _proxy) = refusing_proxy();
+    let server = FakeIms::start(vec![]);
+    let url = server.url();
+    let mut command = cmd(&["-c", &oauth_path(), "--ims", &url, "--retries", "2"]);
+    command.env(
+        "HTTPS_PROXY",
+        format!("http://user:pa55word@127.0.0.1:{port}"),
+    );
+    let r = run_cmd(command);
+    let m = r.fails(3);
+    assert!(
+        m.contains(&format!("proxy 127.0.0.1:{port}")) && m.contains("refused the credentials"),
+        "{m}"
+    );
+    assert!(m.contains("$HTTPS_PROXY"), "{m}");
+    assert!(!r.stderr.contains("pa55word"), "{r:#?}");
+    assert_eq!(*count.lock().unwrap(), 1, "a 407 is not retried");
+    assert_eq!(server.hits(), 0);
+}
+
+#[test]
+fn an_unreachable_proxy_is_named_as_the_proxy() {
+    let server = FakeIms::start(vec![]);
+    let url = server.url();
+    let port = closed_port();
+    let mut command = cmd(&["-c", &oauth_path(), "--ims", &url, "--retries", "0"]);
+    command.env(
+        "http_proxy",
+        format!("http://user:pa55word@127.0.0.1:{port}"),
+    );
+    let r = run_cmd(command);
+    let m = r.fails(5);
+    assert!(
+        m.starts_with(&format!(
+            "ims-token: cannot reach the proxy 127.0.0.1:{port}"
+        )),
+        "{m}"
+    );
+    assert!(!r.stderr.contains("pa55word"), "{r:#?}");
+    assert_eq!(server.hits(), 0);
+}
+
+/// A one-shot OAuth "IMS" on [::1] (FakeIms listens on 127.0.0.1 only).
+fn ipv6_ims(token: &str) -> (String, common::ServerThread) {
+    let listener = TcpListener::bind("[::1]:0").expect("bind [::1]:0");
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let body = common::oauth_success_body(token);
+    let thread = common::ServerThread::spawn("ims-v6".into(), move |stop| {
+        let keep_going = || !stop.load(std::sync::atomic::Ordering::SeqCst);
+        while let Some(mut tcp) = common::accept_polling(&listener, keep_going) {
+            let _ = tcp.set_nonblocking(false);
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            if read_request(&mut tcp).is_ok() {
+                let _ = tcp.write_all(&common::json_response(200, &body, &[]));
+            }
+        }
+    });
+    (url, thread)
+}
+
+/// The issue's cases, through a dead proxy: a host NO_PROXY lists goes
+/// direct and gets its token; one it does not list fails at the proxy.
+#[test]
+fn no_proxy_as_curl_reads_it() {
+    let token = token_for("noproxy");
+    let (v6_url, _v6) = ipv6_ims(&token);
+    let dead_proxy = format!("http://127.0.0.1:{}", closed_port());
+    let run_with = |url: &str, vars: &[(&str, &str)]| {
+        let mut command = cmd(&["-c", &oauth_path(), "--ims", url, "--retries", "0"]);
+        command.env("HTTPS_PROXY", &dead_proxy);
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        run_cmd(command)
+    };
+    let direct = |url: &str, vars: &[(&str, &str)]| {
+        let r = run_with(url, vars);
+        assert_eq!(r.code, 0, "{vars:?} did not go direct: {r:#?}");
+    };
+    let v4 = FakeIms::start(vec![
+        oauth_reply_for(&token),
+        oauth_reply_for(&token),
+        oauth_reply_for(&token),
+    ]);
+    let v4_url = v4.url();
+    direct(&v4_url, &[("NO_PROXY", "localhost, 127.0.0.1")]);
+    direct(&v4_url, &[("NO_PROXY", ""), ("no_proxy", "127.0.0.1")]);
+    direct(&v4_url, &[("no_proxy", "example.com,*")]);
+    assert_eq!(v4.hits(), 3);
+    direct(&v6_url, &[("NO_PROXY", "::1")]);
+    direct(&v6_url, &[("NO_PROXY", "[::1]")]);
+    // Not listed: through the proxy, which is not there.
+    for vars in [
+        &[("NO_PROXY", "localhost")][..],
+        &[("NO_PROXY", "127.0.0.2, ::2")],
+    ] {
+        let m = run_with(&v6_url, vars).fails(5);
+        assert!(m.contains("cannot reach the proxy"), "{vars:?}: {m}");
+    }
+}
+
+fn oauth_reply_for(token: &str) -> Reply {
+    Reply::check_oauth(OAuthExpect::sample(), token)
+}
+
+#[test]
+fn a_relative_cache_path_works_and_cleans_up_too() {
+    let dir = TempDir::new("cacherel");
+    let tokens = tokens_for("rel", 2);
+    let server = jwt_fake(&tokens);
+    let stale = dir.join("token.cache.tmp.4000001");
+    write_private(&stale, CACHE_MARKER);
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let net = net(&server.url());
+    let creds = service_path();
+    let args = with_net(&["-c", &creds, "--cache", "token.cache"], &net);
+    for _ in 0..2 {
+        let mut command = cmd(&args);
+        command.current_dir(dir.path());
+        run_cmd(command).prints(&tokens[0]);
+    }
+    assert_eq!(server.hits(), 1, "the second run was a hit");
+    assert!(!stale.exists());
+    dir.assert_no_temp_files();
 }

@@ -41,7 +41,18 @@ fn age_cache(path: &Path, left: u64) {
     let mut json: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
     json["received_at"] = (now_secs() - 86_000).into();
     json["expires_at"] = (now_secs() + left).into();
-    fs::write(path, json.to_string()).unwrap();
+    // Written back as the command writes it: its marker first.
+    let version = json
+        .as_object_mut()
+        .unwrap()
+        .remove("ims_token_cache")
+        .unwrap();
+    let rest = json.to_string();
+    fs::write(
+        path,
+        format!("{{\"ims_token_cache\":{version},{}", &rest[1..]),
+    )
+    .unwrap();
 }
 
 fn token_args<'a>(url: &'a str, cache: &'a str) -> Vec<&'a str> {

@@ -22,18 +22,24 @@ fn sample_integration() -> Value {
     common::fixture_json("service-credentials.sample.json")["integration"].clone()
 }
 
-/// Signs an RS256 JWT for the sample credentials, as a client would.
-fn sign_sample_jwt(ims_host: &str) -> String {
+/// Signs an RS256 JWT for the sample credentials, as a client would; `ims`
+/// is the claims' base URL, or a host standing for `https://{host}`.
+fn sign_sample_jwt(ims: &str) -> String {
+    let ims = if ims.contains("://") {
+        ims.to_owned()
+    } else {
+        format!("https://{ims}")
+    };
     let i = sample_integration();
     let client_id = i["technicalAccount"]["clientId"].as_str().unwrap();
     let mut claims = serde_json::json!({
         "iss": i["org"],
         "sub": i["id"],
-        "aud": format!("https://{ims_host}/c/{client_id}"),
+        "aud": format!("{ims}/c/{client_id}"),
         "exp": common::now_secs() + 300,
     });
     let metascope = i["metascopes"].as_str().unwrap();
-    claims[format!("https://{ims_host}/s/{metascope}")] = Value::Bool(true);
+    claims[format!("{ims}/s/{metascope}")] = Value::Bool(true);
     let signing_input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
@@ -261,4 +267,31 @@ fn tls_server_answers_a_client_trusting_the_test_ca() {
         fake.requests()[0].form,
         vec![("a".to_string(), "b".to_string())]
     );
+}
+
+/// The claims must name the endpoint as it was addressed, scheme included:
+/// for a plain-http fake, `https://127.0.0.1:PORT/...` claims are refused.
+#[test]
+fn claims_must_carry_the_scheme_of_the_endpoint() {
+    let ims = "http://127.0.0.1:8080";
+    let expect = JwtExpect::sample(ims);
+    let fake = FakeIms::start(vec![
+        Reply::check_jwt(expect.clone(), "t1"),
+        Reply::check_jwt(expect.clone(), "t2"),
+    ]);
+    let wrong = sign_sample_jwt("127.0.0.1:8080");
+    let (status, response) = post(
+        &fake,
+        "/ims/exchange/jwt",
+        &exchange_body(&wrong, &sample_secret()),
+    );
+    assert_eq!(status, 400, "{response}");
+    assert_eq!(json_body(&response)["error"], "invalid_client");
+    let right = sign_sample_jwt(ims);
+    let (status, response) = post(
+        &fake,
+        "/ims/exchange/jwt",
+        &exchange_body(&right, &sample_secret()),
+    );
+    assert_eq!(status, 200, "{response}");
 }

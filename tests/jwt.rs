@@ -549,3 +549,37 @@ fn client_refuses_a_jwt_lifetime_out_of_range() {
         .build()
         .unwrap();
 }
+
+/// For a plain-http loopback endpoint the claims name it as given, scheme
+/// and port included; https endpoints keep `https://`.
+#[test]
+fn claims_are_built_on_the_endpoint_url_as_given() {
+    for (ims, base) in [
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://[::1]:8080/", "http://[::1]:8080"),
+        ("http://localhost", "http://localhost"),
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443"),
+        ("ims-na1.adobelogin.com", "https://ims-na1.adobelogin.com"),
+    ] {
+        let account = ServiceAccount::builder()
+            .ims(ims)
+            .client_id("client")
+            .client_secret(ClientSecret::new("s"))
+            .org_id(ORG_ID)
+            .technical_account_id(TECH_ACCOUNT)
+            .private_key(PrivateKey::from_pem(&pkcs8()).unwrap())
+            .metascopes("ent_aem_cloud_api, https://ims-na1.adobelogin.com/s/full")
+            .build()
+            .unwrap();
+        let jwt = sign_jwt(&account, at(NOW_SECS), LIFETIME).unwrap();
+        let mut expected = json!({
+            "aud": format!("{base}/c/client"),
+            "exp": 1_700_000_300u64,
+            "iss": ORG_ID,
+            "sub": TECH_ACCOUNT,
+            "https://ims-na1.adobelogin.com/s/full": true,
+        });
+        expected[format!("{base}/s/ent_aem_cloud_api")] = json!(true);
+        assert_eq!(claims(jwt.secret()), expected, "{ims}");
+    }
+}

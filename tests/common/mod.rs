@@ -361,8 +361,9 @@ pub struct JwtExpect {
     pub org: String,
     /// Technical-account id, the `sub` claim.
     pub sub: String,
-    /// The `{ims}` in the claims: `ims-na1.adobelogin.com` or `127.0.0.1:PORT`.
-    pub ims_host: String,
+    /// The endpoint's URL as given, the base of `aud` and the metascope
+    /// claims: `https://ims-na1.adobelogin.com` or `http://127.0.0.1:PORT`.
+    pub ims_url: String,
     /// Metascope codes (or full `https://` URLs) that must be claimed `true`.
     pub metascopes: Vec<String>,
     /// Seconds the fake's clock is ahead of the test's: it judges `exp` on
@@ -372,8 +373,9 @@ pub struct JwtExpect {
 
 impl JwtExpect {
     /// The values of `service-credentials.sample.json` and `sample-key.pub.pem`,
-    /// with `ims_host` as the `{ims}` of the claims.
-    pub fn sample(ims_host: &str) -> JwtExpect {
+    /// with `ims` as the base of the claims: a URL (`http://127.0.0.1:PORT`)
+    /// or a host, which stands for `https://{host}`.
+    pub fn sample(ims: &str) -> JwtExpect {
         let creds = fixture_json("service-credentials.sample.json");
         let i = &creds["integration"];
         let text = |v: &Value| v.as_str().expect("string field").to_string();
@@ -383,7 +385,11 @@ impl JwtExpect {
             public_key_pem: read_fixture("sample-key.pub.pem"),
             org: text(&i["org"]),
             sub: text(&i["id"]),
-            ims_host: ims_host.to_string(),
+            ims_url: if ims.contains("://") {
+                ims.to_string()
+            } else {
+                format!("https://{ims}")
+            },
             metascopes: split_metascopes(&text(&i["metascopes"])),
             clock_offset: 0,
         }
@@ -578,8 +584,9 @@ impl FakeIms {
         FakeIms::spawn(script, Some(config))
     }
 
-    /// Starts a plain-HTTP fake whose script is made from its own
-    /// `127.0.0.1:PORT` (for [`JwtExpect::sample`], whose claims name the port).
+    /// Starts a plain-HTTP fake whose script is made from its own URL,
+    /// `http://127.0.0.1:PORT` (for [`JwtExpect::sample`]: the claims must
+    /// name the endpoint as it was addressed, scheme included).
     pub fn start_with(make_script: impl FnOnce(&str) -> Vec<Reply>) -> FakeIms {
         FakeIms::spawn_with(make_script, None)
     }
@@ -597,8 +604,8 @@ impl FakeIms {
             .set_nonblocking(true)
             .expect("non-blocking listener");
         let addr = listener.local_addr().expect("local_addr");
-        let script = make_script(&addr.to_string());
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let script = make_script(&format!("{scheme}://{addr}"));
         let shared = Arc::new(Shared::default());
         let server_shared = shared.clone();
         let thread = ServerThread::spawn(format!("fake-ims-{}", addr.port()), move |stop| {
@@ -1200,8 +1207,8 @@ pub fn check_claims(
     expect: &JwtExpect,
     now: i64,
 ) -> Result<(), Rejection> {
-    let ims = &expect.ims_host;
-    let aud = format!("https://{ims}/c/{}", expect.client_id);
+    let ims = &expect.ims_url;
+    let aud = format!("{ims}/c/{}", expect.client_id);
     if claims.get("aud") != Some(&Value::from(aud.as_str())) {
         return Err(reject(
             400,
@@ -1252,16 +1259,16 @@ fn check_metascopes(
         .metascopes
         .iter()
         .map(|m| {
-            if m.starts_with("https://") {
+            if m.starts_with("https://") || m.starts_with("http://") {
                 m.clone()
             } else {
-                format!("https://{}/s/{m}", expect.ims_host)
+                format!("{}/s/{m}", expect.ims_url)
             }
         })
         .collect();
     let claimed: Vec<&String> = claims
         .keys()
-        .filter(|k| k.starts_with("https://"))
+        .filter(|k| k.starts_with("https://") || k.starts_with("http://"))
         .collect();
     let all_true = wanted
         .iter()
