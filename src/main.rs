@@ -149,7 +149,8 @@ impl Failure {
             Failure::Usage(_) => 2,
             Failure::Config(_) => 3,
             Failure::Ims(e) => ims_exit_code(e),
-            Failure::Shared(f) => f.exit_code,
+            // Only failures worth retrying are shared.
+            Failure::Shared(_) => 5,
             Failure::ClosedOutput => 0,
             Failure::Output(_) => 1,
             // As a shell does.
@@ -751,7 +752,9 @@ static STDERR_LOGGER: StderrLogger = StderrLogger;
 
 impl log::Log for StderrLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
+        // Only the library's own lines, which never hold a secret; other
+        // crates' warnings (rustls alerts, say) are not the user's business.
+        metadata.level() <= log::Level::Warn && metadata.target().starts_with("ims_token")
     }
 
     fn log(&self, record: &log::Record<'_>) {
@@ -796,30 +799,32 @@ impl Cache {
         make_client: impl FnOnce() -> Result<Client, Failure>,
         credentials: &Credentials,
     ) -> Result<AccessToken, Failure> {
-        let started = SystemTime::now();
-        let cached = self.read(true);
-        if let Some(outcome) = cached_outcome(cached.as_ref(), started, started, margin) {
-            return outcome;
+        let before = self.read(true);
+        if let Some(token) = usable_token(before.as_ref(), SystemTime::now(), margin) {
+            return Ok(token);
         }
         let client = make_client()?;
-        let lock = self.lock(client.max_fetch_time() + LOCK_SLACK);
+        let lock = self.lock(client.max_fetch_time(credentials) + LOCK_SLACK);
         // Another run may have refreshed, or failed, while this one waited.
-        let cached = self.read(false);
-        if let Some(outcome) = cached_outcome(cached.as_ref(), started, SystemTime::now(), margin) {
-            return outcome;
+        let after = self.read(false);
+        if let Some(token) = usable_token(after.as_ref(), SystemTime::now(), margin) {
+            return Ok(token);
+        }
+        if let Some(failure) = shared_failure(before.as_ref(), after.as_ref()) {
+            return Err(Failure::Shared(failure));
         }
         let result = client.fetch(credentials);
-        let now = SystemTime::now();
-        let old = cached.and_then(|entry| entry.token);
-        let entry = entry_after_fetch(&result, old, now);
-        if let Err(e) = self.write(&entry) {
-            warn(&format!(
-                "cannot write the cache {}: {e}",
-                self.path.display()
-            ));
+        let entry = entry_after_fetch(&result, after, SystemTime::now());
+        if let Some(entry) = &entry {
+            if let Err(e) = self.write(entry) {
+                warn(&format!(
+                    "cannot write the cache {}: {e}",
+                    self.path.display()
+                ));
+            }
         }
         drop(lock);
-        match (result, entry.token) {
+        match (result, entry.and_then(|e| e.token)) {
             (Ok(token), _) => Ok(token),
             (Err(e), Some(old)) => {
                 warn_fallback(&old, &chain(&e));
@@ -982,81 +987,82 @@ const LOCK_SLACK: Duration = Duration::from_secs(5);
 const FALLBACK_PAUSE: Duration = Duration::from_secs(30);
 
 /// What the cache file holds: the token (if one is worth keeping) and, after
-/// a failed refresh, when to ask IMS again and what the failure was.
+/// a refresh that failed in a way worth retrying, when to ask IMS again and
+/// what the failure was.
 #[derive(Debug, Default)]
 struct Entry {
     token: Option<AccessToken>,
     retry_at: Option<SystemTime>,
     failure: Option<SharedFailure>,
+    /// Counts the writes, so that a run can tell a failure written while it
+    /// waited on the lock from an older one without comparing clocks.
+    round: u64,
 }
 
-/// A failed refresh, for the runs that waited on the lock while it ran.
+/// A failed refresh worth retrying (exit 5), for the runs that waited on
+/// the lock while it ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SharedFailure {
-    at: SystemTime,
-    exit_code: u8,
     message: String,
 }
 
-/// What a run gets from the cache without asking IMS, by the library's
-/// refresh rule: a fresh token; an unexpired one while the pause after a
-/// failed refresh lasts; or the failure of a refresh that ended after this
-/// run started (it waited for that refresh). `None`: ask IMS.
-fn cached_outcome(
-    entry: Option<&Entry>,
-    started: SystemTime,
-    now: SystemTime,
-    margin: Duration,
-) -> Option<Result<AccessToken, Failure>> {
+/// A token a run can use without asking IMS, by the library's refresh rule:
+/// a fresh one, or an unexpired one while the pause after a failed refresh
+/// lasts (a pause of more than 30 s is not ours: ignored).
+fn usable_token(entry: Option<&Entry>, now: SystemTime, margin: Duration) -> Option<AccessToken> {
     let entry = entry?;
-    let failure = entry.failure.as_ref();
-    if let Some(token) = entry.token.as_ref().filter(|t| !t.is_expired(now)) {
-        if !token.needs_refresh(now, margin) {
-            return Some(Ok(token.clone()));
-        }
-        if entry.retry_at.is_some_and(|at| now < at) {
-            warn_fallback(token, failure.map_or("", |f| f.message.as_str()));
-            return Some(Ok(token.clone()));
-        }
+    let token = entry.token.as_ref().filter(|t| !t.is_expired(now))?;
+    if !token.needs_refresh(now, margin) {
+        return Some(token.clone());
     }
-    failure
-        .filter(|f| f.at >= started)
-        .map(|f| Err(Failure::Shared(f.clone())))
+    let latest = now + FALLBACK_PAUSE;
+    let pausing = entry.retry_at.is_some_and(|at| now < at && at <= latest);
+    if !pausing {
+        return None;
+    }
+    let cause = entry.failure.as_ref().map_or("", |f| f.message.as_str());
+    warn_fallback(token, cause);
+    Some(token.clone())
 }
 
-/// The entry to write after a fetch: the new token; or the old one, kept
-/// for a while, when the failure is worth retrying and the old one works;
-/// or only the failure.
+/// The failure that another run wrote while this one waited on the lock:
+/// one in the entry read after the lock that was not there before it.
+fn shared_failure(before: Option<&Entry>, after: Option<&Entry>) -> Option<SharedFailure> {
+    let after = after?;
+    let written_since = before.is_none_or(|b| b.round != after.round);
+    after.failure.clone().filter(|_| written_since)
+}
+
+/// The entry to write after a fetch: the new token; after a failure worth
+/// retrying, the failure and, while it works, the old token for a pause;
+/// after any other failure nothing (the file is left as it was, and runs
+/// waiting on the lock try for themselves: they may have been fixed).
 fn entry_after_fetch(
     result: &Result<AccessToken, Error>,
-    old: Option<AccessToken>,
+    old: Option<Entry>,
     now: SystemTime,
-) -> Entry {
+) -> Option<Entry> {
+    let round = old.as_ref().map_or(0, |e| e.round).wrapping_add(1);
     let e = match result {
         Ok(token) => {
-            return Entry {
+            return Some(Entry {
                 token: Some(token.clone()),
+                round,
                 ..Entry::default()
-            }
+            })
         }
-        Err(e) => e,
+        Err(e) if e.is_retryable() => e,
+        Err(_) => return None,
     };
-    let failure = Some(SharedFailure {
-        at: now,
-        exit_code: ims_exit_code(e),
-        message: chain(e),
-    });
-    match old.filter(|t| e.is_retryable() && !t.is_expired(now)) {
-        Some(old) => Entry {
-            token: Some(old),
-            retry_at: Some(now + FALLBACK_PAUSE),
-            failure,
-        },
-        None => Entry {
-            failure,
-            ..Entry::default()
-        },
-    }
+    let old = old
+        .and_then(|entry| entry.token)
+        .filter(|t| !t.is_expired(now));
+    Some(Entry {
+        retry_at: old.as_ref().map(|_| now + FALLBACK_PAUSE),
+        token: old,
+        failure: Some(SharedFailure { message: chain(e) }),
+        round,
+    })
 }
 
 fn warn_fallback(token: &AccessToken, cause: &str) {
@@ -1216,12 +1222,9 @@ fn cache_text(entry: &Entry, key: &str) -> String {
         json["retry_at"] = epoch_secs(at).into();
     }
     if let Some(failure) = &entry.failure {
-        json["failure"] = serde_json::json!({
-            "at_ms": epoch_millis(failure.at),
-            "exit_code": failure.exit_code,
-            "message": failure.message,
-        });
+        json["failure"] = serde_json::json!({ "message": failure.message });
     }
+    json["round"] = entry.round.into();
     let fields = json.to_string();
     // `fields` is a JSON object: the marker takes the place of its `{`.
     let rest = fields.strip_prefix('{').unwrap_or(&fields);
@@ -1242,6 +1245,7 @@ fn parse_cache(text: &str, key: &str) -> Option<Entry> {
         token: cached_token(&json),
         retry_at: json.get("retry_at").and_then(epoch_time),
         failure: json.get("failure").and_then(cached_failure),
+        round: json.get("round").and_then(Value::as_u64).unwrap_or(0),
     })
 }
 
@@ -1262,22 +1266,17 @@ fn cached_token(json: &Value) -> Option<AccessToken> {
 }
 
 fn cached_failure(json: &Value) -> Option<SharedFailure> {
-    let millis = json.get("at_ms")?.as_u64()?;
-    Some(SharedFailure {
-        at: UNIX_EPOCH.checked_add(Duration::from_millis(millis))?,
-        exit_code: u8::try_from(json.get("exit_code")?.as_u64()?).ok()?,
-        message: json.get("message")?.as_str()?.to_owned(),
+    // Printed on stderr: one line of printable text.
+    let message = json.get("message")?.as_str()?;
+    let printable = !message.is_empty() && !message.chars().any(char::is_control);
+    printable.then(|| SharedFailure {
+        message: message.to_owned(),
     })
 }
 
 /// A time written as whole seconds since the epoch.
 fn epoch_time(value: &Value) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_secs(value.as_u64()?))
-}
-
-fn epoch_millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn epoch_secs(t: SystemTime) -> u64 {
@@ -1330,6 +1329,147 @@ mod tests {
         assert_eq!(rfc3339(t), "2023-11-14T22:13:20Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+
+    /// `json` as the cache writes it: its `ims_token_cache` field (if
+    /// still there, whatever its value) first, as the marker.
+    fn marked(json: &Value) -> String {
+        let mut fields = json.as_object().cloned().unwrap_or_default();
+        match fields.remove("ims_token_cache") {
+            Some(version) => {
+                let rest = Value::Object(fields).to_string();
+                format!("{{\"ims_token_cache\":{version},{}", &rest[1..])
+            }
+            None => Value::Object(fields).to_string(),
+        }
+    }
+
+    fn day_token(name: &str, t0: SystemTime) -> AccessToken {
+        AccessToken::new(name, "bearer", t0, t0 + Duration::from_secs(86_400))
+    }
+
+    const MARGIN: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn the_cache_hands_out_fresh_tokens_and_paused_ones_only() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let entry = entry_of(&day_token("tok", t0));
+        let fresh = usable_token(Some(&entry), t0 + Duration::from_secs(60), MARGIN);
+        assert_eq!(fresh.map(|t| t.secret().to_owned()), Some("tok".into()));
+        let due = t0 + Duration::from_secs(86_400 - 300);
+        assert!(usable_token(Some(&entry), due, MARGIN).is_none());
+        // Inside the pause after a failed refresh: the old token.
+        let paused = Entry {
+            retry_at: Some(due + Duration::from_secs(20)),
+            ..entry_of(&day_token("tok", t0))
+        };
+        assert!(usable_token(Some(&paused), due, MARGIN).is_some());
+        assert!(usable_token(Some(&paused), due + Duration::from_secs(20), MARGIN).is_none());
+        // A pause longer than ours (a clock stepped back, an edited file): ignored.
+        let endless = Entry {
+            retry_at: Some(due + Duration::from_secs(3600)),
+            ..entry_of(&day_token("tok", t0))
+        };
+        assert!(usable_token(Some(&endless), due, MARGIN).is_none());
+        // Never an expired token.
+        let expired = t0 + Duration::from_secs(86_400);
+        let late = Entry {
+            retry_at: Some(expired + Duration::from_secs(10)),
+            ..entry_of(&day_token("tok", t0))
+        };
+        assert!(usable_token(Some(&late), expired, MARGIN).is_none());
+        assert!(usable_token(None, t0, MARGIN).is_none());
+    }
+
+    #[test]
+    fn only_a_failure_written_while_waiting_is_shared() {
+        let failed = |round| Entry {
+            failure: Some(SharedFailure {
+                message: "IMS could not serve the request (503)".into(),
+            }),
+            round,
+            ..Entry::default()
+        };
+        let quiet = Entry {
+            round: 4,
+            ..Entry::default()
+        };
+        assert!(shared_failure(Some(&quiet), Some(&failed(5))).is_some());
+        assert!(shared_failure(None, Some(&failed(1))).is_some());
+        // Already there before this run waited: this run asks IMS itself.
+        assert!(shared_failure(Some(&failed(5)), Some(&failed(5))).is_none());
+        assert!(shared_failure(Some(&quiet), Some(&quiet)).is_none());
+        assert!(shared_failure(Some(&quiet), None).is_none());
+    }
+
+    #[test]
+    fn a_fetch_writes_its_token_or_a_retryable_failure() {
+        let t0 = SystemTime::now();
+        let old = Entry {
+            round: 7,
+            ..entry_of(&day_token("old", t0))
+        };
+        let new = entry_after_fetch(&Ok(day_token("new", t0)), Some(old), t0).unwrap();
+        assert_eq!(new.token.unwrap().secret(), "new");
+        assert_eq!(
+            (new.round, new.retry_at.is_none(), new.failure.is_none()),
+            (8, true, true)
+        );
+
+        let unavailable = ims_token::parse_token_reply(
+            ims_token::Flow::ClientCredentials,
+            503,
+            br#"{"error":"temporarily_unavailable"}"#,
+            t0,
+        );
+        let old = entry_of(&day_token("old", t0));
+        let kept = entry_after_fetch(&unavailable, Some(old), t0).unwrap();
+        assert_eq!(kept.token.unwrap().secret(), "old");
+        assert_eq!(kept.retry_at, Some(t0 + FALLBACK_PAUSE));
+        assert!(kept.failure.unwrap().message.contains("503"));
+        let nothing_old = entry_after_fetch(&unavailable, None, t0).unwrap();
+        assert!(nothing_old.token.is_none() && nothing_old.retry_at.is_none());
+        assert_eq!(nothing_old.round, 1);
+
+        // A refusal is not written: waiting runs try for themselves.
+        let rejected = ims_token::parse_token_reply(
+            ims_token::Flow::ClientCredentials,
+            401,
+            br#"{"error":"invalid_client"}"#,
+            t0,
+        );
+        let old = entry_of(&day_token("old", t0));
+        assert!(entry_after_fetch(&rejected, Some(old), t0).is_none());
+    }
+
+    #[test]
+    fn failures_and_pauses_round_trip_through_the_cache_text() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let entry = Entry {
+            token: Some(day_token("tok", t0)),
+            retry_at: Some(t0 + Duration::from_secs(30)),
+            failure: Some(SharedFailure {
+                message: "IMS could not serve the request (503)".into(),
+            }),
+            round: 3,
+        };
+        let text = cache_text(&entry, "k1");
+        let back = parse_cache(&text, "k1").unwrap();
+        assert_eq!(back.token.unwrap().secret(), "tok");
+        assert_eq!(back.retry_at, entry.retry_at);
+        assert_eq!(back.failure, entry.failure);
+        assert_eq!(back.round, 3);
+        // A failure alone, and a message that is not one printable line.
+        let only = Entry {
+            failure: entry.failure.clone(),
+            ..Entry::default()
+        };
+        let back = parse_cache(&cache_text(&only, "k1"), "k1").unwrap();
+        assert!(back.token.is_none() && back.failure.is_some());
+        let mut json: Value = serde_json::from_str(&cache_text(&only, "k1")).unwrap();
+        json["failure"]["message"] = "two\nlines".into();
+        let text = marked(&json);
+        assert!(parse_cache(&text, "k1").unwrap().failure.is_none());
     }
 
     #[test]
@@ -1546,19 +1686,6 @@ mod tests {
             "expires_at",
             "other",
         ];
-
-        /// `json` as the cache writes it: its `ims_token_cache` field (if
-        /// still there, whatever its value) first, as the marker.
-        fn marked(json: &Value) -> String {
-            let mut fields = json.as_object().cloned().unwrap_or_default();
-            match fields.remove("ims_token_cache") {
-                Some(version) => {
-                    let rest = Value::Object(fields).to_string();
-                    format!("{{\"ims_token_cache\":{version},{}", &rest[1..])
-                }
-                None => Value::Object(fields).to_string(),
-            }
-        }
 
         fn cache_token() -> impl Strategy<Value = AccessToken> {
             (

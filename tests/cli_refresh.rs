@@ -228,7 +228,7 @@ fn runs_waiting_on_a_failed_refresh_get_its_error() {
     let cache = dir.join("token");
     let creds = fixture_path("oauth-credentials.sample.json");
     let server = FakeIms::start(vec![
-        Reply::ims_error(503, "temporarily_unavailable", "slow-and-down").after_ms(1000),
+        Reply::ims_error(503, "temporarily_unavailable", "slow-and-down").after_ms(2000),
         oauth_token("tok-later"),
     ]);
     let url = server.url();
@@ -251,15 +251,19 @@ fn runs_waiting_on_a_failed_refresh_get_its_error() {
 }
 
 #[test]
-fn a_rejected_refresh_is_shared_with_its_exit_code_and_not_kept() {
-    let dir = TempDir::new("shared-reject");
+fn runs_waiting_on_a_refused_refresh_try_for_themselves() {
+    // A refusal is not shared (the waiting runs may have been fixed): each
+    // asks IMS once, none gets the old token, and no retry cycle runs.
+    let dir = TempDir::new("refused");
     let cache = dir.join("token");
     let creds = fixture_path("oauth-credentials.sample.json");
-    let server = FakeIms::start(vec![
+    let mut script = vec![
         oauth_token("tok-refused"),
         Reply::ims_error(401, "invalid_client", "rotated").after_ms(1000),
-        oauth_token("tok-fixed"),
-    ]);
+    ];
+    script.extend((0..4).map(|_| Reply::ims_error(401, "invalid_client", "rotated")));
+    script.push(oauth_token("tok-fixed"));
+    let server = FakeIms::start(script);
     let url = server.url();
     let mut args = token_args(&url, cache.to_str().unwrap());
     args.extend(["-c", creds.to_str().unwrap()]);
@@ -267,9 +271,9 @@ fn a_rejected_refresh_is_shared_with_its_exit_code_and_not_kept() {
     age_cache(&cache, 300);
     for out in concurrent_runs(&args, 5) {
         assert_eq!(out.status.code(), Some(4), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("rotated"));
     }
-    assert_eq!(server.hits(), 2);
-    // IMS refused it: the old token is not handed out again.
+    assert_eq!(server.hits(), 1 + 5);
     assert_eq!(ims_token(&args).stdout, b"tok-fixed\n");
 }

@@ -138,3 +138,29 @@ fn the_command_warns_about_the_clock_and_prints_the_token() {
     assert!(warned, "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn a_jwt_already_signed_on_ims_time_is_not_signed_again() {
+    // The offset is learned from a 500; the retry, signed on IMS's time, is
+    // refused for another reason: no second cycle.
+    let date = http_date(now_secs() + TEN_MINUTES);
+    let busy = Reply::ims_error(500, "server_error", "busy").with_header("Date", &date);
+    let refusal = Reply::ims_error(400, "invalid_token", "Could not match JWT signature")
+        .with_header("Date", &date);
+    let server = FakeIms::start(vec![busy, refusal.clone(), refusal.clone(), refusal]);
+    let client = Client::builder()
+        .proxy(None)
+        .retries(1)
+        .max_retry_wait(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let e = client.fetch(&jwt_creds(&server)).unwrap_err();
+    assert!(matches!(e, Error::Rejected(_)), "{e:?}");
+    assert_eq!(server.hits(), 2);
+    let requests = server.requests();
+    let shift = exp_of(&requests[1]) - exp_of(&requests[0]);
+    assert!(
+        (shift - TEN_MINUTES).abs() <= 3,
+        "the retry was not on IMS's time: {shift}"
+    );
+}

@@ -23,16 +23,20 @@ impl log::Log for Capture {
         true
     }
     fn log(&self, record: &log::Record<'_>) {
-        RECORDS.lock().unwrap().push((
-            record.level(),
-            record.target().to_owned(),
-            record.args().to_string(),
-        ));
+        let text = record.args().to_string();
+        // A logger that panics, for the test of a refresh that unwinds.
+        assert!(!text.contains(PANIC_MARKER), "the logger panics");
+        RECORDS
+            .lock()
+            .unwrap()
+            .push((record.level(), record.target().to_owned(), text));
     }
     fn flush(&self) {}
 }
 
 static CAPTURE: Capture = Capture;
+
+const PANIC_MARKER: &str = "make-the-logger-panic";
 
 fn install() {
     let _ = log::set_logger(&CAPTURE);
@@ -189,4 +193,35 @@ fn operators_see_fallbacks_clock_offsets_and_retries_but_no_secret() {
     ];
     secrets.extend(jwts.iter().map(String::as_str));
     assert_logs_secret_free(&secrets);
+}
+
+#[test]
+fn a_refresh_that_unwinds_does_not_leave_its_waiters_waiting() {
+    install();
+    // The first refresh gets a 503 whose text makes the logger panic when
+    // the retry is logged: that caller's thread unwinds mid-refresh. The
+    // callers waiting for it must not wait forever: one of them refreshes.
+    let server = FakeIms::start(vec![
+        Reply::ims_error(503, "temporarily_unavailable", PANIC_MARKER).after_ms(300),
+        oauth_reply("tok-after-panic", 86_399),
+    ]);
+    let provider = TokenProvider::new(client(1), creds("oauth-credentials.sample.json", &server));
+    let barrier = std::sync::Barrier::new(4);
+    let results: Vec<std::thread::Result<String>> = thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    provider.token().unwrap().secret().to_owned()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    let panicked = results.iter().filter(|r| r.is_err()).count();
+    assert_eq!(panicked, 1, "one refreshing caller unwound");
+    for token in results.into_iter().flatten() {
+        assert_eq!(token, "tok-after-panic");
+    }
+    assert_eq!(server.hits(), 2);
 }
