@@ -1402,6 +1402,17 @@ mod tests {
         assert!(shared_failure(Some(&quiet), None).is_none());
     }
 
+    /// What the library makes of an IMS error reply.
+    fn ims_reply(status: u16, code: &str, now: SystemTime) -> Result<AccessToken, Error> {
+        let body = serde_json::json!({ "error": code }).to_string();
+        ims_token::parse_token_reply(
+            ims_token::Flow::ClientCredentials,
+            status,
+            body.as_bytes(),
+            now,
+        )
+    }
+
     #[test]
     fn a_fetch_writes_its_token_or_a_retryable_failure() {
         let t0 = SystemTime::now();
@@ -1416,12 +1427,7 @@ mod tests {
             (8, true, true)
         );
 
-        let unavailable = ims_token::parse_token_reply(
-            ims_token::Flow::ClientCredentials,
-            503,
-            br#"{"error":"temporarily_unavailable"}"#,
-            t0,
-        );
+        let unavailable = ims_reply(503, "temporarily_unavailable", t0);
         let old = entry_of(&day_token("old", t0));
         let kept = entry_after_fetch(&unavailable, Some(old), t0).unwrap();
         assert_eq!(kept.token.unwrap().secret(), "old");
@@ -1432,12 +1438,7 @@ mod tests {
         assert_eq!(nothing_old.round, 1);
 
         // A refusal is not written: waiting runs try for themselves.
-        let rejected = ims_token::parse_token_reply(
-            ims_token::Flow::ClientCredentials,
-            401,
-            br#"{"error":"invalid_client"}"#,
-            t0,
-        );
+        let rejected = ims_reply(401, "invalid_client", t0);
         let old = entry_of(&day_token("old", t0));
         assert!(entry_after_fetch(&rejected, Some(old), t0).is_none());
     }
