@@ -384,8 +384,16 @@ fn pkcs8_error(e: rsa::pkcs8::Error) -> Error {
 
 /// An access token from IMS with its absolute expiry.
 ///
-/// `Debug` shows the type and expiry, never the token.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `Debug` shows the type and expiry, never the token. It has no
+/// `PartialEq`: a `==` on a secret is not constant-time. Compare
+/// `secret()`s if you must, or let [`TokenProvider::invalidate`] do it.
+///
+/// ```compile_fail,E0369
+/// # use std::time::SystemTime;
+/// let t = ims_token::AccessToken::new("a", "bearer", SystemTime::now(), SystemTime::now());
+/// let _ = t == t.clone();
+/// ```
+#[derive(Clone, Debug)]
 pub struct AccessToken {
     token: Secret,
     token_type: String,

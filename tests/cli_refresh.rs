@@ -233,7 +233,8 @@ fn runs_waiting_on_a_failed_refresh_get_its_error() {
     ]);
     let url = server.url();
     let mut args = token_args(&url, cache.to_str().unwrap());
-    args.extend(["-c", creds.to_str().unwrap()]);
+    // The slow reply must come within the timeout.
+    args.extend(["-c", creds.to_str().unwrap(), "--timeout", "10"]);
 
     let runs = concurrent_runs(&args, 10);
     for out in &runs {
