@@ -16,6 +16,15 @@ use serde_json::Value;
 use sha2::Digest as _;
 use zeroize::Zeroize as _;
 
+// The rooms below each start with `use super::*`: these imports and the
+// rooms' items are the vocabulary they share.
+use args::*;
+use cache::*;
+use commands::*;
+use credentials::*;
+use failure::*;
+use output::*;
+
 const HELP: &str = "\
 ims-token: print an Adobe IMS access token
 
@@ -88,12 +97,6 @@ EXIT CODES:
     126, 127  exec: COMMAND cannot be run (not executable, not found)
 ";
 
-/// Most retries a command line may ask for: each can take a full timeout.
-const MAX_RETRIES: u32 = 10;
-
-const CERT_WARNING_DAYS: u64 = 30;
-const MAX_INPUT_BYTES: u64 = 1024 * 1024;
-
 fn main() -> ExitCode {
     // The library logs what an operator must see (a clock off IMS's, say).
     if log::set_logger(&STDERR_LOGGER).is_ok() {
@@ -121,1714 +124,1785 @@ fn run(args: impl Iterator<Item = OsString>) -> Result<(), Failure> {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Failures and exit codes
-// ---------------------------------------------------------------------------
-
-#[derive(Debug)]
-enum Failure {
-    /// Bad command line: exit 2.
-    Usage(String),
-    /// A problem the user fixes in the configuration: exit 3.
-    Config(String),
-    /// A library error, with what was being done.
-    Ims(Box<Error>),
-    /// The failed refresh of another run, which this one waited for.
-    Shared(SharedFailure),
-    /// stdout was closed: end quietly.
-    ClosedOutput,
-    /// stdout failed otherwise.
-    Output(io::Error),
-    /// `exec` could not start COMMAND: 127 not found, 126 otherwise.
-    Exec { program: String, error: io::Error },
-}
-
-impl Failure {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Failure::Usage(_) => 2,
-            Failure::Config(_) => 3,
-            Failure::Ims(e) => ims_exit_code(e),
-            // Only failures worth retrying are shared.
-            Failure::Shared(_) => 5,
-            Failure::ClosedOutput => 0,
-            Failure::Output(_) => 1,
-            // As a shell does.
-            Failure::Exec { error, .. } if error.kind() == io::ErrorKind::NotFound => 127,
-            Failure::Exec { .. } => 126,
-        }
-    }
-
-    fn is_quiet(&self) -> bool {
-        matches!(self, Failure::ClosedOutput)
-    }
-
-    /// The message with its cause chain on one line.
-    fn describe(&self) -> String {
-        match self {
-            Failure::Usage(m) => format!("{m} (see 'ims-token --help')"),
-            Failure::Config(m) => m.clone(),
-            Failure::Ims(e) => chain(e),
-            Failure::Shared(f) => f.message.clone(),
-            Failure::ClosedOutput => String::new(),
-            Failure::Output(e) => format!("cannot write the output: {e}"),
-            Failure::Exec { program, error } if error.kind() == io::ErrorKind::NotFound => {
-                format!("cannot run '{program}': command not found")
-            }
-            Failure::Exec { program, error } => format!("cannot run '{program}': {error}"),
-        }
-    }
-}
-
-fn ims_exit_code(e: &Error) -> u8 {
-    match e {
-        // A certificate problem is fixed in the configuration (CA file,
-        // endpoint, clock): retrying will not help.
-        _ if e.is_config() => 3,
-        Error::Tls { .. } => 3,
-        Error::Rejected(_) => 4,
-        Error::Unavailable(_) | Error::Transport { .. } | Error::Timeout { .. } => 5,
-        _ => 1,
-    }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Ims(Box::new(e))
-    }
-}
-
-fn usage(message: impl Into<String>) -> Failure {
-    Failure::Usage(message.into())
-}
-
-// ---------------------------------------------------------------------------
-// Arguments
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Command {
-    Token,
-    Exec,
-    Jwt,
-    Inspect,
-    Help,
-    Version,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Token,
-    Header,
-    Headers,
-    Json,
-}
-
-#[derive(Debug)]
-struct Options {
-    command: Command,
-    credentials: Option<String>,
-    credential: Option<String>,
-    ims: Option<String>,
-    format: Format,
-    lifetime: Option<u64>,
-    scope: Option<String>,
-    timeout: Option<u64>,
-    connect_timeout: Option<u64>,
-    retries: Option<u32>,
-    ca_file: Option<PathBuf>,
-    cache: Option<PathBuf>,
-    refresh_margin: u64,
-    /// `exec`: COMMAND and its arguments, as given.
-    exec: Vec<OsString>,
-}
-
-fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> {
-    let mut options = Options {
-        command: Command::Token,
-        credentials: None,
-        credential: None,
-        ims: None,
-        format: Format::Token,
-        lifetime: None,
-        scope: None,
-        timeout: None,
-        connect_timeout: None,
-        retries: None,
-        ca_file: None,
-        cache: None,
-        refresh_margin: ims_token::DEFAULT_REFRESH_MARGIN.as_secs(),
-        exec: Vec::new(),
-    };
-    let mut command_seen = false;
-    let mut exec = false;
-    let utf8 = |a: OsString| {
-        a.into_string()
-            .map_err(|_| usage("arguments must be UTF-8"))
-    };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if exec && arg == "--" {
-            // COMMAND and its arguments go through untouched, UTF-8 or not.
-            options.exec = args.collect();
-            break;
-        }
-        let arg = utf8(arg)?;
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, Failure> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args
-                    .next()
-                    .map(utf8)
-                    .unwrap_or_else(|| Err(usage(format!("{name} needs a value")))),
-            }
-        };
-        match flag.as_str() {
-            "-h" | "--help" => options.command = Command::Help,
-            "-V" | "--version" => options.command = Command::Version,
-            "-c" | "--credentials" => options.credentials = Some(non_empty(&flag, value(&flag)?)?),
-            "--credential" => options.credential = Some(value(&flag)?),
-            "--ims" => options.ims = Some(value(&flag)?),
-            "--format" => options.format = parse_format(&value(&flag)?)?,
-            "--lifetime" => options.lifetime = Some(seconds(&flag, &value(&flag)?)?),
-            "--scope" => options.scope = Some(value(&flag)?),
-            "--timeout" => options.timeout = Some(seconds(&flag, &value(&flag)?)?),
-            "--connect-timeout" => options.connect_timeout = Some(seconds(&flag, &value(&flag)?)?),
-            "--retries" => options.retries = Some(retries(&flag, &value(&flag)?)?),
-            "--ca-file" => options.ca_file = Some(non_empty(&flag, value(&flag)?)?.into()),
-            "--cache" => options.cache = Some(non_empty(&flag, value(&flag)?)?.into()),
-            "--refresh-margin" => options.refresh_margin = number(&flag, &value(&flag)?)?,
-            "token" | "exec" | "jwt" | "inspect" | "help" if !command_seen => {
-                command_seen = true;
-                exec = flag == "exec";
-                if options.command != Command::Help && options.command != Command::Version {
-                    options.command = match flag.as_str() {
-                        "token" => Command::Token,
-                        "exec" => Command::Exec,
-                        "jwt" => Command::Jwt,
-                        "inspect" => Command::Inspect,
-                        _ => Command::Help,
-                    };
-                }
-            }
-            _ if exec => {
-                return Err(usage(format!(
-                    "unexpected '{flag}': give the command after '--' \
-                     (ims-token exec [OPTIONS] -- COMMAND [ARGS...])"
-                )))
-            }
-            _ if flag.starts_with('-') && flag != "-" => {
-                return Err(usage(format!("unknown option '{flag}'")))
-            }
-            _ => return Err(usage(format!("unexpected argument '{flag}'"))),
-        }
-    }
-    check_exec(&options)?;
-    Ok(options)
-}
-
-/// `exec` needs a COMMAND, and prints nothing for `--format` to shape.
-fn check_exec(options: &Options) -> Result<(), Failure> {
-    if options.command != Command::Exec {
-        return Ok(());
-    }
-    if options.exec.is_empty() {
-        return Err(usage(
-            "exec needs a command after '--' (ims-token exec [OPTIONS] -- COMMAND [ARGS...])",
-        ));
-    }
-    if options.format != Format::Token {
-        return Err(usage(
-            "--format does not apply to exec, which prints nothing",
-        ));
-    }
-    Ok(())
-}
-
-/// A value that must not be empty, such as a file name.
-fn non_empty(flag: &str, value: String) -> Result<String, Failure> {
-    if value.is_empty() {
-        return Err(usage(format!("{flag} needs a non-empty value")));
-    }
-    Ok(value)
-}
-
-fn retries(flag: &str, text: &str) -> Result<u32, Failure> {
-    match number(flag, text)? {
-        n @ 0..=MAX_RETRIES => Ok(n),
-        _ => Err(usage(format!("{flag} must be between 0 and {MAX_RETRIES}"))),
-    }
-}
-
-fn parse_format(text: &str) -> Result<Format, Failure> {
-    match text {
-        "token" => Ok(Format::Token),
-        "header" => Ok(Format::Header),
-        "headers" => Ok(Format::Headers),
-        "json" => Ok(Format::Json),
-        _ => Err(usage(format!(
-            "--format must be token, header, headers or json, not '{text}'"
-        ))),
-    }
-}
-
-/// A timeout in whole seconds; zero would fail every call at once, and a
-/// huge one would overflow the deadline arithmetic.
-fn seconds(flag: &str, text: &str) -> Result<u64, Failure> {
-    match number(flag, text)? {
-        secs @ 1..=86_400 => Ok(secs),
-        _ => Err(usage(format!("{flag} must be between 1 and 86400 seconds"))),
-    }
-}
-
-fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, Failure> {
-    text.trim()
-        .parse()
-        .map_err(|_| usage(format!("{flag} needs a whole number, not '{text}'")))
-}
-
-// ---------------------------------------------------------------------------
-// Commands
-// ---------------------------------------------------------------------------
-
-fn token_command(options: &Options) -> Result<(), Failure> {
-    let (credentials, _) = load(options)?;
-    let ids = ApiIds::of(&credentials);
-    let token = match &credentials {
-        // Already a token: no client, no cache.
-        Credentials::LocalToken(local) => local.access_token(SystemTime::now())?,
-        _ => {
-            // The client (CA file, TLS setup) is built only when a cache
-            // hit does not make it unnecessary.
-            match &options.cache {
-                Some(path) => {
-                    let cache = Cache::new(path, &credentials);
-                    let margin = Duration::from_secs(options.refresh_margin);
-                    cache.get_or_fetch(margin, || client(options), &credentials)?
-                }
-                None => client(options)?.fetch(&credentials)?,
-            }
-        }
-    };
-    check_printable(&token, &ids, options)?;
-    match options.command {
-        Command::Exec => Err(exec(&options.exec, &token, &ids)),
-        _ => print_line(&render(&token, &ids, options.format, SystemTime::now())),
-    }
-}
-
-/// What Adobe APIs want next to the token: the client id (`x-api-key`)
-/// and, when the credentials carry one, the org (`x-gw-ims-org-id`).
-#[derive(Default)]
-struct ApiIds {
-    client_id: Option<String>,
-    org_id: Option<String>,
-}
-
-impl ApiIds {
-    fn of(credentials: &Credentials) -> Self {
-        let org_id = match credentials {
-            Credentials::ServiceAccount(a) => Some(a.org_id()),
-            Credentials::OAuth(o) => o.org_id(),
-            _ => None,
-        };
-        // A local development token may not say its client id.
-        let known = |id: &str| Some(id.to_owned()).filter(|id| !id.is_empty());
-        ApiIds {
-            client_id: known(credentials.client_id()),
-            org_id: org_id.and_then(known),
-        }
-    }
-}
-
-/// The token, and the ids when they go into headers or the environment,
-/// must be visible ASCII: a CR/LF would add a header or a line of its own.
-/// (The library refuses such tokens from IMS; this covers local tokens.)
-fn check_printable(token: &AccessToken, ids: &ApiIds, options: &Options) -> Result<(), Failure> {
-    let bad = |what: &str| {
-        Failure::Config(format!(
-            "the {what} has characters that are not visible ASCII; check the credentials"
-        ))
-    };
-    if !is_visible_ascii(token.secret()) {
-        return Err(bad("access token"));
-    }
-    if options.command != Command::Exec && options.format != Format::Headers {
-        return Ok(());
-    }
-    match (&ids.client_id, &ids.org_id) {
-        (Some(id), _) if !is_visible_ascii(id) => Err(bad("client id")),
-        (_, Some(org)) if !is_visible_ascii(org) => Err(bad("org id")),
-        _ => Ok(()),
-    }
-}
-
-/// Non-empty and only `!` to `~`.
-fn is_visible_ascii(text: &str) -> bool {
-    !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// Replaces this process with COMMAND, the token in its environment (never
-/// in its arguments, which every user of the host can read). Returns only
-/// when COMMAND cannot be started.
-fn exec(command: &[OsString], token: &AccessToken, ids: &ApiIds) -> Failure {
-    use std::os::unix::process::CommandExt as _;
-    let Some((program, args)) = command.split_first() else {
-        // `check_exec` makes sure there is a COMMAND.
-        return usage("exec needs a command after '--'");
-    };
-    let mut child = std::process::Command::new(program);
-    child.args(args).env("IMS_ACCESS_TOKEN", token.secret());
-    for (name, value) in [
-        ("IMS_CLIENT_ID", &ids.client_id),
-        ("IMS_ORG_ID", &ids.org_id),
-    ] {
-        if let Some(value) = value {
-            child.env(name, value);
-        }
-    }
-    let error = child.exec();
-    Failure::Exec {
-        program: program.to_string_lossy().into_owned(),
-        error,
-    }
-}
-
-fn jwt_command(options: &Options) -> Result<(), Failure> {
-    let account = match load(options)?.0 {
-        Credentials::ServiceAccount(account) => account,
-        _ => {
-            return Err(Failure::Config(
-                "these credentials are not a JWT service account: there is no JWT to sign".into(),
-            ))
-        }
-    };
-    let lifetime = options
-        .lifetime
-        .map_or(ims_token::DEFAULT_JWT_LIFETIME, Duration::from_secs);
-    let jwt = ims_token::sign_jwt(&account, SystemTime::now(), lifetime)?;
-    print_line(jwt.secret())
-}
-
-fn inspect_command(options: &Options) -> Result<(), Failure> {
-    let now = SystemTime::now();
-    let (credentials, source) = load(options)?;
-    let mut lines = match &credentials {
-        Credentials::ServiceAccount(a) => describe_account(a, now),
-        Credentials::OAuth(o) => describe_oauth(o),
-        Credentials::LocalToken(t) => vec![
-            ("kind", "local development access token".to_owned()),
-            (
-                "expires",
-                t.expires_at()
-                    .map_or_else(|| "unknown".to_owned(), |e| expiry_text(e, now)),
-            ),
-        ],
-        _ => vec![("kind", "unknown".to_owned())],
-    };
-    lines.insert(1, ("source", source.to_string()));
-    let text: Vec<String> = lines.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    print_line(&text.join("\n"))
-}
-
-fn describe_account(a: &ServiceAccount, now: SystemTime) -> Vec<(&'static str, String)> {
-    let certificate = match a.certificate_expiry() {
-        Some(expiry) => expiry_text(expiry, now),
-        None => "unknown (no publicKey or certificateExpirationDate)".to_owned(),
-    };
-    vec![
-        ("kind", "JWT service account".to_owned()),
-        ("ims", a.ims().host().to_owned()),
-        ("org", a.org_id().to_owned()),
-        ("technical account", a.technical_account_id().to_owned()),
-        ("client id", a.client_id().to_owned()),
-        ("metascopes", a.metascopes().join(",")),
-        ("key", format!("RSA {} bits", a.private_key().bits())),
-        ("certificate expires", certificate),
-    ]
-}
-
-fn describe_oauth(o: &OAuthCredentials) -> Vec<(&'static str, String)> {
-    let mut lines = vec![(
-        "kind",
-        "OAuth Server-to-Server (client credentials)".to_owned(),
-    )];
-    if let Some(p) = o.project() {
-        lines.push(("project", p.name().to_owned()));
-        lines.push(("workspace", p.workspace().to_owned()));
-        lines.push((
-            "credential",
-            format!("{} (id {})", p.credential(), p.credential_id()),
-        ));
-    }
-    lines.push(("ims", o.ims().host().to_owned()));
-    if let Some(org) = o.org_id() {
-        lines.push(("org", org.to_owned()));
-    }
-    if let Some(account) = o.technical_account_id() {
-        lines.push(("technical account", account.to_owned()));
-    }
-    lines.push(("client id", o.client_id().to_owned()));
-    lines.push(("scopes", o.scopes().join(",")));
-    lines
-}
-
-fn expiry_text(expiry: SystemTime, now: SystemTime) -> String {
-    match expiry.duration_since(now) {
-        Ok(left) => format!(
-            "{} ({} days left)",
-            rfc3339(expiry),
-            left.as_secs() / 86_400
-        ),
-        Err(_) => format!("{} (expired)", rfc3339(expiry)),
-    }
-}
-
-fn render(token: &AccessToken, ids: &ApiIds, format: Format, now: SystemTime) -> String {
-    match format {
-        Format::Token => token.secret().to_owned(),
-        Format::Header => format!("Authorization: Bearer {}", token.secret()),
-        Format::Headers => {
-            let mut lines = vec![format!("Authorization: Bearer {}", token.secret())];
-            if let Some(id) = &ids.client_id {
-                lines.push(format!("x-api-key: {id}"));
-            }
-            if let Some(org) = &ids.org_id {
-                lines.push(format!("x-gw-ims-org-id: {org}"));
-            }
-            lines.join("\n")
-        }
-        Format::Json => serde_json::json!({
-            "access_token": token.secret(),
-            "token_type": token.token_type(),
-            "expires_in": token.expires_in(now).as_secs(),
-            "expires_at": rfc3339(token.expires_at()),
-        })
-        .to_string(),
-    }
-}
-
-fn print_line(text: &str) -> Result<(), Failure> {
-    let mut out = io::stdout().lock();
-    writeln!(out, "{text}")
-        .and_then(|()| out.flush())
-        .map_err(|e| {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                Failure::ClosedOutput
-            } else {
-                Failure::Output(e)
-            }
-        })
-}
-
-fn client(options: &Options) -> Result<Client, Failure> {
-    let mut builder = Client::builder();
-    if let Some(secs) = options.lifetime {
-        builder = builder.jwt_lifetime(Duration::from_secs(secs));
-    }
-    if let Some(secs) = options.timeout {
-        builder = builder.timeout(Duration::from_secs(secs));
-    }
-    if let Some(secs) = options.connect_timeout {
-        builder = builder.connect_timeout(Duration::from_secs(secs));
-    }
-    if let Some(n) = options.retries {
-        builder = builder.retries(n);
-    }
-    if let Some(path) = &options.ca_file {
-        builder = builder.ca_file(path);
-    }
-    Ok(builder.build()?)
-}
-
-// ---------------------------------------------------------------------------
-// Loading the credentials file
-// ---------------------------------------------------------------------------
-
-/// Where the credentials come from.
-enum Source {
-    File(String),
-    Stdin,
-    Environment,
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::File(path) => f.write_str(path),
-            Source::Stdin => f.write_str("stdin"),
-            Source::Environment => f.write_str("the environment (IMS_* variables)"),
-        }
-    }
-}
-
-/// The credentials, with --ims and --scope applied, and where they came from.
-fn load(options: &Options) -> Result<(Credentials, Source), Failure> {
-    let source = source(options);
-    let mut credentials = read_credentials(&source, options.credential.as_deref())?;
-    if let Some(ims) = &options.ims {
-        credentials = credentials.with_ims(Endpoint::parse(ims)?);
-    }
-    if let Some(scope) = &options.scope {
-        credentials = credentials.with_scopes(scope)?;
-    }
-    if let Credentials::ServiceAccount(account) = &credentials {
-        warn_about_certificate(account, SystemTime::now());
-    }
-    Ok((credentials, source))
-}
-
-/// -c, else $IMS_CREDENTIALS, else the environment.
-fn source(options: &Options) -> Source {
-    let path = options.credentials.clone().or_else(|| {
-        std::env::var("IMS_CREDENTIALS")
-            .ok()
-            .filter(|p| !p.is_empty())
-    });
-    match path {
-        Some(p) if p == "-" => Source::Stdin,
-        Some(p) => Source::File(p),
-        None => Source::Environment,
-    }
-}
-
-/// One library call per source.
-fn read_credentials(source: &Source, credential: Option<&str>) -> Result<Credentials, Failure> {
-    match source {
-        Source::File(path) => Ok(Credentials::from_file_selecting(path, credential)?),
-        Source::Stdin => Credentials::from_reader_selecting(io::stdin().lock(), credential)
-            .map_err(|e| Failure::Config(format!("stdin: {}", chain(&e)))),
-        Source::Environment if credential.is_some() => Err(usage(
-            "--credential chooses a credential of a Developer Console project: give the project file with -c",
-        )),
-        Source::Environment => Credentials::from_env()?.ok_or_else(|| {
-            usage(
-                "no credentials: give -c FILE (or '-' for stdin), set IMS_CREDENTIALS, \
-                 or set IMS_CLIENT_ID and the other IMS_* variables",
-            )
-        }),
-    }
-}
-
-fn warn_about_certificate(account: &ServiceAccount, now: SystemTime) {
-    let Some(expiry) = account.certificate_expiry() else {
-        return;
-    };
-    let message = match expiry.duration_since(now) {
-        Err(_) => format!(
-            "the integration's certificate expired at {}: IMS will refuse the JWT; \
-             create a new certificate in the AEM Developer Console",
-            rfc3339(expiry)
-        ),
-        Ok(left) if left.as_secs() < CERT_WARNING_DAYS * 86_400 => format!(
-            "the integration's certificate expires at {} ({} days left): renew it in the AEM Developer Console",
-            rfc3339(expiry),
-            left.as_secs() / 86_400
-        ),
-        Ok(_) => return,
-    };
-    warn(&message);
-}
-
-/// Prints the library's warnings as the command's own.
-struct StderrLogger;
-
-static STDERR_LOGGER: StderrLogger = StderrLogger;
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        // Only the library's own lines, which never hold a secret; other
-        // crates' warnings (rustls alerts, say) are not the user's business.
-        metadata.level() <= log::Level::Warn && metadata.target().starts_with("ims_token")
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            warn(&record.args().to_string());
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-fn warn(message: &str) {
-    let _ = writeln!(io::stderr().lock(), "ims-token: warning: {message}");
-}
-
-// ---------------------------------------------------------------------------
-// The cache file
-// ---------------------------------------------------------------------------
-
-/// A token kept in a file between runs, for the credentials it was made for.
-struct Cache {
-    path: PathBuf,
-    key: String,
-}
-
-impl Cache {
-    fn new(path: &Path, credentials: &Credentials) -> Self {
-        Cache {
-            path: path.to_owned(),
-            key: credentials_key(credentials),
-        }
-    }
-
-    /// The cached token while it is fresh; otherwise one exchange under a
-    /// lock, so that concurrent runs wait and use its outcome. When the
-    /// exchange fails in a way worth retrying and the cached token still
-    /// works, that token is used (the refresh margin is there for this) for
-    /// this run and, without asking IMS, for the runs of the next 30 s.
-    fn get_or_fetch(
-        &self,
-        margin: Duration,
-        make_client: impl FnOnce() -> Result<Client, Failure>,
-        credentials: &Credentials,
-    ) -> Result<AccessToken, Failure> {
-        let before = self.read(true);
-        if let Some(token) = usable_token(before.as_ref(), SystemTime::now(), margin) {
-            return Ok(token);
-        }
-        let client = make_client()?;
-        let lock = self.lock(client.max_fetch_time(credentials) + LOCK_SLACK);
-        // Another run may have refreshed, or failed, while this one waited.
-        let after = self.read(false);
-        if let Some(token) = usable_token(after.as_ref(), SystemTime::now(), margin) {
-            return Ok(token);
-        }
-        if let Some(failure) = shared_failure(before.as_ref(), after.as_ref()) {
-            return Err(Failure::Shared(failure));
-        }
-        let result = client.fetch(credentials);
-        let entry = entry_after_fetch(&result, after, SystemTime::now());
-        if let Some(entry) = &entry {
-            if let Err(e) = self.write(entry) {
-                warn(&format!(
-                    "cannot write the cache {}: {e}",
-                    self.path.display()
-                ));
-            }
-        }
-        drop(lock);
-        match (result, entry.and_then(|e| e.token)) {
-            (Ok(token), _) => Ok(token),
-            (Err(e), Some(old)) => {
-                warn_fallback(&old, &chain(&e));
-                Ok(old)
-            }
-            (Err(e), None) => Err(e.into()),
-        }
-    }
-
-    /// The entry cached for these credentials. Anything unreadable or
-    /// foreign is a miss, never an error; `report` says whether to warn
-    /// about a cache file of ours that is not private. A file that is not a
-    /// cache of ims-token is left to `write` to name.
-    fn read(&self, report: bool) -> Option<Entry> {
-        let file = open_private(&self.path, OpenOptions::new().read(true)).ok()?;
-        if !file.metadata().is_ok_and(|m| m.is_file()) {
-            return None;
-        }
-        let mut text = String::new();
-        let read = (&file).take(MAX_INPUT_BYTES).read_to_string(&mut text);
-        let ours = read.is_ok() && text.starts_with(CACHE_MARKER);
-        let entry = if !ours {
-            None
-        } else if !is_private_file(&file) {
-            if report {
-                warn(&format!(
-                    "ignoring the cache {}: not a file of yours with mode 0600",
-                    self.path.display()
-                ));
-            }
-            None
-        } else {
-            parse_cache(&text, &self.key)
-        };
-        text.zeroize();
-        entry
-    }
-
-    /// Writes a temp file in the same directory (0600 from the start) and
-    /// renames it over the cache, so no reader sees half a file. Only a
-    /// missing or empty file, or a cache of ims-token, is replaced; anything
-    /// else at the path is left as it is (an error says what it is).
-    fn write(&self, entry: &Entry) -> io::Result<()> {
-        if let Existing::Foreign(what) = existing(&self.path) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{what}; it is left as it is and the run goes on without the cache"),
-            ));
-        }
-        self.remove_stale_temp_files();
-        let temp = self.sibling(&format!("{TEMP_INFIX}{}", std::process::id()));
-        let result = open_private(&temp, OpenOptions::new().write(true).create_new(true))
-            .and_then(|mut f| {
-                f.write_all(cache_text(entry, &self.key).as_bytes())?;
-                f.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&temp, &self.path));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        result
-    }
-
-    /// Removes temp files a killed run left next to the cache (they hold a
-    /// token): ours by name, owner and content, and not being written now
-    /// (this process's own, or older than [`STALE_TEMP_AGE`]).
-    fn remove_stale_temp_files(&self) {
-        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
-            return;
-        };
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        let mut prefix = name.to_owned();
-        prefix.push(TEMP_INFIX);
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let own_pid = std::process::id().to_string();
-        for entry in entries.flatten() {
-            let file_name = entry.file_name();
-            let Some(pid) = file_name
-                .as_encoded_bytes()
-                .strip_prefix(prefix.as_encoded_bytes())
-                .filter(|pid| !pid.is_empty() && pid.iter().all(u8::is_ascii_digit))
-            else {
-                continue;
-            };
-            let path = entry.path();
-            let Existing::Replaceable(Some(metadata)) = existing(&path) else {
-                continue;
-            };
-            let stale = pid == own_pid.as_bytes()
-                || metadata
-                    .modified()
-                    .ok()
-                    .and_then(|at| at.elapsed().ok())
-                    .is_some_and(|age| age > STALE_TEMP_AGE);
-            if stale && metadata.uid() == effective_uid() {
-                let _ = std::fs::remove_file(&path);
-            }
-        }
-    }
-
-    /// Takes the refresh lock, waiting at most `wait` (a stopped process or
-    /// a planted lock file must not hang every cron run). Without the lock
-    /// the run goes on alone, after a warning. When the cache path holds
-    /// something that is not a cache of ims-token, there is nothing to lock
-    /// for (`write` will leave it alone and say so).
-    fn lock(&self, wait: Duration) -> Option<File> {
-        if matches!(existing(&self.path), Existing::Foreign(_)) {
-            return None;
-        }
-        let path = self.sibling(".lock");
-        let taken = open_private(
-            &path,
-            OpenOptions::new().read(true).write(true).create(true),
-        )
-        .and_then(|file| check_lock_file(&path, file))
-        .and_then(|file| try_lock_until(&file, SystemTime::now() + wait).map(|()| file));
-        taken
-            .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
-            .ok()
-    }
-
-    fn sibling(&self, suffix: &str) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push(suffix);
-        PathBuf::from(name)
-    }
-}
-
-/// Polls for an exclusive lock until `deadline`.
-fn try_lock_until(file: &File, deadline: SystemTime) -> io::Result<()> {
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) if SystemTime::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "another run held it too long; going on without it",
-                ))
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
-        }
-    }
-}
-
-/// A run waits for another's refresh as long as one fetch can take
-/// ([`Client::max_fetch_time`]) and this much more.
-const LOCK_SLACK: Duration = Duration::from_secs(5);
-
-/// After a failed refresh kept the cached token: how long later runs use it
-/// without asking IMS (as the library's `TokenProvider` does).
-const FALLBACK_PAUSE: Duration = Duration::from_secs(30);
-
-/// What the cache file holds: the token (if one is worth keeping) and, after
-/// a refresh that failed in a way worth retrying, when to ask IMS again and
-/// what the failure was.
-#[derive(Debug, Default)]
-struct Entry {
-    token: Option<AccessToken>,
-    retry_at: Option<SystemTime>,
-    failure: Option<SharedFailure>,
-    /// Counts the writes, so that a run can tell a failure written while it
-    /// waited on the lock from an older one without comparing clocks.
-    round: u64,
-}
-
-/// A failed refresh worth retrying (exit 5), for the runs that waited on
-/// the lock while it ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct SharedFailure {
-    message: String,
-}
-
-/// A token a run can use without asking IMS, by the library's refresh rule:
-/// a fresh one, or an unexpired one while the pause after a failed refresh
-/// lasts (a pause of more than 30 s is not ours: ignored).
-fn usable_token(entry: Option<&Entry>, now: SystemTime, margin: Duration) -> Option<AccessToken> {
-    let entry = entry?;
-    let token = entry.token.as_ref().filter(|t| !t.is_expired(now))?;
-    if !token.needs_refresh(now, margin) {
-        return Some(token.clone());
-    }
-    let latest = now + FALLBACK_PAUSE;
-    let pausing = entry.retry_at.is_some_and(|at| now < at && at <= latest);
-    if !pausing {
-        return None;
-    }
-    let cause = entry.failure.as_ref().map_or("", |f| f.message.as_str());
-    warn_fallback(token, cause);
-    Some(token.clone())
-}
-
-/// The failure that another run wrote while this one waited on the lock:
-/// one in the entry read after the lock that was not there before it.
-fn shared_failure(before: Option<&Entry>, after: Option<&Entry>) -> Option<SharedFailure> {
-    let after = after?;
-    let written_since = before.is_none_or(|b| b.round != after.round);
-    after.failure.clone().filter(|_| written_since)
-}
-
-/// The entry to write after a fetch: the new token; after a failure worth
-/// retrying, the failure and, while it works, the old token for a pause;
-/// after any other failure nothing (the file is left as it was, and runs
-/// waiting on the lock try for themselves: they may have been fixed).
-fn entry_after_fetch(
-    result: &Result<AccessToken, Error>,
-    old: Option<Entry>,
-    now: SystemTime,
-) -> Option<Entry> {
-    let round = old.as_ref().map_or(0, |e| e.round).wrapping_add(1);
-    let e = match result {
-        Ok(token) => {
-            return Some(Entry {
-                token: Some(token.clone()),
-                round,
-                ..Entry::default()
-            })
-        }
-        Err(e) if e.is_retryable() => e,
-        Err(_) => return None,
-    };
-    let old = old
-        .and_then(|entry| entry.token)
-        .filter(|t| !t.is_expired(now));
-    Some(Entry {
-        retry_at: old.as_ref().map(|_| now + FALLBACK_PAUSE),
-        token: old,
-        failure: Some(SharedFailure { message: chain(e) }),
-        round,
-    })
-}
-
-fn warn_fallback(token: &AccessToken, cause: &str) {
-    let cause = if cause.is_empty() {
-        String::new()
-    } else {
-        format!(": {cause}")
-    };
-    warn(&format!(
-        "using the cached token, which expires at {}, as refreshing it failed{cause}",
-        rfc3339(token.expires_at())
-    ));
-}
-
-/// The first bytes of every cache file ims-token writes: how a file is
-/// known to be ours, and so safe to replace, even when it was cut short.
-const CACHE_MARKER: &str = "{\"ims_token_cache\":1,";
-
-/// Between the cache's name and the writing process's id in a temp file.
-const TEMP_INFIX: &str = ".tmp.";
-
-/// A temp file this old is not being written any more: a write takes
-/// milliseconds.
-const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
-
-/// Opens without following a symlink and without blocking (on a FIFO or a
-/// device), creating with mode 0600. Callers check what they opened with
-/// `fstat`.
-fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
-    options
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-}
-
-fn is_private_file(file: &File) -> bool {
-    file.metadata()
-        .is_ok_and(|m| m.is_file() && m.uid() == effective_uid() && m.mode() & 0o077 == 0)
-}
-
-/// What is at a cache path, judged on the opened file.
-enum Existing {
-    /// Nothing, an empty file or a cache of ims-token (its metadata when
-    /// there is a file): free to replace.
-    Replaceable(Option<std::fs::Metadata>),
-    /// Anything else, in words: left as it is.
-    Foreign(String),
-}
-
-fn existing(path: &Path) -> Existing {
-    let file = match open_private(path, OpenOptions::new().read(true)) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Existing::Replaceable(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Existing::Foreign(format!("it is a symbolic link, {NOT_OURS}"))
-        }
-        Err(e) => return Existing::Foreign(format!("it cannot be opened to check it ({e})")),
-    };
-    let metadata = match file.metadata() {
-        Ok(m) => m,
-        Err(e) => return Existing::Foreign(format!("it cannot be examined ({e})")),
-    };
-    if let Some(kind) = special_file(&metadata) {
-        return Existing::Foreign(format!("it is {kind}, {NOT_OURS}"));
-    }
-    let mut head = Vec::with_capacity(CACHE_MARKER.len());
-    let read = file.take(CACHE_MARKER.len() as u64).read_to_end(&mut head);
-    // Empty, the marker, or the start of it (a file cut short).
-    if read.is_ok() && CACHE_MARKER.as_bytes().starts_with(&head) {
-        Existing::Replaceable(Some(metadata))
-    } else {
-        Existing::Foreign(format!("it is another file, {NOT_OURS}"))
-    }
-}
-
-const NOT_OURS: &str = "not a cache file of ims-token";
-
-/// What a file that is not a regular file is, in words.
-fn special_file(metadata: &std::fs::Metadata) -> Option<&'static str> {
-    use std::os::unix::fs::FileTypeExt as _;
-    let kind = metadata.file_type();
-    if kind.is_file() {
-        None
-    } else if kind.is_dir() {
-        Some("a directory")
-    } else if kind.is_fifo() {
-        Some("a FIFO")
-    } else if kind.is_char_device() || kind.is_block_device() {
-        Some("a device")
-    } else {
-        Some("a special file")
-    }
-}
-
-/// The lock file must be a regular file of ours: a FIFO, a device or
-/// another user's file held open is not waited on.
-fn check_lock_file(path: &Path, file: File) -> io::Result<File> {
-    let metadata = file.metadata()?;
-    let problem = match special_file(&metadata) {
-        Some(kind) => Some(kind),
-        None if metadata.uid() != effective_uid() => Some("another user's file"),
-        None => None,
-    };
-    match problem {
-        Some(what) => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is {what}; going on without the lock", path.display()),
-        )),
-        None => Ok(file),
-    }
-}
-
-/// The process's effective uid (the one that owns what it creates), read
-/// without `unsafe` and without `/proc`: the owner of a pipe it has just
-/// made. Unknown means no file passes as ours.
-fn effective_uid() -> u32 {
-    static UID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *UID.get_or_init(|| {
-        io::pipe()
-            .and_then(|(reader, _writer)| File::from(std::os::fd::OwnedFd::from(reader)).metadata())
-            .map_or(u32::MAX, |m| m.uid())
-    })
-}
-
-/// Which credentials a cached token belongs to: a hash of what decides the
-/// token (flow, endpoint, client, org, account, scopes), never the secret.
-fn credentials_key(credentials: &Credentials) -> String {
-    let mut parts = vec![
-        credentials.ims().url().to_owned(),
-        credentials.client_id().to_owned(),
-    ];
-    match credentials {
-        Credentials::ServiceAccount(a) => {
-            parts.push("jwt".into());
-            parts.push(a.org_id().into());
-            parts.push(a.technical_account_id().into());
-        }
-        _ => parts.push("oauth".into()),
-    }
-    parts.extend(credentials.scopes().iter().cloned());
-    let digest = sha2::Sha256::digest(parts.join("\n").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The cache file's text: JSON that starts with [`CACHE_MARKER`]; the token
-/// (if one is kept) and, after a failed refresh, when to ask IMS again and
-/// what the failure was.
-fn cache_text(entry: &Entry, key: &str) -> String {
-    let mut json = serde_json::json!({ "key": key });
-    if let Some(token) = &entry.token {
-        json["access_token"] = token.secret().into();
-        json["token_type"] = token.token_type().into();
-        json["received_at"] = epoch_secs(token.received_at()).into();
-        json["expires_at"] = epoch_secs(token.expires_at()).into();
-    }
-    if let Some(at) = entry.retry_at {
-        json["retry_at"] = epoch_secs(at).into();
-    }
-    if let Some(failure) = &entry.failure {
-        json["failure"] = serde_json::json!({ "message": failure.message });
-    }
-    json["round"] = entry.round.into();
-    let fields = json.to_string();
-    // `fields` is a JSON object: the marker takes the place of its `{`.
-    let rest = fields.strip_prefix('{').unwrap_or(&fields);
-    format!("{CACHE_MARKER}{rest}")
-}
-
-/// The entry in a cache file's text, if it is one of ours for `key`;
-/// fields that are missing or mistyped are left out.
-fn parse_cache(text: &str, key: &str) -> Option<Entry> {
-    if !text.starts_with(CACHE_MARKER) {
-        return None;
-    }
-    let json: Value = serde_json::from_str(text).ok()?;
-    if json.get("ims_token_cache")?.as_u64()? != 1 || json.get("key")?.as_str()? != key {
-        return None;
-    }
-    Some(Entry {
-        token: cached_token(&json),
-        retry_at: json.get("retry_at").and_then(epoch_time),
-        failure: json.get("failure").and_then(cached_failure),
-        round: json.get("round").and_then(Value::as_u64).unwrap_or(0),
-    })
-}
-
-fn cached_token(json: &Value) -> Option<AccessToken> {
-    // Only what IMS could have sent: a token that would break a header is
-    // not handed out, whoever edited the file.
-    let token = json
-        .get("access_token")?
-        .as_str()
-        .filter(|t| is_visible_ascii(t))?;
-    let token_type = json.get("token_type")?.as_str()?;
-    Some(AccessToken::new(
-        token,
-        token_type,
-        epoch_time(json.get("received_at")?)?,
-        epoch_time(json.get("expires_at")?)?,
-    ))
-}
-
-fn cached_failure(json: &Value) -> Option<SharedFailure> {
-    // Printed on stderr: one line of printable text.
-    let message = json.get("message")?.as_str()?;
-    let printable = !message.is_empty() && !message.chars().any(char::is_control);
-    printable.then(|| SharedFailure {
-        message: message.to_owned(),
-    })
-}
-
-/// A time written as whole seconds since the epoch.
-fn epoch_time(value: &Value) -> Option<SystemTime> {
-    UNIX_EPOCH.checked_add(Duration::from_secs(value.as_u64()?))
-}
-
-fn epoch_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// `2027-05-21T14:16:46Z` (days to civil from Howard Hinnant's algorithm).
-fn rfc3339(t: SystemTime) -> String {
-    let secs = epoch_secs(t) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
+/// Proptest settings for the rooms' property tests: no files of failures.
 #[cfg(test)]
-mod tests {
+fn proptest_config(cases: u32) -> proptest::prelude::ProptestConfig {
+    proptest::prelude::ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    }
+}
+
+/// What went wrong, its message on one line and its exit code.
+mod failure {
     use super::*;
 
-    fn entry_of(token: &AccessToken) -> Entry {
-        Entry {
-            token: Some(token.clone()),
-            ..Entry::default()
-        }
+    #[derive(Debug)]
+    pub(crate) enum Failure {
+        /// Bad command line: exit 2.
+        Usage(String),
+        /// A problem the user fixes in the configuration: exit 3.
+        Config(String),
+        /// A library error, with what was being done.
+        Ims(Box<Error>),
+        /// The failed refresh of another run, which this one waited for.
+        Shared(SharedFailure),
+        /// stdout was closed: end quietly.
+        ClosedOutput,
+        /// stdout failed otherwise.
+        Output(io::Error),
+        /// `exec` could not start COMMAND: 127 not found, 126 otherwise.
+        Exec { program: String, error: io::Error },
     }
 
-    /// The token in a cache text for `key`.
-    fn token_in(text: &str, key: &str) -> Option<AccessToken> {
-        parse_cache(text, key).and_then(|entry| entry.token)
-    }
-
-    /// A token's parts, to compare (`AccessToken` has no `PartialEq`).
-    type Parts = (String, String, SystemTime, SystemTime);
-
-    fn parts(token: &AccessToken) -> Parts {
-        (
-            token.secret().to_owned(),
-            token.token_type().to_owned(),
-            token.received_at(),
-            token.expires_at(),
-        )
-    }
-
-    /// The parts of the token in a cache text for `key`.
-    fn parts_in(text: &str, key: &str) -> Option<Parts> {
-        token_in(text, key).as_ref().map(parts)
-    }
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(rfc3339(t), "2023-11-14T22:13:20Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
-    }
-
-    /// `json` as the cache writes it: its `ims_token_cache` field (if
-    /// still there, whatever its value) first, as the marker.
-    fn marked(json: &Value) -> String {
-        let mut fields = json.as_object().cloned().unwrap_or_default();
-        match fields.remove("ims_token_cache") {
-            Some(version) => {
-                let rest = Value::Object(fields).to_string();
-                format!("{{\"ims_token_cache\":{version},{}", &rest[1..])
+    impl Failure {
+        pub(crate) fn exit_code(&self) -> u8 {
+            match self {
+                Failure::Usage(_) => 2,
+                Failure::Config(_) => 3,
+                Failure::Ims(e) => ims_exit_code(e),
+                // Only failures worth retrying are shared.
+                Failure::Shared(_) => 5,
+                Failure::ClosedOutput => 0,
+                Failure::Output(_) => 1,
+                // As a shell does.
+                Failure::Exec { error, .. } if error.kind() == io::ErrorKind::NotFound => 127,
+                Failure::Exec { .. } => 126,
             }
-            None => Value::Object(fields).to_string(),
+        }
+
+        pub(crate) fn is_quiet(&self) -> bool {
+            matches!(self, Failure::ClosedOutput)
+        }
+
+        /// The message with its cause chain on one line.
+        pub(crate) fn describe(&self) -> String {
+            match self {
+                Failure::Usage(m) => format!("{m} (see 'ims-token --help')"),
+                Failure::Config(m) => m.clone(),
+                Failure::Ims(e) => chain(e),
+                Failure::Shared(f) => f.message.clone(),
+                Failure::ClosedOutput => String::new(),
+                Failure::Output(e) => format!("cannot write the output: {e}"),
+                Failure::Exec { program, error } if error.kind() == io::ErrorKind::NotFound => {
+                    format!("cannot run '{program}': command not found")
+                }
+                Failure::Exec { program, error } => format!("cannot run '{program}': {error}"),
+            }
         }
     }
 
-    fn day_token(name: &str, t0: SystemTime) -> AccessToken {
-        AccessToken::new(name, "bearer", t0, t0 + Duration::from_secs(86_400))
-    }
-
-    const MARGIN: Duration = Duration::from_secs(600);
-
-    #[test]
-    fn the_cache_hands_out_fresh_tokens_and_paused_ones_only() {
-        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let entry = entry_of(&day_token("tok", t0));
-        let fresh = usable_token(Some(&entry), t0 + Duration::from_secs(60), MARGIN);
-        assert_eq!(fresh.map(|t| t.secret().to_owned()), Some("tok".into()));
-        let due = t0 + Duration::from_secs(86_400 - 300);
-        assert!(usable_token(Some(&entry), due, MARGIN).is_none());
-        // Inside the pause after a failed refresh: the old token.
-        let paused = Entry {
-            retry_at: Some(due + Duration::from_secs(20)),
-            ..entry_of(&day_token("tok", t0))
-        };
-        assert!(usable_token(Some(&paused), due, MARGIN).is_some());
-        assert!(usable_token(Some(&paused), due + Duration::from_secs(20), MARGIN).is_none());
-        // A pause longer than ours (a clock stepped back, an edited file): ignored.
-        let endless = Entry {
-            retry_at: Some(due + Duration::from_secs(3600)),
-            ..entry_of(&day_token("tok", t0))
-        };
-        assert!(usable_token(Some(&endless), due, MARGIN).is_none());
-        // Never an expired token.
-        let expired = t0 + Duration::from_secs(86_400);
-        let late = Entry {
-            retry_at: Some(expired + Duration::from_secs(10)),
-            ..entry_of(&day_token("tok", t0))
-        };
-        assert!(usable_token(Some(&late), expired, MARGIN).is_none());
-        assert!(usable_token(None, t0, MARGIN).is_none());
-    }
-
-    #[test]
-    fn only_a_failure_written_while_waiting_is_shared() {
-        let failed = |round| Entry {
-            failure: Some(SharedFailure {
-                message: "IMS could not serve the request (503)".into(),
-            }),
-            round,
-            ..Entry::default()
-        };
-        let quiet = Entry {
-            round: 4,
-            ..Entry::default()
-        };
-        assert!(shared_failure(Some(&quiet), Some(&failed(5))).is_some());
-        assert!(shared_failure(None, Some(&failed(1))).is_some());
-        // Already there before this run waited: this run asks IMS itself.
-        assert!(shared_failure(Some(&failed(5)), Some(&failed(5))).is_none());
-        assert!(shared_failure(Some(&quiet), Some(&quiet)).is_none());
-        assert!(shared_failure(Some(&quiet), None).is_none());
-    }
-
-    /// What the library makes of an IMS error reply.
-    fn ims_reply(status: u16, code: &str, now: SystemTime) -> Result<AccessToken, Error> {
-        let body = serde_json::json!({ "error": code }).to_string();
-        ims_token::parse_token_reply(
-            ims_token::Flow::ClientCredentials,
-            status,
-            body.as_bytes(),
-            now,
-        )
-    }
-
-    #[test]
-    fn a_fetch_writes_its_token_or_a_retryable_failure() {
-        let t0 = SystemTime::now();
-        let old = Entry {
-            round: 7,
-            ..entry_of(&day_token("old", t0))
-        };
-        let new = entry_after_fetch(&Ok(day_token("new", t0)), Some(old), t0).unwrap();
-        assert_eq!(new.token.unwrap().secret(), "new");
-        assert_eq!(
-            (new.round, new.retry_at.is_none(), new.failure.is_none()),
-            (8, true, true)
-        );
-
-        let unavailable = ims_reply(503, "temporarily_unavailable", t0);
-        let old = entry_of(&day_token("old", t0));
-        let kept = entry_after_fetch(&unavailable, Some(old), t0).unwrap();
-        assert_eq!(kept.token.unwrap().secret(), "old");
-        assert_eq!(kept.retry_at, Some(t0 + FALLBACK_PAUSE));
-        assert!(kept.failure.unwrap().message.contains("503"));
-        let nothing_old = entry_after_fetch(&unavailable, None, t0).unwrap();
-        assert!(nothing_old.token.is_none() && nothing_old.retry_at.is_none());
-        assert_eq!(nothing_old.round, 1);
-
-        // A refusal is not written: waiting runs try for themselves.
-        let rejected = ims_reply(401, "invalid_client", t0);
-        let old = entry_of(&day_token("old", t0));
-        assert!(entry_after_fetch(&rejected, Some(old), t0).is_none());
-    }
-
-    #[test]
-    fn failures_and_pauses_round_trip_through_the_cache_text() {
-        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let entry = Entry {
-            token: Some(day_token("tok", t0)),
-            retry_at: Some(t0 + Duration::from_secs(30)),
-            failure: Some(SharedFailure {
-                message: "IMS could not serve the request (503)".into(),
-            }),
-            round: 3,
-        };
-        let text = cache_text(&entry, "k1");
-        let back = parse_cache(&text, "k1").unwrap();
-        assert_eq!(back.token.unwrap().secret(), "tok");
-        assert_eq!(back.retry_at, entry.retry_at);
-        assert_eq!(back.failure, entry.failure);
-        assert_eq!(back.round, 3);
-        // A failure alone, and a message that is not one printable line.
-        let only = Entry {
-            failure: entry.failure.clone(),
-            ..Entry::default()
-        };
-        let back = parse_cache(&cache_text(&only, "k1"), "k1").unwrap();
-        assert!(back.token.is_none() && back.failure.is_some());
-        let mut json: Value = serde_json::from_str(&cache_text(&only, "k1")).unwrap();
-        json["failure"]["message"] = "two\nlines".into();
-        let text = marked(&json);
-        assert!(parse_cache(&text, "k1").unwrap().failure.is_none());
-    }
-
-    #[test]
-    fn cache_text_round_trips_only_for_its_key() {
-        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
-        let token = AccessToken::new("tok", "bearer", t0, t0 + Duration::from_secs(60));
-        let text = cache_text(&entry_of(&token), "k1");
-        assert_eq!(parts_in(&text, "k1"), Some(parts(&token)));
-        assert_eq!(parts_in(&text, "k2"), None);
-        assert_eq!(parts_in(&text[..text.len() / 2], "k1"), None);
-    }
-
-    #[test]
-    fn cache_text_starts_with_the_marker_and_refuses_odd_tokens() {
-        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
-        let later = t0 + Duration::from_secs(60);
-        let text = cache_text(
-            &entry_of(&AccessToken::new("tok", "bearer", t0, later)),
-            "k1",
-        );
-        assert!(text.starts_with(CACHE_MARKER), "{text}");
-        // The same fields without the marker are not a cache.
-        let json: Value = serde_json::from_str(&text).unwrap();
-        assert!(parse_cache(&json.to_string(), "k1").is_none());
-        for odd in ["tok\r\nX-Injected: 1", "tok en", "tok\u{0}", "tok-é"] {
-            let text = cache_text(&entry_of(&AccessToken::new(odd, "bearer", t0, later)), "k1");
-            assert_eq!(parts_in(&text, "k1"), None, "{odd:?}");
+    pub(crate) fn ims_exit_code(e: &Error) -> u8 {
+        match e {
+            // A certificate problem is fixed in the configuration (CA file,
+            // endpoint, clock): retrying will not help.
+            _ if e.is_config() => 3,
+            Error::Tls { .. } => 3,
+            Error::Rejected(_) => 4,
+            Error::Unavailable(_) | Error::Transport { .. } | Error::Timeout { .. } => 5,
+            _ => 1,
         }
     }
 
-    #[test]
-    fn effective_uid_is_the_owner_of_a_new_file() {
-        let path = std::env::temp_dir().join(format!("ims-token-uid-{}", std::process::id()));
-        let file = open_private(&path, OpenOptions::new().write(true).create_new(true)).unwrap();
-        let owner = file.metadata().unwrap().uid();
-        let _ = std::fs::remove_file(&path);
-        assert_eq!(effective_uid(), owner);
-        assert_ne!(effective_uid(), u32::MAX);
+    pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
     }
 
-    #[test]
-    fn args_parse_exec_and_its_command_untouched() {
-        use std::os::unix::ffi::OsStringExt as _;
-        let raw = OsString::from_vec(vec![b'a', 0xff]);
-        let args = [
-            OsString::from("exec"),
-            OsString::from("-c"),
-            OsString::from("x.json"),
-            OsString::from("--"),
-            OsString::from("curl"),
-            OsString::from("--"),
-            OsString::from("-c"),
-            raw.clone(),
-        ];
-        let o = parse_args(args.into_iter()).unwrap();
-        assert_eq!(o.command, Command::Exec);
-        assert_eq!(o.credentials.as_deref(), Some("x.json"));
-        let expected: Vec<OsString> = vec!["curl".into(), "--".into(), "-c".into(), raw];
-        assert_eq!(o.exec, expected);
-        for bad in [
-            &["exec"][..],
-            &["exec", "--"],
-            &["exec", "curl"],
-            &["exec", "--format", "json", "--", "true"],
-            &["--", "true"],
-        ] {
-            let r = parse_args(bad.iter().map(OsString::from));
-            assert!(matches!(r, Err(Failure::Usage(_))), "{bad:?}: {r:?}");
+    impl From<Error> for Failure {
+        fn from(e: Error) -> Self {
+            Failure::Ims(Box::new(e))
         }
     }
 
-    #[test]
-    fn args_parse_commands_and_values() {
-        let args = ["jwt", "-c", "x.json", "--lifetime=60", "--format", "json"];
-        let o = parse_args(args.iter().map(OsString::from)).unwrap();
-        assert_eq!(o.command, Command::Jwt);
-        assert_eq!(o.credentials.as_deref(), Some("x.json"));
-        assert_eq!(o.lifetime, Some(60));
-        assert_eq!(o.format, Format::Json);
-        let bad = parse_args(["--lifetime", "soon"].iter().map(OsString::from));
-        assert!(matches!(bad, Err(Failure::Usage(_))));
-        let missing = parse_args(["-c"].iter().map(OsString::from));
-        assert!(matches!(missing, Err(Failure::Usage(_))));
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
+        Failure::Usage(message.into())
+    }
+}
+
+/// The command line: parsed and checked in full before anything runs.
+mod args {
+    use super::*;
+
+    /// Most retries a command line may ask for: each can take a full timeout.
+    pub(crate) const MAX_RETRIES: u32 = 10;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Command {
+        Token,
+        Exec,
+        Jwt,
+        Inspect,
+        Help,
+        Version,
     }
 
-    /// Property tests: the command line and the cache file, on arbitrary
-    /// and mutated input. No panic, and the
-    /// typed result each parser promises. `tests/properties.rs` does the
-    /// same for the library's parsers.
-    mod properties {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Format {
+        Token,
+        Header,
+        Headers,
+        Json,
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct Options {
+        pub(crate) command: Command,
+        pub(crate) credentials: Option<String>,
+        pub(crate) credential: Option<String>,
+        pub(crate) ims: Option<String>,
+        pub(crate) format: Format,
+        pub(crate) lifetime: Option<u64>,
+        pub(crate) scope: Option<String>,
+        pub(crate) timeout: Option<u64>,
+        pub(crate) connect_timeout: Option<u64>,
+        pub(crate) retries: Option<u32>,
+        pub(crate) ca_file: Option<PathBuf>,
+        pub(crate) cache: Option<PathBuf>,
+        pub(crate) refresh_margin: u64,
+        /// `exec`: COMMAND and its arguments, as given.
+        pub(crate) exec: Vec<OsString>,
+    }
+
+    pub(crate) fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> {
+        let mut options = Options {
+            command: Command::Token,
+            credentials: None,
+            credential: None,
+            ims: None,
+            format: Format::Token,
+            lifetime: None,
+            scope: None,
+            timeout: None,
+            connect_timeout: None,
+            retries: None,
+            ca_file: None,
+            cache: None,
+            refresh_margin: ims_token::DEFAULT_REFRESH_MARGIN.as_secs(),
+            exec: Vec::new(),
+        };
+        let mut command_seen = false;
+        let mut exec = false;
+        let utf8 = |a: OsString| {
+            a.into_string()
+                .map_err(|_| usage("arguments must be UTF-8"))
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            if exec && arg == "--" {
+                // COMMAND and its arguments go through untouched, UTF-8 or not.
+                options.exec = args.collect();
+                break;
+            }
+            let arg = utf8(arg)?;
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+                _ => (arg.clone(), None),
+            };
+            let mut value = |name: &str| -> Result<String, Failure> {
+                match inline.clone() {
+                    Some(v) => Ok(v),
+                    None => args
+                        .next()
+                        .map(utf8)
+                        .unwrap_or_else(|| Err(usage(format!("{name} needs a value")))),
+                }
+            };
+            match flag.as_str() {
+                "-h" | "--help" => options.command = Command::Help,
+                "-V" | "--version" => options.command = Command::Version,
+                "-c" | "--credentials" => {
+                    options.credentials = Some(non_empty(&flag, value(&flag)?)?)
+                }
+                "--credential" => options.credential = Some(value(&flag)?),
+                "--ims" => options.ims = Some(value(&flag)?),
+                "--format" => options.format = parse_format(&value(&flag)?)?,
+                "--lifetime" => options.lifetime = Some(seconds(&flag, &value(&flag)?)?),
+                "--scope" => options.scope = Some(value(&flag)?),
+                "--timeout" => options.timeout = Some(seconds(&flag, &value(&flag)?)?),
+                "--connect-timeout" => {
+                    options.connect_timeout = Some(seconds(&flag, &value(&flag)?)?)
+                }
+                "--retries" => options.retries = Some(retries(&flag, &value(&flag)?)?),
+                "--ca-file" => options.ca_file = Some(non_empty(&flag, value(&flag)?)?.into()),
+                "--cache" => options.cache = Some(non_empty(&flag, value(&flag)?)?.into()),
+                "--refresh-margin" => options.refresh_margin = number(&flag, &value(&flag)?)?,
+                "token" | "exec" | "jwt" | "inspect" | "help" if !command_seen => {
+                    command_seen = true;
+                    exec = flag == "exec";
+                    if options.command != Command::Help && options.command != Command::Version {
+                        options.command = match flag.as_str() {
+                            "token" => Command::Token,
+                            "exec" => Command::Exec,
+                            "jwt" => Command::Jwt,
+                            "inspect" => Command::Inspect,
+                            _ => Command::Help,
+                        };
+                    }
+                }
+                _ if exec => {
+                    return Err(usage(format!(
+                        "unexpected '{flag}': give the command after '--' \
+                         (ims-token exec [OPTIONS] -- COMMAND [ARGS...])"
+                    )))
+                }
+                _ if flag.starts_with('-') && flag != "-" => {
+                    return Err(usage(format!("unknown option '{flag}'")))
+                }
+                _ => return Err(usage(format!("unexpected argument '{flag}'"))),
+            }
+        }
+        check_exec(&options)?;
+        Ok(options)
+    }
+
+    /// `exec` needs a COMMAND, and prints nothing for `--format` to shape.
+    pub(crate) fn check_exec(options: &Options) -> Result<(), Failure> {
+        if options.command != Command::Exec {
+            return Ok(());
+        }
+        if options.exec.is_empty() {
+            return Err(usage(
+                "exec needs a command after '--' (ims-token exec [OPTIONS] -- COMMAND [ARGS...])",
+            ));
+        }
+        if options.format != Format::Token {
+            return Err(usage(
+                "--format does not apply to exec, which prints nothing",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A value that must not be empty, such as a file name.
+    pub(crate) fn non_empty(flag: &str, value: String) -> Result<String, Failure> {
+        if value.is_empty() {
+            return Err(usage(format!("{flag} needs a non-empty value")));
+        }
+        Ok(value)
+    }
+
+    pub(crate) fn retries(flag: &str, text: &str) -> Result<u32, Failure> {
+        match number(flag, text)? {
+            n @ 0..=MAX_RETRIES => Ok(n),
+            _ => Err(usage(format!("{flag} must be between 0 and {MAX_RETRIES}"))),
+        }
+    }
+
+    pub(crate) fn parse_format(text: &str) -> Result<Format, Failure> {
+        match text {
+            "token" => Ok(Format::Token),
+            "header" => Ok(Format::Header),
+            "headers" => Ok(Format::Headers),
+            "json" => Ok(Format::Json),
+            _ => Err(usage(format!(
+                "--format must be token, header, headers or json, not '{text}'"
+            ))),
+        }
+    }
+
+    /// A timeout in whole seconds; zero would fail every call at once, and a
+    /// huge one would overflow the deadline arithmetic.
+    pub(crate) fn seconds(flag: &str, text: &str) -> Result<u64, Failure> {
+        match number(flag, text)? {
+            secs @ 1..=86_400 => Ok(secs),
+            _ => Err(usage(format!("{flag} must be between 1 and 86400 seconds"))),
+        }
+    }
+
+    pub(crate) fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, Failure> {
+        text.trim()
+            .parse()
+            .map_err(|_| usage(format!("{flag} needs a whole number, not '{text}'")))
+    }
+
+    #[cfg(test)]
+    mod tests {
         use super::*;
-        use proptest::prelude::*;
-        use proptest::sample::Index;
-        use std::os::unix::ffi::OsStringExt as _;
 
-        fn config(cases: u32) -> ProptestConfig {
-            ProptestConfig {
-                cases,
-                failure_persistence: None,
-                ..ProptestConfig::default()
-            }
-        }
-
-        const FLAGS: [&str; 16] = [
-            "-h",
-            "--help",
-            "-V",
-            "--version",
-            "-c",
-            "--credentials",
-            "--ims",
-            "--format",
-            "--lifetime",
-            "--scope",
-            "--timeout",
-            "--connect-timeout",
-            "--retries",
-            "--ca-file",
-            "--cache",
-            "--refresh-margin",
-        ];
-
-        const WORDS: [&str; 24] = [
-            "exec",
-            "headers",
-            "11",
-            "100000",
-            "token",
-            "jwt",
-            "inspect",
-            "help",
-            "-",
-            "--",
-            "---",
-            "=",
-            "--=",
-            "json",
-            "header",
-            "60",
-            "0",
-            "-1",
-            " 5 ",
-            "18446744073709551616",
-            "4294967296",
-            "",
-            "--ims=",
-            "-c=x",
-        ];
-
-        fn arg() -> impl Strategy<Value = OsString> {
-            prop_oneof![
-                4 => prop::sample::select(&FLAGS[..]).prop_map(OsString::from),
-                3 => prop::sample::select(&WORDS[..]).prop_map(OsString::from),
-                2 => (prop::sample::select(&FLAGS[..]), any::<String>())
-                    .prop_map(|(f, v)| OsString::from(format!("{f}={v}"))),
-                1 => any::<String>().prop_map(OsString::from),
-                1 => prop::collection::vec(any::<u8>(), 0..12).prop_map(OsString::from_vec),
-            ]
-        }
-
-        proptest! {
-            #![proptest_config(config(512))]
-
-            /// Any argument vector: options, or a usage error (exit 2).
-            #[test]
-            fn parse_args_never_panics(args in prop::collection::vec(arg(), 0..10)) {
-                let non_utf8 = args.iter().any(|a| a.to_str().is_none());
-                match parse_args(args.clone().into_iter()) {
-                    Ok(options) => {
-                        // Every argument was read, so all were UTF-8.
-                        prop_assert!(!non_utf8, "{args:?}");
-                        prop_assert!(options.timeout != Some(0) && options.connect_timeout != Some(0));
-                        prop_assert!(options.lifetime.is_none_or(|l| (1..=86_400).contains(&l)));
-                        prop_assert!(options.retries.is_none_or(|n| n <= MAX_RETRIES));
-                        prop_assert!(options.cache.as_ref().is_none_or(|c| !c.as_os_str().is_empty()));
-                        prop_assert!(options.command != Command::Exec || !options.exec.is_empty());
-                    }
-                    Err(failure) => {
-                        prop_assert!(matches!(failure, Failure::Usage(_)), "{failure:?}");
-                        prop_assert_eq!(failure.exit_code(), 2);
-                        prop_assert!(failure.describe().contains("ims-token --help"));
-                    }
-                }
-            }
-        }
-
-        /// Arbitrary JSON with every type; numbers no larger than `max`.
-        fn arb_json(max: u64) -> impl Strategy<Value = Value> {
-            let leaf = prop_oneof![
-                Just(Value::Null),
-                any::<bool>().prop_map(Value::Bool),
-                (0..=max).prop_map(Value::from),
-                any::<i64>().prop_map(|n| Value::from(n.min(0))),
-                any::<f64>().prop_map(Value::from),
-                any::<String>().prop_map(Value::String),
-                Just(Value::String(String::new())),
-                Just(Value::from(1)),
+        #[test]
+        fn args_parse_exec_and_its_command_untouched() {
+            use std::os::unix::ffi::OsStringExt as _;
+            let raw = OsString::from_vec(vec![b'a', 0xff]);
+            let args = [
+                OsString::from("exec"),
+                OsString::from("-c"),
+                OsString::from("x.json"),
+                OsString::from("--"),
+                OsString::from("curl"),
+                OsString::from("--"),
+                OsString::from("-c"),
+                raw.clone(),
             ];
-            leaf.prop_recursive(3, 16, 4, |inner| {
+            let o = parse_args(args.into_iter()).unwrap();
+            assert_eq!(o.command, Command::Exec);
+            assert_eq!(o.credentials.as_deref(), Some("x.json"));
+            let expected: Vec<OsString> = vec!["curl".into(), "--".into(), "-c".into(), raw];
+            assert_eq!(o.exec, expected);
+            for bad in [
+                &["exec"][..],
+                &["exec", "--"],
+                &["exec", "curl"],
+                &["exec", "--format", "json", "--", "true"],
+                &["--", "true"],
+            ] {
+                let r = parse_args(bad.iter().map(OsString::from));
+                assert!(matches!(r, Err(Failure::Usage(_))), "{bad:?}: {r:?}");
+            }
+        }
+
+        #[test]
+        fn args_parse_commands_and_values() {
+            let args = ["jwt", "-c", "x.json", "--lifetime=60", "--format", "json"];
+            let o = parse_args(args.iter().map(OsString::from)).unwrap();
+            assert_eq!(o.command, Command::Jwt);
+            assert_eq!(o.credentials.as_deref(), Some("x.json"));
+            assert_eq!(o.lifetime, Some(60));
+            assert_eq!(o.format, Format::Json);
+            let bad = parse_args(["--lifetime", "soon"].iter().map(OsString::from));
+            assert!(matches!(bad, Err(Failure::Usage(_))));
+            let missing = parse_args(["-c"].iter().map(OsString::from));
+            assert!(matches!(missing, Err(Failure::Usage(_))));
+        }
+
+        /// Property tests of the command line: no panic, and a usage error
+        /// (exit 2) for whatever is not a valid command line.
+        mod properties {
+            use super::*;
+            use proptest::prelude::*;
+            use std::os::unix::ffi::OsStringExt as _;
+
+            const FLAGS: [&str; 16] = [
+                "-h",
+                "--help",
+                "-V",
+                "--version",
+                "-c",
+                "--credentials",
+                "--ims",
+                "--format",
+                "--lifetime",
+                "--scope",
+                "--timeout",
+                "--connect-timeout",
+                "--retries",
+                "--ca-file",
+                "--cache",
+                "--refresh-margin",
+            ];
+
+            const WORDS: [&str; 24] = [
+                "exec",
+                "headers",
+                "11",
+                "100000",
+                "token",
+                "jwt",
+                "inspect",
+                "help",
+                "-",
+                "--",
+                "---",
+                "=",
+                "--=",
+                "json",
+                "header",
+                "60",
+                "0",
+                "-1",
+                " 5 ",
+                "18446744073709551616",
+                "4294967296",
+                "",
+                "--ims=",
+                "-c=x",
+            ];
+
+            fn arg() -> impl Strategy<Value = OsString> {
                 prop_oneof![
-                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                    prop::collection::vec(("[a-z_]{1,12}", inner), 0..4)
-                        .prop_map(|f| Value::Object(f.into_iter().collect())),
+                    4 => prop::sample::select(&FLAGS[..]).prop_map(OsString::from),
+                    3 => prop::sample::select(&WORDS[..]).prop_map(OsString::from),
+                    2 => (prop::sample::select(&FLAGS[..]), any::<String>())
+                        .prop_map(|(f, v)| OsString::from(format!("{f}={v}"))),
+                    1 => any::<String>().prop_map(OsString::from),
+                    1 => prop::collection::vec(any::<u8>(), 0..12).prop_map(OsString::from_vec),
                 ]
-            })
-        }
-
-        const CACHE_FIELDS: [&str; 7] = [
-            "ims_token_cache",
-            "key",
-            "access_token",
-            "token_type",
-            "received_at",
-            "expires_at",
-            "other",
-        ];
-
-        fn cache_token() -> impl Strategy<Value = AccessToken> {
-            (
-                "[!-~]{1,80}",
-                any::<String>(),
-                0u64..=1 << 40,
-                0u64..=1 << 40,
-            )
-                .prop_map(|(token, kind, received, lifetime)| {
-                    let received = UNIX_EPOCH + Duration::from_secs(received);
-                    AccessToken::new(
-                        token,
-                        kind,
-                        received,
-                        received + Duration::from_secs(lifetime),
-                    )
-                })
-        }
-
-        /// What `parse_cache` must give for `text`: a token only for a text
-        /// that starts with the marker, version 1, and this key.
-        fn check_cache(text: &str, key: &str) -> Result<(), TestCaseError> {
-            let parsed = token_in(text, key);
-            if let Some(token) = parsed {
-                prop_assert!(text.starts_with(CACHE_MARKER));
-                let json: Value = serde_json::from_str(text).unwrap();
-                prop_assert_eq!(json["ims_token_cache"].as_u64(), Some(1));
-                prop_assert!(is_visible_ascii(token.secret()));
-                prop_assert_eq!(json["key"].as_str(), Some(key));
-                prop_assert_eq!(json["access_token"].as_str(), Some(token.secret()));
-                prop_assert!(!token.secret().is_empty());
-            }
-            Ok(())
-        }
-
-        proptest! {
-            #![proptest_config(config(256))]
-
-            /// Arbitrary text: no panic, and nothing for a wrong key.
-            #[test]
-            fn parse_cache_from_arbitrary_text(text in any::<String>(), value in arb_json(u64::from(u32::MAX))) {
-                check_cache(&text, "k1")?;
-                check_cache(&value.to_string(), "k1")?;
             }
 
-            /// A cache text round-trips for its key only.
-            #[test]
-            fn cache_text_round_trips(token in cache_token(), key in "[0-9a-f]{0,64}", other in "[0-9a-f]{0,64}") {
-                let text = cache_text(&entry_of(&token), &key);
-                prop_assert_eq!(parts_in(&text, &key), Some(parts(&token)));
-                if other != key {
-                    prop_assert_eq!(parts_in(&text, &other), None);
-                }
-            }
+            proptest! {
+                #![proptest_config(crate::proptest_config(512))]
 
-            /// A valid cache with fields replaced by any JSON type (times no
-            /// larger than 2^40 s), removed, or NUL/invalid bytes inserted.
-            #[test]
-            fn parse_cache_mutated(
-                token in cache_token(),
-                changes in prop::collection::vec(
-                    (prop::sample::select(&CACHE_FIELDS[..]), prop::option::of(arb_json(1 << 40))),
-                    1..4,
-                ),
-                damage in prop::option::of((any::<Index>(), prop::sample::select(&['\0', '\u{fffd}', '"', '}'][..]))),
-            ) {
-                let key = "0123abcd";
-                let mut json: Value = serde_json::from_str(&cache_text(&entry_of(&token), key)).unwrap();
-                for (field, value) in &changes {
-                    match value {
-                        Some(v) => json[*field] = v.clone(),
-                        None => {
-                            json.as_object_mut().unwrap().remove(*field);
+                /// Any argument vector: options, or a usage error (exit 2).
+                #[test]
+                fn parse_args_never_panics(args in prop::collection::vec(arg(), 0..10)) {
+                    let non_utf8 = args.iter().any(|a| a.to_str().is_none());
+                    match parse_args(args.clone().into_iter()) {
+                        Ok(options) => {
+                            // Every argument was read, so all were UTF-8.
+                            prop_assert!(!non_utf8, "{args:?}");
+                            prop_assert!(options.timeout != Some(0) && options.connect_timeout != Some(0));
+                            prop_assert!(options.lifetime.is_none_or(|l| (1..=86_400).contains(&l)));
+                            prop_assert!(options.retries.is_none_or(|n| n <= MAX_RETRIES));
+                            prop_assert!(options.cache.as_ref().is_none_or(|c| !c.as_os_str().is_empty()));
+                            prop_assert!(options.command != Command::Exec || !options.exec.is_empty());
+                        }
+                        Err(failure) => {
+                            prop_assert!(matches!(failure, Failure::Usage(_)), "{failure:?}");
+                            prop_assert_eq!(failure.exit_code(), 2);
+                            prop_assert!(failure.describe().contains("ims-token --help"));
                         }
                     }
                 }
-                let mut text = marked(&json);
-                if let Some((at, c)) = damage {
-                    let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-                    text.insert(bounds[at.index(bounds.len())], c);
+            }
+        }
+    }
+}
+
+/// The commands: token (and exec), jwt and inspect, and what they print.
+mod commands {
+    use super::*;
+
+    pub(crate) fn token_command(options: &Options) -> Result<(), Failure> {
+        let (credentials, _) = load(options)?;
+        let ids = ApiIds::of(&credentials);
+        let token = match &credentials {
+            // Already a token: no client, no cache.
+            Credentials::LocalToken(local) => local.access_token(SystemTime::now())?,
+            _ => {
+                // The client (CA file, TLS setup) is built only when a cache
+                // hit does not make it unnecessary.
+                match &options.cache {
+                    Some(path) => {
+                        let cache = Cache::new(path, &credentials);
+                        let margin = Duration::from_secs(options.refresh_margin);
+                        cache.get_or_fetch(margin, || client(options), &credentials)?
+                    }
+                    None => client(options)?.fetch(&credentials)?,
                 }
-                check_cache(&text, key)?;
-                check_cache(&text, "another key")?;
             }
+        };
+        check_printable(&token, &ids, options)?;
+        match options.command {
+            Command::Exec => Err(exec(&options.exec, &token, &ids)),
+            _ => print_line(&render(&token, &ids, options.format, SystemTime::now())),
+        }
+    }
 
+    /// What Adobe APIs want next to the token: the client id (`x-api-key`)
+    /// and, when the credentials carry one, the org (`x-gw-ims-org-id`).
+    #[derive(Default)]
+    pub(crate) struct ApiIds {
+        client_id: Option<String>,
+        org_id: Option<String>,
+    }
+
+    impl ApiIds {
+        fn of(credentials: &Credentials) -> Self {
+            let org_id = match credentials {
+                Credentials::ServiceAccount(a) => Some(a.org_id()),
+                Credentials::OAuth(o) => o.org_id(),
+                _ => None,
+            };
+            // A local development token may not say its client id.
+            let known = |id: &str| Some(id.to_owned()).filter(|id| !id.is_empty());
+            ApiIds {
+                client_id: known(credentials.client_id()),
+                org_id: org_id.and_then(known),
+            }
+        }
+    }
+
+    /// The token, and the ids when they go into headers or the environment,
+    /// must be visible ASCII: a CR/LF would add a header or a line of its own.
+    /// (The library refuses such tokens from IMS; this covers local tokens.)
+    pub(crate) fn check_printable(
+        token: &AccessToken,
+        ids: &ApiIds,
+        options: &Options,
+    ) -> Result<(), Failure> {
+        let bad = |what: &str| {
+            Failure::Config(format!(
+                "the {what} has characters that are not visible ASCII; check the credentials"
+            ))
+        };
+        if !is_visible_ascii(token.secret()) {
+            return Err(bad("access token"));
+        }
+        if options.command != Command::Exec && options.format != Format::Headers {
+            return Ok(());
+        }
+        match (&ids.client_id, &ids.org_id) {
+            (Some(id), _) if !is_visible_ascii(id) => Err(bad("client id")),
+            (_, Some(org)) if !is_visible_ascii(org) => Err(bad("org id")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Non-empty and only `!` to `~`.
+    pub(crate) fn is_visible_ascii(text: &str) -> bool {
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
+    }
+
+    /// Replaces this process with COMMAND, the token in its environment (never
+    /// in its arguments, which every user of the host can read). Returns only
+    /// when COMMAND cannot be started.
+    pub(crate) fn exec(command: &[OsString], token: &AccessToken, ids: &ApiIds) -> Failure {
+        use std::os::unix::process::CommandExt as _;
+        let Some((program, args)) = command.split_first() else {
+            // `check_exec` makes sure there is a COMMAND.
+            return usage("exec needs a command after '--'");
+        };
+        let mut child = std::process::Command::new(program);
+        child.args(args).env("IMS_ACCESS_TOKEN", token.secret());
+        for (name, value) in [
+            ("IMS_CLIENT_ID", &ids.client_id),
+            ("IMS_ORG_ID", &ids.org_id),
+        ] {
+            if let Some(value) = value {
+                child.env(name, value);
+            }
+        }
+        let error = child.exec();
+        Failure::Exec {
+            program: program.to_string_lossy().into_owned(),
+            error,
+        }
+    }
+
+    pub(crate) fn jwt_command(options: &Options) -> Result<(), Failure> {
+        let account = match load(options)?.0 {
+            Credentials::ServiceAccount(account) => account,
+            _ => {
+                return Err(Failure::Config(
+                    "these credentials are not a JWT service account: there is no JWT to sign"
+                        .into(),
+                ))
+            }
+        };
+        let lifetime = options
+            .lifetime
+            .map_or(ims_token::DEFAULT_JWT_LIFETIME, Duration::from_secs);
+        let jwt = ims_token::sign_jwt(&account, SystemTime::now(), lifetime)?;
+        print_line(jwt.secret())
+    }
+
+    pub(crate) fn inspect_command(options: &Options) -> Result<(), Failure> {
+        let now = SystemTime::now();
+        let (credentials, source) = load(options)?;
+        let mut lines = match &credentials {
+            Credentials::ServiceAccount(a) => describe_account(a, now),
+            Credentials::OAuth(o) => describe_oauth(o),
+            Credentials::LocalToken(t) => vec![
+                ("kind", "local development access token".to_owned()),
+                (
+                    "expires",
+                    t.expires_at()
+                        .map_or_else(|| "unknown".to_owned(), |e| expiry_text(e, now)),
+                ),
+            ],
+            _ => vec![("kind", "unknown".to_owned())],
+        };
+        lines.insert(1, ("source", source.to_string()));
+        let text: Vec<String> = lines.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        print_line(&text.join("\n"))
+    }
+
+    pub(crate) fn describe_account(
+        a: &ServiceAccount,
+        now: SystemTime,
+    ) -> Vec<(&'static str, String)> {
+        let certificate = match a.certificate_expiry() {
+            Some(expiry) => expiry_text(expiry, now),
+            None => "unknown (no publicKey or certificateExpirationDate)".to_owned(),
+        };
+        vec![
+            ("kind", "JWT service account".to_owned()),
+            ("ims", a.ims().host().to_owned()),
+            ("org", a.org_id().to_owned()),
+            ("technical account", a.technical_account_id().to_owned()),
+            ("client id", a.client_id().to_owned()),
+            ("metascopes", a.metascopes().join(",")),
+            ("key", format!("RSA {} bits", a.private_key().bits())),
+            ("certificate expires", certificate),
+        ]
+    }
+
+    pub(crate) fn describe_oauth(o: &OAuthCredentials) -> Vec<(&'static str, String)> {
+        let mut lines = vec![(
+            "kind",
+            "OAuth Server-to-Server (client credentials)".to_owned(),
+        )];
+        if let Some(p) = o.project() {
+            lines.push(("project", p.name().to_owned()));
+            lines.push(("workspace", p.workspace().to_owned()));
+            lines.push((
+                "credential",
+                format!("{} (id {})", p.credential(), p.credential_id()),
+            ));
+        }
+        lines.push(("ims", o.ims().host().to_owned()));
+        if let Some(org) = o.org_id() {
+            lines.push(("org", org.to_owned()));
+        }
+        if let Some(account) = o.technical_account_id() {
+            lines.push(("technical account", account.to_owned()));
+        }
+        lines.push(("client id", o.client_id().to_owned()));
+        lines.push(("scopes", o.scopes().join(",")));
+        lines
+    }
+
+    pub(crate) fn expiry_text(expiry: SystemTime, now: SystemTime) -> String {
+        match expiry.duration_since(now) {
+            Ok(left) => format!(
+                "{} ({} days left)",
+                rfc3339(expiry),
+                left.as_secs() / 86_400
+            ),
+            Err(_) => format!("{} (expired)", rfc3339(expiry)),
+        }
+    }
+
+    pub(crate) fn render(
+        token: &AccessToken,
+        ids: &ApiIds,
+        format: Format,
+        now: SystemTime,
+    ) -> String {
+        match format {
+            Format::Token => token.secret().to_owned(),
+            Format::Header => format!("Authorization: Bearer {}", token.secret()),
+            Format::Headers => {
+                let mut lines = vec![format!("Authorization: Bearer {}", token.secret())];
+                if let Some(id) = &ids.client_id {
+                    lines.push(format!("x-api-key: {id}"));
+                }
+                if let Some(org) = &ids.org_id {
+                    lines.push(format!("x-gw-ims-org-id: {org}"));
+                }
+                lines.join("\n")
+            }
+            Format::Json => serde_json::json!({
+                "access_token": token.secret(),
+                "token_type": token.token_type(),
+                "expires_in": token.expires_in(now).as_secs(),
+                "expires_at": rfc3339(token.expires_at()),
+            })
+            .to_string(),
+        }
+    }
+
+    pub(crate) fn print_line(text: &str) -> Result<(), Failure> {
+        let mut out = io::stdout().lock();
+        writeln!(out, "{text}")
+            .and_then(|()| out.flush())
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    Failure::ClosedOutput
+                } else {
+                    Failure::Output(e)
+                }
+            })
+    }
+
+    pub(crate) fn client(options: &Options) -> Result<Client, Failure> {
+        let mut builder = Client::builder();
+        if let Some(secs) = options.lifetime {
+            builder = builder.jwt_lifetime(Duration::from_secs(secs));
+        }
+        if let Some(secs) = options.timeout {
+            builder = builder.timeout(Duration::from_secs(secs));
+        }
+        if let Some(secs) = options.connect_timeout {
+            builder = builder.connect_timeout(Duration::from_secs(secs));
+        }
+        if let Some(n) = options.retries {
+            builder = builder.retries(n);
+        }
+        if let Some(path) = &options.ca_file {
+            builder = builder.ca_file(path);
+        }
+        Ok(builder.build()?)
+    }
+}
+
+/// Where the credentials come from, and the warnings about them.
+mod credentials {
+    use super::*;
+
+    /// How long before the certificate's expiry every command warns.
+    const CERT_WARNING_DAYS: u64 = 30;
+
+    /// Where the credentials come from.
+    pub(crate) enum Source {
+        File(String),
+        Stdin,
+        Environment,
+    }
+
+    impl std::fmt::Display for Source {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Source::File(path) => f.write_str(path),
+                Source::Stdin => f.write_str("stdin"),
+                Source::Environment => f.write_str("the environment (IMS_* variables)"),
+            }
+        }
+    }
+
+    /// The credentials, with --ims and --scope applied, and where they came from.
+    pub(crate) fn load(options: &Options) -> Result<(Credentials, Source), Failure> {
+        let source = source(options);
+        let mut credentials = read_credentials(&source, options.credential.as_deref())?;
+        if let Some(ims) = &options.ims {
+            credentials = credentials.with_ims(Endpoint::parse(ims)?);
+        }
+        if let Some(scope) = &options.scope {
+            credentials = credentials.with_scopes(scope)?;
+        }
+        if let Credentials::ServiceAccount(account) = &credentials {
+            warn_about_certificate(account, SystemTime::now());
+        }
+        Ok((credentials, source))
+    }
+
+    /// -c, else $IMS_CREDENTIALS, else the environment.
+    pub(crate) fn source(options: &Options) -> Source {
+        let path = options.credentials.clone().or_else(|| {
+            std::env::var("IMS_CREDENTIALS")
+                .ok()
+                .filter(|p| !p.is_empty())
+        });
+        match path {
+            Some(p) if p == "-" => Source::Stdin,
+            Some(p) => Source::File(p),
+            None => Source::Environment,
+        }
+    }
+
+    /// One library call per source.
+    pub(crate) fn read_credentials(
+        source: &Source,
+        credential: Option<&str>,
+    ) -> Result<Credentials, Failure> {
+        match source {
+            Source::File(path) => Ok(Credentials::from_file_selecting(path, credential)?),
+            Source::Stdin => Credentials::from_reader_selecting(io::stdin().lock(), credential)
+                .map_err(|e| Failure::Config(format!("stdin: {}", chain(&e)))),
+            Source::Environment if credential.is_some() => Err(usage(
+                "--credential chooses a credential of a Developer Console project: give the project file with -c",
+            )),
+            Source::Environment => Credentials::from_env()?.ok_or_else(|| {
+                usage(
+                    "no credentials: give -c FILE (or '-' for stdin), set IMS_CREDENTIALS, \
+                     or set IMS_CLIENT_ID and the other IMS_* variables",
+                )
+            }),
+        }
+    }
+
+    pub(crate) fn warn_about_certificate(account: &ServiceAccount, now: SystemTime) {
+        let Some(expiry) = account.certificate_expiry() else {
+            return;
+        };
+        let message = match expiry.duration_since(now) {
+            Err(_) => format!(
+                "the integration's certificate expired at {}: IMS will refuse the JWT; \
+                 create a new certificate in the AEM Developer Console",
+                rfc3339(expiry)
+            ),
+            Ok(left) if left.as_secs() < CERT_WARNING_DAYS * 86_400 => format!(
+                "the integration's certificate expires at {} ({} days left): renew it in the AEM Developer Console",
+                rfc3339(expiry),
+                left.as_secs() / 86_400
+            ),
+            Ok(_) => return,
+        };
+        warn(&message);
+    }
+}
+
+/// stderr: warnings, the library's log lines, and times as people read them.
+mod output {
+    use super::*;
+
+    /// Prints the library's warnings as the command's own.
+    pub(crate) struct StderrLogger;
+
+    pub(crate) static STDERR_LOGGER: StderrLogger = StderrLogger;
+
+    impl log::Log for StderrLogger {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            // Only the library's own lines, which never hold a secret; other
+            // crates' warnings (rustls alerts, say) are not the user's business.
+            metadata.level() <= log::Level::Warn && metadata.target().starts_with("ims_token")
         }
 
-        /// Every prefix of a valid cache text is a miss, never a panic.
+        fn log(&self, record: &log::Record<'_>) {
+            if self.enabled(record.metadata()) {
+                warn(&record.args().to_string());
+            }
+        }
+
+        fn flush(&self) {}
+    }
+
+    pub(crate) fn warn(message: &str) {
+        let _ = writeln!(io::stderr().lock(), "ims-token: warning: {message}");
+    }
+
+    /// `2027-05-21T14:16:46Z` (days to civil from Howard Hinnant's algorithm).
+    pub(crate) fn rfc3339(t: SystemTime) -> String {
+        let secs = t
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
         #[test]
-        fn parse_cache_truncated_at_every_byte() {
+        fn rfc3339_formats_known_instants() {
+            assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+            let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            assert_eq!(rfc3339(t), "2023-11-14T22:13:20Z");
+            let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+            assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+        }
+    }
+}
+
+/// The cache file: a token kept between runs, safe in shared directories.
+mod cache {
+    use super::*;
+
+    /// Largest cache file read.
+    const MAX_INPUT_BYTES: u64 = 1024 * 1024;
+
+    /// A token kept in a file between runs, for the credentials it was made for.
+    pub(crate) struct Cache {
+        path: PathBuf,
+        key: String,
+    }
+
+    impl Cache {
+        pub(crate) fn new(path: &Path, credentials: &Credentials) -> Self {
+            Cache {
+                path: path.to_owned(),
+                key: credentials_key(credentials),
+            }
+        }
+
+        /// The cached token while it is fresh; otherwise one exchange under a
+        /// lock, so that concurrent runs wait and use its outcome. When the
+        /// exchange fails in a way worth retrying and the cached token still
+        /// works, that token is used (the refresh margin is there for this) for
+        /// this run and, without asking IMS, for the runs of the next 30 s.
+        pub(crate) fn get_or_fetch(
+            &self,
+            margin: Duration,
+            make_client: impl FnOnce() -> Result<Client, Failure>,
+            credentials: &Credentials,
+        ) -> Result<AccessToken, Failure> {
+            let before = self.read(true);
+            if let Some(token) = usable_token(before.as_ref(), SystemTime::now(), margin) {
+                return Ok(token);
+            }
+            let client = make_client()?;
+            let lock = self.lock(client.max_fetch_time(credentials) + LOCK_SLACK);
+            // Another run may have refreshed, or failed, while this one waited.
+            let after = self.read(false);
+            if let Some(token) = usable_token(after.as_ref(), SystemTime::now(), margin) {
+                return Ok(token);
+            }
+            if let Some(failure) = shared_failure(before.as_ref(), after.as_ref()) {
+                return Err(Failure::Shared(failure));
+            }
+            let result = client.fetch(credentials);
+            let entry = entry_after_fetch(&result, after, SystemTime::now());
+            if let Some(entry) = &entry {
+                if let Err(e) = self.write(entry) {
+                    warn(&format!(
+                        "cannot write the cache {}: {e}",
+                        self.path.display()
+                    ));
+                }
+            }
+            drop(lock);
+            match (result, entry.and_then(|e| e.token)) {
+                (Ok(token), _) => Ok(token),
+                (Err(e), Some(old)) => {
+                    warn_fallback(&old, &chain(&e));
+                    Ok(old)
+                }
+                (Err(e), None) => Err(e.into()),
+            }
+        }
+
+        /// The entry cached for these credentials. Anything unreadable or
+        /// foreign is a miss, never an error; `report` says whether to warn
+        /// about a cache file of ours that is not private. A file that is not a
+        /// cache of ims-token is left to `write` to name.
+        fn read(&self, report: bool) -> Option<Entry> {
+            let file = open_private(&self.path, OpenOptions::new().read(true)).ok()?;
+            if !file.metadata().is_ok_and(|m| m.is_file()) {
+                return None;
+            }
+            let mut text = String::new();
+            let read = (&file).take(MAX_INPUT_BYTES).read_to_string(&mut text);
+            let ours = read.is_ok() && text.starts_with(CACHE_MARKER);
+            let entry = if !ours {
+                None
+            } else if !is_private_file(&file) {
+                if report {
+                    warn(&format!(
+                        "ignoring the cache {}: not a file of yours with mode 0600",
+                        self.path.display()
+                    ));
+                }
+                None
+            } else {
+                parse_cache(&text, &self.key)
+            };
+            text.zeroize();
+            entry
+        }
+
+        /// Writes a temp file in the same directory (0600 from the start) and
+        /// renames it over the cache, so no reader sees half a file. Only a
+        /// missing or empty file, or a cache of ims-token, is replaced; anything
+        /// else at the path is left as it is (an error says what it is).
+        fn write(&self, entry: &Entry) -> io::Result<()> {
+            if let Existing::Foreign(what) = existing(&self.path) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{what}; it is left as it is and the run goes on without the cache"),
+                ));
+            }
+            self.remove_stale_temp_files();
+            let temp = self.sibling(&format!("{TEMP_INFIX}{}", std::process::id()));
+            let result = open_private(&temp, OpenOptions::new().write(true).create_new(true))
+                .and_then(|mut f| {
+                    f.write_all(cache_text(entry, &self.key).as_bytes())?;
+                    f.sync_all()
+                })
+                .and_then(|()| std::fs::rename(&temp, &self.path));
+            if result.is_err() {
+                let _ = std::fs::remove_file(&temp);
+            }
+            result
+        }
+
+        /// Removes temp files a killed run left next to the cache (they hold a
+        /// token): ours by name, owner and content, and not being written now
+        /// (this process's own, or older than [`STALE_TEMP_AGE`]).
+        fn remove_stale_temp_files(&self) {
+            let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+                return;
+            };
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            let mut prefix = name.to_owned();
+            prefix.push(TEMP_INFIX);
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            let own_pid = std::process::id().to_string();
+            for entry in entries.flatten() {
+                let file_name = entry.file_name();
+                let Some(pid) = file_name
+                    .as_encoded_bytes()
+                    .strip_prefix(prefix.as_encoded_bytes())
+                    .filter(|pid| !pid.is_empty() && pid.iter().all(u8::is_ascii_digit))
+                else {
+                    continue;
+                };
+                let path = entry.path();
+                let Existing::Replaceable(Some(metadata)) = existing(&path) else {
+                    continue;
+                };
+                let stale = pid == own_pid.as_bytes()
+                    || metadata
+                        .modified()
+                        .ok()
+                        .and_then(|at| at.elapsed().ok())
+                        .is_some_and(|age| age > STALE_TEMP_AGE);
+                if stale && metadata.uid() == effective_uid() {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+
+        /// Takes the refresh lock, waiting at most `wait` (a stopped process or
+        /// a planted lock file must not hang every cron run). Without the lock
+        /// the run goes on alone, after a warning. When the cache path holds
+        /// something that is not a cache of ims-token, there is nothing to lock
+        /// for (`write` will leave it alone and say so).
+        fn lock(&self, wait: Duration) -> Option<File> {
+            if matches!(existing(&self.path), Existing::Foreign(_)) {
+                return None;
+            }
+            let path = self.sibling(".lock");
+            let taken = open_private(
+                &path,
+                OpenOptions::new().read(true).write(true).create(true),
+            )
+            .and_then(|file| check_lock_file(&path, file))
+            .and_then(|file| try_lock_until(&file, SystemTime::now() + wait).map(|()| file));
+            taken
+                .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
+                .ok()
+        }
+
+        fn sibling(&self, suffix: &str) -> PathBuf {
+            let mut name = self.path.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        }
+    }
+
+    /// Polls for an exclusive lock until `deadline`.
+    pub(crate) fn try_lock_until(file: &File, deadline: SystemTime) -> io::Result<()> {
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(()),
+                Err(std::fs::TryLockError::WouldBlock) if SystemTime::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "another run held it too long; going on without it",
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// A run waits for another's refresh as long as one fetch can take
+    /// ([`Client::max_fetch_time`]) and this much more.
+    pub(crate) const LOCK_SLACK: Duration = Duration::from_secs(5);
+
+    /// After a failed refresh kept the cached token: how long later runs use it
+    /// without asking IMS (as the library's `TokenProvider` does).
+    pub(crate) const FALLBACK_PAUSE: Duration = Duration::from_secs(30);
+
+    /// What the cache file holds: the token (if one is worth keeping) and, after
+    /// a refresh that failed in a way worth retrying, when to ask IMS again and
+    /// what the failure was.
+    #[derive(Debug, Default)]
+    pub(crate) struct Entry {
+        token: Option<AccessToken>,
+        retry_at: Option<SystemTime>,
+        failure: Option<SharedFailure>,
+        /// Counts the writes, so that a run can tell a failure written while it
+        /// waited on the lock from an older one without comparing clocks.
+        round: u64,
+    }
+
+    /// A failed refresh worth retrying (exit 5), for the runs that waited on
+    /// the lock while it ran.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) struct SharedFailure {
+        pub(crate) message: String,
+    }
+
+    /// A token a run can use without asking IMS, by the library's refresh rule:
+    /// a fresh one, or an unexpired one while the pause after a failed refresh
+    /// lasts (a pause of more than 30 s is not ours: ignored).
+    pub(crate) fn usable_token(
+        entry: Option<&Entry>,
+        now: SystemTime,
+        margin: Duration,
+    ) -> Option<AccessToken> {
+        let entry = entry?;
+        let token = entry.token.as_ref().filter(|t| !t.is_expired(now))?;
+        if !token.needs_refresh(now, margin) {
+            return Some(token.clone());
+        }
+        let latest = now + FALLBACK_PAUSE;
+        let pausing = entry.retry_at.is_some_and(|at| now < at && at <= latest);
+        if !pausing {
+            return None;
+        }
+        let cause = entry.failure.as_ref().map_or("", |f| f.message.as_str());
+        warn_fallback(token, cause);
+        Some(token.clone())
+    }
+
+    /// The failure that another run wrote while this one waited on the lock:
+    /// one in the entry read after the lock that was not there before it.
+    pub(crate) fn shared_failure(
+        before: Option<&Entry>,
+        after: Option<&Entry>,
+    ) -> Option<SharedFailure> {
+        let after = after?;
+        let written_since = before.is_none_or(|b| b.round != after.round);
+        after.failure.clone().filter(|_| written_since)
+    }
+
+    /// The entry to write after a fetch: the new token; after a failure worth
+    /// retrying, the failure and, while it works, the old token for a pause;
+    /// after any other failure nothing (the file is left as it was, and runs
+    /// waiting on the lock try for themselves: they may have been fixed).
+    pub(crate) fn entry_after_fetch(
+        result: &Result<AccessToken, Error>,
+        old: Option<Entry>,
+        now: SystemTime,
+    ) -> Option<Entry> {
+        let round = old.as_ref().map_or(0, |e| e.round).wrapping_add(1);
+        let e = match result {
+            Ok(token) => {
+                return Some(Entry {
+                    token: Some(token.clone()),
+                    round,
+                    ..Entry::default()
+                })
+            }
+            Err(e) if e.is_retryable() => e,
+            Err(_) => return None,
+        };
+        let old = old
+            .and_then(|entry| entry.token)
+            .filter(|t| !t.is_expired(now));
+        Some(Entry {
+            retry_at: old.as_ref().map(|_| now + FALLBACK_PAUSE),
+            token: old,
+            failure: Some(SharedFailure { message: chain(e) }),
+            round,
+        })
+    }
+
+    pub(crate) fn warn_fallback(token: &AccessToken, cause: &str) {
+        let cause = if cause.is_empty() {
+            String::new()
+        } else {
+            format!(": {cause}")
+        };
+        warn(&format!(
+            "using the cached token, which expires at {}, as refreshing it failed{cause}",
+            rfc3339(token.expires_at())
+        ));
+    }
+
+    /// The first bytes of every cache file ims-token writes: how a file is
+    /// known to be ours, and so safe to replace, even when it was cut short.
+    pub(crate) const CACHE_MARKER: &str = "{\"ims_token_cache\":1,";
+
+    /// Between the cache's name and the writing process's id in a temp file.
+    pub(crate) const TEMP_INFIX: &str = ".tmp.";
+
+    /// A temp file this old is not being written any more: a write takes
+    /// milliseconds.
+    pub(crate) const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
+
+    /// Opens without following a symlink and without blocking (on a FIFO or a
+    /// device), creating with mode 0600. Callers check what they opened with
+    /// `fstat`.
+    pub(crate) fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+        options
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+    }
+
+    pub(crate) fn is_private_file(file: &File) -> bool {
+        file.metadata()
+            .is_ok_and(|m| m.is_file() && m.uid() == effective_uid() && m.mode() & 0o077 == 0)
+    }
+
+    /// What is at a cache path, judged on the opened file.
+    pub(crate) enum Existing {
+        /// Nothing, an empty file or a cache of ims-token (its metadata when
+        /// there is a file): free to replace.
+        Replaceable(Option<std::fs::Metadata>),
+        /// Anything else, in words: left as it is.
+        Foreign(String),
+    }
+
+    pub(crate) fn existing(path: &Path) -> Existing {
+        let file = match open_private(path, OpenOptions::new().read(true)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Existing::Replaceable(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Existing::Foreign(format!("it is a symbolic link, {NOT_OURS}"))
+            }
+            Err(e) => return Existing::Foreign(format!("it cannot be opened to check it ({e})")),
+        };
+        let metadata = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => return Existing::Foreign(format!("it cannot be examined ({e})")),
+        };
+        if let Some(kind) = special_file(&metadata) {
+            return Existing::Foreign(format!("it is {kind}, {NOT_OURS}"));
+        }
+        let mut head = Vec::with_capacity(CACHE_MARKER.len());
+        let read = file.take(CACHE_MARKER.len() as u64).read_to_end(&mut head);
+        // Empty, the marker, or the start of it (a file cut short).
+        if read.is_ok() && CACHE_MARKER.as_bytes().starts_with(&head) {
+            Existing::Replaceable(Some(metadata))
+        } else {
+            Existing::Foreign(format!("it is another file, {NOT_OURS}"))
+        }
+    }
+
+    pub(crate) const NOT_OURS: &str = "not a cache file of ims-token";
+
+    /// What a file that is not a regular file is, in words.
+    pub(crate) fn special_file(metadata: &std::fs::Metadata) -> Option<&'static str> {
+        use std::os::unix::fs::FileTypeExt as _;
+        let kind = metadata.file_type();
+        if kind.is_file() {
+            None
+        } else if kind.is_dir() {
+            Some("a directory")
+        } else if kind.is_fifo() {
+            Some("a FIFO")
+        } else if kind.is_char_device() || kind.is_block_device() {
+            Some("a device")
+        } else {
+            Some("a special file")
+        }
+    }
+
+    /// The lock file must be a regular file of ours: a FIFO, a device or
+    /// another user's file held open is not waited on.
+    pub(crate) fn check_lock_file(path: &Path, file: File) -> io::Result<File> {
+        let metadata = file.metadata()?;
+        let problem = match special_file(&metadata) {
+            Some(kind) => Some(kind),
+            None if metadata.uid() != effective_uid() => Some("another user's file"),
+            None => None,
+        };
+        match problem {
+            Some(what) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is {what}; going on without the lock", path.display()),
+            )),
+            None => Ok(file),
+        }
+    }
+
+    /// The process's effective uid (the one that owns what it creates), read
+    /// without `unsafe` and without `/proc`: the owner of a pipe it has just
+    /// made. Unknown means no file passes as ours.
+    pub(crate) fn effective_uid() -> u32 {
+        static UID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        *UID.get_or_init(|| {
+            io::pipe()
+                .and_then(|(reader, _writer)| {
+                    File::from(std::os::fd::OwnedFd::from(reader)).metadata()
+                })
+                .map_or(u32::MAX, |m| m.uid())
+        })
+    }
+
+    /// Which credentials a cached token belongs to: a hash of what decides the
+    /// token (flow, endpoint, client, org, account, scopes), never the secret.
+    pub(crate) fn credentials_key(credentials: &Credentials) -> String {
+        let mut parts = vec![
+            credentials.ims().url().to_owned(),
+            credentials.client_id().to_owned(),
+        ];
+        match credentials {
+            Credentials::ServiceAccount(a) => {
+                parts.push("jwt".into());
+                parts.push(a.org_id().into());
+                parts.push(a.technical_account_id().into());
+            }
+            _ => parts.push("oauth".into()),
+        }
+        parts.extend(credentials.scopes().iter().cloned());
+        let digest = sha2::Sha256::digest(parts.join("\n").as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The cache file's text: JSON that starts with [`CACHE_MARKER`]; the token
+    /// (if one is kept) and, after a failed refresh, when to ask IMS again and
+    /// what the failure was.
+    pub(crate) fn cache_text(entry: &Entry, key: &str) -> String {
+        let mut json = serde_json::json!({ "key": key });
+        if let Some(token) = &entry.token {
+            json["access_token"] = token.secret().into();
+            json["token_type"] = token.token_type().into();
+            json["received_at"] = epoch_secs(token.received_at()).into();
+            json["expires_at"] = epoch_secs(token.expires_at()).into();
+        }
+        if let Some(at) = entry.retry_at {
+            json["retry_at"] = epoch_secs(at).into();
+        }
+        if let Some(failure) = &entry.failure {
+            json["failure"] = serde_json::json!({ "message": failure.message });
+        }
+        json["round"] = entry.round.into();
+        let fields = json.to_string();
+        // `fields` is a JSON object: the marker takes the place of its `{`.
+        let rest = fields.strip_prefix('{').unwrap_or(&fields);
+        format!("{CACHE_MARKER}{rest}")
+    }
+
+    /// The entry in a cache file's text, if it is one of ours for `key`;
+    /// fields that are missing or mistyped are left out.
+    pub(crate) fn parse_cache(text: &str, key: &str) -> Option<Entry> {
+        if !text.starts_with(CACHE_MARKER) {
+            return None;
+        }
+        let json: Value = serde_json::from_str(text).ok()?;
+        if json.get("ims_token_cache")?.as_u64()? != 1 || json.get("key")?.as_str()? != key {
+            return None;
+        }
+        Some(Entry {
+            token: cached_token(&json),
+            retry_at: json.get("retry_at").and_then(epoch_time),
+            failure: json.get("failure").and_then(cached_failure),
+            round: json.get("round").and_then(Value::as_u64).unwrap_or(0),
+        })
+    }
+
+    pub(crate) fn cached_token(json: &Value) -> Option<AccessToken> {
+        // Only what IMS could have sent: a token that would break a header is
+        // not handed out, whoever edited the file.
+        let token = json
+            .get("access_token")?
+            .as_str()
+            .filter(|t| is_visible_ascii(t))?;
+        let token_type = json.get("token_type")?.as_str()?;
+        Some(AccessToken::new(
+            token,
+            token_type,
+            epoch_time(json.get("received_at")?)?,
+            epoch_time(json.get("expires_at")?)?,
+        ))
+    }
+
+    pub(crate) fn cached_failure(json: &Value) -> Option<SharedFailure> {
+        // Printed on stderr: one line of printable text.
+        let message = json.get("message")?.as_str()?;
+        let printable = !message.is_empty() && !message.chars().any(char::is_control);
+        printable.then(|| SharedFailure {
+            message: message.to_owned(),
+        })
+    }
+
+    /// A time written as whole seconds since the epoch.
+    pub(crate) fn epoch_time(value: &Value) -> Option<SystemTime> {
+        UNIX_EPOCH.checked_add(Duration::from_secs(value.as_u64()?))
+    }
+
+    pub(crate) fn epoch_secs(t: SystemTime) -> u64 {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn entry_of(token: &AccessToken) -> Entry {
+            Entry {
+                token: Some(token.clone()),
+                ..Entry::default()
+            }
+        }
+
+        /// The token in a cache text for `key`.
+        fn token_in(text: &str, key: &str) -> Option<AccessToken> {
+            parse_cache(text, key).and_then(|entry| entry.token)
+        }
+
+        /// A token's parts, to compare (`AccessToken` has no `PartialEq`).
+        type Parts = (String, String, SystemTime, SystemTime);
+
+        fn parts(token: &AccessToken) -> Parts {
+            (
+                token.secret().to_owned(),
+                token.token_type().to_owned(),
+                token.received_at(),
+                token.expires_at(),
+            )
+        }
+
+        /// The parts of the token in a cache text for `key`.
+        fn parts_in(text: &str, key: &str) -> Option<Parts> {
+            token_in(text, key).as_ref().map(parts)
+        }
+
+        /// `json` as the cache writes it: its `ims_token_cache` field (if
+        /// still there, whatever its value) first, as the marker.
+        fn marked(json: &Value) -> String {
+            let mut fields = json.as_object().cloned().unwrap_or_default();
+            match fields.remove("ims_token_cache") {
+                Some(version) => {
+                    let rest = Value::Object(fields).to_string();
+                    format!("{{\"ims_token_cache\":{version},{}", &rest[1..])
+                }
+                None => Value::Object(fields).to_string(),
+            }
+        }
+
+        fn day_token(name: &str, t0: SystemTime) -> AccessToken {
+            AccessToken::new(name, "bearer", t0, t0 + Duration::from_secs(86_400))
+        }
+
+        const MARGIN: Duration = Duration::from_secs(600);
+
+        #[test]
+        fn the_cache_hands_out_fresh_tokens_and_paused_ones_only() {
             let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-            let token = AccessToken::new("tok-~!", "bearer", t0, t0 + Duration::from_secs(3600));
+            let entry = entry_of(&day_token("tok", t0));
+            let fresh = usable_token(Some(&entry), t0 + Duration::from_secs(60), MARGIN);
+            assert_eq!(fresh.map(|t| t.secret().to_owned()), Some("tok".into()));
+            let due = t0 + Duration::from_secs(86_400 - 300);
+            assert!(usable_token(Some(&entry), due, MARGIN).is_none());
+            // Inside the pause after a failed refresh: the old token.
+            let paused = Entry {
+                retry_at: Some(due + Duration::from_secs(20)),
+                ..entry_of(&day_token("tok", t0))
+            };
+            assert!(usable_token(Some(&paused), due, MARGIN).is_some());
+            assert!(usable_token(Some(&paused), due + Duration::from_secs(20), MARGIN).is_none());
+            // A pause longer than ours (a clock stepped back, an edited file): ignored.
+            let endless = Entry {
+                retry_at: Some(due + Duration::from_secs(3600)),
+                ..entry_of(&day_token("tok", t0))
+            };
+            assert!(usable_token(Some(&endless), due, MARGIN).is_none());
+            // Never an expired token.
+            let expired = t0 + Duration::from_secs(86_400);
+            let late = Entry {
+                retry_at: Some(expired + Duration::from_secs(10)),
+                ..entry_of(&day_token("tok", t0))
+            };
+            assert!(usable_token(Some(&late), expired, MARGIN).is_none());
+            assert!(usable_token(None, t0, MARGIN).is_none());
+        }
+
+        #[test]
+        fn only_a_failure_written_while_waiting_is_shared() {
+            let failed = |round| Entry {
+                failure: Some(SharedFailure {
+                    message: "IMS could not serve the request (503)".into(),
+                }),
+                round,
+                ..Entry::default()
+            };
+            let quiet = Entry {
+                round: 4,
+                ..Entry::default()
+            };
+            assert!(shared_failure(Some(&quiet), Some(&failed(5))).is_some());
+            assert!(shared_failure(None, Some(&failed(1))).is_some());
+            // Already there before this run waited: this run asks IMS itself.
+            assert!(shared_failure(Some(&failed(5)), Some(&failed(5))).is_none());
+            assert!(shared_failure(Some(&quiet), Some(&quiet)).is_none());
+            assert!(shared_failure(Some(&quiet), None).is_none());
+        }
+
+        /// What the library makes of an IMS error reply.
+        fn ims_reply(status: u16, code: &str, now: SystemTime) -> Result<AccessToken, Error> {
+            let body = serde_json::json!({ "error": code }).to_string();
+            ims_token::parse_token_reply(
+                ims_token::Flow::ClientCredentials,
+                status,
+                body.as_bytes(),
+                now,
+            )
+        }
+
+        #[test]
+        fn a_fetch_writes_its_token_or_a_retryable_failure() {
+            let t0 = SystemTime::now();
+            let old = Entry {
+                round: 7,
+                ..entry_of(&day_token("old", t0))
+            };
+            let new = entry_after_fetch(&Ok(day_token("new", t0)), Some(old), t0).unwrap();
+            assert_eq!(new.token.unwrap().secret(), "new");
+            assert_eq!(
+                (new.round, new.retry_at.is_none(), new.failure.is_none()),
+                (8, true, true)
+            );
+
+            let unavailable = ims_reply(503, "temporarily_unavailable", t0);
+            let old = entry_of(&day_token("old", t0));
+            let kept = entry_after_fetch(&unavailable, Some(old), t0).unwrap();
+            assert_eq!(kept.token.unwrap().secret(), "old");
+            assert_eq!(kept.retry_at, Some(t0 + FALLBACK_PAUSE));
+            assert!(kept.failure.unwrap().message.contains("503"));
+            let nothing_old = entry_after_fetch(&unavailable, None, t0).unwrap();
+            assert!(nothing_old.token.is_none() && nothing_old.retry_at.is_none());
+            assert_eq!(nothing_old.round, 1);
+
+            // A refusal is not written: waiting runs try for themselves.
+            let rejected = ims_reply(401, "invalid_client", t0);
+            let old = entry_of(&day_token("old", t0));
+            assert!(entry_after_fetch(&rejected, Some(old), t0).is_none());
+        }
+
+        #[test]
+        fn failures_and_pauses_round_trip_through_the_cache_text() {
+            let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            let entry = Entry {
+                token: Some(day_token("tok", t0)),
+                retry_at: Some(t0 + Duration::from_secs(30)),
+                failure: Some(SharedFailure {
+                    message: "IMS could not serve the request (503)".into(),
+                }),
+                round: 3,
+            };
+            let text = cache_text(&entry, "k1");
+            let back = parse_cache(&text, "k1").unwrap();
+            assert_eq!(back.token.unwrap().secret(), "tok");
+            assert_eq!(back.retry_at, entry.retry_at);
+            assert_eq!(back.failure, entry.failure);
+            assert_eq!(back.round, 3);
+            // A failure alone, and a message that is not one printable line.
+            let only = Entry {
+                failure: entry.failure.clone(),
+                ..Entry::default()
+            };
+            let back = parse_cache(&cache_text(&only, "k1"), "k1").unwrap();
+            assert!(back.token.is_none() && back.failure.is_some());
+            let mut json: Value = serde_json::from_str(&cache_text(&only, "k1")).unwrap();
+            json["failure"]["message"] = "two\nlines".into();
+            let text = marked(&json);
+            assert!(parse_cache(&text, "k1").unwrap().failure.is_none());
+        }
+
+        #[test]
+        fn cache_text_round_trips_only_for_its_key() {
+            let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+            let token = AccessToken::new("tok", "bearer", t0, t0 + Duration::from_secs(60));
             let text = cache_text(&entry_of(&token), "k1");
-            for cut in (0..text.len()).filter(|&i| text.is_char_boundary(i)) {
-                assert_eq!(parts_in(&text[..cut], "k1"), None, "{cut}");
-            }
             assert_eq!(parts_in(&text, "k1"), Some(parts(&token)));
+            assert_eq!(parts_in(&text, "k2"), None);
+            assert_eq!(parts_in(&text[..text.len() / 2], "k1"), None);
         }
 
-        /// 10 000 nested arrays as a cache file: a miss (serde_json's
-        /// recursion limit), not a stack overflow.
         #[test]
-        fn deeply_nested_cache_is_a_miss() {
-            let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-            assert_eq!(parts_in(&nested, "k1"), None);
-            let in_field = format!(r#"{{"version":1,"key":"k1","access_token":{nested}}}"#);
-            assert_eq!(parts_in(&in_field, "k1"), None);
+        fn cache_text_starts_with_the_marker_and_refuses_odd_tokens() {
+            let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+            let later = t0 + Duration::from_secs(60);
+            let text = cache_text(
+                &entry_of(&AccessToken::new("tok", "bearer", t0, later)),
+                "k1",
+            );
+            assert!(text.starts_with(CACHE_MARKER), "{text}");
+            // The same fields without the marker are not a cache.
+            let json: Value = serde_json::from_str(&text).unwrap();
+            assert!(parse_cache(&json.to_string(), "k1").is_none());
+            for odd in ["tok\r\nX-Injected: 1", "tok en", "tok\u{0}", "tok-é"] {
+                let text = cache_text(&entry_of(&AccessToken::new(odd, "bearer", t0, later)), "k1");
+                assert_eq!(parts_in(&text, "k1"), None, "{odd:?}");
+            }
         }
 
-        /// Regression: `received_at`/`expires_at` above i64::MAX seconds make
-        /// `UNIX_EPOCH + Duration::from_secs(..)` in `parse_cache` panic
-        /// ("overflow when adding duration to instant"); a corrupt or
-        /// hand-edited cache file should be a miss.
         #[test]
-        fn cache_with_huge_times_is_a_miss() {
-            for field in ["received_at", "expires_at"] {
-                for secs in [u64::MAX, 1 << 63, (1 << 63) - 1] {
-                    let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
-                    let token = AccessToken::new("tok", "bearer", t0, t0 + Duration::from_secs(60));
-                    let mut json: Value =
-                        serde_json::from_str(&cache_text(&entry_of(&token), "k1")).unwrap();
-                    json[field] = Value::from(secs);
-                    let text = marked(&json);
-                    let parsed = std::panic::catch_unwind(|| parts_in(&text, "k1"));
-                    assert!(parsed.is_ok(), "parse_cache panicked on {text}");
+        fn effective_uid_is_the_owner_of_a_new_file() {
+            let path = std::env::temp_dir().join(format!("ims-token-uid-{}", std::process::id()));
+            let file =
+                open_private(&path, OpenOptions::new().write(true).create_new(true)).unwrap();
+            let owner = file.metadata().unwrap().uid();
+            let _ = std::fs::remove_file(&path);
+            assert_eq!(effective_uid(), owner);
+            assert_ne!(effective_uid(), u32::MAX);
+        }
+
+        /// Property tests of the cache file, on arbitrary and mutated input: no
+        /// panic, and a token only from a cache of ours for its key. The
+        /// library's parsers have theirs in the integration tests.
+        mod properties {
+            use super::*;
+            use proptest::prelude::*;
+            use proptest::sample::Index;
+
+            /// Arbitrary JSON with every type; numbers no larger than `max`.
+            fn arb_json(max: u64) -> impl Strategy<Value = Value> {
+                let leaf = prop_oneof![
+                    Just(Value::Null),
+                    any::<bool>().prop_map(Value::Bool),
+                    (0..=max).prop_map(Value::from),
+                    any::<i64>().prop_map(|n| Value::from(n.min(0))),
+                    any::<f64>().prop_map(Value::from),
+                    any::<String>().prop_map(Value::String),
+                    Just(Value::String(String::new())),
+                    Just(Value::from(1)),
+                ];
+                leaf.prop_recursive(3, 16, 4, |inner| {
+                    prop_oneof![
+                        prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                        prop::collection::vec(("[a-z_]{1,12}", inner), 0..4)
+                            .prop_map(|f| Value::Object(f.into_iter().collect())),
+                    ]
+                })
+            }
+
+            const CACHE_FIELDS: [&str; 7] = [
+                "ims_token_cache",
+                "key",
+                "access_token",
+                "token_type",
+                "received_at",
+                "expires_at",
+                "other",
+            ];
+
+            fn cache_token() -> impl Strategy<Value = AccessToken> {
+                (
+                    "[!-~]{1,80}",
+                    any::<String>(),
+                    0u64..=1 << 40,
+                    0u64..=1 << 40,
+                )
+                    .prop_map(|(token, kind, received, lifetime)| {
+                        let received = UNIX_EPOCH + Duration::from_secs(received);
+                        AccessToken::new(
+                            token,
+                            kind,
+                            received,
+                            received + Duration::from_secs(lifetime),
+                        )
+                    })
+            }
+
+            /// What `parse_cache` must give for `text`: a token only for a text
+            /// that starts with the marker, version 1, and this key.
+            fn check_cache(text: &str, key: &str) -> Result<(), TestCaseError> {
+                let parsed = token_in(text, key);
+                if let Some(token) = parsed {
+                    prop_assert!(text.starts_with(CACHE_MARKER));
+                    let json: Value = serde_json::from_str(text).unwrap();
+                    prop_assert_eq!(json["ims_token_cache"].as_u64(), Some(1));
+                    prop_assert!(is_visible_ascii(token.secret()));
+                    prop_assert_eq!(json["key"].as_str(), Some(key));
+                    prop_assert_eq!(json["access_token"].as_str(), Some(token.secret()));
+                    prop_assert!(!token.secret().is_empty());
+                }
+                Ok(())
+            }
+
+            proptest! {
+                #![proptest_config(crate::proptest_config(256))]
+
+                /// Arbitrary text: no panic, and nothing for a wrong key.
+                #[test]
+                fn parse_cache_from_arbitrary_text(text in any::<String>(), value in arb_json(u64::from(u32::MAX))) {
+                    check_cache(&text, "k1")?;
+                    check_cache(&value.to_string(), "k1")?;
+                }
+
+                /// A cache text round-trips for its key only.
+                #[test]
+                fn cache_text_round_trips(token in cache_token(), key in "[0-9a-f]{0,64}", other in "[0-9a-f]{0,64}") {
+                    let text = cache_text(&entry_of(&token), &key);
+                    prop_assert_eq!(parts_in(&text, &key), Some(parts(&token)));
+                    if other != key {
+                        prop_assert_eq!(parts_in(&text, &other), None);
+                    }
+                }
+
+                /// A valid cache with fields replaced by any JSON type (times no
+                /// larger than 2^40 s), removed, or NUL/invalid bytes inserted.
+                #[test]
+                fn parse_cache_mutated(
+                    token in cache_token(),
+                    changes in prop::collection::vec(
+                        (prop::sample::select(&CACHE_FIELDS[..]), prop::option::of(arb_json(1 << 40))),
+                        1..4,
+                    ),
+                    damage in prop::option::of((any::<Index>(), prop::sample::select(&['\0', '\u{fffd}', '"', '}'][..]))),
+                ) {
+                    let key = "0123abcd";
+                    let mut json: Value = serde_json::from_str(&cache_text(&entry_of(&token), key)).unwrap();
+                    for (field, value) in &changes {
+                        match value {
+                            Some(v) => json[*field] = v.clone(),
+                            None => {
+                                json.as_object_mut().unwrap().remove(*field);
+                            }
+                        }
+                    }
+                    let mut text = marked(&json);
+                    if let Some((at, c)) = damage {
+                        let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+                        text.insert(bounds[at.index(bounds.len())], c);
+                    }
+                    check_cache(&text, key)?;
+                    check_cache(&text, "another key")?;
+                }
+
+            }
+
+            /// Every prefix of a valid cache text is a miss, never a panic.
+            #[test]
+            fn parse_cache_truncated_at_every_byte() {
+                let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+                let token =
+                    AccessToken::new("tok-~!", "bearer", t0, t0 + Duration::from_secs(3600));
+                let text = cache_text(&entry_of(&token), "k1");
+                for cut in (0..text.len()).filter(|&i| text.is_char_boundary(i)) {
+                    assert_eq!(parts_in(&text[..cut], "k1"), None, "{cut}");
+                }
+                assert_eq!(parts_in(&text, "k1"), Some(parts(&token)));
+            }
+
+            /// 10 000 nested arrays as a cache file: a miss (serde_json's
+            /// recursion limit), not a stack overflow.
+            #[test]
+            fn deeply_nested_cache_is_a_miss() {
+                let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+                assert_eq!(parts_in(&nested, "k1"), None);
+                let in_field = format!(r#"{{"version":1,"key":"k1","access_token":{nested}}}"#);
+                assert_eq!(parts_in(&in_field, "k1"), None);
+            }
+
+            /// Regression: `received_at`/`expires_at` above i64::MAX seconds make
+            /// `UNIX_EPOCH + Duration::from_secs(..)` in `parse_cache` panic
+            /// ("overflow when adding duration to instant"); a corrupt or
+            /// hand-edited cache file should be a miss.
+            #[test]
+            fn cache_with_huge_times_is_a_miss() {
+                for field in ["received_at", "expires_at"] {
+                    for secs in [u64::MAX, 1 << 63, (1 << 63) - 1] {
+                        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+                        let token =
+                            AccessToken::new("tok", "bearer", t0, t0 + Duration::from_secs(60));
+                        let mut json: Value =
+                            serde_json::from_str(&cache_text(&entry_of(&token), "k1")).unwrap();
+                        json[field] = Value::from(secs);
+                        let text = marked(&json);
+                        let parsed = std::panic::catch_unwind(|| parts_in(&text, "k1"));
+                        assert!(parsed.is_ok(), "parse_cache panicked on {text}");
+                    }
                 }
             }
         }
