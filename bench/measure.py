@@ -234,12 +234,12 @@ def main():
                 millions(callgrind(base + ["--ims", http.url], vg_env, tmp)),
             )
             # The default roots only: the test server's CA is not among them,
-            # so this ends at the certificate check (exit 5), after the
+            # so this ends at the certificate check (exit 3), after the
             # signing, the root store and the handshake.
             out.add(
                 "instructions M",
-                "fetch HTTPS, default roots (ends at the certificate, exit 5)",
-                millions(callgrind(base + ["--ims", https.url, "--retries", "0"], vg_env, tmp, 5)),
+                "fetch HTTPS, default roots (ends at the certificate, exit 3)",
+                millions(callgrind(base + ["--ims", https.url, "--retries", "0"], vg_env, tmp, 3)),
             )
 
             # The shell baseline over the same HTTPS fake.
