@@ -10,7 +10,7 @@
 //! Properties that expose a bug that is not fixed yet are
 //! --ignored`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,11 +21,11 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};
 
-const SERVICE_JSON: &str = include_str!("fixtures/service-credentials.sample.json");
-const OAUTH_JSON: &str = include_str!("fixtures/oauth-credentials.sample.json");
-const PKCS1_PEM: &str = include_str!("fixtures/sample-key.pkcs1.pem");
-const PKCS8_PEM: &str = include_str!("fixtures/sample-key.pkcs8.pem");
-const CERT_PEM: &str = include_str!("fixtures/sample-cert.pem");
+const SERVICE_JSON: &str = include_str!("../fixtures/service-credentials.sample.json");
+const OAUTH_JSON: &str = include_str!("../fixtures/oauth-credentials.sample.json");
+const PKCS1_PEM: &str = include_str!("../fixtures/sample-key.pkcs1.pem");
+const PKCS8_PEM: &str = include_str!("../fixtures/sample-key.pkcs8.pem");
+const CERT_PEM: &str = include_str!("../fixtures/sample-cert.pem");
 
 const SERVICE_SECRET: &str = "p8e-SAMPLE-not-a-real-secret-0123456789abcdef";
 const OAUTH_SECRET: &str = "p8e-SAMPLE-oauth-secret-fedcba9876543210";
@@ -1225,7 +1225,7 @@ fn endpoint_port_needs_a_colon() {
 // ---------------------------------------------------------------------------
 // The Developer Console project and the local development token
 
-const PROJECT_JSON: &str = include_str!("fixtures/console-project.sample.json");
+const PROJECT_JSON: &str = include_str!("../fixtures/console-project.sample.json");
 const PROJECT_SECRETS: [&str; 4] = [
     "p8e-SAMPLE-console-secret-0a1b2c3d4e5f6789",
     "p8e-SAMPLE-console-second-secret-9f8e7d6c",
