@@ -4,7 +4,7 @@
 //! corruption, concurrency), HTTPS with `--ca-file`, and that no secret ever
 //! reaches the terminal on failure.
 //!
-//! Every run talks only to 127.0.0.1 (the fake IMS in tests/common, or a tiny
+//! Every run talks only to 127.0.0.1 (the fake IMS in `common::fake_ims`, or a tiny
 //! echoing server below) and is bounded: a run that takes longer than
 //! [`RUN_LIMIT`] is killed and fails its test.
 
@@ -25,9 +25,9 @@ use common::run::{
     TOKEN_MARK,
 };
 use common::{
-    closed_port, collect, collected, fixture_json, fixture_path, jwt_claims, now_secs,
-    openssl_verifies, path_str, read_fixture, read_request, typed_response, unsigned_jwt,
-    wait_bounded, FakeIms, JwtExpect, OAuthExpect, Reply, TempDir,
+    civil_from_days, closed_port, collect, collected, days_from_civil, fixture_json, fixture_path,
+    jwt_claims, now_secs, openssl_verifies, path_str, read_fixture, read_request, typed_response,
+    unsigned_jwt, wait_bounded, FakeIms, JwtExpect, OAuthExpect, Reply, TempDir,
 };
 use serde_json::{json, Value};
 
@@ -112,16 +112,6 @@ fn with_net<'a>(args: &[&'a str], net: &'a [String]) -> Vec<&'a str> {
 // ---------------------------------------------------------------------------
 // Time and JWT helpers (independent of the crate)
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Seconds since the epoch of exactly `YYYY-MM-DDTHH:MM:SSZ`.
 fn parse_utc(text: &str) -> i64 {
     let b = text.as_bytes();
@@ -140,15 +130,7 @@ fn parse_utc(text: &str) -> i64 {
 /// `YYYY-MM-DDTHH:MM:SS.000Z` for `secs` (the `certificateExpirationDate` shape).
 fn format_utc_millis(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
         rem / 3600,
@@ -1249,7 +1231,7 @@ fn corrupt_cache_files_are_ignored_and_replaced() {
     let now = now_secs();
     let valid = cache_entry(&key, &token_for("cut"), now, now + 86_000);
     // Each is recognizably a cache of the command, so it is replaced;
-    // other files are left alone (tests/cli_cache_hardening.rs).
+    // other files are left alone (`files_that_are_not_a_cache_are_left_untouched`).
     let corruptions = [
         CACHE_MARKER[..9].to_owned(),
         valid[..valid.len() / 2].to_owned(),

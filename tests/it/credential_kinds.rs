@@ -6,7 +6,7 @@
 //! streams (FIFOs, devices and directories refused). Every error names its
 //! JSON path and never shows a secret. Tokens come from the fake IMS on
 //! 127.0.0.1. The environment variables are tested in `src/lib.rs` (a pure
-//! lookup) and through the command in `tests/cli_credentials.rs`.
+//! lookup) and through the command in `cli_credentials`.
 
 use crate::common;
 

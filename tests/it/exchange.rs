@@ -1,4 +1,4 @@
-//! The token exchange end to end, against the fake IMS in tests/common: the
+//! The token exchange end to end, against the fake IMS in `common::fake_ims`: the
 //! success of both flows, every documented IMS error, retries, timeouts,
 //! redirects, oversized and malformed replies, secrets in errors, the cached
 //! provider, TLS and proxies.

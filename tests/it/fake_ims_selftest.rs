@@ -1,4 +1,4 @@
-//! Checks the fake IMS in tests/common without the ims_token library: JWTs are
+//! Checks the fake IMS in `common::fake_ims` without the ims_token library: JWTs are
 //! signed by hand and requests written on a raw socket.
 
 use crate::common;

@@ -15,7 +15,7 @@ use crate::common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use common::error_texts;
+use common::{error_texts, pem_der, pem_text};
 use ims_token::{parse_token_reply, Credentials, Endpoint, Error, Flow, PrivateKey};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -727,37 +727,6 @@ proptest! {
         }
         check_key(PrivateKey::from_pem(&text))?;
     }
-}
-
-/// The label and DER of a PEM text.
-fn pem_der(pem: &str) -> (String, Vec<u8>) {
-    let label = pem
-        .lines()
-        .find_map(|l| l.strip_prefix("-----BEGIN ")?.strip_suffix("-----"))
-        .unwrap()
-        .to_owned();
-    let body: String = pem
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .unwrap();
-    (label, der)
-}
-
-fn pem_text(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
 }
 
 /// Regression for a leak found by `private_key_mutated`: a key on one line

@@ -61,18 +61,7 @@ pub fn read_fixture(name: &str) -> String {
 /// (p·q ≠ n), which only the precomputation before the first signature
 /// can tell.
 pub fn sample_key_with_a_wrong_prime(name: &str) -> String {
-    let b64 = &base64::engine::general_purpose::STANDARD;
-    let der_of = |pem: &str| -> (String, Vec<u8>) {
-        let label = pem.split("-----").nth(1).expect("a BEGIN line");
-        let body: String = pem
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect::<Vec<_>>()
-            .concat();
-        let label = label.strip_prefix("BEGIN ").expect("BEGIN").to_owned();
-        (label, b64.decode(body.trim()).expect("base64"))
-    };
-    let (_, pkcs1) = der_of(&read_fixture("sample-key.pkcs1.pem"));
+    let (_, pkcs1) = pem_der(&read_fixture("sample-key.pkcs1.pem"));
     // RSAPrivateKey: SEQUENCE { version, n, e, d, p, q, ... } of INTEGERs.
     let mut rest = &pkcs1[4..]; // tag and a two-byte long-form length
     let mut integers = Vec::new();
@@ -87,14 +76,37 @@ pub fn sample_key_with_a_wrong_prime(name: &str) -> String {
         rest = &rest[head + len..];
     }
     let q = &integers[5];
-    let (label, mut der) = der_of(&read_fixture(name));
+    let (label, mut der) = pem_der(&read_fixture(name));
     let at = der
         .windows(q.len())
         .position(|w| w == &q[..])
         .expect("the second prime is in the key");
     der[at + q.len() / 2] ^= 0x10;
-    let body = b64.encode(&der);
-    let lines: Vec<&str> = body
+    pem_text(&label, &der)
+}
+
+/// The label and DER of a PEM text.
+pub fn pem_der(pem: &str) -> (String, Vec<u8>) {
+    let label = pem
+        .lines()
+        .find_map(|l| l.strip_prefix("-----BEGIN ")?.strip_suffix("-----"))
+        .unwrap()
+        .to_owned();
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("PEM base64");
+    (label, der)
+}
+
+/// A PEM text of `label` and `der`, in lines of 64.
+pub fn pem_text(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
         .as_bytes()
         .chunks(64)
         .map(|c| std::str::from_utf8(c).unwrap())
@@ -117,6 +129,32 @@ pub fn now_secs() -> i64 {
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970");
     since.as_secs() as i64
+}
+
+/// The civil date (year, month 1-12, day 1-31) of a day counted from
+/// the Unix epoch (Howard Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// The day counted from the Unix epoch of a civil date; the inverse of
+/// [`civil_from_days`].
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// The fixture `name` parsed as JSON; panics with the name if it is not.
