@@ -1941,28 +1941,28 @@ fn stale_temp_files_of_ours_are_removed_and_nothing_else() {
     run(&strs(&args)).prints(&tokens[0]);
     let ours = fs::read_to_string(&cache).unwrap();
     let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-    let plant = |name: &str, text: &str, at: Option<std::time::SystemTime>| {
+    let plant = |name: &str, text: &str, at: std::time::SystemTime| {
         let path = dir.join(name);
         write_private(&path, text);
-        if let Some(at) = at {
-            fs::File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_modified(at)
-                .unwrap();
-        }
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
         path
     };
     // Left by a killed run an hour ago: a token in a file of ours.
-    let stale = plant("token.cache.tmp.4000001", &ours, Some(old));
-    let stale_cut = plant("token.cache.tmp.4000002", &ours[..10], Some(old));
-    // Being written right now by another run.
-    let fresh = plant("token.cache.tmp.4000003", &ours, None);
+    let stale = plant("token.cache.tmp.4000001", &ours, old);
+    let stale_cut = plant("token.cache.tmp.4000002", &ours[..10], old);
+    // Being written right now by another run (now on the tests' clock,
+    // which may be libfaketime's, not the file system's).
+    let now = std::time::SystemTime::now();
+    let fresh = plant("token.cache.tmp.4000003", &ours, now);
     // Not ours: other content, or another name.
-    let other = plant("token.cache.tmp.4000004", "keep me", Some(old));
-    let named = plant("token.cache.tmp.x", &ours, Some(old));
-    let unrelated = plant("other.cache.tmp.4000005", &ours, Some(old));
+    let other = plant("token.cache.tmp.4000004", "keep me", old);
+    let named = plant("token.cache.tmp.x", &ours, old);
+    let unrelated = plant("other.cache.tmp.4000005", &ours, old);
 
     fs::remove_file(&cache).unwrap();
     run(&strs(&args)).prints(&tokens[1]);

@@ -24,11 +24,15 @@ const PROJECT: &str = "console-project.sample.json";
 const LIST: &str = "project.workspace.details.credentials";
 const ENV_SECRET: &str = "p8e-ENV-secret-value-&=+/ 42";
 
-/// `ims-token ARGS` with only `env` in its environment and `stdin` on
-/// stdin; no secret in its output.
+/// `ims-token ARGS` with only `env` in its environment (and what a test
+/// runner preloads, see [`preloaded`]) and `stdin` on stdin; no secret in
+/// its output.
 fn run_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
     let mut command = command(args);
-    command.env_clear().envs(env.iter().copied());
+    command
+        .env_clear()
+        .envs(preloaded())
+        .envs(env.iter().copied());
     let run = start(command, stdin).wait();
     run.assert_no_secrets(&[ENV_SECRET.to_owned(), "MIIE".to_owned()]);
     run
@@ -36,6 +40,15 @@ fn run_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
 
 fn run(args: &[&str]) -> Run {
     run_with(args, &[], None)
+}
+
+/// The variables of a library preloaded into the tests, libfaketime's
+/// (`LD_PRELOAD`, `FAKETIME*`): the command must live on the tests' clock,
+/// or a fake IMS on a clock two years ahead finds its JWTs expired.
+fn preloaded() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(name, _)| name == "LD_PRELOAD" || name.starts_with("FAKETIME"))
+        .collect()
 }
 
 fn project_path() -> String {
