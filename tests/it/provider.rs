@@ -1,7 +1,7 @@
 //! `TokenProvider` under load: many threads against the loopback fake IMS
 //! with a slow refresh, a failing refresh, and a storm of 401s.
 
-mod common;
+use crate::common;
 
 use std::sync::Barrier;
 use std::thread;

@@ -4,23 +4,13 @@
 //! serves a script of [`Reply`]s, one connection per reply, in order, and
 //! records every request. [`check_jwt_exchange`] and [`check_oauth`] judge a
 //! request the way real IMS does (see /work/shared/IMS.md, sections 2-4).
-//!
-//! It also holds the helpers more than one test binary needs: fixtures,
-//! temp dirs, the proxy variables, a bounded wait for a child process, a
-//! polling accept loop and a stop-on-drop server thread, the texts of an
-//! error chain, and an `openssl` check of a JWT signature. None of them
-//! uses the library either.
-#![allow(dead_code)]
 
-use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -30,322 +20,15 @@ use rsa::signature::Verifier;
 use serde_json::Value;
 use sha2::Sha256;
 
+use super::http::{http_date, json_response, read_request, typed_response, Recorded};
+use super::{accept_polling, fixture_json, now_secs, read_fixture, ServerThread, POLL};
+
 /// Read and write timeout of every accepted socket, so nothing hangs forever.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the server thread looks at its stop flag.
-const POLL: Duration = Duration::from_millis(10);
-/// Largest request head the fake accepts.
-const MAX_HEAD: usize = 64 * 1024;
 /// Clock skew IMS tolerates, in seconds.
 const SKEW_SECS: i64 = 30;
 /// Longest JWT lifetime IMS accepts, in seconds.
 const MAX_JWT_LIFETIME_SECS: i64 = 24 * 60 * 60;
-
-// ---------------------------------------------------------------------------
-// Fixtures
-
-/// Path of `tests/fixtures/<name>`.
-pub fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("fixtures")
-        .join(name)
-}
-
-/// Contents of `tests/fixtures/<name>`; panics with the path if unreadable.
-pub fn read_fixture(name: &str) -> String {
-    let path = fixture_path(name);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()))
-}
-
-/// The sample key fixture `name` (`sample-key.pkcs1.pem` or
-/// `sample-key.pkcs8.pem`) with one byte of its second prime changed:
-/// well-formed DER of the right size whose numbers make no RSA key
-/// (p·q ≠ n), which only the precomputation before the first signature
-/// can tell.
-pub fn sample_key_with_a_wrong_prime(name: &str) -> String {
-    let b64 = &base64::engine::general_purpose::STANDARD;
-    let der_of = |pem: &str| -> (String, Vec<u8>) {
-        let label = pem.split("-----").nth(1).expect("a BEGIN line");
-        let body: String = pem
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect::<Vec<_>>()
-            .concat();
-        let label = label.strip_prefix("BEGIN ").expect("BEGIN").to_owned();
-        (label, b64.decode(body.trim()).expect("base64"))
-    };
-    let (_, pkcs1) = der_of(&read_fixture("sample-key.pkcs1.pem"));
-    // RSAPrivateKey: SEQUENCE { version, n, e, d, p, q, ... } of INTEGERs.
-    let mut rest = &pkcs1[4..]; // tag and a two-byte long-form length
-    let mut integers = Vec::new();
-    while integers.len() < 6 {
-        assert_eq!(rest[0], 0x02, "an INTEGER");
-        let (len, head) = match rest[1] {
-            n if n < 0x80 => (usize::from(n), 2),
-            0x81 => (usize::from(rest[2]), 3),
-            _ => (usize::from(rest[2]) << 8 | usize::from(rest[3]), 4),
-        };
-        integers.push(rest[head..head + len].to_vec());
-        rest = &rest[head + len..];
-    }
-    let q = &integers[5];
-    let (label, mut der) = der_of(&read_fixture(name));
-    let at = der
-        .windows(q.len())
-        .position(|w| w == &q[..])
-        .expect("the second prime is in the key");
-    der[at + q.len() / 2] ^= 0x10;
-    let body = b64.encode(&der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
-
-/// A port on 127.0.0.1 that nothing listens on (for connection-refused tests).
-pub fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
-}
-
-/// Seconds since the Unix epoch, now.
-pub fn now_secs() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    since.as_secs() as i64
-}
-
-/// The fixture `name` parsed as JSON; panics with the name if it is not.
-pub fn fixture_json(name: &str) -> Value {
-    serde_json::from_str(&read_fixture(name))
-        .unwrap_or_else(|e| panic!("fixture {name} is not JSON: {e}"))
-}
-
-/// `path` as a `String`; panics if it is not UTF-8.
-pub fn path_str(path: &Path) -> String {
-    path.to_str().expect("UTF-8 path").to_owned()
-}
-
-// ---------------------------------------------------------------------------
-// Temp dirs
-
-/// A fresh, empty directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    /// `ims-token-<test binary>-<pid>-<tag>-<n>`.
-    pub fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let name = format!(
-            "ims-token-{}-{}-{tag}-{n}",
-            env!("CARGO_CRATE_NAME"),
-            std::process::id()
-        );
-        let dir = std::env::temp_dir().join(name);
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// Writes `text` to `name` in the dir; returns the file's path.
-    pub fn file(&self, name: &str, text: &str) -> String {
-        let path = self.join(name);
-        fs::write(&path, text).expect("write temp file");
-        path_str(&path)
-    }
-
-    /// Writes `value` as pretty JSON to `name` in the dir; returns its path.
-    pub fn json(&self, name: &str, value: &Value) -> String {
-        self.file(name, &serde_json::to_string_pretty(value).unwrap())
-    }
-
-    /// No name in the dir looks like a leftover temp file.
-    pub fn assert_no_temp_files(&self) {
-        for entry in fs::read_dir(&self.0).unwrap() {
-            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-            assert!(!name.contains(".tmp"), "temp file left behind: {name}");
-        }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The environment and child processes
-
-/// The proxy variables ureq and the library read (any order).
-pub const PROXY_VARS: [&str; 8] = [
-    "ALL_PROXY",
-    "all_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
-
-/// Reads a child's pipe to the end on a thread of its own.
-pub fn collect(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
-    pipe.map(|mut p| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = p.read_to_end(&mut buf);
-            buf
-        })
-    })
-}
-
-/// The text a [`collect`] thread read, lossily decoded ("" for no pipe).
-pub fn collected(handle: Option<JoinHandle<Vec<u8>>>) -> String {
-    handle
-        .map(|h| String::from_utf8_lossy(&h.join().unwrap()).into_owned())
-        .unwrap_or_default()
-}
-
-/// Waits for the child started at `started`; kills it and panics, naming
-/// it `what`, once it has run longer than `limit`.
-pub fn wait_bounded(
-    child: &mut Child,
-    started: Instant,
-    limit: Duration,
-    what: &str,
-) -> ExitStatus {
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Server threads
-
-/// Next connection on the non-blocking `listener`, polling while
-/// `keep_going()` holds; None once it does not.
-pub fn accept_polling(listener: &TcpListener, keep_going: impl Fn() -> bool) -> Option<TcpStream> {
-    while keep_going() {
-        match listener.accept() {
-            Ok((tcp, _)) => return Some(tcp),
-            Err(_) => thread::sleep(POLL),
-        }
-    }
-    None
-}
-
-/// A background server thread, told to stop and joined when dropped.
-pub struct ServerThread {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ServerThread {
-    /// Runs `serve` on a thread named `name`; `serve` gets the stop flag,
-    /// set when this is dropped, and should end soon after.
-    pub fn spawn(
-        name: String,
-        serve: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
-    ) -> ServerThread {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = thread::Builder::new()
-            .name(name)
-            .spawn(move || serve(flag))
-            .expect("spawn a server thread");
-        ServerThread {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for ServerThread {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Errors
-
-/// Display and Debug of the error and of its whole source chain, in order.
-pub fn error_texts(e: &dyn std::error::Error) -> Vec<String> {
-    let mut texts = vec![format!("{e}"), format!("{e:?}")];
-    let mut source = e.source();
-    while let Some(s) = source {
-        texts.push(format!("{s}"));
-        texts.push(format!("{s:?}"));
-        source = s.source();
-    }
-    texts
-}
-
-// ---------------------------------------------------------------------------
-// JWTs, checked independently of the crate
-
-/// The claims of a compact JWT (three segments; not verified).
-pub fn jwt_claims(jwt: &str) -> Value {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(parts.len(), 3, "a JWT has three segments: {jwt}");
-    let payload = URL_SAFE_NO_PAD.decode(parts[1]).expect("base64url payload");
-    serde_json::from_slice(&payload).expect("JSON payload")
-}
-
-/// RS256 check of `jwt` against `sample-key.pub.pem` with
-/// `openssl dgst -sha256 -verify`, an independent verifier, working in
-/// `dir`; true when openssl says `Verified OK`.
-pub fn openssl_verifies(dir: &Path, jwt: &str) -> bool {
-    let (input, signature) = jwt.rsplit_once('.').unwrap();
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .expect("base64url signature");
-    let input_path = dir.join("input");
-    let signature_path = dir.join("signature");
-    fs::write(&input_path, input).unwrap();
-    fs::write(&signature_path, signature).unwrap();
-    let output = Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify"])
-        .arg(fixture_path("sample-key.pub.pem"))
-        .arg("-signature")
-        .arg(&signature_path)
-        .arg(&input_path)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run `openssl` ({e}); it is needed to verify the JWT independently")
-        });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    output.status.success() && stdout.contains("Verified OK")
-}
 
 // ---------------------------------------------------------------------------
 // What the fake expects
@@ -514,41 +197,6 @@ impl Reply {
 }
 
 // ---------------------------------------------------------------------------
-// Recorded requests
-
-/// A request as the fake received it.
-#[derive(Clone, Debug, Default)]
-pub struct Recorded {
-    pub method: String,
-    /// The request target as sent (path plus any query).
-    pub path: String,
-    /// Headers in order, names lowercased.
-    pub headers: Vec<(String, String)>,
-    /// The body (de-chunked if it was sent chunked).
-    pub body: Vec<u8>,
-    /// The body decoded as `application/x-www-form-urlencoded`.
-    pub form: Vec<(String, String)>,
-}
-
-impl Recorded {
-    /// First value of a header (name case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// First value of a form field.
-    pub fn form_value(&self, name: &str) -> Option<&str> {
-        self.form
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The server
 
@@ -747,222 +395,26 @@ fn script_exhausted() -> Reply {
     )
 }
 
-// ---------------------------------------------------------------------------
-// HTTP/1.1, just enough
-
-/// Reads one request: head, then a Content-Length or chunked body.
-pub fn read_request(stream: &mut impl Read) -> io::Result<Recorded> {
-    let mut buf = Vec::new();
-    let head_len = read_until_head_end(stream, &mut buf)?;
-    let mut request = parse_head(&buf[..head_len])?;
-    let rest = buf.split_off(head_len);
-    request.body = read_body(stream, &request, rest)?;
-    request.form = parse_form(&request.body);
-    Ok(request)
-}
-
-/// Reads into `buf` until it holds `\r\n\r\n`; returns the head's length.
-fn read_until_head_end(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<usize> {
-    loop {
-        if let Some(i) = find(buf, b"\r\n\r\n") {
-            return Ok(i + 4);
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request head too large",
-            ));
-        }
-        read_more(stream, buf)?;
-    }
-}
-
-/// Appends what the stream has; EOF is an error (the request is incomplete).
-fn read_more(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<()> {
-    let mut chunk = [0u8; 8192];
-    let n = stream.read(&mut chunk)?;
-    if n == 0 {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(())
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn parse_head(head: &[u8]) -> io::Result<Recorded> {
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-    let text = std::str::from_utf8(head).map_err(|_| bad("request head is not UTF-8"))?;
-    let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
-    let request_line = lines.next().ok_or_else(|| bad("empty request"))?;
-    let mut parts = request_line.split(' ');
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts
-        .next()
-        .ok_or_else(|| bad("no request target"))?
-        .to_string();
-    let headers = lines
-        .map(|line| {
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| bad("header without ':'"))?;
-            Ok((name.trim().to_ascii_lowercase(), value.trim().to_string()))
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-    Ok(Recorded {
-        method,
-        path,
-        headers,
-        ..Recorded::default()
-    })
-}
-
-fn read_body(stream: &mut impl Read, req: &Recorded, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
-    let chunked = req
-        .header("transfer-encoding")
-        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
-    if chunked {
-        loop {
-            if let Some(body) = decode_chunked(&buf)? {
-                return Ok(body);
-            }
-            read_more(stream, &mut buf)?;
-        }
-    }
-    let len = match req.header("content-length") {
-        Some(v) => v.parse::<usize>().map_err(|_| io::ErrorKind::InvalidData)?,
-        None => 0,
-    };
-    while buf.len() < len {
-        read_more(stream, &mut buf)?;
-    }
-    buf.truncate(len);
-    Ok(buf)
-}
-
-/// The de-chunked body, or None while it is still incomplete.
-fn decode_chunked(mut buf: &[u8]) -> io::Result<Option<Vec<u8>>> {
-    let mut body = Vec::new();
-    loop {
-        let Some(eol) = find(buf, b"\r\n") else {
-            return Ok(None);
-        };
-        let size_text = std::str::from_utf8(&buf[..eol]).map_err(|_| io::ErrorKind::InvalidData)?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| io::ErrorKind::InvalidData)?;
-        buf = &buf[eol + 2..];
-        if size == 0 {
-            // Trailers (none expected) end with an empty line.
-            return Ok(find(buf, b"\r\n").map(|_| body));
-        }
-        if buf.len() < size + 2 {
-            return Ok(None);
-        }
-        body.extend_from_slice(&buf[..size]);
-        buf = &buf[size + 2..];
-    }
-}
-
-/// Decodes `application/x-www-form-urlencoded` (`+` is a space, `%XX` a byte).
-pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
-    body.split(|&b| b == b'&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (form_decode(&pair[..i]), form_decode(&pair[i + 1..])),
-            None => (form_decode(pair), String::new()),
-        })
-        .collect()
-}
-
-fn form_decode(s: &[u8]) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < s.len() && hex_byte(&s[i + 1..i + 3]).is_some() => {
-                out.push(hex_byte(&s[i + 1..i + 3]).unwrap());
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_byte(two: &[u8]) -> Option<u8> {
-    let text = std::str::from_utf8(two).ok()?;
-    u8::from_str_radix(text, 16).ok()
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
-    }
-}
-
-/// The whole HTTP response for a JSON body.
-pub fn json_response(status: u16, body: &str, headers: &[(String, String)]) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));
-    out += "Content-Type: application/json;charset=UTF-8\r\n";
-    out += &format!("Content-Length: {}\r\n", body.len());
-    out += "Connection: close\r\n";
-    for (name, value) in headers {
-        out += &format!("{name}: {value}\r\n");
-    }
-    out += "\r\n";
-    out += body;
-    out.into_bytes()
-}
-
-/// The whole HTTP response for any body.
-pub fn raw_response(
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-    headers: &[(String, String)],
-) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));
-    out += &format!("Content-Type: {content_type}\r\n");
-    out += &format!("Content-Length: {}\r\n", body.len());
-    out += "Connection: close\r\n";
-    for (name, value) in headers {
-        out += &format!("{name}: {value}\r\n");
-    }
-    out += "\r\n";
-    let mut out = out.into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
 fn response_bytes(reply: &Reply, request: &Recorded) -> Vec<u8> {
     match reply {
         Reply::Json {
             status,
             body,
             headers,
-        } => json_response(*status, body, headers),
+        } => {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect();
+            json_response(*status, body, &headers)
+        }
         Reply::Raw(bytes) => bytes.clone(),
         Reply::Silent { .. } => Vec::new(),
         Reply::Slow { then, .. } => response_bytes(then, request),
         Reply::Echo {
             status,
             content_type,
-        } => raw_response(*status, content_type, &request.body, &[]),
+        } => typed_response(*status, content_type, &request.body, &[]),
         Reply::CheckJwt { expect, token } => {
             let verdict = check_jwt_exchange(request, expect);
             let date = http_date(now_secs() + expect.clock_offset);
@@ -983,41 +435,14 @@ fn verdict_response(
     date: &str,
     success_body: impl FnOnce() -> String,
 ) -> Vec<u8> {
-    let mut headers = vec![("Date".to_string(), date.to_string())];
     match verdict {
-        Ok(()) => json_response(200, &success_body(), &headers),
+        Ok(()) => json_response(200, &success_body(), &[("Date", date)]),
         Err((status, code, description)) => {
-            headers.push(("x-debug-id".to_string(), format!("fake-ims-{code}")));
+            let debug_id = format!("fake-ims-{code}");
+            let headers = [("Date", date), ("x-debug-id", debug_id.as_str())];
             json_response(status, &error_body(&code, &description), &headers)
         }
     }
-}
-
-/// An IMF-fixdate (`Tue, 14 Nov 2023 22:13:20 GMT`) of epoch seconds.
-pub fn http_date(epoch_secs: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (days, rem) = (epoch_secs.div_euclid(86_400), epoch_secs.rem_euclid(86_400));
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// `{"token_type":"bearer","access_token":"<token>","expires_in":86399999}` (ms).

@@ -10,22 +10,22 @@
 //! Properties that expose a bug that is not fixed yet are
 //! --ignored`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use common::error_texts;
+use common::{error_texts, pem_der, pem_text};
 use ims_token::{parse_token_reply, Credentials, Endpoint, Error, Flow, PrivateKey};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};
 
-const SERVICE_JSON: &str = include_str!("fixtures/service-credentials.sample.json");
-const OAUTH_JSON: &str = include_str!("fixtures/oauth-credentials.sample.json");
-const PKCS1_PEM: &str = include_str!("fixtures/sample-key.pkcs1.pem");
-const PKCS8_PEM: &str = include_str!("fixtures/sample-key.pkcs8.pem");
-const CERT_PEM: &str = include_str!("fixtures/sample-cert.pem");
+const SERVICE_JSON: &str = include_str!("../fixtures/service-credentials.sample.json");
+const OAUTH_JSON: &str = include_str!("../fixtures/oauth-credentials.sample.json");
+const PKCS1_PEM: &str = include_str!("../fixtures/sample-key.pkcs1.pem");
+const PKCS8_PEM: &str = include_str!("../fixtures/sample-key.pkcs8.pem");
+const CERT_PEM: &str = include_str!("../fixtures/sample-cert.pem");
 
 const SERVICE_SECRET: &str = "p8e-SAMPLE-not-a-real-secret-0123456789abcdef";
 const OAUTH_SECRET: &str = "p8e-SAMPLE-oauth-secret-fedcba9876543210";
@@ -729,37 +729,6 @@ proptest! {
     }
 }
 
-/// The label and DER of a PEM text.
-fn pem_der(pem: &str) -> (String, Vec<u8>) {
-    let label = pem
-        .lines()
-        .find_map(|l| l.strip_prefix("-----BEGIN ")?.strip_suffix("-----"))
-        .unwrap()
-        .to_owned();
-    let body: String = pem
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .unwrap();
-    (label, der)
-}
-
-fn pem_text(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
-
 /// Regression for a leak found by `private_key_mutated`: a key on one line
 /// (line breaks replaced by spaces, as some environment-variable UIs do)
 /// once made the label parser take the whole key as the label and quote it.
@@ -1225,7 +1194,7 @@ fn endpoint_port_needs_a_colon() {
 // ---------------------------------------------------------------------------
 // The Developer Console project and the local development token
 
-const PROJECT_JSON: &str = include_str!("fixtures/console-project.sample.json");
+const PROJECT_JSON: &str = include_str!("../fixtures/console-project.sample.json");
 const PROJECT_SECRETS: [&str; 4] = [
     "p8e-SAMPLE-console-secret-0a1b2c3d4e5f6789",
     "p8e-SAMPLE-console-second-secret-9f8e7d6c",

@@ -5,79 +5,36 @@
 //!
 //! Every run gets a controlled environment (`env_clear` plus what the test
 //! sets), talks only to the fake IMS on 127.0.0.1, and is killed after
-//! [`RUN_LIMIT`].
+//! `common::run::RUN_LIMIT`; none shows a secret of the fixtures or of the
+//! environment.
 
-mod common;
+use crate::common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::run::{command, start, Run};
 use common::{
-    closed_port, collect, collected, fixture_json, fixture_path, jwt_claims, now_secs, path_str,
-    read_fixture, wait_bounded, FakeIms, JwtExpect, OAuthExpect, Reply, TempDir,
+    closed_port, fixture_json, fixture_path, jwt_claims, now_secs, path_str, read_fixture, FakeIms,
+    JwtExpect, OAuthExpect, Reply, TempDir,
 };
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ims-token");
-const RUN_LIMIT: Duration = Duration::from_secs(30);
 const PROJECT: &str = "console-project.sample.json";
 const LIST: &str = "project.workspace.details.credentials";
 const ENV_SECRET: &str = "p8e-ENV-secret-value-&=+/ 42";
 
-/// Secrets that must never reach the terminal.
-const SECRETS: [&str; 7] = [
-    "p8e-SAMPLE-console-secret-0a1b2c3d4e5f6789",
-    "p8e-SAMPLE-console-second-secret-9f8e7d6c",
-    "p8e-SAMPLE-console-jwt-secret-5566778899",
-    "p8e-SAMPLE-console-webapp-secret-abcdef",
-    "p8e-SAMPLE-aem-api-secret-13579bdf02468ace",
-    "p8e-SAMPLE-not-a-real-secret-0123456789abcdef",
-    ENV_SECRET,
-];
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// `ims-token ARGS` with only `env` in its environment and `stdin` on stdin.
+/// `ims-token ARGS` with only `env` in its environment (and what a test
+/// runner preloads, see [`preloaded`]) and `stdin` on stdin; no secret in
+/// its output.
 fn run_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
-    let mut command = Command::new(BIN);
+    let mut command = command(args);
     command
-        .args(args)
         .env_clear()
-        .envs(env.iter().copied())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let what = format!("{command:?}");
-    let started = Instant::now();
-    let mut child = command.spawn().expect("spawn ims-token");
-    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        let bytes = bytes.to_vec();
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&bytes);
-        });
-    }
-    let (out, err) = (collect(child.stdout.take()), collect(child.stderr.take()));
-    let status = wait_bounded(&mut child, started, RUN_LIMIT, &what);
-    let run = Run {
-        code: status.code().unwrap_or(-1),
-        stdout: collected(out),
-        stderr: collected(err),
-    };
-    assert!(
-        run.code != 101 && !run.stderr.contains("panicked"),
-        "{run:#?}"
-    );
-    run.assert_no_secrets();
+        .envs(preloaded())
+        .envs(env.iter().copied());
+    let run = start(command, stdin).wait();
+    run.assert_no_secrets(&[ENV_SECRET.to_owned(), "MIIE".to_owned()]);
     run
 }
 
@@ -85,33 +42,13 @@ fn run(args: &[&str]) -> Run {
     run_with(args, &[], None)
 }
 
-impl Run {
-    fn assert_no_secrets(&self) {
-        let both = format!("{}\n{}", self.stdout, self.stderr);
-        for secret in SECRETS {
-            assert!(!both.contains(secret), "output shows {secret:?}: {self:#?}");
-        }
-        assert!(
-            !both.contains("MIIE"),
-            "output shows key material: {self:#?}"
-        );
-    }
-
-    /// Exit 0 with no stderr; stdout.
-    fn ok(&self) -> &str {
-        assert_eq!((self.code, self.stderr.as_str()), (0, ""), "{self:#?}");
-        &self.stdout
-    }
-
-    /// Exit `code`, nothing on stdout, one `ims-token:` line on stderr; that line.
-    fn fails(&self, code: i32) -> &str {
-        assert_eq!(self.code, code, "{self:#?}");
-        assert_eq!(self.stdout, "", "{self:#?}");
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{self:#?}");
-        assert!(lines[0].starts_with("ims-token: "), "{self:#?}");
-        lines[0]
-    }
+/// The variables of a library preloaded into the tests, libfaketime's
+/// (`LD_PRELOAD`, `FAKETIME*`): the command must live on the tests' clock,
+/// or a fake IMS on a clock two years ahead finds its JWTs expired.
+fn preloaded() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(name, _)| name == "LD_PRELOAD" || name.starts_with("FAKETIME"))
+        .collect()
 }
 
 fn project_path() -> String {
@@ -147,7 +84,7 @@ fn args<'a>(head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn inspect_shows_the_project_workspace_and_credential() {
-    let out = run(&["inspect", "-c", &project_path()]).ok().to_owned();
+    let out = run(&["inspect", "-c", &project_path()]).quiet().to_owned();
     for line in [
         "kind: OAuth Server-to-Server (client credentials)",
         &format!("source: {}", project_path()),
@@ -167,13 +104,13 @@ fn a_project_token_comes_from_the_fake_ims() {
     let server = FakeIms::start(vec![Reply::check_oauth(project_expect(), "tok-project")]);
     let url = server.url();
     let r = run(&args(&["-c", &project_path()], &net(&url)));
-    assert_eq!(r.ok(), "tok-project\n");
+    assert_eq!(r.quiet(), "tok-project\n");
     // From stdin too.
     let server = FakeIms::start(vec![Reply::check_oauth(project_expect(), "tok-stdin")]);
     let url = server.url();
     let text = read_fixture(PROJECT);
     let r = run_with(&args(&["-c", "-"], &net(&url)), &[], Some(text.as_bytes()));
-    assert_eq!(r.ok(), "tok-stdin\n");
+    assert_eq!(r.quiet(), "tok-stdin\n");
 }
 
 /// The project with a second OAuth Server-to-Server credential `Second` (id 777).
@@ -194,7 +131,7 @@ fn two_credentials(dir: &TempDir) -> String {
 fn several_credentials_need_the_credential_option() {
     let dir = TempDir::new("two");
     let file = two_credentials(&dir);
-    let m = run(&["-c", &file]).fails(3).to_owned();
+    let m = run(&["-c", &file]).fails_alone(3).to_owned();
     assert!(
         m.contains("`Server Credential`") && m.contains("`Second`"),
         "{m}"
@@ -207,14 +144,14 @@ fn several_credentials_need_the_credential_option() {
         let server = FakeIms::start(vec![Reply::check_oauth(expect, "tok-second")]);
         let url = server.url();
         let r = run(&args(&["-c", &file, "--credential", choice], &net(&url)));
-        assert_eq!(r.ok(), "tok-second\n");
+        assert_eq!(r.quiet(), "tok-second\n");
     }
     let out = run(&["inspect", "-c", &file, "--credential=777"])
-        .ok()
+        .quiet()
         .to_owned();
     assert!(out.contains("credential: Second (id 777)"), "{out}");
     let m = run(&["-c", &file, "--credential", "nope"])
-        .fails(3)
+        .fails_alone(3)
         .to_owned();
     assert!(m.contains("`nope`") && m.contains("`Legacy JWT`"), "{m}");
 }
@@ -227,15 +164,17 @@ fn a_jwt_entry_says_to_migrate_and_jwt_is_refused() {
             &[command, "-c", &project_path(), "--credential", "Legacy JWT"],
             &net(&closed),
         ));
-        let m = r.fails(3);
+        let m = r.fails_alone(3);
         assert!(m.contains("Adobe ended JWT credentials"), "{m}");
         assert!(m.contains("migrate it to OAuth Server-to-Server"), "{m}");
         assert!(m.contains(&format!("`{LIST}[0]`")), "{m}");
     }
-    let m = run(&["jwt", "-c", &project_path()]).fails(3).to_owned();
+    let m = run(&["jwt", "-c", &project_path()])
+        .fails_alone(3)
+        .to_owned();
     assert!(m.contains("not a JWT service account"), "{m}");
     let m = run(&["-c", &project_path(), "--credential", "Web Login"])
-        .fails(3)
+        .fails_alone(3)
         .to_owned();
     assert!(m.contains("user-login"), "{m}");
 }
@@ -249,14 +188,14 @@ fn project_field_errors_name_the_json_path() {
     s2s.as_object_mut().unwrap().remove("client_secrets");
     let file = dir.json("no-secrets.json", &root);
     for command in ["token", "inspect"] {
-        let m = run(&[command, "-c", &file]).fails(3).to_owned();
+        let m = run(&[command, "-c", &file]).fails_alone(3).to_owned();
         let path = format!("`{LIST}[1].oauth_server_to_server.client_secrets`");
         assert!(m.contains(&path) && m.contains(&file), "{m}");
     }
     let mut root = fixture_json(PROJECT);
     root["project"]["org"]["ims_org_id"] = json!(5);
     let file = dir.json("bad-org.json", &root);
-    let m = run(&["-c", &file]).fails(3).to_owned();
+    let m = run(&["-c", &file]).fails_alone(3).to_owned();
     assert!(
         m.contains("`project.org.ims_org_id` must be a string"),
         "{m}"
@@ -266,11 +205,13 @@ fn project_field_errors_name_the_json_path() {
 #[test]
 fn a_credential_choice_without_a_project_is_refused() {
     let aem = path_str(&fixture_path("oauth-credentials.sample.json"));
-    let m = run(&["-c", &aem, "--credential", "x"]).fails(3).to_owned();
+    let m = run(&["-c", &aem, "--credential", "x"])
+        .fails_alone(3)
+        .to_owned();
     assert!(m.contains("not an Adobe Developer Console project"), "{m}");
     let env = oauth_env("http://127.0.0.1:1");
     let m = run_with(&["--credential", "x"], &env_refs(&env), None)
-        .fails(2)
+        .fails_alone(2)
         .to_owned();
     assert!(m.contains("--credential") && m.contains("-c"), "{m}");
 }
@@ -298,7 +239,10 @@ fn aem_api_credentials_work_and_revoked_ones_exit_3() {
     };
     let server = FakeIms::start(vec![Reply::check_oauth(expect, "tok-aem-api")]);
     let url = server.url();
-    assert_eq!(run(&args(&["-c", &file], &net(&url))).ok(), "tok-aem-api\n");
+    assert_eq!(
+        run(&args(&["-c", &file], &net(&url))).quiet(),
+        "tok-aem-api\n"
+    );
 
     let dir = TempDir::new("revoked");
     let mut revoked = root.clone();
@@ -307,7 +251,7 @@ fn aem_api_credentials_work_and_revoked_ones_exit_3() {
     let closed = format!("http://127.0.0.1:{}", closed_port());
     for command in ["token", "inspect", "jwt"] {
         let m = run(&args(&[command, "-c", &file], &net(&closed)))
-            .fails(3)
+            .fails_alone(3)
             .to_owned();
         assert!(
             m.contains("these credentials were revoked in the AEM Developer Console"),
@@ -355,9 +299,9 @@ fn env_oauth_credentials_get_a_token_and_inspect_names_the_environment() {
     let server = FakeIms::start(vec![Reply::check_oauth(OAuthExpect::sample(), "tok-env")]);
     let env = oauth_env(&server.url());
     let r = run_with(&["--retries", "0"], &env_refs(&env), None);
-    assert_eq!(r.ok(), "tok-env\n");
+    assert_eq!(r.quiet(), "tok-env\n");
     let out = run_with(&["inspect"], &env_refs(&env), None)
-        .ok()
+        .quiet()
         .to_owned();
     assert!(out.contains("source: the environment"), "{out}");
     assert!(out.contains("org: ENVORG0123@AdobeOrg"), "{out}");
@@ -369,10 +313,10 @@ fn env_jwt_credentials_sign_and_exchange() {
         FakeIms::start_with(|host| vec![Reply::check_jwt(JwtExpect::sample(host), "tok-env-jwt")]);
     let env = jwt_env(&server.url(), &server.host());
     let r = run_with(&["--retries", "0"], &env_refs(&env), None);
-    assert_eq!(r.ok(), "tok-env-jwt\n");
+    assert_eq!(r.quiet(), "tok-env-jwt\n");
 
     let jwt = run_with(&["jwt"], &env_refs(&env), None)
-        .ok()
+        .quiet()
         .trim()
         .to_owned();
     let claims = jwt_claims(&jwt);
@@ -383,7 +327,7 @@ fn env_jwt_credentials_sign_and_exchange() {
     assert!((exp - now_secs() - 300).abs() <= 5, "{exp}");
 
     let out = run_with(&["inspect"], &env_refs(&env), None)
-        .ok()
+        .quiet()
         .to_owned();
     assert!(out.contains("kind: JWT service account"), "{out}");
     assert!(out.contains("source: the environment"), "{out}");
@@ -400,7 +344,7 @@ fn env_jwt_with_a_key_file() {
         path_str(&fixture_path("sample-key.pkcs8.pem")),
     ));
     let r = run_with(&["--retries", "0"], &env_refs(&env), None);
-    assert_eq!(r.ok(), "tok-env-file\n");
+    assert_eq!(r.quiet(), "tok-env-file\n");
 }
 
 #[test]
@@ -409,7 +353,7 @@ fn a_half_set_environment_names_the_missing_variables_and_no_values() {
         ("IMS_CLIENT_ID", "env-client-id-visible"),
         ("IMS_CLIENT_SECRET", ENV_SECRET),
     ];
-    let m = run_with(&[], &env, None).fails(3).to_owned();
+    let m = run_with(&[], &env, None).fails_alone(3).to_owned();
     assert!(
         m.contains("$IMS_ORG_ID") && m.contains("$IMS_SCOPES"),
         "{m}"
@@ -419,7 +363,7 @@ fn a_half_set_environment_names_the_missing_variables_and_no_values() {
         ("IMS_METASCOPES", "ent_aem_cloud_api"),
         ("IMS_CLIENT_SECRET", ENV_SECRET),
     ];
-    let m = run_with(&["jwt"], &env, None).fails(3).to_owned();
+    let m = run_with(&["jwt"], &env, None).fails_alone(3).to_owned();
     assert!(
         m.contains("$IMS_PRIVATE_KEY or $IMS_PRIVATE_KEY_FILE"),
         "{m}"
@@ -430,7 +374,9 @@ fn a_half_set_environment_names_the_missing_variables_and_no_values() {
         "IMS_PRIVATE_KEY",
         "-----BEGIN PRIVATE KEY-----\\nnot a key\\n".into(),
     ));
-    let m = run_with(&[], &env_refs(&bad_key), None).fails(3).to_owned();
+    let m = run_with(&[], &env_refs(&bad_key), None)
+        .fails_alone(3)
+        .to_owned();
     assert!(m.contains("$IMS_PRIVATE_KEY: "), "{m}");
 }
 
@@ -440,17 +386,17 @@ fn files_win_over_the_environment_and_nothing_is_a_usage_error() {
     let half = [("IMS_CLIENT_ID", "x")];
     let aem = path_str(&fixture_path("oauth-credentials.sample.json"));
     let out = run_with(&["inspect", "-c", &aem], &half, None)
-        .ok()
+        .quiet()
         .to_owned();
     assert!(out.contains(&format!("source: {aem}")), "{out}");
     let with_var = [("IMS_CLIENT_ID", "x"), ("IMS_CREDENTIALS", aem.as_str())];
-    let out = run_with(&["inspect"], &with_var, None).ok().to_owned();
+    let out = run_with(&["inspect"], &with_var, None).quiet().to_owned();
     assert!(out.contains(&format!("source: {aem}")), "{out}");
     for env in [
         &[][..],
         &[("IMS_CLIENT_ID", ""), ("IMS_CREDENTIALS", "")][..],
     ] {
-        let m = run_with(&[], env, None).fails(2).to_owned();
+        let m = run_with(&[], env, None).fails_alone(2).to_owned();
         assert!(m.contains("-c") && m.contains("IMS_CREDENTIALS"), "{m}");
         assert!(m.contains("IMS_CLIENT_ID"), "{m}");
     }
@@ -463,9 +409,11 @@ fn files_win_over_the_environment_and_nothing_is_a_usage_error() {
 fn a_local_token_refuses_new_scopes() {
     let dir = TempDir::new("local-scope");
     let file = dir.json("local.json", &json!({"accessToken": "opaque-local-token"}));
-    let m = run(&["-c", &file, "--scope", "openid"]).fails(3).to_owned();
+    let m = run(&["-c", &file, "--scope", "openid"])
+        .fails_alone(3)
+        .to_owned();
     assert!(m.contains("scopes cannot be changed"), "{m}");
-    let out = run(&["inspect", "-c", &file]).ok().to_owned();
+    let out = run(&["inspect", "-c", &file]).quiet().to_owned();
     assert!(out.contains("expires: unknown"), "{out}");
 }
 
@@ -475,17 +423,17 @@ fn input_over_one_mib_is_too_large_from_a_file_or_stdin() {
     let text = read_fixture("oauth-credentials.sample.json");
     let big = format!("{text}{}", " ".repeat(1024 * 1024 + 1 - text.len()));
     let file = dir.file("big.json", &big);
-    let m = run(&["inspect", "-c", &file]).fails(3).to_owned();
+    let m = run(&["inspect", "-c", &file]).fails_alone(3).to_owned();
     assert!(
         m.contains(&file) && m.contains("too large: more than 1 MiB"),
         "{m}"
     );
     let r = run_with(&["inspect", "-c", "-"], &[], Some(big.as_bytes()));
-    let m = r.fails(3);
+    let m = r.fails_alone(3);
     assert!(m.contains("stdin") && m.contains("too large"), "{m}");
     // Just under the cap is read.
     let fits = &big[..1024 * 1024];
-    run_with(&["inspect", "-c", "-"], &[], Some(fits.as_bytes())).ok();
+    run_with(&["inspect", "-c", "-"], &[], Some(fits.as_bytes())).quiet();
 }
 
 #[test]
@@ -496,7 +444,7 @@ fn a_fifo_is_refused_without_waiting_for_a_writer() {
     assert!(made.success());
     let started = Instant::now();
     let m = run(&["inspect", "-c", &path_str(&fifo)])
-        .fails(3)
+        .fails_alone(3)
         .to_owned();
     assert!(m.contains("not a regular file (a FIFO)"), "{m}");
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -504,7 +452,7 @@ fn a_fifo_is_refused_without_waiting_for_a_writer() {
 
 #[test]
 fn help_names_every_credentials_kind_and_variable() {
-    let help = run(&["--help"]).ok().to_owned();
+    let help = run(&["--help"]).quiet().to_owned();
     for text in [
         "--credential NAME|ID",
         "Developer Console project",

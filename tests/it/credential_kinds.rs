@@ -6,17 +6,15 @@
 //! streams (FIFOs, devices and directories refused). Every error names its
 //! JSON path and never shows a secret. Tokens come from the fake IMS on
 //! 127.0.0.1. The environment variables are tested in `src/lib.rs` (a pure
-//! lookup) and through the command in `tests/cli_credentials.rs`.
+//! lookup) and through the command in `cli_credentials`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use common::{
-    closed_port, error_texts, fixture_json, fixture_path, path_str, read_fixture, FakeIms,
-    OAuthExpect, Reply, TempDir,
+    closed_port, error_texts, fixture_json, fixture_path, path_str, read_fixture, unsigned_jwt,
+    FakeIms, OAuthExpect, Reply, TempDir,
 };
 use ims_token::{Client, Credentials, Endpoint, Error, OAuthCredentials};
 use serde_json::{json, Value};
@@ -489,9 +487,8 @@ fn now_ms() -> u128 {
 
 /// A token whose payload has these claims, signed by nobody.
 fn local_token(claims: Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","x5u":"ims_na1-key-at-1.cer"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    format!("{header}.{payload}.LOCAL-SIGNATURE-SECRET")
+    let header = r#"{"alg":"RS256","x5u":"ims_na1-key-at-1.cer"}"#;
+    unsigned_jwt(header, &claims, "LOCAL-SIGNATURE-SECRET")
 }
 
 fn local_claims(created_ms: u128, expires_in_ms: u64) -> Value {

@@ -1,12 +1,12 @@
 //! A host clock off IMS's: the fake IMS judges `exp` on its own clock and
 //! tells it in its `Date` header, as IMS does.
 
-mod common;
+use crate::common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{fixture_path, http_date, now_secs, FakeIms, JwtExpect, Reply, PROXY_VARS};
+use common::run::run;
+use common::{fixture_path, http_date, now_secs, path_str, FakeIms, JwtExpect, Reply};
 use ims_token::{Client, Credentials, Endpoint, Error};
 
 const TEN_MINUTES: i64 = 600;
@@ -117,19 +117,12 @@ fn a_broken_date_header_is_ignored() {
 #[test]
 fn the_command_warns_about_the_clock_and_prints_the_token() {
     let server = ims_ahead(612, 2);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ims-token"));
-    command
-        .args(["--ims", &server.url(), "--retries", "0", "-c"])
-        .arg(fixture_path("service-credentials.sample.json"))
-        .env_remove("IMS_CREDENTIALS")
-        .stdin(Stdio::null());
-    for var in PROXY_VARS {
-        command.env_remove(var);
-    }
-    let out = command.output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert_eq!(out.stdout, b"tok-1\n");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let url = server.url();
+    let creds = path_str(&fixture_path("service-credentials.sample.json"));
+    let out = run(&["--ims", &url, "--retries", "0", "-c", &creds]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "tok-1\n");
+    let stderr = &out.stderr;
     let warned = (610..=614).any(|s| {
         stderr.contains(&format!(
             "ims-token: warning: this host's clock is {s} s behind IMS; fix its time (NTP)\n"

@@ -1,43 +1,22 @@
 //! The command's cache on bad days: IMS down while the cached token still
 //! works, a lock held by a stuck run, a cache hit with a broken CA setting.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{fixture_path, oauth_reply, FakeIms, Reply, TempDir, PROXY_VARS};
+use common::run::{run, runs_at_once};
+use common::{fixture_path, now_secs, oauth_reply, FakeIms, Reply, TempDir};
 use serde_json::Value;
-
-fn ims_token(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ims-token"));
-    command
-        .args(args)
-        .env_remove("IMS_CREDENTIALS")
-        .stdin(Stdio::null());
-    for var in PROXY_VARS {
-        command.env_remove(var);
-    }
-    let out = command.output().expect("ims-token runs");
-    assert_ne!(out.status.code(), Some(101), "panic: {out:?}");
-    out
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 fn oauth_token(token: &str) -> Reply {
     oauth_reply(token, 86_399)
 }
 
 /// Moves the cached token to `left` seconds before expiry, within the margin.
-fn age_cache(path: &Path, left: u64) {
+fn age_cache(path: &Path, left: i64) {
     let mut json: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
     json["received_at"] = (now_secs() - 86_000).into();
     json["expires_at"] = (now_secs() + left).into();
@@ -83,12 +62,12 @@ fn a_cached_token_that_still_works_is_used_while_ims_is_down() {
     let mut args = token_args(&url, cache_arg);
     args.extend(["-c", creds.to_str().unwrap()]);
 
-    assert_eq!(ims_token(&args).stdout, b"tok-cached\n");
+    assert_eq!(run(&args).stdout, "tok-cached\n");
     age_cache(&cache, 300);
-    let out = ims_token(&args);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert_eq!(out.stdout, b"tok-cached\n");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = run(&args);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "tok-cached\n");
+    let stderr = out.stderr.as_str();
     assert!(
         stderr.starts_with("ims-token: warning: using the cached token"),
         "{stderr}"
@@ -98,8 +77,8 @@ fn a_cached_token_that_still_works_is_used_while_ims_is_down() {
 
     // Once it has expired there is nothing to fall back on: retry later.
     age_cache(&cache, 0);
-    let out = ims_token(&args);
-    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let out = run(&args);
+    assert_eq!(out.code, 5, "{out:?}");
     assert!(out.stdout.is_empty());
 }
 
@@ -117,11 +96,11 @@ fn a_lock_held_by_a_stuck_run_delays_but_does_not_hang() {
     let mut args = token_args(&url, cache.to_str().unwrap());
     args.extend(["-c", creds.to_str().unwrap(), "--timeout", "1"]);
     let started = Instant::now();
-    let out = ims_token(&args);
+    let out = run(&args);
     let waited = started.elapsed();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert_eq!(out.stdout, b"tok-unlocked\n");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot lock the cache"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "tok-unlocked\n");
+    assert!(out.stderr.as_str().contains("cannot lock the cache"));
     // One attempt of 1 s plus 5 s of slack: the run waited, then went on.
     assert!(waited < Duration::from_secs(15), "{waited:?}");
     drop(lock);
@@ -136,13 +115,13 @@ fn a_cache_hit_needs_no_network_settings() {
     let url = server.url();
     let mut args = token_args(&url, cache.to_str().unwrap());
     args.extend(["-c", creds.to_str().unwrap()]);
-    assert_eq!(ims_token(&args).stdout, b"tok-hit\n");
+    assert_eq!(run(&args).stdout, "tok-hit\n");
 
     // The CA file is only read when an exchange is needed.
     args.extend(["--ca-file", "/nonexistent/ca.pem"]);
-    let out = ims_token(&args);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert_eq!(out.stdout, b"tok-hit\n");
+    let out = run(&args);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "tok-hit\n");
     assert_eq!(server.hits(), 1);
 }
 
@@ -150,33 +129,10 @@ fn a_cache_hit_needs_no_network_settings() {
 fn huge_timeouts_are_usage_errors() {
     let creds = fixture_path("oauth-credentials.sample.json");
     for flag in ["--timeout", "--connect-timeout"] {
-        let out = ims_token(&["-c", creds.to_str().unwrap(), flag, "18446744073709551615"]);
-        assert_eq!(out.status.code(), Some(2), "{flag}: {out:?}");
+        let out = run(&["-c", creds.to_str().unwrap(), flag, "18446744073709551615"]);
+        assert_eq!(out.code, 2, "{flag}: {out:?}");
         assert!(out.stdout.is_empty());
     }
-}
-
-/// Starts `runs` runs of the command at once and waits for them all.
-fn concurrent_runs(args: &[&str], runs: usize) -> Vec<Output> {
-    let children: Vec<_> = (0..runs)
-        .map(|_| {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_ims-token"));
-            command
-                .args(args)
-                .env_remove("IMS_CREDENTIALS")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            for var in PROXY_VARS {
-                command.env_remove(var);
-            }
-            command.spawn().expect("ims-token starts")
-        })
-        .collect();
-    children
-        .into_iter()
-        .map(|child| child.wait_with_output().expect("ims-token ends"))
-        .collect()
 }
 
 #[test]
@@ -203,21 +159,21 @@ fn twenty_runs_during_an_outage_make_one_retry_cycle() {
         "--timeout",
         "2",
     ];
-    assert_eq!(ims_token(&args).stdout, b"tok-cached\n");
+    assert_eq!(run(&args).stdout, "tok-cached\n");
     age_cache(&cache, 300);
 
-    let runs = concurrent_runs(&args, 20);
+    let runs = runs_at_once(&args, 20);
     for out in &runs {
-        assert_eq!(out.status.code(), Some(0), "{out:?}");
-        assert_eq!(out.stdout, b"tok-cached\n", "{out:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(out.stdout, "tok-cached\n", "{out:?}");
+        let stderr = out.stderr.as_str();
         assert!(stderr.contains("using the cached token"), "{stderr}");
     }
     // The first token, then at most one cycle: 1 + retries requests.
     assert!(server.hits() <= 1 + 3, "{} requests", server.hits());
     // Within the 30 s pause a later run does not ask IMS either.
     let hits = server.hits();
-    assert_eq!(ims_token(&args).stdout, b"tok-cached\n");
+    assert_eq!(run(&args).stdout, "tok-cached\n");
     assert_eq!(server.hits(), hits);
     dir.assert_no_temp_files();
 }
@@ -236,18 +192,18 @@ fn runs_waiting_on_a_failed_refresh_get_its_error() {
     // The slow reply must come within the timeout.
     args.extend(["-c", creds.to_str().unwrap(), "--timeout", "10"]);
 
-    let runs = concurrent_runs(&args, 10);
+    let runs = runs_at_once(&args, 10);
     for out in &runs {
-        assert_eq!(out.status.code(), Some(5), "{out:?}");
+        assert_eq!(out.code, 5, "{out:?}");
         assert!(out.stdout.is_empty());
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = out.stderr.as_str();
         assert!(stderr.contains("slow-and-down"), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
     assert_eq!(server.hits(), 1, "the waiting runs asked IMS themselves");
     // A run that starts after the failure asks IMS again.
-    let out = ims_token(&args);
-    assert_eq!(out.stdout, b"tok-later\n", "{out:?}");
+    let out = run(&args);
+    assert_eq!(out.stdout, "tok-later\n", "{out:?}");
     assert_eq!(server.hits(), 2);
 }
 
@@ -268,13 +224,13 @@ fn runs_waiting_on_a_refused_refresh_try_for_themselves() {
     let url = server.url();
     let mut args = token_args(&url, cache.to_str().unwrap());
     args.extend(["-c", creds.to_str().unwrap()]);
-    assert_eq!(ims_token(&args).stdout, b"tok-refused\n");
+    assert_eq!(run(&args).stdout, "tok-refused\n");
     age_cache(&cache, 300);
-    for out in concurrent_runs(&args, 5) {
-        assert_eq!(out.status.code(), Some(4), "{out:?}");
+    for out in runs_at_once(&args, 5) {
+        assert_eq!(out.code, 4, "{out:?}");
         assert!(out.stdout.is_empty(), "{out:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("rotated"));
+        assert!(out.stderr.as_str().contains("rotated"));
     }
     assert_eq!(server.hits(), 1 + 5);
-    assert_eq!(ims_token(&args).stdout, b"tok-fixed\n");
+    assert_eq!(run(&args).stdout, "tok-fixed\n");
 }

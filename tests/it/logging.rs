@@ -2,7 +2,7 @@
 //! logger: the lines an operator needs, and never a secret, JWT, token or
 //! form body.
 
-mod common;
+use crate::common;
 
 use std::sync::Mutex;
 use std::thread;
@@ -13,16 +13,32 @@ use common::{
 };
 use ims_token::{Client, Credentials, Endpoint, TokenProvider};
 
-/// Every record logged by any test of this binary: (level, target, text).
+/// Every record logged on a thread of this module's tests: (level, target, text).
 static RECORDS: Mutex<Vec<(log::Level, String, String)>> = Mutex::new(Vec::new());
+
+/// How the threads of this module's tests are named: libtest names a
+/// test's thread after the test, and the tests name the threads they start
+/// after themselves. The tests of the other modules share this process and
+/// the logger: their records are none of these tests' business.
+const OUR_THREADS: &str = "logging::";
+
+/// Whether the calling thread is one of this module's tests'.
+fn on_our_thread() -> bool {
+    thread::current()
+        .name()
+        .is_some_and(|name| name.starts_with(OUR_THREADS))
+}
 
 struct Capture;
 
 impl log::Log for Capture {
     fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
+        on_our_thread()
     }
     fn log(&self, record: &log::Record<'_>) {
+        if !on_our_thread() {
+            return;
+        }
         let text = record.args().to_string();
         // A logger that panics, for the test of a refresh that unwinds.
         assert!(!text.contains(PANIC_MARKER), "the logger panics");
@@ -39,6 +55,11 @@ static CAPTURE: Capture = Capture;
 const PANIC_MARKER: &str = "make-the-logger-panic";
 
 fn install() {
+    assert!(
+        on_our_thread(),
+        "{:?} is not named {OUR_THREADS}*",
+        thread::current()
+    );
     let _ = log::set_logger(&CAPTURE);
     log::set_max_level(log::LevelFilter::Trace);
 }
@@ -207,13 +228,16 @@ fn a_refresh_that_unwinds_does_not_leave_its_waiters_waiting() {
     ]);
     let provider = TokenProvider::new(client(1), creds("oauth-credentials.sample.json", &server));
     let barrier = std::sync::Barrier::new(4);
+    let test = thread::current().name().unwrap().to_owned();
     let results: Vec<std::thread::Result<String>> = thread::scope(|s| {
         let handles: Vec<_> = (0..4)
-            .map(|_| {
-                s.spawn(|| {
+            .map(|i| {
+                let caller = thread::Builder::new().name(format!("{test}/caller-{i}"));
+                let spawned = caller.spawn_scoped(s, || {
                     barrier.wait();
                     provider.token().unwrap().secret().to_owned()
-                })
+                });
+                spawned.unwrap()
             })
             .collect();
         handles.into_iter().map(|h| h.join()).collect()

@@ -4,235 +4,35 @@
 //! corruption, concurrency), HTTPS with `--ca-file`, and that no secret ever
 //! reaches the terminal on failure.
 //!
-//! Every run talks only to 127.0.0.1 (the fake IMS in tests/common, or a tiny
+//! Every run talks only to 127.0.0.1 (the fake IMS in `common::fake_ims`, or a tiny
 //! echoing server below) and is bounded: a run that takes longer than
 //! [`RUN_LIMIT`] is killed and fails its test.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use common::run::{
+    command as cmd, command_through, run, run_cmd, run_stdin, runs_at_once, start, Run, RUN_LIMIT,
+    TOKEN_MARK,
+};
 use common::{
-    closed_port, collect, collected, fixture_json, fixture_path, jwt_claims, now_secs,
-    openssl_verifies, path_str, read_fixture, read_request, wait_bounded, FakeIms, JwtExpect,
-    OAuthExpect, Reply, TempDir, PROXY_VARS,
+    civil_from_days, closed_port, collect, collected, days_from_civil, fixture_json, fixture_path,
+    jwt_claims, now_secs, openssl_verifies, path_str, read_fixture, read_request, typed_response,
+    unsigned_jwt, wait_bounded, FakeIms, JwtExpect, OAuthExpect, Reply, TempDir,
 };
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ims-token");
-
-/// The credentials variable the command reads; it and [`PROXY_VARS`] are
-/// removed unless a test sets them.
-const CREDENTIALS_VAR: &str = "IMS_CREDENTIALS";
-
-/// Longest any single run may take before it is killed.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
-
-/// Every access token a fake issues contains this, so a failing run can be
-/// checked for any of them.
-const TOKEN_MARK: &str = "tok-SECRET";
-
 /// The usage hint the command prints after a usage error (exit 2).
 const USAGE_HINT: &str = "(see 'ims-token --help')";
-
-// ---------------------------------------------------------------------------
-// Running the command
-
-/// One finished run of the command.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-/// A started run whose output is being collected.
-struct Pending {
-    child: Child,
-    out: Option<JoinHandle<Vec<u8>>>,
-    err: Option<JoinHandle<Vec<u8>>>,
-    started: Instant,
-    what: String,
-}
-
-/// `ims-token ARGS` with a clean environment, stdin null, stdout and stderr piped.
-fn cmd(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for var in PROXY_VARS.into_iter().chain([CREDENTIALS_VAR]) {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn start(mut command: Command, stdin: Option<&[u8]>) -> Pending {
-    if stdin.is_some() {
-        command.stdin(Stdio::piped());
-    }
-    let what = format!("{command:?}");
-    let started = Instant::now();
-    let mut child = command.spawn().expect("spawn ims-token");
-    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        let bytes = bytes.to_vec();
-        thread::spawn(move || {
-            let _ = pipe.write_all(&bytes);
-        });
-    }
-    let out = collect(child.stdout.take());
-    let err = collect(child.stderr.take());
-    Pending {
-        child,
-        out,
-        err,
-        started,
-        what,
-    }
-}
-
-impl Pending {
-    /// Waits for the child, killing it after [`RUN_LIMIT`].
-    fn wait(mut self) -> Run {
-        let status = wait_bounded(&mut self.child, self.started, RUN_LIMIT, &self.what);
-        let elapsed = self.started.elapsed();
-        let run = Run {
-            code: status.code().unwrap_or(-1),
-            stdout: collected(self.out.take()),
-            stderr: collected(self.err.take()),
-            elapsed,
-        };
-        run.assert_no_panic();
-        run
-    }
-}
-
-fn run(args: &[&str]) -> Run {
-    start(cmd(args), None).wait()
-}
-
-fn run_cmd(command: Command) -> Run {
-    start(command, None).wait()
-}
-
-fn run_stdin(args: &[&str], stdin: &str) -> Run {
-    start(cmd(args), Some(stdin.as_bytes())).wait()
-}
-
-impl Run {
-    /// No path of the command may panic (exit 101) or print a panic message.
-    fn assert_no_panic(&self) {
-        assert_ne!(self.code, 101, "the command panicked: {self:#?}");
-        assert_ne!(self.code, -1, "the command died from a signal: {self:#?}");
-        for marker in ["panicked", "RUST_BACKTRACE", "stack backtrace"] {
-            assert!(
-                !self.stderr.contains(marker),
-                "panic message on stderr: {self:#?}"
-            );
-        }
-    }
-
-    /// Exit 0; returns stdout.
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self.assert_stderr_prefixed();
-        &self.stdout
-    }
-
-    /// Exit 0, stdout exactly `line` and a newline, stderr empty.
-    fn prints(&self, line: &str) {
-        assert_eq!(self.ok(), format!("{line}\n"), "{self:#?}");
-        assert_eq!(self.stderr, "", "stderr should be empty: {self:#?}");
-    }
-
-    /// Every stderr line starts with `ims-token:`.
-    fn assert_stderr_prefixed(&self) {
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            assert!(
-                line.starts_with("ims-token: "),
-                "stderr line {i} is not prefixed 'ims-token: ': {self:#?}"
-            );
-        }
-    }
-
-    /// Exit `code`, empty stdout, one prefixed error line on stderr (plus
-    /// warnings), no secret anywhere.
-    /// Returns the error line.
-    fn fails(&self, code: i32) -> String {
-        assert_eq!(self.code, code, "wrong exit code: {self:#?}");
-        assert_eq!(
-            self.stdout, "",
-            "stdout must be empty on failure: {self:#?}"
-        );
-        self.assert_stderr_prefixed();
-        let errors: Vec<&str> = self
-            .stderr
-            .lines()
-            .filter(|l| !l.starts_with("ims-token: warning:"))
-            .collect();
-        assert_eq!(
-            errors.len(),
-            1,
-            "expected exactly one error line: {self:#?}"
-        );
-        self.assert_no_secrets(&[]);
-        errors[0].to_owned()
-    }
-
-    /// Neither stream holds a fixture secret, a key line, a fake's token
-    /// or any of `extra`.
-    fn assert_no_secrets(&self, extra: &[String]) {
-        let both = format!("{}\n{}", self.stdout, self.stderr);
-        for secret in static_secrets().iter().chain(extra) {
-            assert!(
-                !both.contains(secret.as_str()),
-                "output leaks secret {secret:?}: {self:#?}"
-            );
-        }
-        assert!(
-            !both.contains(TOKEN_MARK),
-            "output leaks a token: {self:#?}"
-        );
-    }
-}
-
-/// The fixtures' client secrets and every base64 line of the sample key.
-fn static_secrets() -> &'static [String] {
-    static SECRETS: OnceLock<Vec<String>> = OnceLock::new();
-    SECRETS.get_or_init(|| {
-        let mut all = vec![
-            JwtExpect::sample("x").client_secret,
-            OAuthExpect::sample().client_secret,
-        ];
-        let creds = service_json();
-        let pem = creds["integration"]["privateKey"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let pkcs8 = read_fixture("sample-key.pkcs8.pem");
-        for line in pem.lines().chain(pkcs8.lines()) {
-            let line = line.trim();
-            if !line.is_empty() && !line.starts_with("-----") {
-                all.push(line.to_owned());
-            }
-        }
-        assert!(all.len() > 20, "the key lines were found");
-        all
-    })
-}
 
 /// The client secrets and JWTs the fake was sent.
 fn sent_secrets(server: &FakeIms) -> Vec<String> {
@@ -312,16 +112,6 @@ fn with_net<'a>(args: &[&'a str], net: &'a [String]) -> Vec<&'a str> {
 // ---------------------------------------------------------------------------
 // Time and JWT helpers (independent of the crate)
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Seconds since the epoch of exactly `YYYY-MM-DDTHH:MM:SSZ`.
 fn parse_utc(text: &str) -> i64 {
     let b = text.as_bytes();
@@ -340,15 +130,7 @@ fn parse_utc(text: &str) -> i64 {
 /// `YYYY-MM-DDTHH:MM:SS.000Z` for `secs` (the `certificateExpirationDate` shape).
 fn format_utc_millis(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
         rem / 3600,
@@ -952,16 +734,6 @@ impl EchoServer {
     }
 }
 
-fn http_response(status: u16, content_type: &str, extra: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status} Status\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
 /// The secrets in a form-urlencoded request body, raw and encoded.
 fn form_secrets(body: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -982,36 +754,33 @@ type Responder = fn(&[u8]) -> Vec<u8>;
 fn echo_responders() -> Vec<(&'static str, i32, Responder)> {
     vec![
         ("400 text body", 4, |b| {
-            http_response(400, "text/plain", "", b)
+            typed_response(400, "text/plain", b, &[])
         }),
         ("500 text body", 5, |b| {
-            http_response(500, "text/plain", "", b)
+            typed_response(500, "text/plain", b, &[])
         }),
         ("400 json description", 4, |b| {
             let body = json!({"error": "invalid_request",
                 "error_description": String::from_utf8_lossy(b)});
-            http_response(400, "application/json", "", body.to_string().as_bytes())
+            typed_response(400, "application/json", body.to_string().as_bytes(), &[])
         }),
         ("500 json description", 5, |b| {
             let body = json!({"error": String::from_utf8_lossy(b)});
-            http_response(500, "application/json", "", body.to_string().as_bytes())
+            typed_response(500, "application/json", body.to_string().as_bytes(), &[])
         }),
         ("400 debug id", 4, |b| {
-            let extra = format!("x-debug-id: {}\r\n", String::from_utf8_lossy(b));
-            http_response(400, "application/json", &extra, b"{}")
+            let debug_id = String::from_utf8_lossy(b);
+            typed_response(400, "application/json", b"{}", &[("x-debug-id", &debug_id)])
         }),
         ("302 location", 1, |b| {
-            let extra = format!(
-                "Location: https://elsewhere/?{}\r\n",
-                String::from_utf8_lossy(b)
-            );
-            http_response(302, "text/plain", &extra, b"")
+            let location = format!("https://elsewhere/?{}", String::from_utf8_lossy(b));
+            typed_response(302, "text/plain", b"", &[("Location", &location)])
         }),
         ("418 odd status", 4, |b| {
-            http_response(418, "text/plain", "", b)
+            typed_response(418, "text/plain", b, &[])
         }),
         ("600 odd status", 1, |b| {
-            http_response(600, "text/plain", "", b)
+            typed_response(600, "text/plain", b, &[])
         }),
     ]
 }
@@ -1081,10 +850,9 @@ fn ims_error_text_quoting_the_secret_is_scrubbed() {
 // 9. local development token
 
 fn local_token(created_ms: i64, expires_in_ms: i64) -> String {
-    let header = URL_SAFE_NO_PAD.encode(
-        r#"{"alg":"RS256","x5u":"ims_na1-key-at-1.cer","kid":"ims_na1-key-at-1","itt":"at"}"#,
-    );
-    let payload = json!({
+    let header =
+        r#"{"alg":"RS256","x5u":"ims_na1-key-at-1.cer","kid":"ims_na1-key-at-1","itt":"at"}"#;
+    let claims = json!({
         "id": "1700000000000_local",
         "type": "access_token",
         "client_id": "dev-console-prod",
@@ -1094,8 +862,7 @@ fn local_token(created_ms: i64, expires_in_ms: i64) -> String {
         "scope": "AdobeID,openid,read_organizations",
         "created_at": created_ms.to_string(),
     });
-    let payload = URL_SAFE_NO_PAD.encode(payload.to_string());
-    format!("{header}.{payload}.{TOKEN_MARK}-local-signature")
+    unsigned_jwt(header, &claims, &format!("{TOKEN_MARK}-local-signature"))
 }
 
 #[test]
@@ -1464,7 +1231,7 @@ fn corrupt_cache_files_are_ignored_and_replaced() {
     let now = now_secs();
     let valid = cache_entry(&key, &token_for("cut"), now, now + 86_000);
     // Each is recognizably a cache of the command, so it is replaced;
-    // other files are left alone (tests/cli_cache_hardening.rs).
+    // other files are left alone (`files_that_are_not_a_cache_are_left_untouched`).
     let corruptions = [
         CACHE_MARKER[..9].to_owned(),
         valid[..valid.len() / 2].to_owned(),
@@ -1602,8 +1369,7 @@ fn twenty_concurrent_runs_share_one_exchange() {
     let net = net(&server.url());
     let creds = service_path();
     let args = with_net(&["-c", &creds, "--cache", &cache], &net);
-    let pending: Vec<Pending> = (0..20).map(|_| start(cmd(&args), None)).collect();
-    let runs: Vec<Run> = pending.into_iter().map(Pending::wait).collect();
+    let runs = runs_at_once(&args, 20);
     for r in &runs {
         r.prints(&token);
     }
@@ -2175,28 +1941,28 @@ fn stale_temp_files_of_ours_are_removed_and_nothing_else() {
     run(&strs(&args)).prints(&tokens[0]);
     let ours = fs::read_to_string(&cache).unwrap();
     let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-    let plant = |name: &str, text: &str, at: Option<std::time::SystemTime>| {
+    let plant = |name: &str, text: &str, at: std::time::SystemTime| {
         let path = dir.join(name);
         write_private(&path, text);
-        if let Some(at) = at {
-            fs::File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_modified(at)
-                .unwrap();
-        }
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
         path
     };
     // Left by a killed run an hour ago: a token in a file of ours.
-    let stale = plant("token.cache.tmp.4000001", &ours, Some(old));
-    let stale_cut = plant("token.cache.tmp.4000002", &ours[..10], Some(old));
-    // Being written right now by another run.
-    let fresh = plant("token.cache.tmp.4000003", &ours, None);
+    let stale = plant("token.cache.tmp.4000001", &ours, old);
+    let stale_cut = plant("token.cache.tmp.4000002", &ours[..10], old);
+    // Being written right now by another run (now on the tests' clock,
+    // which may be libfaketime's, not the file system's).
+    let now = std::time::SystemTime::now();
+    let fresh = plant("token.cache.tmp.4000003", &ours, now);
     // Not ours: other content, or another name.
-    let other = plant("token.cache.tmp.4000004", "keep me", Some(old));
-    let named = plant("token.cache.tmp.x", &ours, Some(old));
-    let unrelated = plant("other.cache.tmp.4000005", &ours, Some(old));
+    let other = plant("token.cache.tmp.4000004", "keep me", old);
+    let named = plant("token.cache.tmp.x", &ours, old);
+    let unrelated = plant("other.cache.tmp.4000005", &ours, old);
 
     fs::remove_file(&cache).unwrap();
     run(&strs(&args)).prints(&tokens[1]);
@@ -2220,23 +1986,9 @@ fn run_without_proc(args: &[&str]) -> Option<Run> {
     if !probe.is_ok_and(|s| s.success()) {
         return None;
     }
-    let mut command = Command::new("unshare");
-    command
-        .args([
-            "-m",
-            "sh",
-            "-c",
-            r#"mount -t tmpfs none /proc && exec "$0" "$@""#,
-            BIN,
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for var in PROXY_VARS.into_iter().chain([CREDENTIALS_VAR]) {
-        command.env_remove(var);
-    }
-    Some(run_cmd(command))
+    let script = r#"mount -t tmpfs none /proc && exec "$0" "$@""#;
+    let before = ["-m", "sh", "-c", script];
+    Some(run_cmd(command_through("unshare", &before, args)))
 }
 
 #[test]
@@ -2276,23 +2028,12 @@ fn as_root_other_users_files_are_neither_trusted_nor_waited_on() {
     let key = cache_key(&probe);
     let now = now_secs();
     let as_nobody = |cache: &Path| {
-        let mut command = Command::new("setpriv");
-        command
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                BIN,
-                "-c",
-                "-",
-            ])
-            .args(["--cache", &path_str(cache)])
-            .args(net(&server.url()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for var in PROXY_VARS.into_iter().chain([CREDENTIALS_VAR]) {
-            command.env_remove(var);
-        }
+        let before = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+        let cache = path_str(cache);
+        let mut args = vec!["-c", "-", "--cache", &cache];
+        let net = net(&server.url());
+        args.extend(strs(&net));
+        let command = command_through("setpriv", &before, &args);
         start(
             command,
             Some(read_fixture("service-credentials.sample.json").as_bytes()),

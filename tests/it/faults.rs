@@ -10,20 +10,20 @@
 //! socket has read and write timeouts, and the thread ends on its own
 //! (stop flag on drop, and a lifetime limit).
 
-mod common;
+use crate::common;
 
 use std::error::Error as _;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::run::{run, Run};
 use common::{
-    accept_polling, collect, collected, error_texts, fixture_json, fixture_path, parse_form,
-    wait_bounded, ServerThread, PROXY_VARS,
+    accept_polling, error_body, error_texts, fixture_json, fixture_path, json_response,
+    jwt_success_body, oauth_success_body, parse_form, path_str, response, ServerThread,
 };
 use ims_token::{Client, Credentials, Endpoint, Error};
 use serde_json::Value;
@@ -36,8 +36,6 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 const SERVER_LIFETIME: Duration = Duration::from_secs(40);
 /// Longest request the server reads.
 const MAX_REQUEST: usize = 256 * 1024;
-/// A CLI run is killed after this long.
-const CLI_LIMIT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------------
 // The fault server
@@ -236,53 +234,18 @@ fn peek_request(stream: &TcpStream) -> io::Result<Vec<u8>> {
 // ---------------------------------------------------------------------------
 // Replies
 
-/// A complete response with `Content-Length` and `Connection: close`.
-fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status}\r\n");
-    for (name, value) in headers {
-        out += &format!("{name}: {value}\r\n");
-    }
-    out += &format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let mut out = out.into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
-fn json_reply(status: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut all = vec![("Content-Type", "application/json;charset=UTF-8")];
-    all.extend_from_slice(headers);
-    response(status, &all, body.as_bytes())
-}
-
 /// A good OAuth token reply.
 fn token_reply() -> Vec<u8> {
-    json_reply(
-        "200 OK",
-        &[],
-        &format!(r#"{{"access_token":"{ACCESS_TOKEN}","token_type":"bearer","expires_in":86399}}"#),
-    )
+    json_response(200, &oauth_success_body(ACCESS_TOKEN), &[])
 }
 
 /// A good JWT-exchange token reply (`expires_in` in milliseconds).
 fn jwt_token_reply() -> Vec<u8> {
-    json_reply(
-        "200 OK",
-        &[],
-        &format!(
-            r#"{{"token_type":"bearer","access_token":"{ACCESS_TOKEN}","expires_in":86399999}}"#
-        ),
-    )
+    json_response(200, &jwt_success_body(ACCESS_TOKEN), &[])
 }
 
-fn ims_error_reply(status: &str, headers: &[(&str, &str)], description: &str) -> Vec<u8> {
-    json_reply(
-        status,
-        headers,
-        &format!(r#"{{"error":"server_error","error_description":"{description}"}}"#),
-    )
+fn ims_error_reply(status: u16, headers: &[(&str, &str)], description: &str) -> Vec<u8> {
+    json_response(status, &error_body("server_error", description), headers)
 }
 
 // ---------------------------------------------------------------------------
@@ -574,13 +537,13 @@ fn a_trickled_reply_times_out_on_the_overall_timeout() {
 #[test]
 fn a_trickled_body_after_prompt_headers_times_out() {
     // The head arrives at once; only the body trickles (~1.5 KiB: 12 min).
-    let reply = json_reply(
-        "200 OK",
-        &[],
+    let reply = json_response(
+        200,
         &format!(
             r#"{{"token_type":"bearer","access_token":"{ACCESS_TOKEN}","expires_in":86399999,"pad":"{}"}}"#,
             "x".repeat(1400)
         ),
+        &[],
     );
     let split = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let act = trickle(&reply[..split], &reply[split..]);
@@ -657,7 +620,7 @@ fn invalid_chunked_encoding_is_a_retryable_transport_error() {
 fn oversized_header_reply() -> Vec<u8> {
     let big = "a".repeat(100 * 1024);
     let body = format!(r#"{{"access_token":"{ACCESS_TOKEN}","expires_in":86399}}"#);
-    response("200 OK", &[("X-Padding", &big)], body.as_bytes())
+    response(200, &[("X-Padding", &big)], body.as_bytes())
 }
 
 #[test]
@@ -723,19 +686,19 @@ fn a_chunked_body_over_64_kib_is_unexpected_and_not_read_to_the_end() {
 #[test]
 fn redirects_to_another_server_are_never_followed() {
     let statuses = [
-        (301, "301 Moved Permanently", Kind::OAuth),
-        (302, "302 Found", Kind::Jwt),
-        (307, "307 Temporary Redirect", Kind::OAuth),
-        (308, "308 Permanent Redirect", Kind::Jwt),
+        (301, Kind::OAuth),
+        (302, Kind::Jwt),
+        (307, Kind::OAuth),
+        (308, Kind::Jwt),
     ];
-    for (status, line, kind) in statuses {
+    for (status, kind) in statuses {
         let target = FaultServer::listen_only();
         let path = match kind {
             Kind::OAuth => "/ims/token/v3",
             Kind::Jwt => "/ims/exchange/jwt",
         };
         let location = format!("{}{path}", target.url());
-        let reply = response(line, &[("Location", &location)], b"");
+        let reply = response(status, &[("Location", &location)], b"");
         let out = fetch(kind, vec![send(reply); 3], 2, Duration::from_secs(2));
         let e = out.err();
         assert!(
@@ -766,11 +729,7 @@ fn redirects_to_another_server_are_never_followed() {
 #[test]
 fn a_503_with_retry_after_then_a_token_succeeds_after_a_capped_wait() {
     let script = vec![
-        send(ims_error_reply(
-            "503 Service Unavailable",
-            &[("Retry-After", "1")],
-            "busy",
-        )),
+        send(ims_error_reply(503, &[("Retry-After", "1")], "busy")),
         send(token_reply()),
     ];
     let out = fetch(Kind::OAuth, script, 2, Duration::from_secs(2));
@@ -797,11 +756,7 @@ fn three_500s_report_the_last_reply() {
         .enumerate()
         .map(|(i, d)| {
             let id = format!("debug-{}", i + 1);
-            send(ims_error_reply(
-                "500 Internal Server Error",
-                &[("x-debug-id", &id)],
-                d,
-            ))
+            send(ims_error_reply(500, &[("x-debug-id", &id)], d))
         })
         .collect();
     let out = fetch(Kind::Jwt, script, 2, Duration::from_secs(2));
@@ -851,44 +806,25 @@ fn a_jwt_exchange_after_a_reset_gets_the_token_with_a_fresh_attempt() {
 // ---------------------------------------------------------------------------
 // 6. The command line, for two of the faults
 
-/// What one `ims-token` run gave.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-/// `ims-token --ims URL --timeout 2 --retries 0 -c <oauth sample>`, with no
-/// proxy or credentials variable, killed after [`CLI_LIMIT`].
+/// `ims-token --ims URL --timeout 2 --retries 0 -c <oauth sample>`.
 fn run_cli(url: &str) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims-token"));
-    cmd.args(["--ims", url, "--timeout", "2", "--retries", "0", "-c"])
-        .arg(fixture_path(OAUTH_FILE))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for var in PROXY_VARS.into_iter().chain(["IMS_CREDENTIALS"]) {
-        cmd.env_remove(var);
-    }
-    let started = Instant::now();
-    let mut child = cmd.spawn().expect("spawn ims-token");
-    let out = collect(child.stdout.take());
-    let err = collect(child.stderr.take());
-    let status = wait_bounded(&mut child, started, CLI_LIMIT, "ims-token");
-    let elapsed = started.elapsed();
-    Run {
-        code: status.code(),
-        stdout: collected(out),
-        stderr: collected(err),
-        elapsed,
-    }
+    let creds = path_str(&fixture_path(OAUTH_FILE));
+    run(&[
+        "--ims",
+        url,
+        "--timeout",
+        "2",
+        "--retries",
+        "0",
+        "-c",
+        &creds,
+    ])
 }
 
 /// Exit 5, nothing on stdout, one `ims-token: ` line naming the endpoint
 /// on stderr, no secret anywhere; returns the line.
 fn assert_retry_later(run: &Run, server: &FaultServer) -> String {
-    assert_eq!(run.code, Some(5), "stderr: {}", run.stderr);
+    assert_eq!(run.code, 5, "stderr: {}", run.stderr);
     assert_eq!(run.stdout, "", "a token on stdout?");
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "stderr: {:?}", run.stderr);

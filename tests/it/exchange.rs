@@ -1,11 +1,11 @@
-//! The token exchange end to end, against the fake IMS in tests/common: the
+//! The token exchange end to end, against the fake IMS in `common::fake_ims`: the
 //! success of both flows, every documented IMS error, retries, timeouts,
 //! redirects, oversized and malformed replies, secrets in errors, the cached
 //! provider, TLS and proxies.
 //!
 //! Every test talks only to 127.0.0.1 and is bounded to a few seconds.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -15,18 +15,17 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use common::{
-    accept_polling, closed_port, error_body, error_texts, fixture_path, now_secs,
-    oauth_success_body, raw_response, FakeIms, JwtExpect, OAuthExpect, Reply, ServerThread,
+    accept_polling, closed_port, error_body, error_texts, fixture_path, jwt_claims, now_secs,
+    oauth_success_body, typed_response, FakeIms, JwtExpect, OAuthExpect, Reply, ServerThread,
     PROXY_VARS,
 };
 use ims_token::{
     AccessToken, Client, ClientBuilder, ClientSecret, Credentials, Endpoint, Error,
     OAuthCredentials, TokenProvider,
 };
-use serde_json::Value;
 
 /// The access token the fake issues for a JWT exchange.
 const JWT_TOKEN: &str = "eyJfake.jwt-flow-access-token.SECRETtoken0001";
@@ -141,13 +140,6 @@ fn assert_secret_free(e: &Error, servers: &[&FakeIms], extra: &[&str]) {
             );
         }
     }
-}
-
-/// The request's JWT claims (not verified: the fake did that).
-fn jwt_claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("JWT has a payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
-        .expect("claims are JSON")
 }
 
 // ---------------------------------------------------------------------------
@@ -520,7 +512,7 @@ fn a_reply_over_the_size_cap_is_unexpected() {
 
 #[test]
 fn malformed_200_replies_are_unexpected_and_do_not_show_the_body() {
-    let not_json = raw_response(
+    let not_json = typed_response(
         200,
         "text/plain",
         format!("access_token={JWT_TOKEN}&expires_in=86399999").as_bytes(),
@@ -591,11 +583,11 @@ fn a_non_200_success_status_does_not_show_the_token() {
 #[test]
 fn a_400_html_body_is_rejected_with_a_short_excerpt() {
     let html = b"<html><head><title>400 Bad Request</title></head>\r\n<body><h1>Bad Request</h1></body></html>";
-    let server = FakeIms::start(vec![Reply::Raw(raw_response(
+    let server = FakeIms::start(vec![Reply::Raw(typed_response(
         400,
         "text/html",
         html,
-        &[("x-debug-id".into(), "html-debug-id".into())],
+        &[("x-debug-id", "html-debug-id")],
     ))]);
     let e = client().fetch(&jwt_creds(&server.url())).unwrap_err();
     match &e {
@@ -615,7 +607,7 @@ fn a_400_html_body_is_rejected_with_a_short_excerpt() {
 
     let big = format!("<html><body>{}</body></html>", "lorem ipsum ".repeat(850));
     assert!(big.len() > 10_000);
-    let server = FakeIms::start(vec![Reply::Raw(raw_response(
+    let server = FakeIms::start(vec![Reply::Raw(typed_response(
         400,
         "text/html",
         big.as_bytes(),
@@ -1176,10 +1168,14 @@ fn fast_env_proxy() -> Client {
     small_waits().build().expect("client builds")
 }
 
-/// Every test that touches the process environment, one after another.
-/// Other tests use `.proxy(None)`, so the variables set here do not reach them.
+/// Every test that touches the process environment, one after another, in
+/// a process of its own: the other tests of this binary, and the commands
+/// they start, must not see the variables set here.
 #[test]
 fn proxy_from_the_environment_and_defaults() {
+    if !common::in_a_process_of_its_own() {
+        return;
+    }
     let _restore = ProxyEnv::clear();
     let basic = format!("Basic {}", STANDARD.encode("user:pa55word"));
 

@@ -3,7 +3,7 @@
 //! each missing or mistyped field, IMS endpoint rules, and that no secret
 //! ever shows up in `Debug` or `Display`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,16 +1,14 @@
-//! Checks the fake IMS in tests/common without the ims_token library: JWTs are
+//! Checks the fake IMS in `common::fake_ims` without the ims_token library: JWTs are
 //! signed by hand and requests written on a raw socket.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use common::{FakeIms, JwtExpect, OAuthExpect, Reply};
+use common::{b64url, b64url_decode, unsigned_jwt, FakeIms, JwtExpect, OAuthExpect, Reply};
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
 use rsa::signature::{SignatureEncoding, Signer};
@@ -40,17 +38,11 @@ fn sign_sample_jwt(ims: &str) -> String {
     });
     let metascope = i["metascopes"].as_str().unwrap();
     claims[format!("{ims}/s/{metascope}")] = Value::Bool(true);
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
+    let unsigned = unsigned_jwt(r#"{"alg":"RS256","typ":"JWT"}"#, &claims, "");
+    let signing_input = unsigned.trim_end_matches('.');
     let key = rsa::PrivateKey::from_pkcs1_pem(i["privateKey"].as_str().unwrap()).unwrap();
     let signature = SigningKey::<Sha256>::new(key).sign(signing_input.as_bytes());
-    format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(signature.to_bytes())
-    )
+    format!("{signing_input}.{}", b64url(signature.to_bytes()))
 }
 
 /// Percent-encodes a form value (everything but unreserved characters).
@@ -170,9 +162,9 @@ fn tampered_signature_is_invalid_token() {
     )]);
     let jwt = sign_sample_jwt("ims-na1.adobelogin.com");
     let (signing_input, signature) = jwt.rsplit_once('.').unwrap();
-    let mut sig = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    let mut sig = b64url_decode(signature);
     sig[10] ^= 1;
-    let tampered = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig));
+    let tampered = format!("{signing_input}.{}", b64url(sig));
     let (status, response) = post(
         &fake,
         "/ims/exchange/jwt",

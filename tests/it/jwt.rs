@@ -2,14 +2,13 @@
 //! compared whole against one made independently with openssl, checked
 //! claim by claim, and verified at run time with `openssl dgst -verify`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use common::{
-    fixture_path, jwt_claims as claims, openssl_verifies, read_fixture,
-    sample_key_with_a_wrong_prime, TempDir,
+    b64url, b64url_decode, fixture_path, jwt_claims as claims, jwt_segments, openssl_verifies,
+    read_fixture, sample_key_with_a_wrong_prime, TempDir,
 };
 use ims_token::{
     sign_jwt, Client, ClientSecret, Error, PrivateKey, ServiceAccount, MAX_JWT_LIFETIME,
@@ -81,19 +80,6 @@ fn jwt_with(key: PrivateKey) -> String {
         .unwrap()
         .secret()
         .to_owned()
-}
-
-fn b64url_decode(segment: &str) -> Vec<u8> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(segment)
-        .unwrap_or_else(|e| panic!("segment is not base64url without padding: {e}"))
-}
-
-/// The three segments of a compact JWT.
-fn segments(jwt: &str) -> [&str; 3] {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(parts.len(), 3, "a JWT has three segments: {jwt}");
-    [parts[0], parts[1], parts[2]]
 }
 
 // ---------------------------------------------------------------------------
@@ -377,7 +363,7 @@ fn signed_jwt_equals_the_one_made_with_openssl() {
 #[test]
 fn signed_jwt_has_the_header_and_claims_ims_expects() {
     let jwt = jwt_with(PrivateKey::from_pem(&pkcs1()).unwrap());
-    let [header, _, signature] = segments(&jwt);
+    let [header, _, signature] = jwt_segments(&jwt);
     let header: Value = serde_json::from_slice(&b64url_decode(header)).unwrap();
     assert_eq!(header, json!({ "alg": "RS256", "typ": "JWT" }));
     assert_eq!(
@@ -482,14 +468,14 @@ fn openssl_verifies_the_signature() {
         "openssl does not verify the signature of {jwt}"
     );
     // The check has teeth: a changed claim no longer verifies.
-    let [header, claims_segment, signature] = segments(jwt);
+    let [header, claims_segment, signature] = jwt_segments(jwt);
     let mut tampered_claims = claims(jwt);
     tampered_claims["exp"] = json!(1_234_999_999u64);
     let tampered = format!(
         "{header}.{}.{signature}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tampered_claims.to_string())
+        b64url(tampered_claims.to_string())
     );
-    assert_ne!(claims_segment, segments(&tampered)[1]);
+    assert_ne!(claims_segment, jwt_segments(&tampered)[1]);
     assert!(!openssl_verifies(dir.path(), &tampered));
 }
 

@@ -1,7 +1,7 @@
 //! Refresh behaviour on bad days: a fresh JWT per attempt, the old token
 //! kept while IMS is down, default ports, bounded timeouts.
 
-mod common;
+use crate::common;
 
 use std::thread;
 use std::time::Duration;
