@@ -51,7 +51,7 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
 say "cargo build --release"
 run build cargo build --release --locked
 say "static build ($TRIPLE, +crt-static)"
-run build-static env RUSTFLAGS="-C target-feature=+crt-static" \
+run build-static env RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
     cargo build --release --locked --target "$TRIPLE"
 
 BIN=$ROOT/target/release/ims-token
