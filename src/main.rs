@@ -1364,14 +1364,43 @@ mod cache {
         if let Some(kind) = special_file(&metadata) {
             return Existing::Foreign(format!("it is {kind}, {NOT_OURS}"));
         }
-        let mut head = Vec::with_capacity(CACHE_MARKER.len());
-        let read = file.take(CACHE_MARKER.len() as u64).read_to_end(&mut head);
-        // Empty, the marker, or the start of it (a file cut short).
-        if read.is_ok() && CACHE_MARKER.as_bytes().starts_with(&head) {
+        let mut head = zeroize::Zeroizing::new(Vec::new());
+        let read = file.take(LEGACY_MAX_BYTES).read_to_end(&mut head);
+        let start = head.get(..CACHE_MARKER.len()).unwrap_or(&head);
+        // Empty, the marker, or the start of it (a file cut short), or a
+        // cache of an earlier ims-token.
+        if read.is_ok() && (CACHE_MARKER.as_bytes().starts_with(start) || is_legacy_cache(&head)) {
             Existing::Replaceable(Some(metadata))
         } else {
             Existing::Foreign(format!("it is another file, {NOT_OURS}"))
         }
+    }
+
+    /// Longest cache file of an earlier ims-token looked at.
+    const LEGACY_MAX_BYTES: u64 = 64 * 1024;
+
+    /// A cache written by ims-token before the marker: one JSON object with
+    /// exactly the fields of format version 1 and a key of 64 hex digits.
+    pub(crate) fn is_legacy_cache(text: &[u8]) -> bool {
+        let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(text) else {
+            return false;
+        };
+        const FIELDS: [&str; 6] = [
+            "access_token",
+            "expires_at",
+            "key",
+            "received_at",
+            "token_type",
+            "version",
+        ];
+        let key_ok = fields
+            .get("key")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()));
+        fields.len() == FIELDS.len()
+            && FIELDS.iter().all(|f| fields.contains_key(*f))
+            && fields.get("version").and_then(Value::as_u64) == Some(1)
+            && key_ok
     }
 
     pub(crate) const NOT_OURS: &str = "not a cache file of ims-token";
@@ -1724,6 +1753,26 @@ mod cache {
                 let text = cache_text(&entry_of(&AccessToken::new(odd, "bearer", t0, later)), "k1");
                 assert_eq!(parts_in(&text, "k1"), None, "{odd:?}");
             }
+        }
+
+        #[test]
+        fn caches_of_an_earlier_version_are_recognized_as_ours() {
+            let key = "0123456789abcdef".repeat(4);
+            let old = serde_json::json!({
+                "access_token": "tok", "expires_at": 2, "key": key,
+                "received_at": 1, "token_type": "bearer", "version": 1,
+            });
+            assert!(is_legacy_cache(old.to_string().as_bytes()));
+            let mut other = old.clone();
+            other["note"] = "mine".into();
+            assert!(!is_legacy_cache(other.to_string().as_bytes()));
+            let mut short_key = old.clone();
+            short_key["key"] = "abc".into();
+            assert!(!is_legacy_cache(short_key.to_string().as_bytes()));
+            assert!(!is_legacy_cache(b"{\"version\":1}"));
+            assert!(!is_legacy_cache(b"not json"));
+            // Such a file is a miss, so the next write replaces it.
+            assert!(parse_cache(&old.to_string(), &key).is_none());
         }
 
         #[test]

@@ -234,3 +234,27 @@ fn runs_waiting_on_a_refused_refresh_try_for_themselves() {
     assert_eq!(server.hits(), 1 + 5);
     assert_eq!(run(&args).stdout, "tok-fixed\n");
 }
+
+#[test]
+fn a_cache_of_an_earlier_version_is_replaced_quietly() {
+    // The format before the marker: the fields in serde_json's order.
+    let dir = TempDir::new("legacy");
+    let cache = dir.join("token");
+    let creds = fixture_path("oauth-credentials.sample.json");
+    let server = FakeIms::start(vec![oauth_token("tok-new"), oauth_token("tok-unused")]);
+    let url = server.url();
+    let mut args = token_args(&url, cache.to_str().unwrap());
+    args.extend(["-c", creds.to_str().unwrap()]);
+    let old = serde_json::json!({
+        "access_token": "tok-old-format", "expires_at": now_secs() + 86_000,
+        "key": "0123456789abcdef".repeat(4), "received_at": now_secs() - 60,
+        "token_type": "bearer", "version": 1,
+    });
+    fs::write(&cache, old.to_string()).unwrap();
+    run(&args).prints("tok-new");
+    let text = fs::read_to_string(&cache).unwrap();
+    assert!(text.starts_with("{\"ims_token_cache\":1,"), "{text}");
+    // And it is used from then on.
+    run(&args).prints("tok-new");
+    assert_eq!(server.hits(), 1);
+}
