@@ -576,15 +576,17 @@ mod commands {
             // Already a token: no client, no cache.
             Credentials::LocalToken(local) => local.access_token(SystemTime::now())?,
             _ => {
-                // The client (CA file, TLS setup) is built only when a cache
-                // hit does not make it unnecessary.
+                // Built before the cache is looked at, so that a broken CA
+                // file or proxy setting is not hidden by a day of cache
+                // hits (ureq builds the root store only on a connection).
+                let client = client(options)?;
                 match &options.cache {
                     Some(path) => {
                         let cache = Cache::new(path, &credentials);
                         let margin = Duration::from_secs(options.refresh_margin);
-                        cache.get_or_fetch(margin, || client(options), &credentials)?
+                        cache.get_or_fetch(margin, &client, &credentials)?
                     }
-                    None => client(options)?.fetch(&credentials)?,
+                    None => client.fetch(&credentials)?,
                 }
             }
         };
@@ -653,6 +655,13 @@ mod commands {
     /// Replaces this process with COMMAND, the token in its environment (never
     /// in its arguments, which every user of the host can read). Returns only
     /// when COMMAND cannot be started.
+    /// The credentials variables that `exec` keeps from COMMAND.
+    const EXEC_HIDDEN: [&str; 3] = [
+        "IMS_CLIENT_SECRET",
+        "IMS_PRIVATE_KEY",
+        "IMS_PRIVATE_KEY_FILE",
+    ];
+
     pub(crate) fn exec(command: &[OsString], token: &AccessToken, ids: &ApiIds) -> Failure {
         use std::os::unix::process::CommandExt as _;
         let Some((program, args)) = command.split_first() else {
@@ -661,13 +670,19 @@ mod commands {
         };
         let mut child = std::process::Command::new(program);
         child.args(args).env("IMS_ACCESS_TOKEN", token.secret());
+        // COMMAND gets the token, not what makes tokens.
+        for name in EXEC_HIDDEN {
+            child.env_remove(name);
+        }
+        // Only the ids of these credentials: none left over from elsewhere.
         for (name, value) in [
             ("IMS_CLIENT_ID", &ids.client_id),
             ("IMS_ORG_ID", &ids.org_id),
         ] {
-            if let Some(value) = value {
-                child.env(name, value);
-            }
+            match value {
+                Some(value) => child.env(name, value),
+                None => child.env_remove(name),
+            };
         }
         let error = child.exec();
         Failure::Exec {
@@ -1025,14 +1040,13 @@ mod cache {
         pub(crate) fn get_or_fetch(
             &self,
             margin: Duration,
-            make_client: impl FnOnce() -> Result<Client, Failure>,
+            client: &Client,
             credentials: &Credentials,
         ) -> Result<AccessToken, Failure> {
             let before = self.read(true);
             if let Some(token) = usable_token(before.as_ref(), SystemTime::now(), margin) {
                 return Ok(token);
             }
-            let client = make_client()?;
             let lock = self.lock(client.max_fetch_time(credentials) + LOCK_SLACK);
             // Another run may have refreshed, or failed, while this one waited.
             let after = self.read(false);
@@ -1175,7 +1189,9 @@ mod cache {
                 OpenOptions::new().read(true).write(true).create(true),
             )
             .and_then(|file| check_lock_file(&path, file))
-            .and_then(|file| try_lock_until(&file, SystemTime::now() + wait).map(|()| file));
+            .and_then(|file| {
+                try_lock_until(&file, std::time::Instant::now() + wait).map(|()| file)
+            });
             taken
                 .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
                 .ok()
@@ -1189,11 +1205,13 @@ mod cache {
     }
 
     /// Polls for an exclusive lock until `deadline`.
-    pub(crate) fn try_lock_until(file: &File, deadline: SystemTime) -> io::Result<()> {
+    /// Polls until `deadline`, on the monotonic clock: a wall clock stepped
+    /// back (NTP fixing a host's time) must not stretch the wait.
+    pub(crate) fn try_lock_until(file: &File, deadline: std::time::Instant) -> io::Result<()> {
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(()),
-                Err(std::fs::TryLockError::WouldBlock) if SystemTime::now() < deadline => {
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {

@@ -1528,8 +1528,10 @@ fn exec_without_an_org_sets_only_the_token_and_client_id() {
     let creds = oauth_path();
     let mut args = with_net(&["exec", "-c", &creds], &net);
     args.extend(["--", "sh", "-c", script, "sh", &seen]);
+    // An IMS_ORG_ID left in the environment is not passed on as if it
+    // were these credentials' org.
     let mut command = cmd(&args);
-    command.env_remove("IMS_ORG_ID");
+    command.env("IMS_ORG_ID", "stale0123@AdobeOrg");
     let r = run_cmd(command);
     assert_eq!(r.code, 0, "{r:#?}");
     let expected = format!("{token}|{}|unset", OAuthExpect::sample().client_id);

@@ -481,3 +481,43 @@ fn help_names_every_credentials_kind_and_variable() {
     assert!(block.len() > 5, "{help}");
     assert!(block.iter().all(|l| l.chars().count() <= 80), "{help}");
 }
+
+#[test]
+fn exec_with_credentials_from_the_environment_hands_over_the_token_only() {
+    let dir = TempDir::new("env-exec");
+    let oauth = FakeIms::start(vec![Reply::check_oauth(
+        OAuthExpect::sample(),
+        "tok-env-exec",
+    )]);
+    let jwt =
+        FakeIms::start_with(|host| vec![Reply::check_jwt(JwtExpect::sample(host), "tok-env-exec")]);
+    for env in [oauth_env(&oauth.url()), jwt_env(&jwt.url(), &jwt.host())] {
+        let seen = dir.join("seen");
+        let seen_s = seen.to_str().unwrap().to_owned();
+        let script = r#"env | grep '^IMS_' | sort > "$1""#;
+        let args = [
+            "exec",
+            "--retries",
+            "0",
+            "--",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            &seen_s,
+        ];
+        let r = run_with(&args, &env_refs(&env), None);
+        assert_eq!(r.code, 0, "{r:#?}");
+        let seen = std::fs::read_to_string(&seen).unwrap();
+        assert!(seen.contains("IMS_ACCESS_TOKEN=tok-env-exec\n"), "{seen}");
+        assert!(seen.contains("IMS_CLIENT_ID="), "{seen}");
+        for hidden in ["IMS_CLIENT_SECRET", "IMS_PRIVATE_KEY"] {
+            assert!(!seen.contains(hidden), "{hidden} reached COMMAND: {seen}");
+        }
+        let secrets = [
+            OAuthExpect::sample().client_secret,
+            JwtExpect::sample("x").client_secret,
+        ];
+        assert!(secrets.iter().all(|s| !seen.contains(s.as_str())), "{seen}");
+    }
+}

@@ -107,7 +107,7 @@ fn a_lock_held_by_a_stuck_run_delays_but_does_not_hang() {
 }
 
 #[test]
-fn a_cache_hit_needs_no_network_settings() {
+fn a_cache_hit_does_not_hide_broken_network_settings() {
     let dir = TempDir::new("hit");
     let cache = dir.join("token");
     let creds = fixture_path("oauth-credentials.sample.json");
@@ -117,11 +117,21 @@ fn a_cache_hit_needs_no_network_settings() {
     args.extend(["-c", creds.to_str().unwrap()]);
     assert_eq!(run(&args).stdout, "tok-hit\n");
 
-    // The CA file is only read when an exchange is needed.
-    args.extend(["--ca-file", "/nonexistent/ca.pem"]);
-    let out = run(&args);
-    assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(out.stdout, "tok-hit\n");
+    // A broken CA file or proxy setting is exit 3 even while the cache
+    // holds a good token: otherwise it would surface a day later.
+    let mut broken = args.clone();
+    broken.extend(["--ca-file", "/nonexistent/ca.pem"]);
+    let m = run(&broken).fails(3);
+    assert!(m.contains("/nonexistent/ca.pem"), "{m}");
+    let mut socks = common::run::command(&args);
+    socks.env("HTTPS_PROXY", "socks5://127.0.0.1:1");
+    let m = common::run::run_cmd(socks).fails(3);
+    assert!(m.contains("SOCKS"), "{m}");
+    // A good one still hits the cache.
+    let mut good = args.clone();
+    let ca = fixture_path("tls/ca.pem");
+    good.extend(["--ca-file", ca.to_str().unwrap()]);
+    run(&good).prints("tok-hit");
     assert_eq!(server.hits(), 1);
 }
 
