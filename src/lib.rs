@@ -3072,8 +3072,9 @@ fn two_digits(text: &str) -> Option<i64> {
 ///   cached token at once.
 /// - Only when there is no unexpired token do callers wait, and then for
 ///   the one refresh in flight; if it fails, each of them gets its error.
-/// - A refresh that fails in a way worth retrying (IMS 5xx or 429, network,
-///   timeout) keeps the unexpired token in use and is tried again after 30 s.
+/// - A refresh that fails other than by IMS's refusal (IMS 5xx or 429,
+///   network, timeout, TLS, proxy) keeps the unexpired token in use and is
+///   tried again after 30 s. A refusal (4xx) drops it.
 /// - Each provider refreshes at a random point between the whole refresh
 ///   margin and half of it, so processes started together do not all ask
 ///   IMS in the same second.
@@ -3193,9 +3194,10 @@ impl TokenProvider {
     /// The cached token, or a new one when it is missing or close to expiry.
     ///
     /// Waits only when there is no unexpired token: for the refresh in
-    /// flight, or for its own. When a refresh fails in a way worth retrying
-    /// and the old token has not expired, the old token is handed out and
-    /// IMS is asked again after 30 seconds.
+    /// flight, or for its own. When a refresh fails other than by IMS's
+    /// refusal (IMS 5xx or 429, network, timeout, TLS, proxy, an odd reply)
+    /// and the old token has not expired, the old token is handed out (with
+    /// a warning logged) and IMS is asked again after 30 seconds.
     ///
     /// # Errors
     /// As [`Client::fetch`], when there is no unexpired token to fall back
@@ -3311,15 +3313,15 @@ impl Drop for RefreshGuard<'_> {
 enum Refreshed {
     /// A new token.
     New(AccessToken),
-    /// The refresh failed in a way worth retrying; the old token still works.
+    /// The refresh failed, not by IMS's refusal; the old token still works.
     Kept(AccessToken, Error),
     /// The refresh failed and there is no token to fall back on.
     Failed(Error),
 }
 
 /// Stores a refresh's outcome and ends the refresh: the new token; the old
-/// one, for a pause, while it works and the failure is worth retrying; or
-/// the error, for the waiters to share.
+/// one, for a pause, while it works and IMS did not refuse; or the error,
+/// for the waiters to share.
 fn record_refresh(
     state: &mut Cached,
     result: Result<AccessToken, Error>,
@@ -3338,7 +3340,9 @@ fn record_refresh(
             state.failure = Some(e.clone());
             let usable = state.token.take().filter(|t| !t.is_expired(now));
             match usable {
-                Some(old) if e.is_retryable() => {
+                // Only IMS's refusal ends the token early; a network, TLS,
+                // proxy or reply problem leaves it working for its time.
+                Some(old) if !matches!(e, Error::Rejected(_)) => {
                     state.token = Some(old.clone());
                     state.retry_at = Some(now + REFRESH_RETRY_PAUSE);
                     Refreshed::Kept(old, e)
@@ -3995,6 +3999,19 @@ mod tests {
         assert!(!state.refreshing && state.round == 1);
         // Waiters of that round have a token, so no error to share.
         assert!(shared_failure(&state, 1, now).is_none());
+    }
+
+    #[test]
+    fn only_a_refusal_drops_a_working_token() {
+        for e in [
+            Error::config("the proxy refused the credentials (407)"),
+            Error::unexpected(Some(200), "the IMS reply is not JSON"),
+        ] {
+            let mut state = state_with(Some(day_token("old")));
+            let outcome = record_refresh(&mut state, Err(e), at(T0 + 10));
+            assert!(matches!(outcome, Refreshed::Kept(t, _) if t.secret() == "old"));
+            assert!(state.retry_at.is_some());
+        }
     }
 
     #[test]
