@@ -3461,7 +3461,9 @@ pub enum Error {
     Rejected(Box<ImsError>),
     /// IMS is unavailable or throttling (5xx or 429). Try again later.
     Unavailable(Box<ImsError>),
-    /// Network, proxy or TLS failure. Usually worth trying again later.
+    /// Network failure: a connection refused, reset or cut, a proxy that
+    /// cannot be reached, a TLS handshake that failed other than on the
+    /// certificate. Usually worth trying again later.
     #[non_exhaustive]
     Transport {
         /// What failed and where.

@@ -33,27 +33,31 @@ USAGE:
     ims-token exec [OPTIONS] -- COMMAND [ARGS...]
                                   run COMMAND with the token in its environment
     ims-token jwt [OPTIONS]       print a freshly signed JWT, no network
-    ims-token inspect [OPTIONS]   show what the credentials hold, without secrets
+    ims-token inspect [OPTIONS]   show what the credentials hold, no secrets
 
 OPTIONS:
     -c, --credentials FILE   credentials JSON; '-' reads stdin (default: the
                              path in $IMS_CREDENTIALS, else IMS_* variables)
         --credential NAME|ID which Developer Console project credential
                              (when it has several OAuth Server-to-Server)
-        --ims HOST|URL       override the IMS endpoint (http:// only to loopback)
+        --ims HOST|URL       override the IMS endpoint (http: loopback only)
         --format FORMAT      token (default) | header | headers | json
                              headers: Authorization, x-api-key and (when known)
                              x-gw-ims-org-id, one a line, for 'curl -H @-'
         --lifetime SECS      JWT lifetime (default 300, at most 86400)
-        --scope LIST         override the OAuth scopes or JWT metascopes (comma-separated)
-        --timeout SECS       overall HTTP timeout per attempt (default 30, at most 86400)
+        --scope LIST         override the OAuth scopes or JWT metascopes
+                             (comma-separated)
+        --timeout SECS       overall HTTP timeout per attempt (default 30,
+                             at most 86400)
         --connect-timeout SECS  connect timeout (default 10, at most 86400)
-        --retries N          retries on network errors, 5xx and 429 (default 2, at most 10)
+        --retries N          retries on network errors, timeouts, 5xx and 429
+                             (default 2, at most 10)
         --ca-file PEM        trust these CA certificates too (corporate proxy;
                              a regular file of at most 1 MiB)
         --cache FILE         reuse a token stored there while it is still good;
                              only a cache file of ims-token is ever replaced
-        --refresh-margin SECS  with --cache: refresh this long before expiry (default 600)
+        --refresh-margin SECS  with --cache: refresh this long before expiry
+                             (default 600)
     -h, --help               print this help
     -V, --version            print the version
 
@@ -64,6 +68,7 @@ CREDENTIALS (told apart by their fields; files and stdin up to 1 MiB):
     AEM service credentials (privateKey): JWT service account
     AEM OAuth Server-to-Server (scopes), as downloaded or from the API
     AEM local development token (accessToken): printed until it expires
+        (as it is: no exchange, so no network or cache option applies)
     Without -c or $IMS_CREDENTIALS, the environment: IMS_CLIENT_ID,
         IMS_CLIENT_SECRET, IMS_ORG_ID and IMS_SCOPES (OAuth Server-to-Server);
         for a JWT service account IMS_TECHNICAL_ACCOUNT_ID, IMS_METASCOPES and
@@ -91,7 +96,8 @@ EXIT CODES:
     2  usage error
     3  credentials, key or configuration problem: fix your config (also a TLS
        certificate that is not trusted, expired, not yet valid or for another
-       host, and a proxy that refuses its user and password, 407)
+       host, a proxy that refuses its user and password, 407, and an
+       expired local development token)
     4  IMS rejected the request (4xx other than 429)
     5  network, timeout, IMS 5xx or 429: retry later
     126, 127  exec: COMMAND cannot be run (not executable, not found)
@@ -1473,7 +1479,8 @@ mod cache {
     }
 
     /// Which credentials a cached token belongs to: a hash of what decides the
-    /// token (flow, endpoint, client, org, account, scopes), never the secret.
+    /// token (flow, endpoint, client, scopes, and for a JWT account its org
+    /// and technical account), never the secret.
     pub(crate) fn credentials_key(credentials: &Credentials) -> String {
         let mut parts = vec![
             credentials.ims().url().to_owned(),
