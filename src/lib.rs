@@ -40,6 +40,7 @@ pub use error::{Error, ErrorSource, ImsError};
 pub use exchange::{parse_token_reply, sign_jwt, Flow, DEFAULT_JWT_LIFETIME, MAX_JWT_LIFETIME};
 pub use key::{PrivateKey, MIN_KEY_BITS};
 pub use provider::{TokenProvider, DEFAULT_REFRESH_MARGIN};
+pub use refresh::{fallback_warning, Held, Outcome, RefreshRule, Step, REFRESH_RETRY_PAUSE};
 pub use secret::{ClientSecret, SignedJwt};
 pub use token::AccessToken;
 
@@ -4287,12 +4288,426 @@ mod client {
 }
 
 // ---------------------------------------------------------------------------
-// The cached provider and its refresh rule.
-mod provider {
-    use std::sync::{Condvar, Mutex};
+// The refresh rule: one pure decision for the provider, the command's cache
+// and the sink.
+mod refresh {
+    use std::fmt;
     use std::time::{Duration, SystemTime};
 
-    use crate::{AccessToken, Client, Credentials, Error};
+    use crate::{AccessToken, Error};
+
+    /// After a refresh failed and the old token was kept: how long the old
+    /// token is handed out before IMS is asked again.
+    pub const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(30);
+
+    /// When to refresh a token, and what to keep when a refresh fails: the
+    /// one rule that [`TokenProvider`](crate::TokenProvider), the command's
+    /// `--cache` and its `sink` all follow. It is pure: the caller passes
+    /// `now` and keeps the [`Held`] state wherever it likes (memory, a file).
+    ///
+    /// - A token is due for a refresh at a point inside the margin before it
+    ///   expires; the margin is capped at half the token's lifetime, so a
+    ///   short-lived token is still used for a while.
+    /// - A due token that has not expired is still handed out while one
+    ///   refresh runs; only a holder with no unexpired token waits.
+    /// - A refresh that fails other than by IMS's refusal (IMS 5xx or 429,
+    ///   network, timeout, TLS, proxy, an odd reply) keeps the unexpired
+    ///   token, and IMS is asked again after [`REFRESH_RETRY_PAUSE`]. A
+    ///   refusal ([`Error::Rejected`]) drops it.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use ims_token::{AccessToken, Held, RefreshRule, Step};
+    /// let now = SystemTime::now();
+    /// let rule = RefreshRule::exact(Duration::from_secs(600));
+    /// let day = AccessToken::new("t", "bearer", now, now + Duration::from_secs(86_400));
+    /// let held = Held { token: Some(day), retry_at: None };
+    /// assert_eq!(rule.step(&held, now, false), Step::UseCached);
+    /// assert_eq!(rule.step(&Held::default(), now, true), Step::Wait);
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct RefreshRule {
+        margin: Duration,
+        /// Where in the margin the refresh point lies, in thousandths (500..=1000).
+        permille: u32,
+    }
+
+    /// What a holder of a token knows: the token (if any) and, after a
+    /// failed refresh that kept it, when to ask IMS again.
+    #[derive(Debug, Clone, Default)]
+    pub struct Held {
+        /// The token, if one is held.
+        pub token: Option<AccessToken>,
+        /// After a failed refresh that kept the token: when to ask IMS again.
+        pub retry_at: Option<SystemTime>,
+    }
+
+    /// What the holder of a token does next, by [`RefreshRule::step`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Step {
+        /// Hand out the held token.
+        UseCached,
+        /// Refresh it (and wait for the outcome only without an unexpired token).
+        Refresh,
+        /// Wait for the refresh that runs elsewhere: there is no unexpired token.
+        Wait,
+    }
+
+    /// How a refresh ended, by [`RefreshRule::record`].
+    #[derive(Debug)]
+    pub enum Outcome {
+        /// A new token.
+        New(AccessToken),
+        /// The refresh failed other than by IMS's refusal; the old token
+        /// still works and is kept until the pause ends.
+        Kept(AccessToken, Error),
+        /// The refresh failed and there is no token to fall back on.
+        Failed(Error),
+    }
+
+    impl RefreshRule {
+        /// A rule that refreshes at a random point between `margin` and half
+        /// of it before expiry (so that processes started together do not
+        /// all ask IMS in the same second).
+        pub fn new(margin: Duration) -> Self {
+            RefreshRule {
+                margin,
+                permille: random_permille(),
+            }
+        }
+
+        /// A rule that refreshes exactly `margin` before expiry (capped at
+        /// half the token's lifetime), with no random spread.
+        pub fn exact(margin: Duration) -> Self {
+            RefreshRule {
+                margin,
+                permille: 1000,
+            }
+        }
+
+        /// The same spread, another margin.
+        #[must_use = "this returns the changed rule"]
+        pub fn with_margin(self, margin: Duration) -> Self {
+            RefreshRule { margin, ..self }
+        }
+
+        /// The margin as given.
+        pub fn margin(&self) -> Duration {
+            self.margin
+        }
+
+        /// When `token` is due for a refresh: its expiry less the spread
+        /// margin, which is capped at half the token's lifetime.
+        pub fn refresh_at(&self, token: &AccessToken) -> SystemTime {
+            let margin = jittered(token.capped_margin(self.margin), self.permille);
+            token
+                .expires_at()
+                .checked_sub(margin)
+                .unwrap_or(token.received_at())
+        }
+
+        /// What the holder of `held` does at `now`. `refreshing` says that a
+        /// refresh already runs elsewhere (another thread, or another process
+        /// holding the cache's lock).
+        pub fn step(&self, held: &Held, now: SystemTime, refreshing: bool) -> Step {
+            match held.token.as_ref().filter(|t| !t.is_expired(now)) {
+                Some(token) => {
+                    let due = now >= self.refresh_at(token);
+                    if due && !is_pausing(held, now) && !refreshing {
+                        Step::Refresh
+                    } else {
+                        Step::UseCached
+                    }
+                }
+                None if refreshing => Step::Wait,
+                None => Step::Refresh,
+            }
+        }
+
+        /// Records a refresh's result in `held` and says what the caller
+        /// gets: the new token; the old one, for a pause, while it works and
+        /// IMS did not refuse; or the error.
+        pub fn record(
+            &self,
+            held: &mut Held,
+            result: Result<AccessToken, Error>,
+            now: SystemTime,
+        ) -> Outcome {
+            let e = match result {
+                Ok(token) => {
+                    held.token = Some(token.clone());
+                    held.retry_at = None;
+                    return Outcome::New(token);
+                }
+                Err(e) => e,
+            };
+            let usable = held.token.take().filter(|t| !t.is_expired(now));
+            match usable {
+                // Only IMS's refusal ends the token early; a network, TLS,
+                // proxy or reply problem leaves it working for its time.
+                Some(old) if !matches!(e, Error::Rejected(_)) => {
+                    held.token = Some(old.clone());
+                    held.retry_at = Some(now + REFRESH_RETRY_PAUSE);
+                    Outcome::Kept(old, e)
+                }
+                _ => {
+                    held.retry_at = None;
+                    Outcome::Failed(e)
+                }
+            }
+        }
+    }
+
+    /// Whether `held` is in the pause after a failed refresh. A pause longer
+    /// than [`REFRESH_RETRY_PAUSE`] is not one of ours (a clock stepped back,
+    /// a file edited by hand): it is ignored.
+    fn is_pausing(held: &Held, now: SystemTime) -> bool {
+        held.retry_at
+            .is_some_and(|at| now < at && at <= now + REFRESH_RETRY_PAUSE)
+    }
+
+    /// The warning for a token handed out after a refresh failed: why, how
+    /// long it still works and what happens next. Never a secret: `cause` is
+    /// an error's text.
+    pub fn fallback_warning(
+        token: &AccessToken,
+        retry_at: Option<SystemTime>,
+        now: SystemTime,
+        cause: &dyn fmt::Display,
+    ) -> String {
+        let left = token.expires_in(now).as_secs();
+        let next = match retry_at.and_then(|at| at.duration_since(now).ok()) {
+            Some(wait) if now + wait < token.expires_at() => {
+                format!("IMS is asked again in {} s", wait.as_secs().max(1))
+            }
+            _ => "it expires before IMS is asked again; the next call after that asks IMS".into(),
+        };
+        format!(
+            "refreshing the IMS token failed; using the cached one, which expires in {left} s; \
+             {next}: {cause}"
+        )
+    }
+
+    /// A refresh margin moved to `permille` thousandths of itself.
+    pub(crate) fn jittered(margin: Duration, permille: u32) -> Duration {
+        margin.saturating_mul(permille) / 1000
+    }
+
+    /// A number in 500..=1000, different in every process and rule.
+    fn random_permille() -> u32 {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        // RandomState is seeded from the OS once per process and varied per
+        // instance: enough to spread a fleet, no extra dependency.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(0);
+        let spread = u32::try_from(hasher.finish() % 501).unwrap_or(0);
+        500 + spread
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::exchange::parse_reply;
+        use crate::test_support::*;
+        use crate::Flow;
+
+        const MARGIN: Duration = Duration::from_secs(600);
+
+        fn holding(token: Option<AccessToken>) -> Held {
+            Held {
+                token,
+                retry_at: None,
+            }
+        }
+
+        fn rule(permille: u32) -> RefreshRule {
+            RefreshRule {
+                margin: MARGIN,
+                permille,
+            }
+        }
+
+        #[test]
+        fn refresh_rule_hands_out_a_fresh_token() {
+            let held = holding(Some(day_token("t")));
+            assert_eq!(rule(1000).step(&held, at(T0 + 1), false), Step::UseCached);
+            assert_eq!(
+                rule(1000).step(&held, at(T0 + 86_400 - 601), false),
+                Step::UseCached
+            );
+        }
+
+        #[test]
+        fn refresh_rule_lets_one_caller_refresh_inside_the_margin() {
+            let held = holding(Some(day_token("t")));
+            let due = at(T0 + 86_400 - 300);
+            assert_eq!(rule(1000).step(&held, due, false), Step::Refresh);
+            // Once that caller is refreshing, everyone else uses the token.
+            assert_eq!(rule(1000).step(&held, due, true), Step::UseCached);
+        }
+
+        #[test]
+        fn refresh_rule_waits_only_without_an_unexpired_token() {
+            let empty = holding(None);
+            assert_eq!(rule(1000).step(&empty, at(T0), false), Step::Refresh);
+            assert_eq!(rule(1000).step(&empty, at(T0), true), Step::Wait);
+            let expired = holding(Some(day_token("t")));
+            assert_eq!(rule(1000).step(&expired, at(T0 + 86_400), true), Step::Wait);
+            assert_eq!(
+                rule(1000).step(&expired, at(T0 + 86_400), false),
+                Step::Refresh
+            );
+        }
+
+        #[test]
+        fn refresh_rule_pauses_after_a_failed_refresh() {
+            let mut held = holding(Some(day_token("t")));
+            held.retry_at = Some(at(T0 + 86_400 - 270));
+            assert_eq!(
+                rule(1000).step(&held, at(T0 + 86_400 - 300), false),
+                Step::UseCached
+            );
+            assert_eq!(
+                rule(1000).step(&held, at(T0 + 86_400 - 270), false),
+                Step::Refresh
+            );
+            // The pause never outlives the token.
+            assert_eq!(
+                rule(1000).step(&held, at(T0 + 86_400), false),
+                Step::Refresh
+            );
+        }
+
+        #[test]
+        fn a_pause_longer_than_ours_is_ignored() {
+            let mut held = holding(Some(day_token("t")));
+            let now = at(T0 + 86_400 - 300);
+            held.retry_at = Some(now + REFRESH_RETRY_PAUSE);
+            assert_eq!(rule(1000).step(&held, now, false), Step::UseCached);
+            held.retry_at = Some(now + REFRESH_RETRY_PAUSE + Duration::from_secs(1));
+            assert_eq!(rule(1000).step(&held, now, false), Step::Refresh);
+        }
+
+        fn unavailable() -> Error {
+            parse_reply(&reply(503, ""), Flow::ClientCredentials, at(T0), &[]).unwrap_err()
+        }
+
+        fn rejected() -> Error {
+            let body = r#"{"error":"invalid_client"}"#;
+            parse_reply(&reply(401, body), Flow::ClientCredentials, at(T0), &[]).unwrap_err()
+        }
+
+        #[test]
+        fn a_retryable_failure_keeps_the_unexpired_token_and_pauses() {
+            let mut held = holding(Some(day_token("old")));
+            let now = at(T0 + 86_400 - 100);
+            let Outcome::Kept(kept, e) = rule(1000).record(&mut held, Err(unavailable()), now)
+            else {
+                panic!("the old token was not kept")
+            };
+            assert_eq!(kept.secret(), "old");
+            assert!(e.is_retryable());
+            assert_eq!(held.retry_at, Some(now + REFRESH_RETRY_PAUSE));
+        }
+
+        #[test]
+        fn only_a_refusal_drops_a_working_token() {
+            for e in [
+                Error::config("the proxy refused the credentials (407)"),
+                Error::unexpected(Some(200), "the IMS reply is not JSON"),
+            ] {
+                let mut held = holding(Some(day_token("old")));
+                let outcome = rule(1000).record(&mut held, Err(e), at(T0 + 10));
+                assert!(matches!(outcome, Outcome::Kept(t, _) if t.secret() == "old"));
+                assert!(held.retry_at.is_some());
+            }
+            let mut held = holding(Some(day_token("old")));
+            let outcome = rule(1000).record(&mut held, Err(rejected()), at(T0 + 10));
+            assert!(matches!(outcome, Outcome::Failed(Error::Rejected(_))));
+            assert!(held.token.is_none(), "a rejected refresh drops the token");
+        }
+
+        #[test]
+        fn an_expired_token_is_not_kept_and_a_new_one_clears_the_pause() {
+            let mut held = holding(Some(day_token("old")));
+            let outcome = rule(1000).record(&mut held, Err(unavailable()), at(T0 + 86_400));
+            assert!(matches!(outcome, Outcome::Failed(e) if e.is_retryable()));
+            assert!(held.token.is_none() && held.retry_at.is_none());
+            held.retry_at = Some(at(T0 + 5));
+            let Outcome::New(ok) = rule(1000).record(&mut held, Ok(day_token("new")), at(T0))
+            else {
+                panic!("no new token")
+            };
+            assert_eq!(ok.secret(), "new");
+            assert!(held.retry_at.is_none());
+        }
+
+        #[test]
+        fn jitter_moves_the_refresh_point_inside_the_capped_margin() {
+            // A 100 s token with a 600 s margin: capped at 50 s, then jittered.
+            let short = holding(Some(AccessToken::new("t", "bearer", at(T0), at(T0 + 100))));
+            assert_eq!(rule(1000).step(&short, at(T0 + 49), false), Step::UseCached);
+            assert_eq!(rule(1000).step(&short, at(T0 + 50), false), Step::Refresh);
+            assert_eq!(rule(500).step(&short, at(T0 + 74), false), Step::UseCached);
+            assert_eq!(rule(500).step(&short, at(T0 + 75), false), Step::Refresh);
+            // A day's token: between 600 s and 300 s before expiry.
+            let day = holding(Some(day_token("t")));
+            assert_eq!(
+                rule(500).step(&day, at(T0 + 86_400 - 301), false),
+                Step::UseCached
+            );
+            assert_eq!(
+                rule(500).step(&day, at(T0 + 86_400 - 300), false),
+                Step::Refresh
+            );
+            let token = day_token("t");
+            assert_eq!(rule(500).refresh_at(&token), at(T0 + 86_400 - 300));
+            assert_eq!(
+                RefreshRule::exact(MARGIN).refresh_at(&token),
+                at(T0 + 86_400 - 600)
+            );
+        }
+
+        #[test]
+        fn jitter_stays_between_half_and_the_whole_margin() {
+            for _ in 0..200 {
+                let p = random_permille();
+                assert!((500..=1000).contains(&p), "{p}");
+            }
+            let spread: std::collections::BTreeSet<u32> =
+                (0..50).map(|_| random_permille()).collect();
+            assert!(spread.len() > 5, "no spread: {spread:?}");
+            assert_eq!(jittered(MARGIN, 500), Duration::from_secs(300));
+            assert_eq!(jittered(MARGIN, 1000), MARGIN);
+            assert_eq!(jittered(Duration::MAX, 1000), Duration::MAX / 1000);
+        }
+
+        #[test]
+        fn the_fallback_warning_says_what_happens_next() {
+            let token = day_token("s3cr3t");
+            let now = at(T0 + 86_400 - 100);
+            let before = fallback_warning(&token, Some(now + REFRESH_RETRY_PAUSE), now, &"boom");
+            assert!(before.contains("expires in 100 s"), "{before}");
+            assert!(before.contains("IMS is asked again in 30 s"), "{before}");
+            assert!(before.ends_with(": boom") && !before.contains("s3cr3t"));
+            let late = at(T0 + 86_400 - 10);
+            let after = fallback_warning(&token, Some(late + REFRESH_RETRY_PAUSE), late, &"boom");
+            assert!(
+                after.contains("expires before IMS is asked again"),
+                "{after}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The cached provider: the refresh rule in memory, for many threads.
+mod provider {
+    use std::sync::{Condvar, Mutex, MutexGuard};
+    use std::time::{Duration, SystemTime};
+
+    use crate::refresh::fallback_warning;
+    use crate::{AccessToken, Client, Credentials, Error, Held, Outcome, RefreshRule, Step};
 
     /// Default refresh margin of [`TokenProvider`].
     pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
@@ -4330,19 +4745,16 @@ mod provider {
     pub struct TokenProvider {
         client: Client,
         credentials: Credentials,
-        refresh_margin: Duration,
-        /// Where in the margin this provider refreshes, in thousandths (500..=1000).
-        jitter_permille: u32,
+        rule: RefreshRule,
         state: Mutex<Cached>,
         refreshed: Condvar,
     }
 
-    /// The provider's token and what it knows of the refreshes.
+    /// The provider's token, as the refresh rule sees it, and what the
+    /// provider knows of the refreshes.
     #[derive(Debug, Default)]
     struct Cached {
-        token: Option<AccessToken>,
-        /// After a failed refresh that kept the token: when to ask IMS again.
-        retry_at: Option<SystemTime>,
+        held: Held,
         /// A caller is refreshing now; others use the token or wait for it.
         refreshing: bool,
         /// Refreshes finished so far; a waiter knows its refresh ended when it changes.
@@ -4351,56 +4763,6 @@ mod provider {
         failure: Option<Error>,
     }
 
-    /// What a caller of [`TokenProvider::token`] does.
-    #[derive(Debug, PartialEq, Eq)]
-    enum Step {
-        /// Hand out the cached token.
-        UseCached,
-        /// Refresh (and wait for it).
-        Refresh,
-        /// Wait for the refresh in flight.
-        Wait,
-    }
-
-    /// The refresh rule, as a pure function of the state and the time: the
-    /// refresh point is `permille` thousandths of the margin (capped at half
-    /// the token's lifetime) before expiry.
-    fn next_step(state: &Cached, now: SystemTime, margin: Duration, permille: u32) -> Step {
-        match &state.token {
-            Some(token) if !token.is_expired(now) => {
-                let pausing = state.retry_at.is_some_and(|at| now < at);
-                let margin = jittered(token.capped_margin(margin), permille);
-                if token.needs_refresh(now, margin) && !pausing && !state.refreshing {
-                    Step::Refresh
-                } else {
-                    Step::UseCached
-                }
-            }
-            _ if state.refreshing => Step::Wait,
-            _ => Step::Refresh,
-        }
-    }
-
-    /// A refresh margin moved to `permille` thousandths of itself.
-    fn jittered(margin: Duration, permille: u32) -> Duration {
-        margin.saturating_mul(permille) / 1000
-    }
-
-    /// A number in 500..=1000, different in every process and provider.
-    fn random_permille() -> u32 {
-        use std::hash::{BuildHasher as _, Hasher as _};
-        // RandomState is seeded from the OS once per process and varied per
-        // instance: enough to spread a fleet, no extra dependency.
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(0);
-        let spread = u32::try_from(hasher.finish() % 501).unwrap_or(0);
-        500 + spread
-    }
-
-    /// After a refresh failed and the old token was kept, how long the
-    /// provider hands the old token out before it asks IMS again.
-    const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(30);
-
     impl TokenProvider {
         /// A provider with the default refresh margin (10 minutes, never more
         /// than half the token's lifetime).
@@ -4408,8 +4770,7 @@ mod provider {
             TokenProvider {
                 client,
                 credentials,
-                refresh_margin: DEFAULT_REFRESH_MARGIN,
-                jitter_permille: random_permille(),
+                rule: RefreshRule::new(DEFAULT_REFRESH_MARGIN),
                 state: Mutex::new(Cached::default()),
                 refreshed: Condvar::new(),
             }
@@ -4420,7 +4781,7 @@ mod provider {
         /// half of it (and never more than half the token's lifetime early).
         #[must_use = "this returns the changed provider; the original is moved"]
         pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
-            self.refresh_margin = margin;
+            self.rule = self.rule.with_margin(margin);
             self
         }
 
@@ -4439,14 +4800,10 @@ mod provider {
         pub fn token(&self) -> Result<AccessToken, Error> {
             let mut state = self.lock();
             loop {
-                match next_step(
-                    &state,
-                    SystemTime::now(),
-                    self.refresh_margin,
-                    self.jitter_permille,
-                ) {
+                let now = SystemTime::now();
+                match self.rule.step(&state.held, now, state.refreshing) {
                     Step::UseCached => {
-                        if let Some(token) = &state.token {
+                        if let Some(token) = &state.held.token {
                             return Ok(token.clone());
                         }
                     }
@@ -4470,9 +4827,13 @@ mod provider {
         /// 401s for one token costs one exchange.
         pub fn invalidate(&self, token: &AccessToken) {
             let mut state = self.lock();
-            if state.token.as_ref().is_some_and(|t| t.same_token(token)) {
-                state.token = None;
-                state.retry_at = None;
+            if state
+                .held
+                .token
+                .as_ref()
+                .is_some_and(|t| t.same_token(token))
+            {
+                state.held = Held::default();
             }
         }
 
@@ -4484,10 +4845,7 @@ mod provider {
         /// Runs one refresh without holding the lock, then records its outcome
         /// and wakes the waiters. Nothing but the bookkeeping runs under the
         /// lock: no logging, no user code.
-        fn refresh(
-            &self,
-            mut state: std::sync::MutexGuard<'_, Cached>,
-        ) -> Result<AccessToken, Error> {
+        fn refresh(&self, mut state: MutexGuard<'_, Cached>) -> Result<AccessToken, Error> {
             state.refreshing = true;
             drop(state);
             let mut finish = RefreshGuard {
@@ -4496,25 +4854,24 @@ mod provider {
             };
             let result = self.client.fetch(&self.credentials);
             let now = SystemTime::now();
-            let outcome = record_refresh(&mut self.lock(), result, now);
+            let (outcome, retry_at) = {
+                let mut state = self.lock();
+                let outcome = record_refresh(&mut state, &self.rule, result, now);
+                (outcome, state.held.retry_at)
+            };
             finish.done = true;
             drop(finish);
             match outcome {
-                Refreshed::New(token) => Ok(token),
-                Refreshed::Kept(old, e) => {
-                    log::warn!(
-                        "refreshing the IMS token failed; using the cached one, which expires \
-                         in {} s, and trying again in {} s: {e}",
-                        old.expires_in(now).as_secs(),
-                        REFRESH_RETRY_PAUSE.as_secs()
-                    );
+                Outcome::New(token) => Ok(token),
+                Outcome::Kept(old, e) => {
+                    log::warn!("{}", fallback_warning(&old, retry_at, now, &e));
                     Ok(old)
                 }
-                Refreshed::Failed(e) => Err(e),
+                Outcome::Failed(e) => Err(e),
             }
         }
 
-        fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
+        fn lock(&self) -> MutexGuard<'_, Cached> {
             // Each change to the state is made in one short step under the lock
             // that calls nothing that can panic, so a poisoned lock still holds
             // a consistent state.
@@ -4544,58 +4901,24 @@ mod provider {
         }
     }
 
-    /// What a refresh gave its caller.
-    #[derive(Debug)]
-    enum Refreshed {
-        /// A new token.
-        New(AccessToken),
-        /// The refresh failed, not by IMS's refusal; the old token still works.
-        Kept(AccessToken, Error),
-        /// The refresh failed and there is no token to fall back on.
-        Failed(Error),
-    }
-
-    /// Stores a refresh's outcome and ends the refresh: the new token; the old
-    /// one, for a pause, while it works and IMS did not refuse; or the error,
-    /// for the waiters to share.
+    /// Ends a refresh: the rule records its result, and the round and the
+    /// error to share with the waiters are kept.
     fn record_refresh(
         state: &mut Cached,
+        rule: &RefreshRule,
         result: Result<AccessToken, Error>,
         now: SystemTime,
-    ) -> Refreshed {
+    ) -> Outcome {
         state.refreshing = false;
         state.round += 1;
-        match result {
-            Ok(token) => {
-                state.token = Some(token.clone());
-                state.retry_at = None;
-                state.failure = None;
-                Refreshed::New(token)
-            }
-            Err(e) => {
-                state.failure = Some(e.clone());
-                let usable = state.token.take().filter(|t| !t.is_expired(now));
-                match usable {
-                    // Only IMS's refusal ends the token early; a network, TLS,
-                    // proxy or reply problem leaves it working for its time.
-                    Some(old) if !matches!(e, Error::Rejected(_)) => {
-                        state.token = Some(old.clone());
-                        state.retry_at = Some(now + REFRESH_RETRY_PAUSE);
-                        Refreshed::Kept(old, e)
-                    }
-                    _ => {
-                        state.retry_at = None;
-                        Refreshed::Failed(e)
-                    }
-                }
-            }
-        }
+        state.failure = result.as_ref().err().cloned();
+        rule.record(&mut state.held, result, now)
     }
 
     /// For a caller that waited for refresh number `round`: the error to share,
     /// when that refresh failed and left no token to use.
     fn shared_failure(state: &Cached, round: u64, now: SystemTime) -> Option<Error> {
-        let no_token = state.token.as_ref().is_none_or(|t| t.is_expired(now));
+        let no_token = state.held.token.as_ref().is_none_or(|t| t.is_expired(now));
         match &state.failure {
             Some(e) if state.round == round && no_token => Some(e.clone()),
             _ => None,
@@ -4609,73 +4932,6 @@ mod provider {
         use crate::test_support::*;
         use crate::Flow;
 
-        fn state_with(token: Option<AccessToken>) -> Cached {
-            Cached {
-                token,
-                ..Cached::default()
-            }
-        }
-
-        const MARGIN: Duration = Duration::from_secs(600);
-
-        #[test]
-        fn refresh_rule_hands_out_a_fresh_token() {
-            let state = state_with(Some(day_token("t")));
-            assert_eq!(next_step(&state, at(T0 + 1), MARGIN, 1000), Step::UseCached);
-            assert_eq!(
-                next_step(&state, at(T0 + 86_400 - 601), MARGIN, 1000),
-                Step::UseCached
-            );
-        }
-
-        #[test]
-        fn refresh_rule_lets_one_caller_refresh_inside_the_margin() {
-            let mut state = state_with(Some(day_token("t")));
-            let due = at(T0 + 86_400 - 300);
-            assert_eq!(next_step(&state, due, MARGIN, 1000), Step::Refresh);
-            // Once that caller is refreshing, everyone else uses the token.
-            state.refreshing = true;
-            assert_eq!(next_step(&state, due, MARGIN, 1000), Step::UseCached);
-        }
-
-        #[test]
-        fn refresh_rule_waits_only_without_an_unexpired_token() {
-            let mut empty = state_with(None);
-            assert_eq!(next_step(&empty, at(T0), MARGIN, 1000), Step::Refresh);
-            empty.refreshing = true;
-            assert_eq!(next_step(&empty, at(T0), MARGIN, 1000), Step::Wait);
-            let mut expired = state_with(Some(day_token("t")));
-            expired.refreshing = true;
-            assert_eq!(
-                next_step(&expired, at(T0 + 86_400), MARGIN, 1000),
-                Step::Wait
-            );
-            expired.refreshing = false;
-            assert_eq!(
-                next_step(&expired, at(T0 + 86_400), MARGIN, 1000),
-                Step::Refresh
-            );
-        }
-
-        #[test]
-        fn refresh_rule_pauses_after_a_failed_refresh() {
-            let mut state = state_with(Some(day_token("t")));
-            state.retry_at = Some(at(T0 + 86_400 - 270));
-            assert_eq!(
-                next_step(&state, at(T0 + 86_400 - 300), MARGIN, 1000),
-                Step::UseCached
-            );
-            assert_eq!(
-                next_step(&state, at(T0 + 86_400 - 270), MARGIN, 1000),
-                Step::Refresh
-            );
-            // The pause never outlives the token.
-            assert_eq!(
-                next_step(&state, at(T0 + 86_400), MARGIN, 1000),
-                Step::Refresh
-            );
-        }
-
         fn unavailable() -> Error {
             parse_reply(&reply(503, ""), Flow::ClientCredentials, at(T0), &[]).unwrap_err()
         }
@@ -4685,96 +4941,45 @@ mod provider {
             parse_reply(&reply(401, body), Flow::ClientCredentials, at(T0), &[]).unwrap_err()
         }
 
+        fn state_with(token: Option<AccessToken>) -> Cached {
+            Cached {
+                held: Held {
+                    token,
+                    retry_at: None,
+                },
+                ..Cached::default()
+            }
+        }
+
         #[test]
-        fn a_retryable_failure_keeps_the_unexpired_token_and_pauses() {
+        fn a_kept_token_leaves_no_error_to_share() {
+            let rule = RefreshRule::exact(DEFAULT_REFRESH_MARGIN);
             let mut state = state_with(Some(day_token("old")));
             state.refreshing = true;
             let now = at(T0 + 86_400 - 100);
-            let Refreshed::Kept(kept, e) = record_refresh(&mut state, Err(unavailable()), now)
-            else {
-                panic!("the old token was not kept")
-            };
-            assert_eq!(kept.secret(), "old");
-            assert!(e.is_retryable());
-            assert_eq!(state.retry_at, Some(now + REFRESH_RETRY_PAUSE));
+            let outcome = record_refresh(&mut state, &rule, Err(unavailable()), now);
+            assert!(matches!(outcome, Outcome::Kept(..)));
             assert!(!state.refreshing && state.round == 1);
             // Waiters of that round have a token, so no error to share.
             assert!(shared_failure(&state, 1, now).is_none());
         }
 
         #[test]
-        fn only_a_refusal_drops_a_working_token() {
-            for e in [
-                Error::config("the proxy refused the credentials (407)"),
-                Error::unexpected(Some(200), "the IMS reply is not JSON"),
-            ] {
-                let mut state = state_with(Some(day_token("old")));
-                let outcome = record_refresh(&mut state, Err(e), at(T0 + 10));
-                assert!(matches!(outcome, Refreshed::Kept(t, _) if t.secret() == "old"));
-                assert!(state.retry_at.is_some());
-            }
-        }
-
-        #[test]
         fn a_failure_without_a_usable_token_is_shared_with_that_round_only() {
+            let rule = RefreshRule::exact(DEFAULT_REFRESH_MARGIN);
             let mut state = state_with(Some(day_token("old")));
-            let outcome = record_refresh(&mut state, Err(rejected()), at(T0 + 10));
-            assert!(matches!(outcome, Refreshed::Failed(Error::Rejected(_))));
-            assert!(state.token.is_none(), "a rejected refresh drops the token");
             let now = at(T0 + 10);
+            let outcome = record_refresh(&mut state, &rule, Err(rejected()), now);
+            assert!(matches!(outcome, Outcome::Failed(Error::Rejected(_))));
             assert!(matches!(
                 shared_failure(&state, 1, now),
                 Some(Error::Rejected(_))
             ));
             assert!(shared_failure(&state, 2, now).is_none());
-            let mut expired = state_with(Some(day_token("old")));
-            let outcome = record_refresh(&mut expired, Err(unavailable()), at(T0 + 86_400));
-            assert!(matches!(outcome, Refreshed::Failed(e) if e.is_retryable()));
-            assert!(expired.token.is_none());
-            let Refreshed::New(ok) = record_refresh(&mut expired, Ok(day_token("new")), at(T0))
-            else {
-                panic!("no new token")
-            };
-            assert_eq!(ok.secret(), "new");
-            assert!(expired.failure.is_none() && expired.retry_at.is_none());
-            assert!(shared_failure(&expired, 2, at(T0)).is_none());
-        }
-
-        #[test]
-        fn jitter_moves_the_refresh_point_inside_the_capped_margin() {
-            // A 100 s token with a 600 s margin: capped at 50 s, then jittered.
-            let short = state_with(Some(AccessToken::new("t", "bearer", at(T0), at(T0 + 100))));
-            assert_eq!(
-                next_step(&short, at(T0 + 49), MARGIN, 1000),
-                Step::UseCached
-            );
-            assert_eq!(next_step(&short, at(T0 + 50), MARGIN, 1000), Step::Refresh);
-            assert_eq!(next_step(&short, at(T0 + 74), MARGIN, 500), Step::UseCached);
-            assert_eq!(next_step(&short, at(T0 + 75), MARGIN, 500), Step::Refresh);
-            // A day's token: between 600 s and 300 s before expiry.
-            let day = state_with(Some(day_token("t")));
-            assert_eq!(
-                next_step(&day, at(T0 + 86_400 - 301), MARGIN, 500),
-                Step::UseCached
-            );
-            assert_eq!(
-                next_step(&day, at(T0 + 86_400 - 300), MARGIN, 500),
-                Step::Refresh
-            );
-        }
-
-        #[test]
-        fn jitter_stays_between_half_and_the_whole_margin() {
-            for _ in 0..200 {
-                let p = random_permille();
-                assert!((500..=1000).contains(&p), "{p}");
-            }
-            let spread: std::collections::BTreeSet<u32> =
-                (0..50).map(|_| random_permille()).collect();
-            assert!(spread.len() > 5, "no spread: {spread:?}");
-            assert_eq!(jittered(MARGIN, 500), Duration::from_secs(300));
-            assert_eq!(jittered(MARGIN, 1000), MARGIN);
-            assert_eq!(jittered(Duration::MAX, 1000), Duration::MAX / 1000);
+            let outcome = record_refresh(&mut state, &rule, Ok(day_token("new")), at(T0));
+            assert!(matches!(outcome, Outcome::New(_)));
+            assert!(state.failure.is_none());
+            assert!(shared_failure(&state, 2, at(T0)).is_none());
         }
     }
 }

@@ -2,24 +2,19 @@
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ims_token::{
     AccessToken, Client, Credentials, Endpoint, Error, OAuthCredentials, ServiceAccount,
 };
-use serde_json::Value;
-use sha2::Digest as _;
-use zeroize::Zeroize as _;
 
 // The rooms below each start with `use super::*`: these imports and the
 // rooms' items are the vocabulary they share.
 use args::*;
-use cache::*;
+use cache::{Cache, SharedFailure};
 use commands::*;
 use credentials::*;
 use failure::*;
@@ -84,8 +79,10 @@ Never put the token in an argument ('curl -H \"...$(ims-token)\"'): ps shows it.
 
 The proxy comes from ALL_PROXY, HTTPS_PROXY or HTTP_PROXY (the first set, either
 case); hosts in no_proxy or NO_PROXY go direct, read as curl reads them. With
---cache, a token that still works is used (with a warning) when IMS cannot be
-reached to refresh it, and runs waiting on another's refresh use its outcome.
+--cache, a token that still works is used (with a warning) when refreshing it
+fails other than by IMS's refusal (network, IMS 5xx, TLS, proxy), as the
+library's TokenProvider does; a run that finds another refreshing uses it at
+once, and runs with no token wait for that refresh and use its outcome.
 Every option value is checked before the cache is read. When this host's clock
 is more than 30 s off IMS's (its Date header), a warning says so and the JWT
 is signed on IMS's time.
@@ -590,7 +587,8 @@ mod commands {
                     Some(path) => {
                         let cache = Cache::new(path, &credentials);
                         let margin = Duration::from_secs(options.refresh_margin);
-                        cache.get_or_fetch(margin, &client, &credentials)?
+                        let rule = ims_token::RefreshRule::exact(margin);
+                        cache.get_or_fetch(&rule, &client, &credentials)?
                     }
                     None => client.fetch(&credentials)?,
                 }
@@ -1019,7 +1017,22 @@ mod output {
 
 /// The cache file: a token kept between runs, safe in shared directories.
 mod cache {
-    use super::*;
+    use std::fs::{File, OpenOptions};
+    use std::io::{self, Read as _, Write as _};
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use ims_token::{
+        fallback_warning, AccessToken, Client, Credentials, Error, Held, Outcome, RefreshRule, Step,
+    };
+    use serde_json::Value;
+    use sha2::Digest as _;
+    use zeroize::Zeroize as _;
+
+    use crate::commands::is_visible_ascii;
+    use crate::failure::{chain, Failure};
+    use crate::output::warn;
 
     /// Largest cache file read.
     const MAX_INPUT_BYTES: u64 = 1024 * 1024;
@@ -1038,48 +1051,67 @@ mod cache {
             }
         }
 
-        /// The cached token while it is fresh; otherwise one exchange under a
-        /// lock, so that concurrent runs wait and use its outcome. When the
-        /// exchange fails in a way worth retrying and the cached token still
-        /// works, that token is used (the refresh margin is there for this) for
-        /// this run and, without asking IMS, for the runs of the next 30 s.
+        /// The cached token while the refresh rule says to use it; otherwise
+        /// one exchange under a lock, so that concurrent runs use its outcome.
+        /// A run that finds the lock taken while the cached token still works
+        /// uses that token at once; only a run with no unexpired token waits.
+        /// The library's [`RefreshRule`] decides, as for `TokenProvider`.
         pub(crate) fn get_or_fetch(
             &self,
-            margin: Duration,
+            rule: &RefreshRule,
             client: &Client,
             credentials: &Credentials,
         ) -> Result<AccessToken, Failure> {
             let before = self.read(true);
-            if let Some(token) = usable_token(before.as_ref(), SystemTime::now(), margin) {
+            if let Some(token) = use_cached(rule, before.as_ref(), SystemTime::now(), false) {
                 return Ok(token);
             }
-            let lock = self.lock(client.max_fetch_time(credentials) + LOCK_SLACK);
+            let lock = match self.open_lock() {
+                Some(file) if file.try_lock().is_ok() => Some(file),
+                Some(file) => {
+                    // Another run holds the lock: it is refreshing.
+                    if let Some(token) = use_cached(rule, before.as_ref(), SystemTime::now(), true)
+                    {
+                        return Ok(token);
+                    }
+                    let wait = client.max_fetch_time(credentials) + LOCK_SLACK;
+                    try_lock_until(&file, std::time::Instant::now() + wait)
+                        .map(|()| file)
+                        .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
+                        .ok()
+                }
+                None => None,
+            };
             // Another run may have refreshed, or failed, while this one waited.
             let after = self.read(false);
-            if let Some(token) = usable_token(after.as_ref(), SystemTime::now(), margin) {
+            if let Some(token) = use_cached(rule, after.as_ref(), SystemTime::now(), false) {
                 return Ok(token);
             }
             if let Some(failure) = shared_failure(before.as_ref(), after.as_ref()) {
                 return Err(Failure::Shared(failure));
             }
             let result = client.fetch(credentials);
-            let entry = entry_after_fetch(&result, after, SystemTime::now());
-            if let Some(entry) = &entry {
-                if let Err(e) = self.write(entry) {
-                    warn(&format!(
-                        "cannot write the cache {}: {e}",
-                        self.path.display()
-                    ));
-                }
+            let now = SystemTime::now();
+            let (entry, outcome) = entry_after_fetch(rule, after, result, now);
+            if let Err(e) = self.write(&entry) {
+                warn(&format!(
+                    "cannot write the cache {}: {e}",
+                    self.path.display()
+                ));
             }
             drop(lock);
-            match (result, entry.and_then(|e| e.token)) {
-                (Ok(token), _) => Ok(token),
-                (Err(e), Some(old)) => {
-                    warn_fallback(&old, &chain(&e));
+            match outcome {
+                Outcome::New(token) => Ok(token),
+                Outcome::Kept(old, e) => {
+                    warn(&fallback_warning(
+                        &old,
+                        entry.held.retry_at,
+                        now,
+                        &chain(&e),
+                    ));
                     Ok(old)
                 }
-                (Err(e), None) => Err(e.into()),
+                Outcome::Failed(e) => Err(e.into()),
             }
         }
 
@@ -1180,27 +1212,23 @@ mod cache {
             }
         }
 
-        /// Takes the refresh lock, waiting at most `wait` (a stopped process or
-        /// a planted lock file must not hang every cron run). Without the lock
-        /// the run goes on alone, after a warning. When the cache path holds
-        /// something that is not a cache of ims-token, there is nothing to lock
-        /// for (`write` will leave it alone and say so).
-        fn lock(&self, wait: Duration) -> Option<File> {
+        /// Opens the refresh lock file (a stopped process or a planted lock file
+        /// must not hang every cron run: callers wait on it for a bounded time).
+        /// Without it the run goes on alone, after a warning. When the cache
+        /// path holds something that is not a cache of ims-token, there is
+        /// nothing to lock for (`write` will leave it alone and say so).
+        fn open_lock(&self) -> Option<File> {
             if matches!(existing(&self.path), Existing::Foreign(_)) {
                 return None;
             }
             let path = self.sibling(".lock");
-            let taken = open_private(
+            open_private(
                 &path,
                 OpenOptions::new().read(true).write(true).create(true),
             )
             .and_then(|file| check_lock_file(&path, file))
-            .and_then(|file| {
-                try_lock_until(&file, std::time::Instant::now() + wait).map(|()| file)
-            });
-            taken
-                .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
-                .ok()
+            .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
+            .ok()
         }
 
         fn sibling(&self, suffix: &str) -> PathBuf {
@@ -1213,7 +1241,7 @@ mod cache {
     /// Polls for an exclusive lock until `deadline`.
     /// Polls until `deadline`, on the monotonic clock: a wall clock stepped
     /// back (NTP fixing a host's time) must not stretch the wait.
-    pub(crate) fn try_lock_until(file: &File, deadline: std::time::Instant) -> io::Result<()> {
+    fn try_lock_until(file: &File, deadline: std::time::Instant) -> io::Result<()> {
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(()),
@@ -1233,19 +1261,14 @@ mod cache {
 
     /// A run waits for another's refresh as long as one fetch can take
     /// ([`Client::max_fetch_time`]) and this much more.
-    pub(crate) const LOCK_SLACK: Duration = Duration::from_secs(5);
+    const LOCK_SLACK: Duration = Duration::from_secs(5);
 
-    /// After a failed refresh kept the cached token: how long later runs use it
-    /// without asking IMS (as the library's `TokenProvider` does).
-    pub(crate) const FALLBACK_PAUSE: Duration = Duration::from_secs(30);
-
-    /// What the cache file holds: the token (if one is worth keeping) and, after
-    /// a refresh that failed in a way worth retrying, when to ask IMS again and
-    /// what the failure was.
+    /// What the cache file holds: the token as the refresh rule sees it and,
+    /// after a refresh that failed in a way worth retrying, what the failure
+    /// was.
     #[derive(Debug, Default)]
-    pub(crate) struct Entry {
-        token: Option<AccessToken>,
-        retry_at: Option<SystemTime>,
+    struct Entry {
+        held: Held,
         failure: Option<SharedFailure>,
         /// Counts the writes, so that a run can tell a failure written while it
         /// waited on the lock from an older one without comparing clocks.
@@ -1259,112 +1282,84 @@ mod cache {
         pub(crate) message: String,
     }
 
-    /// A token a run can use without asking IMS, by the library's refresh rule:
-    /// a fresh one, or an unexpired one while the pause after a failed refresh
-    /// lasts (a pause of more than 30 s is not ours: ignored).
-    pub(crate) fn usable_token(
+    /// The cached token, if the refresh rule says to hand it out now;
+    /// `refreshing`: another run holds the lock. A token handed out after a
+    /// failed refresh comes with the warning the library words.
+    fn use_cached(
+        rule: &RefreshRule,
         entry: Option<&Entry>,
         now: SystemTime,
-        margin: Duration,
+        refreshing: bool,
     ) -> Option<AccessToken> {
         let entry = entry?;
-        let token = entry.token.as_ref().filter(|t| !t.is_expired(now))?;
-        if !token.needs_refresh(now, margin) {
-            return Some(token.clone());
-        }
-        let latest = now + FALLBACK_PAUSE;
-        let pausing = entry.retry_at.is_some_and(|at| now < at && at <= latest);
-        if !pausing {
+        if rule.step(&entry.held, now, refreshing) != Step::UseCached {
             return None;
         }
-        let cause = entry.failure.as_ref().map_or("", |f| f.message.as_str());
-        warn_fallback(token, cause);
+        let token = entry.held.token.as_ref()?;
+        let due = now >= rule.refresh_at(token);
+        if due && entry.held.retry_at.is_some() {
+            let cause = entry.failure.as_ref().map_or("", |f| f.message.as_str());
+            warn(&fallback_warning(token, entry.held.retry_at, now, &cause));
+        }
         Some(token.clone())
+    }
+
+    /// The entry to write after a fetch, and what the run gets: the refresh
+    /// rule records the result (a new token; the old one kept for a pause; or
+    /// none), and a failure worth retrying is kept for the runs that waited.
+    fn entry_after_fetch(
+        rule: &RefreshRule,
+        old: Option<Entry>,
+        result: Result<AccessToken, Error>,
+        now: SystemTime,
+    ) -> (Entry, Outcome) {
+        let mut entry = old.unwrap_or_default();
+        entry.round = entry.round.wrapping_add(1);
+        entry.failure = result
+            .as_ref()
+            .err()
+            .filter(|e| e.is_retryable())
+            .map(|e| SharedFailure { message: chain(e) });
+        let outcome = rule.record(&mut entry.held, result, now);
+        (entry, outcome)
     }
 
     /// The failure that another run wrote while this one waited on the lock:
     /// one in the entry read after the lock that was not there before it.
-    pub(crate) fn shared_failure(
-        before: Option<&Entry>,
-        after: Option<&Entry>,
-    ) -> Option<SharedFailure> {
+    fn shared_failure(before: Option<&Entry>, after: Option<&Entry>) -> Option<SharedFailure> {
         let after = after?;
         let written_since = before.is_none_or(|b| b.round != after.round);
         after.failure.clone().filter(|_| written_since)
     }
 
-    /// The entry to write after a fetch: the new token; after a failure worth
-    /// retrying, the failure and, while it works, the old token for a pause;
-    /// after any other failure nothing (the file is left as it was, and runs
-    /// waiting on the lock try for themselves: they may have been fixed).
-    pub(crate) fn entry_after_fetch(
-        result: &Result<AccessToken, Error>,
-        old: Option<Entry>,
-        now: SystemTime,
-    ) -> Option<Entry> {
-        let round = old.as_ref().map_or(0, |e| e.round).wrapping_add(1);
-        let e = match result {
-            Ok(token) => {
-                return Some(Entry {
-                    token: Some(token.clone()),
-                    round,
-                    ..Entry::default()
-                })
-            }
-            Err(e) if e.is_retryable() => e,
-            Err(_) => return None,
-        };
-        let old = old
-            .and_then(|entry| entry.token)
-            .filter(|t| !t.is_expired(now));
-        Some(Entry {
-            retry_at: old.as_ref().map(|_| now + FALLBACK_PAUSE),
-            token: old,
-            failure: Some(SharedFailure { message: chain(e) }),
-            round,
-        })
-    }
-
-    pub(crate) fn warn_fallback(token: &AccessToken, cause: &str) {
-        let cause = if cause.is_empty() {
-            String::new()
-        } else {
-            format!(": {cause}")
-        };
-        warn(&format!(
-            "using the cached token, which expires at {}, as refreshing it failed{cause}",
-            rfc3339(token.expires_at())
-        ));
-    }
-
     /// The first bytes of every cache file ims-token writes: how a file is
     /// known to be ours, and so safe to replace, even when it was cut short.
-    pub(crate) const CACHE_MARKER: &str = "{\"ims_token_cache\":1,";
+    const CACHE_MARKER: &str = "{\"ims_token_cache\":1,";
 
     /// Between the cache's name and the writing process's id in a temp file.
-    pub(crate) const TEMP_INFIX: &str = ".tmp.";
+    const TEMP_INFIX: &str = ".tmp.";
 
     /// A temp file this old is not being written any more: a write takes
     /// milliseconds.
-    pub(crate) const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
+    const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
 
     /// Opens without following a symlink and without blocking (on a FIFO or a
     /// device), creating with mode 0600. Callers check what they opened with
     /// `fstat`.
-    pub(crate) fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
         options
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
     }
 
-    pub(crate) fn is_private_file(file: &File) -> bool {
+    fn is_private_file(file: &File) -> bool {
         file.metadata()
             .is_ok_and(|m| m.is_file() && m.uid() == effective_uid() && m.mode() & 0o077 == 0)
     }
 
     /// What is at a cache path, judged on the opened file.
-    pub(crate) enum Existing {
+    enum Existing {
         /// Nothing, an empty file or a cache of ims-token (its metadata when
         /// there is a file): free to replace.
         Replaceable(Option<std::fs::Metadata>),
@@ -1372,7 +1367,7 @@ mod cache {
         Foreign(String),
     }
 
-    pub(crate) fn existing(path: &Path) -> Existing {
+    fn existing(path: &Path) -> Existing {
         let file = match open_private(path, OpenOptions::new().read(true)) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Existing::Replaceable(None),
@@ -1405,7 +1400,7 @@ mod cache {
 
     /// A cache written by ims-token before the marker: one JSON object with
     /// exactly the fields of format version 1 and a key of 64 hex digits.
-    pub(crate) fn is_legacy_cache(text: &[u8]) -> bool {
+    fn is_legacy_cache(text: &[u8]) -> bool {
         let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(text) else {
             return false;
         };
@@ -1427,10 +1422,10 @@ mod cache {
             && key_ok
     }
 
-    pub(crate) const NOT_OURS: &str = "not a cache file of ims-token";
+    const NOT_OURS: &str = "not a cache file of ims-token";
 
     /// What a file that is not a regular file is, in words.
-    pub(crate) fn special_file(metadata: &std::fs::Metadata) -> Option<&'static str> {
+    fn special_file(metadata: &std::fs::Metadata) -> Option<&'static str> {
         use std::os::unix::fs::FileTypeExt as _;
         let kind = metadata.file_type();
         if kind.is_file() {
@@ -1448,7 +1443,7 @@ mod cache {
 
     /// The lock file must be a regular file of ours: a FIFO, a device or
     /// another user's file held open is not waited on.
-    pub(crate) fn check_lock_file(path: &Path, file: File) -> io::Result<File> {
+    fn check_lock_file(path: &Path, file: File) -> io::Result<File> {
         let metadata = file.metadata()?;
         let problem = match special_file(&metadata) {
             Some(kind) => Some(kind),
@@ -1467,7 +1462,7 @@ mod cache {
     /// The process's effective uid (the one that owns what it creates), read
     /// without `unsafe` and without `/proc`: the owner of a pipe it has just
     /// made. Unknown means no file passes as ours.
-    pub(crate) fn effective_uid() -> u32 {
+    fn effective_uid() -> u32 {
         static UID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
         *UID.get_or_init(|| {
             io::pipe()
@@ -1481,7 +1476,7 @@ mod cache {
     /// Which credentials a cached token belongs to: a hash of what decides the
     /// token (flow, endpoint, client, scopes, and for a JWT account its org
     /// and technical account), never the secret.
-    pub(crate) fn credentials_key(credentials: &Credentials) -> String {
+    fn credentials_key(credentials: &Credentials) -> String {
         let mut parts = vec![
             credentials.ims().url().to_owned(),
             credentials.client_id().to_owned(),
@@ -1502,15 +1497,15 @@ mod cache {
     /// The cache file's text: JSON that starts with [`CACHE_MARKER`]; the token
     /// (if one is kept) and, after a failed refresh, when to ask IMS again and
     /// what the failure was.
-    pub(crate) fn cache_text(entry: &Entry, key: &str) -> String {
+    fn cache_text(entry: &Entry, key: &str) -> String {
         let mut json = serde_json::json!({ "key": key });
-        if let Some(token) = &entry.token {
+        if let Some(token) = &entry.held.token {
             json["access_token"] = token.secret().into();
             json["token_type"] = token.token_type().into();
             json["received_at"] = epoch_secs(token.received_at()).into();
             json["expires_at"] = epoch_secs(token.expires_at()).into();
         }
-        if let Some(at) = entry.retry_at {
+        if let Some(at) = entry.held.retry_at {
             json["retry_at"] = epoch_secs(at).into();
         }
         if let Some(failure) = &entry.failure {
@@ -1525,7 +1520,7 @@ mod cache {
 
     /// The entry in a cache file's text, if it is one of ours for `key`;
     /// fields that are missing or mistyped are left out.
-    pub(crate) fn parse_cache(text: &str, key: &str) -> Option<Entry> {
+    fn parse_cache(text: &str, key: &str) -> Option<Entry> {
         if !text.starts_with(CACHE_MARKER) {
             return None;
         }
@@ -1534,14 +1529,16 @@ mod cache {
             return None;
         }
         Some(Entry {
-            token: cached_token(&json),
-            retry_at: json.get("retry_at").and_then(epoch_time),
+            held: Held {
+                token: cached_token(&json),
+                retry_at: json.get("retry_at").and_then(epoch_time),
+            },
             failure: json.get("failure").and_then(cached_failure),
             round: json.get("round").and_then(Value::as_u64).unwrap_or(0),
         })
     }
 
-    pub(crate) fn cached_token(json: &Value) -> Option<AccessToken> {
+    fn cached_token(json: &Value) -> Option<AccessToken> {
         // Only what IMS could have sent: a token that would break a header is
         // not handed out, whoever edited the file.
         let token = json
@@ -1557,7 +1554,7 @@ mod cache {
         ))
     }
 
-    pub(crate) fn cached_failure(json: &Value) -> Option<SharedFailure> {
+    fn cached_failure(json: &Value) -> Option<SharedFailure> {
         // Printed on stderr: one line of printable text.
         let message = json.get("message")?.as_str()?;
         let printable = !message.is_empty() && !message.chars().any(char::is_control);
@@ -1567,11 +1564,11 @@ mod cache {
     }
 
     /// A time written as whole seconds since the epoch.
-    pub(crate) fn epoch_time(value: &Value) -> Option<SystemTime> {
+    fn epoch_time(value: &Value) -> Option<SystemTime> {
         UNIX_EPOCH.checked_add(Duration::from_secs(value.as_u64()?))
     }
 
-    pub(crate) fn epoch_secs(t: SystemTime) -> u64 {
+    fn epoch_secs(t: SystemTime) -> u64 {
         t.duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0)
@@ -1580,17 +1577,25 @@ mod cache {
     #[cfg(test)]
     mod tests {
         use super::*;
+        use ims_token::Endpoint;
 
         fn entry_of(token: &AccessToken) -> Entry {
+            paused(token, None)
+        }
+
+        fn paused(token: &AccessToken, retry_at: Option<SystemTime>) -> Entry {
             Entry {
-                token: Some(token.clone()),
+                held: Held {
+                    token: Some(token.clone()),
+                    retry_at,
+                },
                 ..Entry::default()
             }
         }
 
         /// The token in a cache text for `key`.
         fn token_in(text: &str, key: &str) -> Option<AccessToken> {
-            parse_cache(text, key).and_then(|entry| entry.token)
+            parse_cache(text, key).and_then(|entry| entry.held.token)
         }
 
         /// A token's parts, to compare (`AccessToken` has no `PartialEq`).
@@ -1631,33 +1636,32 @@ mod cache {
 
         #[test]
         fn the_cache_hands_out_fresh_tokens_and_paused_ones_only() {
+            let rule = RefreshRule::exact(MARGIN);
             let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            let use_at = |entry: &Entry, now, refreshing| {
+                use_cached(&rule, Some(entry), now, refreshing).map(|t| t.secret().to_owned())
+            };
             let entry = entry_of(&day_token("tok", t0));
-            let fresh = usable_token(Some(&entry), t0 + Duration::from_secs(60), MARGIN);
-            assert_eq!(fresh.map(|t| t.secret().to_owned()), Some("tok".into()));
+            let fresh = use_at(&entry, t0 + Duration::from_secs(60), false);
+            assert_eq!(fresh, Some("tok".into()));
             let due = t0 + Duration::from_secs(86_400 - 300);
-            assert!(usable_token(Some(&entry), due, MARGIN).is_none());
+            assert!(use_at(&entry, due, false).is_none());
+            // Another run holds the lock: the working token, at once.
+            assert_eq!(use_at(&entry, due, true), Some("tok".into()));
             // Inside the pause after a failed refresh: the old token.
-            let paused = Entry {
-                retry_at: Some(due + Duration::from_secs(20)),
-                ..entry_of(&day_token("tok", t0))
-            };
-            assert!(usable_token(Some(&paused), due, MARGIN).is_some());
-            assert!(usable_token(Some(&paused), due + Duration::from_secs(20), MARGIN).is_none());
+            let token = day_token("tok", t0);
+            let pausing = paused(&token, Some(due + Duration::from_secs(20)));
+            assert!(use_at(&pausing, due, false).is_some());
+            assert!(use_at(&pausing, due + Duration::from_secs(20), false).is_none());
             // A pause longer than ours (a clock stepped back, an edited file): ignored.
-            let endless = Entry {
-                retry_at: Some(due + Duration::from_secs(3600)),
-                ..entry_of(&day_token("tok", t0))
-            };
-            assert!(usable_token(Some(&endless), due, MARGIN).is_none());
-            // Never an expired token.
+            let endless = paused(&token, Some(due + Duration::from_secs(3600)));
+            assert!(use_at(&endless, due, false).is_none());
+            // Never an expired token, whether or not another run is refreshing.
             let expired = t0 + Duration::from_secs(86_400);
-            let late = Entry {
-                retry_at: Some(expired + Duration::from_secs(10)),
-                ..entry_of(&day_token("tok", t0))
-            };
-            assert!(usable_token(Some(&late), expired, MARGIN).is_none());
-            assert!(usable_token(None, t0, MARGIN).is_none());
+            let late = paused(&token, Some(expired + Duration::from_secs(10)));
+            assert!(use_at(&late, expired, false).is_none());
+            assert!(use_at(&late, expired, true).is_none());
+            assert!(use_cached(&rule, None, t0, false).is_none());
         }
 
         #[test]
@@ -1693,41 +1697,66 @@ mod cache {
         }
 
         #[test]
-        fn a_fetch_writes_its_token_or_a_retryable_failure() {
+        fn a_fetch_writes_what_the_refresh_rule_keeps() {
+            let rule = RefreshRule::exact(MARGIN);
             let t0 = SystemTime::now();
             let old = Entry {
                 round: 7,
                 ..entry_of(&day_token("old", t0))
             };
-            let new = entry_after_fetch(&Ok(day_token("new", t0)), Some(old), t0).unwrap();
-            assert_eq!(new.token.unwrap().secret(), "new");
+            let (new, outcome) = entry_after_fetch(&rule, Some(old), Ok(day_token("new", t0)), t0);
+            assert!(matches!(outcome, Outcome::New(_)));
+            assert_eq!(new.held.token.unwrap().secret(), "new");
             assert_eq!(
-                (new.round, new.retry_at.is_none(), new.failure.is_none()),
+                (
+                    new.round,
+                    new.held.retry_at.is_none(),
+                    new.failure.is_none()
+                ),
                 (8, true, true)
             );
 
+            // Worth retrying: the old token for a pause, the failure shared.
             let unavailable = ims_reply(503, "temporarily_unavailable", t0);
             let old = entry_of(&day_token("old", t0));
-            let kept = entry_after_fetch(&unavailable, Some(old), t0).unwrap();
-            assert_eq!(kept.token.unwrap().secret(), "old");
-            assert_eq!(kept.retry_at, Some(t0 + FALLBACK_PAUSE));
+            let (kept, outcome) = entry_after_fetch(&rule, Some(old), unavailable, t0);
+            assert!(matches!(outcome, Outcome::Kept(..)));
+            assert_eq!(kept.held.token.unwrap().secret(), "old");
+            assert_eq!(
+                kept.held.retry_at,
+                Some(t0 + ims_token::REFRESH_RETRY_PAUSE)
+            );
             assert!(kept.failure.unwrap().message.contains("503"));
-            let nothing_old = entry_after_fetch(&unavailable, None, t0).unwrap();
-            assert!(nothing_old.token.is_none() && nothing_old.retry_at.is_none());
+            let unavailable = ims_reply(503, "temporarily_unavailable", t0);
+            let (nothing_old, _) = entry_after_fetch(&rule, None, unavailable, t0);
+            assert!(nothing_old.held.token.is_none() && nothing_old.held.retry_at.is_none());
             assert_eq!(nothing_old.round, 1);
 
-            // A refusal is not written: waiting runs try for themselves.
+            // A TLS or configuration problem keeps a working token too (as the
+            // provider does), but is not shared: waiting runs try for themselves.
+            let config = Err(Endpoint::parse("ftp://ims.example").unwrap_err());
+            assert!(config.as_ref().is_err_and(Error::is_config));
+            let old = entry_of(&day_token("old", t0));
+            let (kept, outcome) = entry_after_fetch(&rule, Some(old), config, t0);
+            assert!(matches!(outcome, Outcome::Kept(..)));
+            assert!(kept.held.token.is_some() && kept.failure.is_none());
+
+            // IMS's refusal drops the token, and is not shared either.
             let rejected = ims_reply(401, "invalid_client", t0);
             let old = entry_of(&day_token("old", t0));
-            assert!(entry_after_fetch(&rejected, Some(old), t0).is_none());
+            let (dropped, outcome) = entry_after_fetch(&rule, Some(old), rejected, t0);
+            assert!(matches!(outcome, Outcome::Failed(Error::Rejected(_))));
+            assert!(dropped.held.token.is_none() && dropped.failure.is_none());
         }
 
         #[test]
         fn failures_and_pauses_round_trip_through_the_cache_text() {
             let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
             let entry = Entry {
-                token: Some(day_token("tok", t0)),
-                retry_at: Some(t0 + Duration::from_secs(30)),
+                held: Held {
+                    token: Some(day_token("tok", t0)),
+                    retry_at: Some(t0 + Duration::from_secs(30)),
+                },
                 failure: Some(SharedFailure {
                     message: "IMS could not serve the request (503)".into(),
                 }),
@@ -1735,8 +1764,8 @@ mod cache {
             };
             let text = cache_text(&entry, "k1");
             let back = parse_cache(&text, "k1").unwrap();
-            assert_eq!(back.token.unwrap().secret(), "tok");
-            assert_eq!(back.retry_at, entry.retry_at);
+            assert_eq!(back.held.token.unwrap().secret(), "tok");
+            assert_eq!(back.held.retry_at, entry.held.retry_at);
             assert_eq!(back.failure, entry.failure);
             assert_eq!(back.round, 3);
             // A failure alone, and a message that is not one printable line.
@@ -1745,7 +1774,7 @@ mod cache {
                 ..Entry::default()
             };
             let back = parse_cache(&cache_text(&only, "k1"), "k1").unwrap();
-            assert!(back.token.is_none() && back.failure.is_some());
+            assert!(back.held.token.is_none() && back.failure.is_some());
             let mut json: Value = serde_json::from_str(&cache_text(&only, "k1")).unwrap();
             json["failure"]["message"] = "two\nlines".into();
             let text = marked(&json);

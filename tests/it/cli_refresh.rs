@@ -69,7 +69,9 @@ fn a_cached_token_that_still_works_is_used_while_ims_is_down() {
     assert_eq!(out.stdout, "tok-cached\n");
     let stderr = out.stderr.as_str();
     assert!(
-        stderr.starts_with("ims-token: warning: using the cached token"),
+        stderr.starts_with(
+            "ims-token: warning: refreshing the IMS token failed; using the cached one"
+        ),
         "{stderr}"
     );
     assert!(stderr.contains("503"), "{stderr}");
@@ -176,9 +178,14 @@ fn twenty_runs_during_an_outage_make_one_retry_cycle() {
     for out in &runs {
         assert_eq!(out.code, 0, "{out:?}");
         assert_eq!(out.stdout, "tok-cached\n", "{out:?}");
-        let stderr = out.stderr.as_str();
-        assert!(stderr.contains("using the cached token"), "{stderr}");
     }
+    // The run that refreshed says why it used the cached token; the others
+    // used it while that run refreshed, or in the pause after.
+    let warned = runs
+        .iter()
+        .filter(|out| out.stderr.as_str().contains("using the cached one"))
+        .count();
+    assert!(warned >= 1, "{runs:?}");
     // The first token, then at most one cycle: 1 + retries requests.
     assert!(server.hits() <= 1 + 3, "{} requests", server.hits());
     // Within the 30 s pause a later run does not ask IMS either.
@@ -218,31 +225,38 @@ fn runs_waiting_on_a_failed_refresh_get_its_error() {
 }
 
 #[test]
-fn runs_waiting_on_a_refused_refresh_try_for_themselves() {
-    // A refusal is not shared (the waiting runs may have been fixed): each
-    // asks IMS once, none gets the old token, and no retry cycle runs.
+fn a_refused_refresh_drops_the_cached_token_and_runs_meanwhile_use_it() {
+    // While one run refreshes, the others print the token that still works
+    // (no run waits while one exists). IMS's refusal then drops it from the
+    // cache, as the provider drops it, and the next run asks IMS.
     let dir = TempDir::new("refused");
     let cache = dir.join("token");
     let creds = fixture_path("oauth-credentials.sample.json");
-    let mut script = vec![
+    let server = FakeIms::start(vec![
         oauth_token("tok-refused"),
         Reply::ims_error(401, "invalid_client", "rotated").after_ms(1000),
-    ];
-    script.extend((0..4).map(|_| Reply::ims_error(401, "invalid_client", "rotated")));
-    script.push(oauth_token("tok-fixed"));
-    let server = FakeIms::start(script);
+        oauth_token("tok-fixed"),
+        oauth_token("tok-unused"),
+    ]);
     let url = server.url();
     let mut args = token_args(&url, cache.to_str().unwrap());
     args.extend(["-c", creds.to_str().unwrap()]);
     assert_eq!(run(&args).stdout, "tok-refused\n");
     age_cache(&cache, 300);
-    for out in runs_at_once(&args, 5) {
-        assert_eq!(out.code, 4, "{out:?}");
-        assert!(out.stdout.is_empty(), "{out:?}");
-        assert!(out.stderr.as_str().contains("rotated"));
+    let runs = runs_at_once(&args, 5);
+    let refused: Vec<_> = runs.iter().filter(|out| out.code == 4).collect();
+    assert_eq!(refused.len(), 1, "{runs:?}");
+    assert!(refused[0].stdout.is_empty() && refused[0].stderr.as_str().contains("rotated"));
+    for out in runs.iter().filter(|out| out.code != 4) {
+        assert_eq!(out.code, 0, "{out:?}");
+        // A run that started after the refusal finds no token and asks IMS.
+        assert!(
+            out.stdout == "tok-refused\n" || out.stdout == "tok-fixed\n",
+            "{out:?}"
+        );
     }
-    assert_eq!(server.hits(), 1 + 5);
     assert_eq!(run(&args).stdout, "tok-fixed\n");
+    assert!(server.hits() <= 3, "{} requests", server.hits());
 }
 
 #[test]
@@ -267,4 +281,69 @@ fn a_cache_of_an_earlier_version_is_replaced_quietly() {
     // And it is used from then on.
     run(&args).prints("tok-new");
     assert_eq!(server.hits(), 1);
+}
+
+#[test]
+fn a_tls_failure_at_refresh_keeps_the_cached_token_as_the_provider_does() {
+    // One refresh rule for the command and the provider: only IMS's refusal
+    // drops a working token. A CA that changed under a corporate proxy is
+    // fixed in the configuration, but until the token expires it still works.
+    let dir = TempDir::new("tls-refresh");
+    let cache = dir.join("token");
+    let creds = fixture_path("oauth-credentials.sample.json");
+    let server = FakeIms::start_tls(
+        vec![oauth_token("tok-tls"), oauth_token("tok-unused")],
+        fixture_path("tls/server.pem"),
+        fixture_path("tls/server.key"),
+    );
+    let url = server.url();
+    let mut args = token_args(&url, cache.to_str().unwrap());
+    args.extend(["-c", creds.to_str().unwrap()]);
+    let ca = fixture_path("tls/ca.pem");
+    let mut trusting = args.clone();
+    trusting.extend(["--ca-file", ca.to_str().unwrap()]);
+    run(&trusting).prints("tok-tls");
+    age_cache(&cache, 300);
+
+    // Without the CA, IMS's certificate is not trusted at the refresh.
+    let out = run(&args);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "tok-tls\n");
+    let stderr = out.stderr.as_str();
+    assert!(stderr.contains("using the cached one"), "{stderr}");
+    assert!(stderr.contains("not trusted"), "{stderr}");
+
+    // Once it has expired, the TLS problem is the run's error: exit 3.
+    age_cache(&cache, 0);
+    let m = run(&args).fails(3);
+    assert!(m.contains("not trusted"), "{m}");
+}
+
+#[test]
+fn a_held_lock_does_not_delay_a_run_whose_cached_token_works() {
+    // Inside the refresh window, a run that finds the lock taken (another
+    // run is refreshing, or is stuck) prints the cached token at once.
+    let dir = TempDir::new("lock-good-token");
+    let cache = dir.join("token");
+    let creds = fixture_path("oauth-credentials.sample.json");
+    let server = FakeIms::start(vec![oauth_token("tok-good"), oauth_token("tok-new")]);
+    let url = server.url();
+    let mut args = token_args(&url, cache.to_str().unwrap());
+    args.extend(["-c", creds.to_str().unwrap()]);
+    run(&args).prints("tok-good");
+    age_cache(&cache, 300);
+
+    // Another process holds the lock and never lets go.
+    let lock = fs::File::create(dir.join("token.lock")).unwrap();
+    lock.lock().unwrap();
+    let out = run(&args);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "tok-good\n");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    // It did not wait out the lock and then refresh alone.
+    assert_eq!(server.hits(), 1);
+    drop(lock);
+    // With the lock free, the due refresh happens.
+    run(&args).prints("tok-new");
+    assert_eq!(server.hits(), 2);
 }
