@@ -815,6 +815,8 @@ mod args {
             ] {
                 assert!(matches!(parse(bad), Err(Failure::Usage(_))), "{bad:?}");
             }
+            let m = parse(&["--help=yes"]).unwrap_err().describe();
+            assert!(m.starts_with("--help takes no value"), "{m}");
             let m = parse(&["--generate", "pdf"]).unwrap_err().describe();
             assert!(
                 m.contains("man, complete-bash, complete-zsh or complete-fish, not 'pdf'"),
@@ -857,7 +859,8 @@ mod args {
             let mut lexer = Lexer {
                 args: [raw].into_iter(),
             };
-            assert!(matches!(lexer.next(), Err(Failure::Usage(_))));
+            let m = lexer.next().unwrap_err().describe();
+            assert!(m.starts_with("arguments must be UTF-8"), "{m}");
         }
 
         #[test]

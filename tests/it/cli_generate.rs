@@ -169,6 +169,16 @@ fn every_flag_of_the_man_page_is_in_help_and_read_by_the_command() {
             }
         }
     }
+    // The README's table of options has a row for each.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    for flag in &flags {
+        let cell = format!("`{}", flag.head().replace('|', "\\|"));
+        let row = readme
+            .lines()
+            .any(|l| l.starts_with("| ") && l.contains(&cell));
+        assert!(row, "README.md has no row for {cell}`");
+    }
     // And --help shows no flag that the man page does not.
     let shown = options
         .iter()
