@@ -158,9 +158,10 @@ mod failure {
 }
 
 /// The command line, parsed and checked in full before anything runs. The
-/// commands and the flags are tables ([`COMMANDS`], [`FLAGS`]: `--help`, the
-/// man page and the completions are made from them too); a lexer splits the
-/// arguments, and one flat match sets the options from the table's entries.
+/// commands and the flags are tables ([`args::COMMANDS`], [`args::FLAGS`]:
+/// `--help`, the man page and the completions are made from them too); a
+/// lexer splits the arguments, and one flat match sets the options from the
+/// table's entries.
 mod args {
     use std::ffi::OsString;
     use std::path::PathBuf;
