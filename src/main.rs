@@ -1513,7 +1513,7 @@ mod generate {
         let epoch = std::env::var("SOURCE_DATE_EPOCH")
             .ok()
             .and_then(|secs| secs.trim().parse().ok())
-            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs));
+            .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)));
         let day = rfc3339(epoch.unwrap_or_else(SystemTime::now));
         day.get(..10).unwrap_or(&day).to_owned()
     }

@@ -243,6 +243,11 @@ fn the_man_page_has_its_sections_and_renders_without_warnings() {
         .find(|l| l.starts_with(".TH "))
         .unwrap_or_default();
     assert!(title.contains(" 1970-01-02 "), "{title}");
+    // A date past what the clock can hold is a date still (no panic).
+    let mut far = command(&["--generate", "man"]);
+    far.env("SOURCE_DATE_EPOCH", u64::MAX.to_string());
+    let far = start(far, None).wait();
+    assert!(far.quiet().contains("\n.TH IMS\\-TOKEN 1 "), "{far:#?}");
     render_man_page(&man);
 }
 
