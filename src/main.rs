@@ -3,108 +3,15 @@
 
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ims_token::{
-    AccessToken, Client, Credentials, Endpoint, Error, OAuthCredentials, ServiceAccount,
-};
-
-// The rooms below each start with `use super::*`: these imports and the
-// rooms' items are the vocabulary they share.
-use args::*;
-use cache::{Cache, SharedFailure};
-use commands::*;
-use credentials::*;
-use failure::*;
-use output::*;
-
-const HELP: &str = "\
-ims-token: print an Adobe IMS access token
-
-USAGE:
-    ims-token [token] [OPTIONS]   exchange and print the access token (default)
-    ims-token exec [OPTIONS] -- COMMAND [ARGS...]
-                                  run COMMAND with the token in its environment
-    ims-token jwt [OPTIONS]       print a freshly signed JWT, no network
-    ims-token inspect [OPTIONS]   show what the credentials hold, no secrets
-
-OPTIONS:
-    -c, --credentials FILE   credentials JSON; '-' reads stdin (default: the
-                             path in $IMS_CREDENTIALS, else IMS_* variables)
-        --credential NAME|ID which Developer Console project credential
-                             (when it has several OAuth Server-to-Server)
-        --ims HOST|URL       override the IMS endpoint (http: loopback only)
-        --format FORMAT      token (default) | header | headers | json
-                             headers: Authorization, x-api-key and (when known)
-                             x-gw-ims-org-id, one a line, for 'curl -H @-'
-        --lifetime SECS      JWT lifetime (default 300, at most 86400)
-        --scope LIST         override the OAuth scopes or JWT metascopes
-                             (comma-separated)
-        --timeout SECS       overall HTTP timeout per attempt (default 30,
-                             at most 86400)
-        --connect-timeout SECS  connect timeout (default 10, at most 86400)
-        --retries N          retries on network errors, timeouts, 5xx and 429
-                             (default 2, at most 10)
-        --ca-file PEM        trust these CA certificates too (corporate proxy;
-                             a regular file of at most 1 MiB)
-        --cache FILE         reuse a token stored there while it is still good;
-                             only a cache file of ims-token is ever replaced
-        --refresh-margin SECS  with --cache: refresh this long before expiry
-                             (default 600)
-    -h, --help               print this help
-    -V, --version            print the version
-
-CREDENTIALS (told apart by their fields; files and stdin up to 1 MiB):
-    Adobe Developer Console project (project.workspace.details.credentials):
-        its OAuth Server-to-Server credential, with the first of its
-        client_secrets; JWT entries are refused (Adobe ended them: migrate)
-    AEM service credentials (privateKey): JWT service account
-    AEM OAuth Server-to-Server (scopes), as downloaded or from the API
-    AEM local development token (accessToken): printed until it expires
-        (as it is: no exchange, so no network or cache option applies)
-    Without -c or $IMS_CREDENTIALS, the environment: IMS_CLIENT_ID,
-        IMS_CLIENT_SECRET, IMS_ORG_ID and IMS_SCOPES (OAuth Server-to-Server);
-        for a JWT service account IMS_TECHNICAL_ACCOUNT_ID, IMS_METASCOPES and
-        IMS_PRIVATE_KEY (PEM, literal \\n allowed) or IMS_PRIVATE_KEY_FILE
-        instead of IMS_SCOPES; IMS_ENDPOINT is optional
-
-exec runs COMMAND in place of ims-token (its exit status, signals and output are
-COMMAND's) with IMS_ACCESS_TOKEN, IMS_CLIENT_ID and, when the credentials carry
-an org, IMS_ORG_ID set, so that the token never appears in a command line:
-    ims-token --format headers -c creds.json | curl -H @- URL
-    ims-token exec -c creds.json -- ./sync.py    (which reads $IMS_ACCESS_TOKEN)
-Never put the token in an argument ('curl -H \"...$(ims-token)\"'): ps shows it.
-
-The proxy comes from ALL_PROXY, HTTPS_PROXY or HTTP_PROXY (the first set, either
-case); hosts in no_proxy or NO_PROXY go direct, read as curl reads them. With
---cache, a token that still works is used (with a warning) when refreshing it
-fails other than by IMS's refusal (network, IMS 5xx, TLS, proxy), as the
-library's TokenProvider does; a run that finds another refreshing uses it at
-once, and runs with no token wait for that refresh and use its outcome.
-Every option value is checked before the cache is read. When this host's clock
-is more than 30 s off IMS's (its Date header), a warning says so and the JWT
-is signed on IMS's time.
-
-EXIT CODES:
-    0  success (exec: COMMAND's own exit status instead)
-    1  anything else (e.g. a reply that is not what IMS sends)
-    2  usage error
-    3  credentials, key or configuration problem: fix your config (also a TLS
-       certificate that is not trusted, expired, not yet valid or for another
-       host, a proxy that refuses its user and password, 407, and an
-       expired local development token)
-    4  IMS rejected the request (4xx other than 429)
-    5  network, timeout, IMS 5xx or 429: retry later
-    126, 127  exec: COMMAND cannot be run (not executable, not found)
-";
+use args::{parse_args, Command};
+use commands::{inspect_command, jwt_command, print_line, token_command};
+use failure::Failure;
 
 fn main() -> ExitCode {
     // The library logs what an operator must see (a clock off IMS's, say).
-    if log::set_logger(&STDERR_LOGGER).is_ok() {
-        log::set_max_level(log::LevelFilter::Warn);
-    }
+    output::install_logger();
     match run(std::env::args_os().skip(1)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -119,8 +26,9 @@ fn main() -> ExitCode {
 fn run(args: impl Iterator<Item = OsString>) -> Result<(), Failure> {
     let options = parse_args(args)?;
     match options.command {
-        Command::Help => print_line(HELP.trim_end()),
+        Command::Help => print_line(&help::help_text()),
         Command::Version => print_line(&format!("ims-token {}", env!("CARGO_PKG_VERSION"))),
+        Command::Generate(what) => print_line(&generate::generate(what)),
         Command::Token | Command::Exec => token_command(&options),
         Command::Jwt => jwt_command(&options),
         Command::Inspect => inspect_command(&options),
@@ -139,7 +47,11 @@ fn proptest_config(cases: u32) -> proptest::prelude::ProptestConfig {
 
 /// What went wrong, its message on one line and its exit code.
 mod failure {
-    use super::*;
+    use std::io;
+
+    use ims_token::Error;
+
+    use crate::cache::SharedFailure;
 
     #[derive(Debug)]
     pub(crate) enum Failure {
@@ -196,7 +108,7 @@ mod failure {
         }
     }
 
-    pub(crate) fn ims_exit_code(e: &Error) -> u8 {
+    fn ims_exit_code(e: &Error) -> u8 {
         match e {
             // A certificate problem is fixed in the configuration (CA file,
             // endpoint, clock): retrying will not help.
@@ -230,12 +142,19 @@ mod failure {
     }
 }
 
-/// The command line: parsed and checked in full before anything runs.
+/// The command line, parsed and checked in full before anything runs. The
+/// commands and the flags are tables ([`args::COMMANDS`], [`args::FLAGS`]:
+/// `--help`, the man page and the completions are made from them too); a
+/// lexer splits the arguments, and one flat match sets the options from the
+/// table's entries.
 mod args {
-    use super::*;
+    use std::ffi::OsString;
+    use std::path::PathBuf;
+
+    use crate::failure::{usage, Failure};
 
     /// Most retries a command line may ask for: each can take a full timeout.
-    pub(crate) const MAX_RETRIES: u32 = 10;
+    const MAX_RETRIES: u32 = 10;
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub(crate) enum Command {
@@ -245,6 +164,30 @@ mod args {
         Inspect,
         Help,
         Version,
+        /// `--generate`: the man page or a completion script.
+        Generate(Generated),
+    }
+
+    /// What `--generate` prints.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Generated {
+        Man,
+        Bash,
+        Zsh,
+        Fish,
+    }
+
+    impl Generated {
+        /// The words of `--generate` in [`FLAGS`].
+        fn from_word(word: &str) -> Option<Generated> {
+            match word {
+                "man" => Some(Generated::Man),
+                "complete-bash" => Some(Generated::Bash),
+                "complete-zsh" => Some(Generated::Zsh),
+                "complete-fish" => Some(Generated::Fish),
+                _ => None,
+            }
+        }
     }
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +197,248 @@ mod args {
         Headers,
         Json,
     }
+
+    impl Format {
+        /// The words of `--format` in [`FLAGS`].
+        fn from_word(word: &str) -> Option<Format> {
+            match word {
+                "token" => Some(Format::Token),
+                "header" => Some(Format::Header),
+                "headers" => Some(Format::Headers),
+                "json" => Some(Format::Json),
+                _ => None,
+            }
+        }
+    }
+
+    /// A command word, as `--help`, the man page and the completions show it.
+    pub(crate) struct CommandSpec {
+        pub(crate) name: &'static str,
+        pub(crate) command: Command,
+        /// The usage line after `ims-token`.
+        pub(crate) synopsis: &'static str,
+        pub(crate) help: &'static str,
+    }
+
+    /// Every command word but `help` (the same as `--help`); the first is
+    /// the default.
+    pub(crate) const COMMANDS: &[CommandSpec] = &[
+        CommandSpec {
+            name: "token",
+            command: Command::Token,
+            synopsis: "[token] [OPTIONS]",
+            help: "exchange and print the access token (default)",
+        },
+        CommandSpec {
+            name: "exec",
+            command: Command::Exec,
+            synopsis: "exec [OPTIONS] -- COMMAND [ARGS...]",
+            help: "run COMMAND with the token in its environment",
+        },
+        CommandSpec {
+            name: "jwt",
+            command: Command::Jwt,
+            synopsis: "jwt [OPTIONS]",
+            help: "print a freshly signed JWT, no network",
+        },
+        CommandSpec {
+            name: "inspect",
+            command: Command::Inspect,
+            synopsis: "inspect [OPTIONS]",
+            help: "show what the credentials hold, no secrets",
+        },
+    ];
+
+    /// What a flag takes after it.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Takes {
+        /// Nothing: a switch.
+        Nothing,
+        /// A file name, called this in the help (shells complete file names).
+        File(&'static str),
+        /// Other text, called this in the help.
+        Text(&'static str),
+        /// One of these words, called this in the help (shells complete the
+        /// words; the flag's help names them).
+        OneOf(&'static str, &'static [&'static str]),
+    }
+
+    impl Takes {
+        /// What the help calls the value; `None` for a switch.
+        pub(crate) fn name(self) -> Option<&'static str> {
+            match self {
+                Takes::Nothing => None,
+                Takes::File(name) | Takes::Text(name) | Takes::OneOf(name, _) => Some(name),
+            }
+        }
+    }
+
+    /// A flag, as every place that reads or shows one sees it.
+    pub(crate) struct Flag {
+        /// `--long`, without the dashes.
+        pub(crate) long: &'static str,
+        pub(crate) short: Option<char>,
+        pub(crate) takes: Takes,
+        /// For `--help` and the man page, wrapped where it is shown; a `\n`
+        /// breaks the line. The completions show its first line.
+        pub(crate) help: &'static str,
+        /// The commands it applies to; given to another, it is a usage error.
+        pub(crate) applies: fn(Command) -> bool,
+    }
+
+    impl Flag {
+        /// The first line of the help.
+        pub(crate) fn summary(&self) -> &'static str {
+            self.help.split('\n').next().unwrap_or(self.help)
+        }
+
+        /// `-c` and `--credentials` as written.
+        pub(crate) fn names(&self) -> Vec<String> {
+            let short = self.short.map(|c| format!("-{c}"));
+            short
+                .into_iter()
+                .chain([format!("--{}", self.long)])
+                .collect()
+        }
+
+        fn is_named(&self, name: &str) -> bool {
+            match name.strip_prefix("--") {
+                Some(long) => long == self.long,
+                None => {
+                    let mut chars = name.chars();
+                    chars.next() == Some('-')
+                        && chars.next().is_some_and(|c| Some(c) == self.short)
+                        && chars.next().is_none()
+                }
+            }
+        }
+    }
+
+    fn every(_: Command) -> bool {
+        true
+    }
+
+    /// Every flag, in the order `--help` lists them. Adding one: an entry
+    /// here, an arm in [`apply`] and its field in [`Options`].
+    pub(crate) const FLAGS: &[Flag] = &[
+        Flag {
+            long: "credentials",
+            short: Some('c'),
+            takes: Takes::File("FILE"),
+            help: "credentials JSON; '-' reads stdin (default: the path in \
+                   $IMS_CREDENTIALS, else IMS_* variables)",
+            applies: every,
+        },
+        Flag {
+            long: "credential",
+            short: None,
+            takes: Takes::Text("NAME|ID"),
+            help: "which Developer Console project credential (when it has \
+                   several OAuth Server-to-Server)",
+            applies: every,
+        },
+        Flag {
+            long: "ims",
+            short: None,
+            takes: Takes::Text("HOST|URL"),
+            help: "override the IMS endpoint (http: loopback only)",
+            applies: every,
+        },
+        Flag {
+            long: "format",
+            short: None,
+            takes: Takes::OneOf("FORMAT", &["token", "header", "headers", "json"]),
+            help: "token (default) | header | headers | json\n\
+                   headers: Authorization, x-api-key and (when known) \
+                   x-gw-ims-org-id, one a line, for 'curl -H @-'",
+            // exec prints nothing.
+            applies: |command| command != Command::Exec,
+        },
+        Flag {
+            long: "lifetime",
+            short: None,
+            takes: Takes::Text("SECS"),
+            help: "JWT lifetime (default 300, at most 86400)",
+            applies: every,
+        },
+        Flag {
+            long: "scope",
+            short: None,
+            takes: Takes::Text("LIST"),
+            help: "override the OAuth scopes or JWT metascopes (comma-separated)",
+            applies: every,
+        },
+        Flag {
+            long: "timeout",
+            short: None,
+            takes: Takes::Text("SECS"),
+            help: "overall HTTP timeout per attempt (default 30, at most 86400)",
+            applies: every,
+        },
+        Flag {
+            long: "connect-timeout",
+            short: None,
+            takes: Takes::Text("SECS"),
+            help: "connect timeout (default 10, at most 86400)",
+            applies: every,
+        },
+        Flag {
+            long: "retries",
+            short: None,
+            takes: Takes::Text("N"),
+            help: "retries on network errors, timeouts, 5xx and 429 (default 2, \
+                   at most 10)",
+            applies: every,
+        },
+        Flag {
+            long: "ca-file",
+            short: None,
+            takes: Takes::File("PEM"),
+            help: "trust these CA certificates too (corporate proxy; a regular \
+                   file of at most 1 MiB)",
+            applies: every,
+        },
+        Flag {
+            long: "cache",
+            short: None,
+            takes: Takes::File("FILE"),
+            help: "reuse a token stored there while it is still good; only a \
+                   cache file of ims-token is ever replaced",
+            applies: every,
+        },
+        Flag {
+            long: "refresh-margin",
+            short: None,
+            takes: Takes::Text("SECS"),
+            help: "with --cache: refresh this long before expiry (default 600)",
+            applies: every,
+        },
+        Flag {
+            long: "generate",
+            short: None,
+            takes: Takes::OneOf(
+                "KIND",
+                &["man", "complete-bash", "complete-zsh", "complete-fish"],
+            ),
+            help: "print the man page or a completion script: man, \
+                   complete-bash, complete-zsh or complete-fish",
+            applies: every,
+        },
+        Flag {
+            long: "help",
+            short: Some('h'),
+            takes: Takes::Nothing,
+            help: "print this help",
+            applies: every,
+        },
+        Flag {
+            long: "version",
+            short: Some('V'),
+            takes: Takes::Nothing,
+            help: "print the version",
+            applies: every,
+        },
+    ];
 
     #[derive(Debug)]
     pub(crate) struct Options {
@@ -274,153 +459,261 @@ mod args {
         pub(crate) exec: Vec<OsString>,
     }
 
-    pub(crate) fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> {
-        let mut options = Options {
-            command: Command::Token,
-            credentials: None,
-            credential: None,
-            ims: None,
-            format: Format::Token,
-            lifetime: None,
-            scope: None,
-            timeout: None,
-            connect_timeout: None,
-            retries: None,
-            ca_file: None,
-            cache: None,
-            refresh_margin: ims_token::DEFAULT_REFRESH_MARGIN.as_secs(),
-            exec: Vec::new(),
-        };
-        let mut command_seen = false;
-        let mut exec = false;
-        let utf8 = |a: OsString| {
-            a.into_string()
-                .map_err(|_| usage("arguments must be UTF-8"))
-        };
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            if exec && arg == "--" {
-                // COMMAND and its arguments go through untouched, UTF-8 or not.
-                options.exec = args.collect();
-                break;
-            }
-            let arg = utf8(arg)?;
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-                _ => (arg.clone(), None),
-            };
-            let mut value = |name: &str| -> Result<String, Failure> {
-                match inline.clone() {
-                    Some(v) => Ok(v),
-                    None => args
-                        .next()
-                        .map(utf8)
-                        .unwrap_or_else(|| Err(usage(format!("{name} needs a value")))),
-                }
-            };
-            match flag.as_str() {
-                "-h" | "--help" => options.command = Command::Help,
-                "-V" | "--version" => options.command = Command::Version,
-                "-c" | "--credentials" => {
-                    options.credentials = Some(non_empty(&flag, value(&flag)?)?)
-                }
-                "--credential" => options.credential = Some(value(&flag)?),
-                "--ims" => options.ims = Some(value(&flag)?),
-                "--format" => options.format = parse_format(&value(&flag)?)?,
-                "--lifetime" => options.lifetime = Some(seconds(&flag, &value(&flag)?)?),
-                "--scope" => options.scope = Some(value(&flag)?),
-                "--timeout" => options.timeout = Some(seconds(&flag, &value(&flag)?)?),
-                "--connect-timeout" => {
-                    options.connect_timeout = Some(seconds(&flag, &value(&flag)?)?)
-                }
-                "--retries" => options.retries = Some(retries(&flag, &value(&flag)?)?),
-                "--ca-file" => options.ca_file = Some(non_empty(&flag, value(&flag)?)?.into()),
-                "--cache" => options.cache = Some(non_empty(&flag, value(&flag)?)?.into()),
-                "--refresh-margin" => options.refresh_margin = number(&flag, &value(&flag)?)?,
-                "token" | "exec" | "jwt" | "inspect" | "help" if !command_seen => {
-                    command_seen = true;
-                    exec = flag == "exec";
-                    if options.command != Command::Help && options.command != Command::Version {
-                        options.command = match flag.as_str() {
-                            "token" => Command::Token,
-                            "exec" => Command::Exec,
-                            "jwt" => Command::Jwt,
-                            "inspect" => Command::Inspect,
-                            _ => Command::Help,
-                        };
-                    }
-                }
-                _ if exec => {
-                    return Err(usage(format!(
-                        "unexpected '{flag}': give the command after '--' \
-                         (ims-token exec [OPTIONS] -- COMMAND [ARGS...])"
-                    )))
-                }
-                _ if flag.starts_with('-') && flag != "-" => {
-                    return Err(usage(format!("unknown option '{flag}'")))
-                }
-                _ => return Err(usage(format!("unexpected argument '{flag}'"))),
+    impl Default for Options {
+        fn default() -> Self {
+            Options {
+                command: Command::Token,
+                credentials: None,
+                credential: None,
+                ims: None,
+                format: Format::Token,
+                lifetime: None,
+                scope: None,
+                timeout: None,
+                connect_timeout: None,
+                retries: None,
+                ca_file: None,
+                cache: None,
+                refresh_margin: ims_token::DEFAULT_REFRESH_MARGIN.as_secs(),
+                exec: Vec::new(),
             }
         }
-        check_exec(&options)?;
+    }
+
+    /// One argument as the lexer splits it.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Arg {
+        /// `--name`, `--name=value` or `-x`: the name as written, and what
+        /// came after its `=`.
+        Flag {
+            name: String,
+            inline: Option<String>,
+        },
+        /// Anything else, `-` included: a command word, or a stray.
+        Word(String),
+        /// What follows `--`, untouched (UTF-8 or not).
+        Rest(Vec<OsString>),
+    }
+
+    /// Splits the arguments (lexopt's split: the lexer knows no flag, the
+    /// matcher no syntax). Every argument it reads must be UTF-8, but for
+    /// the ones after `--`.
+    struct Lexer<I> {
+        args: I,
+    }
+
+    impl<I: Iterator<Item = OsString>> Lexer<I> {
+        fn next(&mut self) -> Result<Option<Arg>, Failure> {
+            let Some(arg) = self.args.next() else {
+                return Ok(None);
+            };
+            if arg == "--" {
+                return Ok(Some(Arg::Rest(self.args.by_ref().collect())));
+            }
+            let arg = utf8(arg)?;
+            if arg.len() < 2 || !arg.starts_with('-') {
+                return Ok(Some(Arg::Word(arg)));
+            }
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) if name.starts_with("--") => {
+                    (name.to_owned(), Some(value.to_owned()))
+                }
+                _ => (arg, None),
+            };
+            Ok(Some(Arg::Flag { name, inline }))
+        }
+
+        /// The value of flag `name`: what came after its `=`, else the next
+        /// argument, whatever it is (`-c -` reads stdin).
+        fn value(&mut self, name: &str, inline: Option<String>) -> Result<String, Failure> {
+            match inline {
+                Some(value) => Ok(value),
+                None => match self.args.next() {
+                    Some(value) => utf8(value),
+                    None => Err(usage(format!("{name} needs a value"))),
+                },
+            }
+        }
+    }
+
+    fn utf8(arg: OsString) -> Result<String, Failure> {
+        arg.into_string()
+            .map_err(|_| usage("arguments must be UTF-8"))
+    }
+
+    pub(crate) fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Options, Failure> {
+        let mut options = Options::default();
+        let mut lexer = Lexer { args };
+        // The command word, and what --help, --version or --generate ask for
+        // instead (the last of them wins, and wins over the word).
+        let mut word = None;
+        let mut action = None;
+        let mut given = Vec::new();
+        while let Some(arg) = lexer.next()? {
+            match arg {
+                Arg::Flag { name, inline } => {
+                    let Some(flag) = FLAGS.iter().find(|f| f.is_named(&name)) else {
+                        return Err(stray(&name, word, "unknown option"));
+                    };
+                    let value = match (flag.takes, inline) {
+                        (Takes::Nothing, Some(_)) => {
+                            return Err(usage(format!("{name} takes no value")))
+                        }
+                        (Takes::Nothing, None) => String::new(),
+                        (_, inline) => lexer.value(&name, inline)?,
+                    };
+                    action = apply(&mut options, flag, &name, value)?.or(action);
+                    given.push((flag, name));
+                }
+                Arg::Word(text) => match command_named(&text) {
+                    Some(command) if word.is_none() => word = Some(command),
+                    _ => return Err(stray(&text, word, "unexpected argument")),
+                },
+                Arg::Rest(rest) if word == Some(Command::Exec) => options.exec = rest,
+                Arg::Rest(_) => {
+                    return Err(usage("unexpected '--': only exec takes a command after it"))
+                }
+            }
+        }
+        options.command = action.or(word).unwrap_or(Command::Token);
+        check_command(&options, &given)?;
         Ok(options)
     }
 
-    /// `exec` needs a COMMAND, and prints nothing for `--format` to shape.
-    pub(crate) fn check_exec(options: &Options) -> Result<(), Failure> {
-        if options.command != Command::Exec {
+    /// Sets what one flag of [`FLAGS`] says (`name` as written, `value`
+    /// empty for a switch); returns what a flag asks to do instead of a
+    /// command.
+    fn apply(
+        options: &mut Options,
+        flag: &Flag,
+        name: &str,
+        value: String,
+    ) -> Result<Option<Command>, Failure> {
+        match flag.long {
+            "credentials" => options.credentials = Some(non_empty(name, value)?),
+            "credential" => options.credential = Some(value),
+            "ims" => options.ims = Some(value),
+            "format" => options.format = one_of(flag, name, &value, Format::from_word)?,
+            "lifetime" => options.lifetime = Some(seconds(name, &value)?),
+            "scope" => options.scope = Some(value),
+            "timeout" => options.timeout = Some(seconds(name, &value)?),
+            "connect-timeout" => options.connect_timeout = Some(seconds(name, &value)?),
+            "retries" => options.retries = Some(retries(name, &value)?),
+            "ca-file" => options.ca_file = Some(non_empty(name, value)?.into()),
+            "cache" => options.cache = Some(non_empty(name, value)?.into()),
+            "refresh-margin" => options.refresh_margin = number(name, &value)?,
+            "generate" => {
+                let what = one_of(flag, name, &value, Generated::from_word)?;
+                return Ok(Some(Command::Generate(what)));
+            }
+            "help" => return Ok(Some(Command::Help)),
+            "version" => return Ok(Some(Command::Version)),
+            // A flag of the table without its arm: a unit test finds it.
+            _ => return Err(usage(format!("{name} is not handled"))),
+        }
+        Ok(None)
+    }
+
+    /// The command a word names; `help` is `--help`.
+    fn command_named(word: &str) -> Option<Command> {
+        match COMMANDS.iter().find(|c| c.name == word) {
+            Some(spec) => Some(spec.command),
+            None => (word == "help").then_some(Command::Help),
+        }
+    }
+
+    fn synopsis(command: Command) -> &'static str {
+        COMMANDS
+            .iter()
+            .find(|c| c.command == command)
+            .map_or("", |c| c.synopsis)
+    }
+
+    /// What a word or option the command line does not take is told; after
+    /// exec, that COMMAND goes after '--'.
+    fn stray(text: &str, word: Option<Command>, what: &str) -> Failure {
+        if word == Some(Command::Exec) {
+            return usage(format!(
+                "unexpected '{text}': give the command after '--' (ims-token {})",
+                synopsis(Command::Exec)
+            ));
+        }
+        usage(format!("{what} '{text}'"))
+    }
+
+    /// The command line as a whole: every flag applies to the command, and
+    /// exec has a COMMAND. (Help, version and generate ignore the rest.)
+    fn check_command(options: &Options, given: &[(&Flag, String)]) -> Result<(), Failure> {
+        let Some(spec) = COMMANDS.iter().find(|c| c.command == options.command) else {
             return Ok(());
+        };
+        if let Some((_, name)) = given.iter().find(|(f, _)| !(f.applies)(spec.command)) {
+            return Err(usage(format!("{name} does not apply to {}", spec.name)));
         }
-        if options.exec.is_empty() {
-            return Err(usage(
-                "exec needs a command after '--' (ims-token exec [OPTIONS] -- COMMAND [ARGS...])",
-            ));
-        }
-        if options.format != Format::Token {
-            return Err(usage(
-                "--format does not apply to exec, which prints nothing",
-            ));
+        if spec.command == Command::Exec && options.exec.is_empty() {
+            return Err(usage(format!(
+                "exec needs a command after '--' (ims-token {})",
+                spec.synopsis
+            )));
         }
         Ok(())
     }
 
+    /// The word of a [`Takes::OneOf`] flag, as `from_word` reads it.
+    fn one_of<T>(
+        flag: &Flag,
+        name: &str,
+        value: &str,
+        from_word: fn(&str) -> Option<T>,
+    ) -> Result<T, Failure> {
+        let words = match flag.takes {
+            Takes::OneOf(_, words) => words,
+            _ => &[],
+        };
+        from_word(value)
+            .filter(|_| words.contains(&value))
+            .ok_or_else(|| {
+                usage(format!(
+                    "{name} must be {}, not '{value}'",
+                    alternatives(words)
+                ))
+            })
+    }
+
+    /// `a, b or c`.
+    fn alternatives(words: &[&str]) -> String {
+        match words.split_last() {
+            Some((last, [])) => (*last).to_owned(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+
     /// A value that must not be empty, such as a file name.
-    pub(crate) fn non_empty(flag: &str, value: String) -> Result<String, Failure> {
+    fn non_empty(flag: &str, value: String) -> Result<String, Failure> {
         if value.is_empty() {
             return Err(usage(format!("{flag} needs a non-empty value")));
         }
         Ok(value)
     }
 
-    pub(crate) fn retries(flag: &str, text: &str) -> Result<u32, Failure> {
+    fn retries(flag: &str, text: &str) -> Result<u32, Failure> {
         match number(flag, text)? {
             n @ 0..=MAX_RETRIES => Ok(n),
             _ => Err(usage(format!("{flag} must be between 0 and {MAX_RETRIES}"))),
         }
     }
 
-    pub(crate) fn parse_format(text: &str) -> Result<Format, Failure> {
-        match text {
-            "token" => Ok(Format::Token),
-            "header" => Ok(Format::Header),
-            "headers" => Ok(Format::Headers),
-            "json" => Ok(Format::Json),
-            _ => Err(usage(format!(
-                "--format must be token, header, headers or json, not '{text}'"
-            ))),
-        }
-    }
-
     /// A timeout in whole seconds; zero would fail every call at once, and a
     /// huge one would overflow the deadline arithmetic.
-    pub(crate) fn seconds(flag: &str, text: &str) -> Result<u64, Failure> {
+    fn seconds(flag: &str, text: &str) -> Result<u64, Failure> {
         match number(flag, text)? {
             secs @ 1..=86_400 => Ok(secs),
             _ => Err(usage(format!("{flag} must be between 1 and 86400 seconds"))),
         }
     }
 
-    pub(crate) fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, Failure> {
+    fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, Failure> {
         text.trim()
             .parse()
             .map_err(|_| usage(format!("{flag} needs a whole number, not '{text}'")))
@@ -429,6 +722,10 @@ mod args {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        fn parse(args: &[&str]) -> Result<Options, Failure> {
+            parse_args(args.iter().map(OsString::from))
+        }
 
         #[test]
         fn args_parse_exec_and_its_command_untouched() {
@@ -456,23 +753,142 @@ mod args {
                 &["exec", "--format", "json", "--", "true"],
                 &["--", "true"],
             ] {
-                let r = parse_args(bad.iter().map(OsString::from));
+                let r = parse(bad);
                 assert!(matches!(r, Err(Failure::Usage(_))), "{bad:?}: {r:?}");
             }
+            let m = parse(&["exec", "--format", "json", "--", "true"])
+                .unwrap_err()
+                .describe();
+            assert!(m.starts_with("--format does not apply to exec"), "{m}");
+            let m = parse(&["exec", "curl"]).unwrap_err().describe();
+            assert!(m.contains("give the command after '--'"), "{m}");
         }
 
         #[test]
         fn args_parse_commands_and_values() {
-            let args = ["jwt", "-c", "x.json", "--lifetime=60", "--format", "json"];
-            let o = parse_args(args.iter().map(OsString::from)).unwrap();
+            let o = parse(&["jwt", "-c", "x.json", "--lifetime=60", "--format", "json"]).unwrap();
             assert_eq!(o.command, Command::Jwt);
             assert_eq!(o.credentials.as_deref(), Some("x.json"));
             assert_eq!(o.lifetime, Some(60));
             assert_eq!(o.format, Format::Json);
-            let bad = parse_args(["--lifetime", "soon"].iter().map(OsString::from));
-            assert!(matches!(bad, Err(Failure::Usage(_))));
-            let missing = parse_args(["-c"].iter().map(OsString::from));
-            assert!(matches!(missing, Err(Failure::Usage(_))));
+            assert!(matches!(
+                parse(&["--lifetime", "soon"]),
+                Err(Failure::Usage(_))
+            ));
+            assert!(matches!(parse(&["-c"]), Err(Failure::Usage(_))));
+            // A value is the next argument, whatever it looks like.
+            let o = parse(&["-c", "-", "--ims", "--format"]).unwrap();
+            assert_eq!(o.credentials.as_deref(), Some("-"));
+            assert_eq!(o.ims.as_deref(), Some("--format"));
+        }
+
+        #[test]
+        fn help_version_and_generate_win_the_last_one_first() {
+            let command = |args: &[&str]| parse(args).unwrap().command;
+            assert_eq!(command(&["jwt", "--help"]), Command::Help);
+            assert_eq!(command(&["help"]), Command::Help);
+            assert_eq!(command(&["help", "--version"]), Command::Version);
+            assert_eq!(command(&["--version", "help"]), Command::Version);
+            assert_eq!(command(&["-V", "-h"]), Command::Help);
+            assert_eq!(
+                command(&["exec", "--generate=complete-zsh"]),
+                Command::Generate(Generated::Zsh)
+            );
+            for bad in [
+                &["--help=yes"][..],
+                &["--generate", "pdf"],
+                &["help", "jwt"],
+            ] {
+                assert!(matches!(parse(bad), Err(Failure::Usage(_))), "{bad:?}");
+            }
+            let m = parse(&["--help=yes"]).unwrap_err().describe();
+            assert!(m.starts_with("--help takes no value"), "{m}");
+            let m = parse(&["--generate", "pdf"]).unwrap_err().describe();
+            assert!(
+                m.contains("man, complete-bash, complete-zsh or complete-fish, not 'pdf'"),
+                "{m}"
+            );
+        }
+
+        #[test]
+        fn the_lexer_splits_flags_values_words_and_the_rest() {
+            use std::os::unix::ffi::OsStringExt as _;
+            let raw = OsString::from_vec(vec![0xff]);
+            let args: Vec<OsString> = ["--a=b=c", "-c", "-", "--", "x"]
+                .iter()
+                .map(OsString::from)
+                .chain([raw.clone()])
+                .collect();
+            let mut lexer = Lexer {
+                args: args.into_iter(),
+            };
+            let flag = |name: &str, inline: Option<&str>| Arg::Flag {
+                name: name.into(),
+                inline: inline.map(str::to_owned),
+            };
+            assert_eq!(lexer.next().unwrap(), Some(flag("--a", Some("b=c"))));
+            assert_eq!(lexer.next().unwrap(), Some(flag("-c", None)));
+            assert_eq!(lexer.next().unwrap(), Some(Arg::Word("-".into())));
+            assert_eq!(
+                lexer.next().unwrap(),
+                Some(Arg::Rest(vec!["x".into(), raw.clone()]))
+            );
+            assert_eq!(lexer.next().unwrap(), None);
+            // Only `--name` has an inline value; a short flag is two characters.
+            let mut lexer = Lexer {
+                args: ["-c=x", "-cx", "--="].iter().map(OsString::from),
+            };
+            assert_eq!(lexer.next().unwrap(), Some(flag("-c=x", None)));
+            assert_eq!(lexer.next().unwrap(), Some(flag("-cx", None)));
+            assert_eq!(lexer.next().unwrap(), Some(flag("--", Some(""))));
+            // Before `--`, an argument that is not UTF-8 is a usage error.
+            let mut lexer = Lexer {
+                args: [raw].into_iter(),
+            };
+            let m = lexer.next().unwrap_err().describe();
+            assert!(m.starts_with("arguments must be UTF-8"), "{m}");
+        }
+
+        #[test]
+        fn every_flag_of_the_table_is_matched_by_its_names() {
+            for flag in FLAGS {
+                for name in flag.names() {
+                    assert!(flag.is_named(&name), "{name}");
+                    let found = FLAGS.iter().filter(|f| f.is_named(&name)).count();
+                    assert_eq!(found, 1, "{name} names {found} flags");
+                    let mut options = Options::default();
+                    let outcome = apply(&mut options, flag, &name, "1".into());
+                    if let Err(failure) = outcome {
+                        let m = failure.describe();
+                        assert!(!m.contains("is not handled"), "{m}");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn every_word_of_a_flag_is_read_and_named_in_its_help() {
+            fn check<T: PartialEq + std::fmt::Debug>(long: &str, from: fn(&str) -> Option<T>) {
+                let flag = FLAGS.iter().find(|f| f.long == long).unwrap();
+                let Takes::OneOf(_, words) = flag.takes else {
+                    panic!("--{long} takes no word");
+                };
+                let read: Vec<T> = words.iter().filter_map(|w| from(w)).collect();
+                assert_eq!(read.len(), words.len(), "--{long}: {words:?}");
+                for (i, a) in read.iter().enumerate() {
+                    assert!(!read[i + 1..].contains(a), "--{long}: {a:?} twice");
+                }
+                for word in words {
+                    assert!(flag.summary().contains(word), "--{long}: {word}");
+                }
+            }
+            check("format", Format::from_word);
+            check("generate", Generated::from_word);
+            // A word of another flag is refused.
+            assert!(matches!(
+                parse(&["--format", "man"]),
+                Err(Failure::Usage(_))
+            ));
         }
 
         /// Property tests of the command line: no panic, and a usage error
@@ -482,57 +898,49 @@ mod args {
             use proptest::prelude::*;
             use std::os::unix::ffi::OsStringExt as _;
 
-            const FLAGS: [&str; 16] = [
-                "-h",
-                "--help",
-                "-V",
-                "--version",
-                "-c",
-                "--credentials",
-                "--ims",
-                "--format",
-                "--lifetime",
-                "--scope",
-                "--timeout",
-                "--connect-timeout",
-                "--retries",
-                "--ca-file",
-                "--cache",
-                "--refresh-margin",
-            ];
+            /// Every name of every flag of the table.
+            fn flag_names() -> Vec<String> {
+                FLAGS.iter().flat_map(Flag::names).collect()
+            }
 
-            const WORDS: [&str; 24] = [
-                "exec",
-                "headers",
-                "11",
-                "100000",
-                "token",
-                "jwt",
-                "inspect",
-                "help",
-                "-",
-                "--",
-                "---",
-                "=",
-                "--=",
-                "json",
-                "header",
-                "60",
-                "0",
-                "-1",
-                " 5 ",
-                "18446744073709551616",
-                "4294967296",
-                "",
-                "--ims=",
-                "-c=x",
-            ];
+            /// The command words, the words of the flags, and odd ones.
+            fn words() -> Vec<String> {
+                const ODD: [&str; 16] = [
+                    "help",
+                    "11",
+                    "100000",
+                    "-",
+                    "--",
+                    "---",
+                    "=",
+                    "--=",
+                    "60",
+                    "0",
+                    "-1",
+                    " 5 ",
+                    "18446744073709551616",
+                    "4294967296",
+                    "",
+                    "-c=x",
+                ];
+                let flag_words = FLAGS.iter().flat_map(|f| match f.takes {
+                    Takes::OneOf(_, words) => words,
+                    _ => &[],
+                });
+                COMMANDS
+                    .iter()
+                    .map(|c| c.name)
+                    .chain(flag_words.copied())
+                    .chain(ODD)
+                    .map(str::to_owned)
+                    .collect()
+            }
 
             fn arg() -> impl Strategy<Value = OsString> {
                 prop_oneof![
-                    4 => prop::sample::select(&FLAGS[..]).prop_map(OsString::from),
-                    3 => prop::sample::select(&WORDS[..]).prop_map(OsString::from),
-                    2 => (prop::sample::select(&FLAGS[..]), any::<String>())
+                    4 => prop::sample::select(flag_names()).prop_map(OsString::from),
+                    3 => prop::sample::select(words()).prop_map(OsString::from),
+                    2 => (prop::sample::select(flag_names()), any::<String>())
                         .prop_map(|(f, v)| OsString::from(format!("{f}={v}"))),
                     1 => any::<String>().prop_map(OsString::from),
                     1 => prop::collection::vec(any::<u8>(), 0..12).prop_map(OsString::from_vec),
@@ -546,10 +954,12 @@ mod args {
                 #[test]
                 fn parse_args_never_panics(args in prop::collection::vec(arg(), 0..10)) {
                     let non_utf8 = args.iter().any(|a| a.to_str().is_none());
+                    let after_dashes = args.iter().skip_while(|a| *a != "--").skip(1);
+                    let non_utf8_after = after_dashes.clone().any(|a| a.to_str().is_none());
                     match parse_args(args.clone().into_iter()) {
                         Ok(options) => {
-                            // Every argument was read, so all were UTF-8.
-                            prop_assert!(!non_utf8, "{args:?}");
+                            // Every argument before `--` was read, so all were UTF-8.
+                            prop_assert!(!non_utf8 || non_utf8_after, "{args:?}");
                             prop_assert!(options.timeout != Some(0) && options.connect_timeout != Some(0));
                             prop_assert!(options.lifetime.is_none_or(|l| (1..=86_400).contains(&l)));
                             prop_assert!(options.retries.is_none_or(|n| n <= MAX_RETRIES));
@@ -568,9 +978,977 @@ mod args {
     }
 }
 
+/// `--help`, made from the tables of `args` and the texts here, which the man
+/// page shows too.
+mod help {
+    use crate::args::{Flag, COMMANDS, FLAGS};
+
+    /// What ims-token does: `--help`'s first line and the man page's NAME.
+    pub(crate) const ABOUT: &str = "print an Adobe IMS access token";
+
+    /// A piece of the texts below, wrapped where it is shown (a `\n` breaks
+    /// the line).
+    pub(crate) enum Block {
+        /// A paragraph.
+        Text(&'static str),
+        /// An item of a list.
+        Item(&'static str),
+        /// Lines shown as they are, such as commands to type.
+        Code(&'static str),
+    }
+
+    /// The heading of the credentials section, and what it says next to it.
+    pub(crate) const CREDENTIALS_TITLE: (&str, &str) = (
+        "CREDENTIALS",
+        "told apart by their fields; files and stdin up to 1 MiB",
+    );
+
+    pub(crate) const CREDENTIALS: &[Block] = &[
+        Block::Item(
+            "Adobe Developer Console project (project.workspace.details.credentials):\n\
+             its OAuth Server-to-Server credential, with the first of its \
+             client_secrets; JWT entries are refused (Adobe ended them: migrate)",
+        ),
+        Block::Item("AEM service credentials (privateKey): JWT service account"),
+        Block::Item("AEM OAuth Server-to-Server (scopes), as downloaded or from the API"),
+        Block::Item(
+            "AEM local development token (accessToken): printed until it expires \
+             (as it is: no exchange, so no network or cache option applies)",
+        ),
+        Block::Item(
+            "Without -c or $IMS_CREDENTIALS, the environment: IMS_CLIENT_ID, \
+             IMS_CLIENT_SECRET, IMS_ORG_ID and IMS_SCOPES (OAuth Server-to-Server); \
+             for a JWT service account IMS_TECHNICAL_ACCOUNT_ID, IMS_METASCOPES and \
+             IMS_PRIVATE_KEY (PEM, literal \\n allowed) or IMS_PRIVATE_KEY_FILE \
+             instead of IMS_SCOPES; IMS_ENDPOINT is optional",
+        ),
+    ];
+
+    /// The paragraphs after the credentials (the man page's DESCRIPTION).
+    pub(crate) const NOTES: &[&[Block]] = &[
+        &[
+            Block::Text(
+                "exec runs COMMAND in place of ims-token (its exit status, signals \
+                 and output are COMMAND's) with IMS_ACCESS_TOKEN, IMS_CLIENT_ID and, \
+                 when the credentials carry an org, IMS_ORG_ID set, so that the \
+                 token never appears in a command line:",
+            ),
+            Block::Code(
+                "ims-token --format headers -c creds.json | curl -H @- URL\n\
+                 ims-token exec -c creds.json -- ./sync.py  # reads $IMS_ACCESS_TOKEN",
+            ),
+            Block::Text(
+                "Never put the token in an argument ('curl -H \"...$(ims-token)\"'): \
+                 ps shows it.",
+            ),
+        ],
+        &[Block::Text(
+            "The proxy comes from ALL_PROXY, HTTPS_PROXY or HTTP_PROXY (the first \
+             set, either case); hosts in no_proxy or NO_PROXY go direct, read as \
+             curl reads them. With --cache, a token that still works is used (with \
+             a warning) when refreshing it fails other than by IMS's refusal \
+             (network, IMS 5xx, TLS, proxy), as the library's TokenProvider does; \
+             a run that finds another refreshing uses it at once, and runs with \
+             no token wait for that refresh and use its outcome. Every option \
+             value is checked \
+             before the cache is read. When this host's clock is more than 30 s \
+             off IMS's (its Date header), a warning says so and the JWT is signed \
+             on IMS's time.",
+        )],
+    ];
+
+    /// The environment variables ims-token reads or sets (the man page's
+    /// ENVIRONMENT; the texts above name each).
+    pub(crate) const ENVIRONMENT: &[(&str, &str)] = &[
+        (
+            "IMS_CREDENTIALS",
+            "the credentials file when -c is not given ('-' reads stdin)",
+        ),
+        (
+            "IMS_CLIENT_ID",
+            "credentials from the environment: the client id (exec sets it for COMMAND)",
+        ),
+        (
+            "IMS_CLIENT_SECRET",
+            "the client secret (exec keeps it from COMMAND)",
+        ),
+        (
+            "IMS_ORG_ID",
+            "the org (exec sets it for COMMAND when the credentials carry one)",
+        ),
+        (
+            "IMS_SCOPES",
+            "the OAuth Server-to-Server scopes, comma-separated",
+        ),
+        (
+            "IMS_TECHNICAL_ACCOUNT_ID",
+            "a JWT service account's technical account",
+        ),
+        (
+            "IMS_METASCOPES",
+            "a JWT service account's metascopes, comma-separated",
+        ),
+        (
+            "IMS_PRIVATE_KEY",
+            "a JWT service account's key, PEM (literal \\n allowed; exec keeps it from COMMAND)",
+        ),
+        (
+            "IMS_PRIVATE_KEY_FILE",
+            "the file that holds the key, instead of IMS_PRIVATE_KEY (exec keeps it from COMMAND)",
+        ),
+        (
+            "IMS_ENDPOINT",
+            "the IMS endpoint for credentials from the environment (optional)",
+        ),
+        ("IMS_ACCESS_TOKEN", "exec: the token, for COMMAND"),
+        (
+            "ALL_PROXY, HTTPS_PROXY, HTTP_PROXY",
+            "the proxy, http://[user:password@]host:port (the first set, either case)",
+        ),
+        (
+            "NO_PROXY, no_proxy",
+            "the hosts that go direct, read as curl reads them",
+        ),
+    ];
+
+    /// Every exit code and what it means.
+    pub(crate) const EXIT_CODES: &[(&str, &str)] = &[
+        ("0", "success (exec: COMMAND's own exit status instead)"),
+        (
+            "1",
+            "anything else (e.g. a reply that is not what IMS sends)",
+        ),
+        ("2", "usage error"),
+        (
+            "3",
+            "credentials, key or configuration problem: fix your config (also a TLS \
+             certificate that is not trusted, expired, not yet valid or for another \
+             host, a proxy that refuses its user and password, 407, and an expired \
+             local development token)",
+        ),
+        ("4", "IMS rejected the request (4xx other than 429)"),
+        ("5", "network, timeout, IMS 5xx or 429: retry later"),
+        (
+            "126, 127",
+            "exec: COMMAND cannot be run (not executable, not found)",
+        ),
+    ];
+
+    /// The width of `--help`.
+    const WIDTH: usize = 80;
+
+    /// Where the descriptions of the commands and of the flags start.
+    const COMMAND_COLUMN: usize = 34;
+    const FLAG_COLUMN: usize = 29;
+
+    /// How far past its column a head may reach and still have its text on
+    /// its own line, after two spaces.
+    const OVERRUN: usize = 4;
+
+    pub(crate) fn help_text() -> String {
+        let mut lines = vec![format!("ims-token: {ABOUT}"), String::new()];
+        lines.push("USAGE:".into());
+        for c in COMMANDS {
+            let head = format!("ims-token {}", c.synopsis);
+            lines.extend(entry(&head, c.help, COMMAND_COLUMN));
+        }
+        lines.extend([String::new(), "OPTIONS:".into()]);
+        for flag in FLAGS {
+            lines.extend(entry(&flag_head(flag), flag.help, FLAG_COLUMN));
+        }
+        let (title, note) = CREDENTIALS_TITLE;
+        lines.extend([String::new(), format!("{title} ({note}):")]);
+        lines.extend(blocks(CREDENTIALS));
+        for note in NOTES {
+            lines.push(String::new());
+            lines.extend(blocks(note));
+        }
+        lines.extend([String::new(), "EXIT CODES:".into()]);
+        for (code, text) in EXIT_CODES {
+            lines.extend(entry(code, text, 4 + code.len() + 2));
+        }
+        lines.join("\n")
+    }
+
+    /// `-c, --credentials FILE`, or `    --ims HOST|URL` (aligned with the
+    /// long names of the flags that have a short one).
+    fn flag_head(flag: &Flag) -> String {
+        let short = flag.short.map_or("    ".to_owned(), |c| format!("-{c}, "));
+        let value = flag.takes.name().map_or(String::new(), |v| format!(" {v}"));
+        format!("{short}--{}{value}", flag.long)
+    }
+
+    /// `head` indented by 4, then `text` wrapped from `column` on: on the
+    /// head's line when there is room, else from the next.
+    fn entry(head: &str, text: &str, column: usize) -> Vec<String> {
+        let head = format!("    {head}");
+        let width = head.chars().count();
+        let (first, start) = if width < column {
+            (format!("{head:column$}"), column)
+        } else if width + 2 <= column + OVERRUN {
+            (format!("{head}  "), width + 2)
+        } else {
+            let mut lines = vec![head];
+            lines.extend(indented(
+                column,
+                &wrap(text, WIDTH - column, WIDTH - column),
+            ));
+            return lines;
+        };
+        let wrapped = wrap(text, WIDTH - start, WIDTH - column);
+        let mut lines = Vec::new();
+        if let Some((line, rest)) = wrapped.split_first() {
+            lines.push(format!("{first}{line}"));
+            lines.extend(indented(column, rest));
+        }
+        lines
+    }
+
+    fn indented(by: usize, lines: &[String]) -> Vec<String> {
+        lines.iter().map(|l| format!("{:by$}{l}", "")).collect()
+    }
+
+    /// The lines of `--help` for some blocks: paragraphs at the margin,
+    /// items at 4 (their further lines at 8), code at 4 as it is.
+    fn blocks(blocks: &[Block]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for block in blocks {
+            match block {
+                Block::Text(text) => lines.extend(wrap(text, WIDTH, WIDTH)),
+                Block::Item(text) => {
+                    let wrapped = wrap(text, WIDTH - 4, WIDTH - 8);
+                    if let Some((first, rest)) = wrapped.split_first() {
+                        lines.push(format!("    {first}"));
+                        lines.extend(indented(8, rest));
+                    }
+                }
+                Block::Code(text) => lines.extend(text.lines().map(|l| format!("    {l}"))),
+            }
+        }
+        lines
+    }
+
+    /// `text` in lines of at most `first` characters for the first and
+    /// `rest` for the others (a longer word has a line of its own); each
+    /// `\n` starts a line.
+    pub(crate) fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
+        let mut lines: Vec<String> = Vec::new();
+        for hard in text.split('\n') {
+            let mut line = String::new();
+            for word in hard.split(' ').filter(|w| !w.is_empty()) {
+                let limit = if lines.is_empty() { first } else { rest };
+                let wanted = line.chars().count() + 1 + word.chars().count();
+                if !line.is_empty() && wanted > limit {
+                    lines.push(std::mem::take(&mut line));
+                }
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(word);
+            }
+            lines.push(line);
+        }
+        lines
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn help_names_every_flag_and_command_within_80_columns() {
+            let help = help_text();
+            for line in help.lines() {
+                assert!(line.chars().count() <= WIDTH, "too wide: {line:?}");
+                assert_eq!(line, line.trim_end(), "trailing spaces: {line:?}");
+            }
+            for flag in FLAGS {
+                let head = flag_head(flag);
+                let line = help
+                    .lines()
+                    .find(|l| l.trim_start().starts_with(head.trim_start()));
+                let line = line.unwrap_or_else(|| panic!("{head} missing:\n{help}"));
+                let first = flag.summary().split(' ').next().unwrap_or_default();
+                assert!(line.contains(first), "{line}");
+            }
+            for command in COMMANDS {
+                let usage = format!("    ims-token {}", command.synopsis);
+                assert!(help.lines().any(|l| l.starts_with(&usage)), "{usage}");
+            }
+            // Nothing else in OPTIONS is a flag.
+            let options: Vec<&str> = help
+                .lines()
+                .skip_while(|l| *l != "OPTIONS:")
+                .skip(1)
+                .take_while(|l| !l.is_empty())
+                .filter(|l| l.trim_start().starts_with('-'))
+                .collect();
+            assert_eq!(options.len(), FLAGS.len(), "{options:#?}");
+        }
+
+        #[test]
+        fn help_keeps_its_layout() {
+            let help = help_text();
+            for line in [
+                "    -c, --credentials FILE   credentials JSON; '-' reads stdin (default: the",
+                "        --credential NAME|ID which Developer Console project credential (when it",
+                "        --format FORMAT      token (default) | header | headers | json",
+                "        --connect-timeout SECS  connect timeout (default 10, at most 86400)",
+                "    ims-token exec [OPTIONS] -- COMMAND [ARGS...]",
+                "                                  run COMMAND with the token in its environment",
+                "    ims-token jwt [OPTIONS]       print a freshly signed JWT, no network",
+                "    126, 127  exec: COMMAND cannot be run (not executable, not found)",
+                "    Adobe Developer Console project (project.workspace.details.credentials):",
+                "        IMS_PRIVATE_KEY (PEM, literal \\n allowed) or IMS_PRIVATE_KEY_FILE",
+            ] {
+                assert!(help.lines().any(|l| l == line), "{line:?} missing:\n{help}");
+            }
+        }
+
+        #[test]
+        fn the_environment_table_is_what_help_names() {
+            let help = help_text();
+            let listed: Vec<&str> = ENVIRONMENT
+                .iter()
+                .flat_map(|(names, _)| names.split(", "))
+                .collect();
+            for name in &listed {
+                assert!(help.contains(name), "{name} is not in --help");
+            }
+            let named = help
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("IMS_") && w.len() > 4);
+            for name in named {
+                assert!(listed.contains(&name), "{name} is not in ENVIRONMENT");
+            }
+        }
+
+        #[test]
+        fn wrap_fills_lines_and_keeps_long_words_whole() {
+            assert_eq!(wrap("a b c d", 3, 5), ["a b", "c d"]);
+            assert_eq!(wrap("a\nb c", 10, 10), ["a", "b c"]);
+            assert_eq!(wrap("abcdef g", 3, 3), ["abcdef", "g"]);
+            assert_eq!(wrap("", 3, 3), [""]);
+        }
+    }
+}
+
+/// `--generate`: the man page and the bash, zsh and fish completions, made
+/// from the tables of `args` and the texts of `help` (as ripgrep does).
+mod generate {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use crate::args::{CommandSpec, Flag, Generated, Takes, COMMANDS, FLAGS};
+    use crate::help::{
+        wrap, Block, ABOUT, CREDENTIALS, CREDENTIALS_TITLE, ENVIRONMENT, EXIT_CODES, NOTES,
+    };
+    use crate::output::rfc3339;
+
+    pub(crate) fn generate(what: Generated) -> String {
+        match what {
+            Generated::Man => man_page(),
+            Generated::Bash => bash(),
+            Generated::Zsh => zsh(),
+            Generated::Fish => fish(),
+        }
+    }
+
+    /// What the man page says before the notes of `--help`.
+    const DESCRIPTION: &str = "prints an Adobe IMS access token for cron jobs and shell \
+        scripts: it signs a service account's JWT and exchanges it, or uses OAuth \
+        Server-to-Server client credentials, whichever the credentials are. stdout \
+        carries the requested output and one newline, nothing else; diagnostics go to \
+        stderr. The client secret and key are read only from the credentials file, \
+        stdin or the environment, never from arguments, where ps would show them.";
+
+    fn man_page() -> String {
+        let version = env!("CARGO_PKG_VERSION");
+        let mut m = vec![
+            ".\\\" The manual of ims-token, made by: ims-token --generate man".to_owned(),
+            format!(
+                ".TH IMS\\-TOKEN 1 {} \"ims\\-token {version}\" \"User Commands\"",
+                man_date()
+            ),
+            ".nh".into(),
+            ".ad l".into(),
+            ".SH NAME".into(),
+            format!("ims\\-token \\- {}", roff(ABOUT)),
+            ".SH SYNOPSIS".into(),
+            ".nf".into(),
+        ];
+        for c in COMMANDS {
+            m.push(format!("\\fBims\\-token\\fR {}", roff(c.synopsis)));
+        }
+        m.extend([".fi".into(), ".SH DESCRIPTION".into()]);
+        m.extend(man_text(&format!("ims-token {DESCRIPTION}")));
+        for note in NOTES {
+            m.extend(man_blocks(note));
+        }
+        m.push(".SH COMMANDS".into());
+        for c in COMMANDS {
+            m.extend([".TP".into(), format!("\\fB{}\\fR", roff(c.name))]);
+            m.extend(man_text(c.help));
+        }
+        m.push(".SH OPTIONS".into());
+        for flag in FLAGS {
+            m.extend(man_flag(flag));
+        }
+        let (title, note) = CREDENTIALS_TITLE;
+        m.push(format!(".SH {title}"));
+        m.extend(man_text(&sentence(note)));
+        m.extend(man_blocks(CREDENTIALS));
+        m.push(".SH ENVIRONMENT".into());
+        for (name, text) in ENVIRONMENT {
+            m.extend([".TP".into(), format!("\\fB{}\\fR", roff(name))]);
+            m.extend(man_text(text));
+        }
+        m.push(".SH \"EXIT STATUS\"".into());
+        for (code, text) in EXIT_CODES {
+            m.extend([".TP".into(), format!("\\fB{}\\fR", roff(code))]);
+            m.extend(man_text(text));
+        }
+        m.extend([".SH \"SEE ALSO\"".into(), ".BR curl (1)".into()]);
+        m.join("\n")
+    }
+
+    /// A flag's paragraph: its names and value, its help, and the commands
+    /// it is not for.
+    fn man_flag(flag: &Flag) -> Vec<String> {
+        let names: Vec<String> = flag
+            .names()
+            .iter()
+            .map(|n| format!("\\fB{}\\fR", roff(n)))
+            .collect();
+        let value = flag
+            .takes
+            .name()
+            .map_or(String::new(), |v| format!(" \\fI{}\\fR", roff(v)));
+        let mut lines = vec![".TP".into(), format!("{}{value}", names.join(", "))];
+        lines.extend(man_text(flag.help));
+        let not_for: Vec<&str> = COMMANDS
+            .iter()
+            .filter(|c| !(flag.applies)(c.command))
+            .map(|c| c.name)
+            .collect();
+        if !not_for.is_empty() {
+            lines.extend([
+                ".br".into(),
+                roff(&format!("(not for {})", not_for.join(", "))),
+            ]);
+        }
+        lines
+    }
+
+    /// Blocks of `help` as man paragraphs: items as a bulleted list, code
+    /// as it is.
+    fn man_blocks(blocks: &[Block]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for block in blocks {
+            match block {
+                Block::Text(text) => {
+                    lines.push(".PP".into());
+                    lines.extend(man_text(text));
+                }
+                Block::Item(text) => {
+                    lines.push(".IP \\(bu 2".into());
+                    lines.extend(man_text(text));
+                }
+                Block::Code(text) => {
+                    // Indented less than --help's 4: the man page's margin is 7.
+                    lines.extend([".PP".into(), ".RS 2".into(), ".nf".into()]);
+                    lines.extend(text.lines().map(roff));
+                    lines.extend([".fi".into(), ".RE".into()]);
+                }
+            }
+        }
+        lines
+    }
+
+    /// Text whose `\n` breaks the line, in source lines of at most
+    /// [`SOURCE_WIDTH`] characters (before escapes; roff fills them anyway).
+    fn man_text(text: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (i, hard) in text.split('\n').enumerate() {
+            if i > 0 {
+                lines.push(".br".to_owned());
+            }
+            lines.extend(
+                wrap(hard, SOURCE_WIDTH, SOURCE_WIDTH)
+                    .iter()
+                    .map(|l| roff(l)),
+            );
+        }
+        lines
+    }
+
+    /// How long a line of text in the man page's source may be.
+    const SOURCE_WIDTH: usize = 72;
+
+    /// One line of text as roff prints it: backslashes and dashes escaped,
+    /// and a line that would start with a control character guarded.
+    fn roff(text: &str) -> String {
+        let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+        if escaped.starts_with(['.', '\'']) {
+            format!("\\&{escaped}")
+        } else {
+            escaped
+        }
+    }
+
+    /// The day the page is made, or the one `$SOURCE_DATE_EPOCH` says (for
+    /// reproducible builds).
+    fn man_date() -> String {
+        let epoch = std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|secs| secs.trim().parse().ok())
+            .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)));
+        let day = rfc3339(epoch.unwrap_or_else(SystemTime::now));
+        day.get(..10).unwrap_or(&day).to_owned()
+    }
+
+    /// `text`, capitalized, with a full stop.
+    fn sentence(text: &str) -> String {
+        let mut chars = text.chars();
+        chars.next().map_or(String::new(), |c| {
+            format!("{}{}.", c.to_uppercase(), chars.as_str())
+        })
+    }
+
+    /// The commands each flag applies to, when not to all.
+    fn restricted(flag: &Flag) -> Option<Vec<&'static str>> {
+        let names: Vec<&str> = COMMANDS
+            .iter()
+            .filter(|c| (flag.applies)(c.command))
+            .map(|c| c.name)
+            .collect();
+        (names.len() < COMMANDS.len()).then_some(names)
+    }
+
+    fn command_names(separator: &str) -> String {
+        let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+        names.join(separator)
+    }
+
+    /// The names of the flags that take a value, joined.
+    fn value_flags(separator: &str) -> String {
+        let names: Vec<String> = FLAGS
+            .iter()
+            .filter(|f| f.takes.name().is_some())
+            .flat_map(Flag::names)
+            .collect();
+        names.join(separator)
+    }
+
+    fn fill(template: &str, values: &[(&str, String)]) -> String {
+        let mut text = template.to_owned();
+        for (key, value) in values {
+            text = text.replace(key, value);
+        }
+        text.trim_end().to_owned()
+    }
+
+    const BASH: &str = r#"# bash completion for ims-token, made by: ims-token --generate complete-bash
+_ims_token() {
+    local cur=${COMP_WORDS[COMP_CWORD]} prev=
+    ((COMP_CWORD > 1)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
+    # bash splits --format=json at the '='.
+    if [[ $cur == = ]]; then
+        cur=
+    elif [[ $prev == = ]] && ((COMP_CWORD > 2)); then
+        prev=${COMP_WORDS[COMP_CWORD - 2]}
+    fi
+    COMPREPLY=()
+    local i word command=
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        word=${COMP_WORDS[i]}
+        case $word in
+        --)
+            # exec: COMMAND, then its arguments
+            if ((i + 1 == COMP_CWORD)); then
+                mapfile -t COMPREPLY < <(compgen -c -- "$cur" | sort -u)
+            else
+                mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+            fi
+            return 0
+            ;;
+        @VALUE_FLAGS@)
+            [[ ${COMP_WORDS[i + 1]-} == = ]] && i=$((i + 1))
+            i=$((i + 1))
+            ;;
+        @COMMAND_PATTERN@)
+            [[ $command ]] || command=$word
+            ;;
+        esac
+    done
+    case $prev in
+@VALUE_CASES@
+    esac
+    if [[ $cur == -* ]]; then
+        local flags='@FLAGS@'
+@COMMAND_FLAGS@
+        mapfile -t COMPREPLY < <(compgen -W "$flags" -- "$cur")
+    elif [[ -z $command ]]; then
+        mapfile -t COMPREPLY < <(compgen -W '@COMMANDS@' -- "$cur")
+    fi
+    return 0
+}
+complete -F _ims_token ims-token
+"#;
+
+    fn bash() -> String {
+        // One arm for the flags whose values complete alike.
+        let mut cases: Vec<(String, Vec<String>)> = Vec::new();
+        for flag in FLAGS {
+            let action = match flag.takes {
+                Takes::Nothing => continue,
+                Takes::File(_) => "mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")\n        \
+                                   compopt -o filenames 2>/dev/null"
+                    .to_owned(),
+                Takes::Text(_) => ":".to_owned(),
+                Takes::OneOf(_, words) => format!(
+                    "mapfile -t COMPREPLY < <(compgen -W '{}' -- \"$cur\")",
+                    words.join(" ")
+                ),
+            };
+            match cases.iter_mut().find(|(a, _)| *a == action) {
+                Some((_, names)) => names.extend(flag.names()),
+                None => cases.push((action, flag.names())),
+            }
+        }
+        let cases: Vec<String> = cases
+            .iter()
+            .map(|(action, names)| {
+                format!(
+                    "    {})\n        {action}\n        return 0\n        ;;",
+                    names.join(" | ")
+                )
+            })
+            .collect();
+        let everywhere: Vec<String> = FLAGS
+            .iter()
+            .filter(|f| restricted(f).is_none())
+            .flat_map(Flag::names)
+            .collect();
+        let only: Vec<String> = FLAGS
+            .iter()
+            .filter_map(|f| {
+                let commands = restricted(f)?;
+                Some(format!(
+                    "        case ${{command:-{}}} in {}) flags+=' {}' ;; esac",
+                    default_command().name,
+                    commands.join(" | "),
+                    f.names().join(" ")
+                ))
+            })
+            .collect();
+        fill(
+            BASH,
+            &[
+                ("@VALUE_FLAGS@", value_flags(" | ")),
+                ("@COMMAND_PATTERN@", command_names(" | ")),
+                ("@VALUE_CASES@", cases.join("\n")),
+                ("@FLAGS@", everywhere.join(" ")),
+                ("@COMMAND_FLAGS@", only.join("\n")),
+                ("@COMMANDS@", command_names(" ")),
+            ],
+        )
+    }
+
+    fn default_command() -> &'static CommandSpec {
+        // COMMANDS is a non-empty constant.
+        &COMMANDS[0]
+    }
+
+    const ZSH: &str = r#"#compdef ims-token
+# zsh completion for ims-token, made by: ims-token --generate complete-zsh
+
+_ims-token() {
+  local i command=
+  for (( i = 2; i < CURRENT; i++ )); do
+    case $words[i] in
+      (--)
+        # exec: COMMAND and its arguments
+        words=("${(@)words[i+1,-1]}")
+        (( CURRENT -= i ))
+        _normal
+        return
+        ;;
+      (@VALUE_FLAGS@)
+        (( i++ ))
+        ;;
+      (@COMMAND_PATTERN@)
+        [[ -n $command ]] || command=$words[i]
+        ;;
+    esac
+  done
+  local -a commands specs
+  commands=(
+@COMMANDS@
+  )
+  specs=(
+@SPECS@
+  )
+@COMMAND_SPECS@
+  local curcontext=$curcontext state line
+  _arguments -C : $specs '1: :->command'
+  if [[ $state == command ]]; then
+    _describe -t commands 'ims-token command' commands
+  fi
+}
+
+_ims-token "$@"
+"#;
+
+    fn zsh() -> String {
+        let commands: Vec<String> = COMMANDS
+            .iter()
+            .map(|c| {
+                format!(
+                    "    {}",
+                    zsh_quote(&format!("{}:{}", c.name, c.help.replace(':', "\\:")))
+                )
+            })
+            .collect();
+        let mut specs = Vec::new();
+        let mut only = Vec::new();
+        for flag in FLAGS {
+            match restricted(flag) {
+                None => specs.extend(zsh_specs(flag).iter().map(|s| format!("    {s}"))),
+                Some(commands) => only.extend(zsh_specs(flag).iter().map(|s| {
+                    format!(
+                        "  [[ ${{command:-{}}} == ({}) ]] && specs+=({s})",
+                        default_command().name,
+                        commands.join("|")
+                    )
+                })),
+            }
+        }
+        fill(
+            ZSH,
+            &[
+                ("@VALUE_FLAGS@", value_flags("|")),
+                ("@COMMAND_PATTERN@", command_names("|")),
+                ("@COMMANDS@", commands.join("\n")),
+                ("@SPECS@", specs.join("\n")),
+                ("@COMMAND_SPECS@", only.join("\n")),
+            ],
+        )
+    }
+
+    /// `_arguments` specs of a flag, one a name, each quoted.
+    fn zsh_specs(flag: &Flag) -> Vec<String> {
+        let names = flag.names();
+        let exclusive = format!("({})", names.join(" "));
+        let description = flag
+            .summary()
+            .replace('\\', "\\\\")
+            .replace('[', "\\[")
+            .replace(']', "\\]")
+            .replace(':', "\\:");
+        let argument = match flag.takes {
+            Takes::Nothing => String::new(),
+            Takes::File(name) => format!(":{name}:_files"),
+            Takes::Text(name) => format!(":{name}: "),
+            Takes::OneOf(name, words) => format!(":{name}:({})", words.join(" ")),
+        };
+        names
+            .iter()
+            .map(|name| {
+                // `--name=` takes `--name=value` and `--name value`.
+                let equals = if name.starts_with("--") && !argument.is_empty() {
+                    "="
+                } else {
+                    ""
+                };
+                zsh_quote(&format!(
+                    "{exclusive}{name}{equals}[{description}]{argument}"
+                ))
+            })
+            .collect()
+    }
+
+    fn zsh_quote(text: &str) -> String {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+
+    const FISH: &str = r#"# fish completion for ims-token, made by: ims-token --generate complete-fish
+
+# The command word given, if any (the words after the flags that take a
+# value are their values).
+function __ims_token_word
+    set -l words (commandline -opc)
+    set -e words[1]
+    set -l skip 0
+    for word in $words
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        switch $word
+            case @VALUE_FLAGS@
+                set skip 1
+            case @COMMAND_PATTERN@
+                echo $word
+                return 0
+        end
+    end
+    return 1
+end
+
+# Before exec's '--': the words of ims-token.
+function __ims_token_own
+    not contains -- -- (commandline -opc)
+end
+
+# After exec's '--': COMMAND and its arguments, as fish completes them.
+function __ims_token_exec_command
+    set -l words (commandline -opc)
+    set -l at (contains -i -- -- $words)
+    or return
+    set -l rest (commandline -ct)
+    if test $at -lt (count $words)
+        set rest $words[(math $at + 1)..-1] $rest
+    end
+    __fish_complete_subcommand --commandline $rest
+end
+
+complete -c ims-token -f
+complete -c ims-token -n 'not __ims_token_own' -x -a '(__ims_token_exec_command)'
+@COMMANDS@
+@FLAGS@
+"#;
+
+    fn fish() -> String {
+        let commands: Vec<String> = COMMANDS
+            .iter()
+            .map(|c| {
+                format!(
+                    "complete -c ims-token -n '__ims_token_own; and not __ims_token_word >/dev/null' -a {} -d {}",
+                    c.name,
+                    fish_quote(c.help)
+                )
+            })
+            .collect();
+        let flags: Vec<String> = FLAGS.iter().map(fish_flag).collect();
+        fill(
+            FISH,
+            &[
+                ("@VALUE_FLAGS@", value_flags(" ")),
+                ("@COMMAND_PATTERN@", command_names(" ")),
+                ("@COMMANDS@", commands.join("\n")),
+                ("@FLAGS@", flags.join("\n")),
+            ],
+        )
+    }
+
+    fn fish_flag(flag: &Flag) -> String {
+        let condition = match restricted(flag) {
+            None => "__ims_token_own".to_owned(),
+            Some(names) => format!(
+                "__ims_token_own; and contains -- (__ims_token_word; or echo {}) {}",
+                default_command().name,
+                names.join(" ")
+            ),
+        };
+        let mut line = format!("complete -c ims-token -n {}", fish_quote(&condition));
+        if let Some(c) = flag.short {
+            line.push_str(&format!(" -s {c}"));
+        }
+        line.push_str(&format!(" -l {}", flag.long));
+        match flag.takes {
+            Takes::Nothing => {}
+            Takes::File(_) => line.push_str(" -r -F"),
+            Takes::Text(_) => line.push_str(" -x"),
+            Takes::OneOf(_, words) => {
+                line.push_str(&format!(" -x -a {}", fish_quote(&words.join(" "))))
+            }
+        }
+        line.push_str(&format!(" -d {}", fish_quote(flag.summary())));
+        line
+    }
+
+    fn fish_quote(text: &str) -> String {
+        format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn roff_escapes_dashes_backslashes_and_leading_dots() {
+            assert_eq!(roff("--format a-b"), "\\-\\-format a\\-b");
+            assert_eq!(roff("literal \\n"), "literal \\en");
+            assert_eq!(roff(".hidden"), "\\&.hidden");
+            assert_eq!(roff("'quoted'"), "\\&'quoted'");
+            assert_eq!(man_text("a\nb"), ["a", ".br", "b"]);
+        }
+
+        #[test]
+        fn the_man_page_has_every_flag_command_variable_and_exit_code() {
+            let man = man_page();
+            for flag in FLAGS {
+                for name in flag.names() {
+                    assert!(man.contains(&format!("\\fB{}\\fR", roff(&name))), "{name}");
+                }
+            }
+            for c in COMMANDS {
+                assert!(
+                    man.contains(&format!(".TP\n\\fB{}\\fR\n", c.name)),
+                    "{}",
+                    c.name
+                );
+            }
+            for (name, _) in ENVIRONMENT {
+                assert!(man.contains(&roff(name)), "{name}");
+            }
+            for (code, _) in EXIT_CODES {
+                assert!(man.contains(&format!(".TP\n\\fB{code}\\fR\n")), "{code}");
+            }
+            // Every line that is not a request starts with text, not a
+            // control character or a space (which would break the fill).
+            for line in man.lines().filter(|l| !l.starts_with('.')) {
+                assert!(!line.starts_with(['\'', ' ']), "{line:?}");
+            }
+            assert!(man.contains("(not for exec)"), "--format is not for exec");
+        }
+
+        #[test]
+        fn the_completions_name_every_flag_and_command() {
+            for (what, script) in [("bash", bash()), ("zsh", zsh()), ("fish", fish())] {
+                let placeholder = script
+                    .split('@')
+                    .skip(1)
+                    .any(|after| after.starts_with(|c: char| c.is_ascii_uppercase()));
+                assert!(!placeholder, "{what}: a placeholder is left:\n{script}");
+                for c in COMMANDS {
+                    assert!(script.contains(c.name), "{what}: {}", c.name);
+                }
+                for flag in FLAGS {
+                    let found = match what {
+                        "fish" => script.contains(&format!(" -l {} ", flag.long)),
+                        _ => flag.names().iter().all(|n| script.contains(n.as_str())),
+                    };
+                    assert!(found, "{what}: --{}", flag.long);
+                }
+            }
+        }
+    }
+}
+
 /// The commands: token (and exec), jwt and inspect, and what they print.
 mod commands {
-    use super::*;
+    use std::ffi::OsString;
+    use std::io::{self, Write};
+    use std::time::{Duration, SystemTime};
+
+    use ims_token::{AccessToken, Client, Credentials, OAuthCredentials, ServiceAccount};
+
+    use crate::args::{Command, Format, Options};
+    use crate::cache::Cache;
+    use crate::credentials::load;
+    use crate::failure::{usage, Failure};
+    use crate::output::rfc3339;
 
     pub(crate) fn token_command(options: &Options) -> Result<(), Failure> {
         let (credentials, _) = load(options)?;
@@ -604,7 +1982,7 @@ mod commands {
     /// What Adobe APIs want next to the token: the client id (`x-api-key`)
     /// and, when the credentials carry one, the org (`x-gw-ims-org-id`).
     #[derive(Default)]
-    pub(crate) struct ApiIds {
+    struct ApiIds {
         client_id: Option<String>,
         org_id: Option<String>,
     }
@@ -628,7 +2006,7 @@ mod commands {
     /// The token, and the ids when they go into headers or the environment,
     /// must be visible ASCII: a CR/LF would add a header or a line of its own.
     /// (The library refuses such tokens from IMS; this covers local tokens.)
-    pub(crate) fn check_printable(
+    fn check_printable(
         token: &AccessToken,
         ids: &ApiIds,
         options: &Options,
@@ -666,7 +2044,7 @@ mod commands {
         "IMS_PRIVATE_KEY_FILE",
     ];
 
-    pub(crate) fn exec(command: &[OsString], token: &AccessToken, ids: &ApiIds) -> Failure {
+    fn exec(command: &[OsString], token: &AccessToken, ids: &ApiIds) -> Failure {
         use std::os::unix::process::CommandExt as _;
         let Some((program, args)) = command.split_first() else {
             // `check_exec` makes sure there is a COMMAND.
@@ -733,10 +2111,7 @@ mod commands {
         print_line(&text.join("\n"))
     }
 
-    pub(crate) fn describe_account(
-        a: &ServiceAccount,
-        now: SystemTime,
-    ) -> Vec<(&'static str, String)> {
+    fn describe_account(a: &ServiceAccount, now: SystemTime) -> Vec<(&'static str, String)> {
         let certificate = match a.certificate_expiry() {
             Some(expiry) => expiry_text(expiry, now),
             None => "unknown (no publicKey or certificateExpirationDate)".to_owned(),
@@ -753,7 +2128,7 @@ mod commands {
         ]
     }
 
-    pub(crate) fn describe_oauth(o: &OAuthCredentials) -> Vec<(&'static str, String)> {
+    fn describe_oauth(o: &OAuthCredentials) -> Vec<(&'static str, String)> {
         let mut lines = vec![(
             "kind",
             "OAuth Server-to-Server (client credentials)".to_owned(),
@@ -778,7 +2153,7 @@ mod commands {
         lines
     }
 
-    pub(crate) fn expiry_text(expiry: SystemTime, now: SystemTime) -> String {
+    fn expiry_text(expiry: SystemTime, now: SystemTime) -> String {
         match expiry.duration_since(now) {
             Ok(left) => format!(
                 "{} ({} days left)",
@@ -789,12 +2164,7 @@ mod commands {
         }
     }
 
-    pub(crate) fn render(
-        token: &AccessToken,
-        ids: &ApiIds,
-        format: Format,
-        now: SystemTime,
-    ) -> String {
+    fn render(token: &AccessToken, ids: &ApiIds, format: Format, now: SystemTime) -> String {
         match format {
             Format::Token => token.secret().to_owned(),
             Format::Header => format!("Authorization: Bearer {}", token.secret()),
@@ -831,7 +2201,7 @@ mod commands {
             })
     }
 
-    pub(crate) fn client(options: &Options) -> Result<Client, Failure> {
+    fn client(options: &Options) -> Result<Client, Failure> {
         let mut builder = Client::builder();
         if let Some(secs) = options.lifetime {
             builder = builder.jwt_lifetime(Duration::from_secs(secs));
@@ -854,7 +2224,14 @@ mod commands {
 
 /// Where the credentials come from, and the warnings about them.
 mod credentials {
-    use super::*;
+    use std::io;
+    use std::time::SystemTime;
+
+    use ims_token::{Credentials, Endpoint, ServiceAccount};
+
+    use crate::args::Options;
+    use crate::failure::{chain, usage, Failure};
+    use crate::output::{rfc3339, warn};
 
     /// How long before the certificate's expiry every command warns.
     const CERT_WARNING_DAYS: u64 = 30;
@@ -893,7 +2270,7 @@ mod credentials {
     }
 
     /// -c, else $IMS_CREDENTIALS, else the environment.
-    pub(crate) fn source(options: &Options) -> Source {
+    fn source(options: &Options) -> Source {
         let path = options.credentials.clone().or_else(|| {
             std::env::var("IMS_CREDENTIALS")
                 .ok()
@@ -907,10 +2284,7 @@ mod credentials {
     }
 
     /// One library call per source.
-    pub(crate) fn read_credentials(
-        source: &Source,
-        credential: Option<&str>,
-    ) -> Result<Credentials, Failure> {
+    fn read_credentials(source: &Source, credential: Option<&str>) -> Result<Credentials, Failure> {
         match source {
             Source::File(path) => Ok(Credentials::from_file_selecting(path, credential)?),
             Source::Stdin => Credentials::from_reader_selecting(io::stdin().lock(), credential)
@@ -927,7 +2301,7 @@ mod credentials {
         }
     }
 
-    pub(crate) fn warn_about_certificate(account: &ServiceAccount, now: SystemTime) {
+    fn warn_about_certificate(account: &ServiceAccount, now: SystemTime) {
         let Some(expiry) = account.certificate_expiry() else {
             return;
         };
@@ -950,12 +2324,20 @@ mod credentials {
 
 /// stderr: warnings, the library's log lines, and times as people read them.
 mod output {
-    use super::*;
+    use std::io::{self, Write};
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     /// Prints the library's warnings as the command's own.
-    pub(crate) struct StderrLogger;
+    struct StderrLogger;
 
-    pub(crate) static STDERR_LOGGER: StderrLogger = StderrLogger;
+    static STDERR_LOGGER: StderrLogger = StderrLogger;
+
+    /// Makes the library's warnings the command's own, on stderr.
+    pub(crate) fn install_logger() {
+        if log::set_logger(&STDERR_LOGGER).is_ok() {
+            log::set_max_level(log::LevelFilter::Warn);
+        }
+    }
 
     impl log::Log for StderrLogger {
         fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
@@ -1003,6 +2385,7 @@ mod output {
     #[cfg(test)]
     mod tests {
         use super::*;
+        use std::time::Duration;
 
         #[test]
         fn rfc3339_formats_known_instants() {

@@ -13,6 +13,7 @@ mod common;
 
 mod cli;
 mod cli_credentials;
+mod cli_generate;
 mod cli_refresh;
 mod clock;
 mod credential_kinds;
