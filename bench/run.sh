@@ -4,13 +4,14 @@
 #   bench/run.sh            # from the repo root (or anywhere: it cds there)
 #
 # Knobs (environment): BENCH_RUNS (default 30), BENCH_CACHE_RUNS (50),
-# BENCH_SIGN_N (200). Needs cargo, gcc, python3, openssl, curl (valgrind for the
-# instruction counts: without it those rows say n/a). All network
-# traffic stays on 127.0.0.1 (a fake IMS in bench/fake_ims.py); cargo may
-# fetch crates for the build like any build does.
+# BENCH_SIGN_N (200). Needs cargo, gcc, binutils, python3, openssl, curl
+# (valgrind for the instruction counts: without it those rows say n/a). All
+# network traffic stays on 127.0.0.1 (a fake IMS in bench/fake_ims.py); cargo
+# may fetch crates for the build like any build does.
 #
 # Exits 0 unless a build or a run fails. Figures with a "target" beside them
-# are for reading, not checked.
+# are for reading, not checked here; the two size limits are (.ci/run runs
+# scripts/sizes.sh, which makes the size rows here too).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -45,29 +46,19 @@ run() {
     fi
 }
 
-mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
-
 # 1. Builds and sizes ---------------------------------------------------------
 say "cargo build --release"
 run build cargo build --release --locked
-say "static build ($TRIPLE, +crt-static)"
-run build-static env RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+say "static PIE build ($TRIPLE, +crt-static)"
+run build-static env RUSTFLAGS="-C target-feature=+crt-static" \
     cargo build --release --locked --target "$TRIPLE"
 
 BIN=$ROOT/target/release/ims-token
 STATIC=$ROOT/target/$TRIPLE/release/ims-token
 [[ -x $BIN ]] || fail "missing $BIN"
 [[ -x $STATIC ]] || fail "missing $STATIC"
-size=$(stat -c %s "$BIN")
-ssize=$(stat -c %s "$STATIC")
-row "size" "target/release/ims-token bytes" "$size"
-row "size" "target/release/ims-token MiB" "$(mib "$size")" "<= 2"
-row "size" "static ($TRIPLE) bytes" "$ssize"
-row "size" "static ($TRIPLE) MiB" "$(mib "$ssize")" "<= 2.9"
-if command -v readelf >/dev/null; then
-    if readelf -lW "$STATIC" | grep -q 'INTERP'; then linked=dynamic; else linked=static; fi
-    row "size" "static binary linkage (ELF interpreter?)" "$linked" "static"
-fi
+# Stripped sizes against their limits, and the static binary's linkage.
+scripts/sizes.sh --rows "$BIN" "$STATIC" >>"$ROWS"
 
 # 2. Dependency tree ----------------------------------------------------------
 say "cargo tree"
