@@ -19,6 +19,15 @@
 //! Signing ([`sign_jwt`]), building the form and parsing IMS's reply are
 //! plain functions that never touch the network or read the clock; the
 //! [`Client`] does the I/O around them.
+//!
+//! Beyond getting a token: [`decode_token`] reads what a token says of
+//! itself (client, user, scopes, region, expiry) with no network;
+//! [`Client::validate_token`] asks IMS whether it still accepts one and
+//! [`Client::revoke_token`] ends one. OAuth Server-to-Server credentials can
+//! ask for an `org_id` and `resource`s
+//! ([`OAuthCredentials::with_requested_org_id`],
+//! [`OAuthCredentials::with_resource`]), and carry a second client secret
+//! while one is rotated ([`OAuthCredentialsBuilder::second_client_secret`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

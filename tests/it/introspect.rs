@@ -198,7 +198,13 @@ fn a_token_is_valid_until_it_is_revoked() {
 fn what_ims_does_not_know_is_invalid_and_a_wrong_secret_is_rejected() {
     let expect = OAuthExpect::sample();
     let foreign = ims_access_token(&TokenSpec::new("another-client"));
+    let mut old = TokenSpec::new(&expect.client_id);
+    old.created_at_ms -= 2 * 86_400_000;
+    let expired = ims_access_token(&old);
     let server = FakeIms::start(vec![
+        Reply::CheckValidate {
+            client_id: expect.client_id.clone(),
+        },
         Reply::CheckValidate {
             client_id: expect.client_id.clone(),
         },
@@ -220,6 +226,7 @@ fn what_ims_does_not_know_is_invalid_and_a_wrong_secret_is_rejected() {
     };
     assert_eq!(reason("garbage"), "not a token");
     assert_eq!(reason(&foreign), "client_id mismatch");
+    assert_eq!(reason(&expired), "expired");
     // An unknown client is IMS refusing the request itself: exit 4 material.
     let e = client
         .validate_token(&ims, "unknown-client", &foreign)
@@ -249,6 +256,58 @@ fn what_ims_does_not_know_is_invalid_and_a_wrong_secret_is_rejected() {
         );
     }
     assert_eq!(server.revoked(), 0);
+}
+
+#[test]
+fn validate_and_revoke_are_retried_like_a_fetch() {
+    let expect = OAuthExpect::sample();
+    let token = ims_access_token(&TokenSpec::new(&expect.client_id));
+    let busy = || Reply::ims_error(503, "temporarily_unavailable", "busy");
+    let server = FakeIms::start(vec![
+        busy(),
+        Reply::CheckValidate {
+            client_id: expect.client_id.clone(),
+        },
+        busy(),
+        Reply::CheckInvalidate {
+            expect: expect.clone(),
+        },
+        busy(),
+        busy(),
+    ]);
+    let client = Client::builder()
+        .proxy(None)
+        .retries(1)
+        .max_retry_wait(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let credentials = Credentials::OAuth(sample_oauth(&server.url()));
+    let ims = credentials.ims();
+    let validity = client
+        .validate_token(ims, &expect.client_id, &token)
+        .unwrap();
+    assert!(validity.is_valid(), "{validity:?}");
+    client.revoke_token(&credentials, &token).unwrap();
+    assert_eq!(server.revoked(), 1);
+    let e = client
+        .validate_token(ims, &expect.client_id, &token)
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Unavailable(_)) && e.is_retryable(),
+        "{e:?}"
+    );
+    assert_eq!(server.requests().len(), 6);
+    let e = client
+        .validate_token(
+            &endpoint(&format!("http://127.0.0.1:{}", common::closed_port())),
+            "c",
+            &token,
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+    for text in common::error_texts(&e) {
+        assert!(!text.contains(&token[..30]), "{text}");
+    }
 }
 
 #[test]
@@ -536,4 +595,52 @@ fn a_secret_file_that_is_a_fifo_missing_or_doubled_is_exit_3_at_once() {
         m,
         "ims-token: set only one of $IMS_CLIENT_SECRET and $IMS_CLIENT_SECRET_FILE"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The README's systemd units
+
+/// The `ini` blocks of the README's systemd section.
+fn readme_units() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("the README");
+    let section = readme
+        .split("\n### ")
+        .find(|s| s.starts_with("systemd"))
+        .expect("a systemd section in the README");
+    section
+        .split("```ini\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_readme_systemd_units_pass_systemd_analyze_verify() {
+    let units = readme_units();
+    assert_eq!(units.len(), 2, "{units:#?}");
+    assert!(units[0].contains("LoadCredential=") && units[0].contains("-c %d/ims.json"));
+    assert!(units[1].contains("IMS_CLIENT_SECRET_FILE=%d/"));
+    let analyze = Command::new("systemd-analyze").arg("--version").output();
+    if !analyze.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: systemd-analyze is not installed (Debian package systemd)");
+        return;
+    }
+    let dir = TempDir::new("systemd");
+    for (i, unit) in units.iter().enumerate() {
+        // verify checks that ExecStart's program exists: the one under test.
+        let unit = unit.replace("/usr/local/bin/ims-token", common::run::BIN);
+        let path = dir.join(&format!("ims-token-example-{i}.service"));
+        std::fs::write(&path, unit).unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "unit {i}: {stderr}"
+        );
+    }
 }

@@ -715,11 +715,9 @@ pub fn check_validate(
     check_token_request(
         req,
         "/ims/validate_token/v1",
-        &["type", "client_id", "token"],
+        "type",
+        &["client_id", "token"],
     )?;
-    if req.form_value("type") != Some("access_token") {
-        return Err(reject(400, "invalid_request", "type must be access_token"));
-    }
     if req.form_value("client_id") != Some(client_id) {
         return Err(reject(400, "invalid_client", "unknown client_id"));
     }
@@ -753,23 +751,21 @@ pub fn check_validate(
 /// 4b): the token to revoke, or the rejection (a wrong client id or secret
 /// is 401 `invalid_client`; a token in the URL is refused).
 pub fn check_invalidate(req: &Recorded, expect: &OAuthExpect) -> Result<String, Rejection> {
-    let fields = ["token_type", "token", "client_id", "client_secret"];
-    check_token_request(req, "/ims/invalidate_token/v2", &fields)?;
-    if req.form_value("token_type") != Some("access_token") {
-        return Err(reject(
-            400,
-            "invalid_request",
-            "token_type must be access_token",
-        ));
-    }
+    let fields = ["token", "client_id", "client_secret"];
+    check_token_request(req, "/ims/invalidate_token/v2", "token_type", &fields)?;
     check_client(req, &expect.client_id, &expect.client_secret)?;
     Ok(req.form_value("token").unwrap_or_default().to_owned())
 }
 
-/// A form POST to `path` with exactly `fields`, nothing in its URL's query
-/// (where proxies log a token), and `X-IMS-ClientId` naming the form's
-/// `client_id`.
-fn check_token_request(req: &Recorded, path: &str, fields: &[&str]) -> Result<(), Rejection> {
+/// A form POST to `path` with exactly `type_field` (`access_token`) and
+/// `fields`, nothing in its URL's query (where proxies log a token), and
+/// `X-IMS-ClientId` naming the form's `client_id`.
+fn check_token_request(
+    req: &Recorded,
+    path: &str,
+    type_field: &str,
+    fields: &[&str],
+) -> Result<(), Rejection> {
     if req.path.contains('?') {
         return Err(reject(
             400,
@@ -778,7 +774,13 @@ fn check_token_request(req: &Recorded, path: &str, fields: &[&str]) -> Result<()
         ));
     }
     check_form_post(req, path)?;
-    check_form_fields(req, fields)?;
+    let mut all = vec![type_field];
+    all.extend_from_slice(fields);
+    check_form_fields(req, &all)?;
+    if req.form_value(type_field) != Some("access_token") {
+        let msg = format!("{type_field} must be access_token");
+        return Err(reject(400, "invalid_request", msg));
+    }
     if req.header("x-ims-clientid") != req.form_value("client_id") {
         return Err(reject(
             400,
