@@ -5060,7 +5060,8 @@ mod client {
         /// token goes in the form, never in the URL, where proxies log it.
         /// `client_id` is the client the token was issued to (see
         /// [`Credentials::client_id`], or [`TokenClaims::client_id`](crate::TokenClaims)
-        /// from [`decode_token`](crate::decode_token)). Retried as a fetch is.
+        /// from [`decode_token`](crate::decode_token)). White space around
+        /// the token (a newline from stdin) is ignored. Retried as a fetch is.
         ///
         /// ```no_run
         /// # fn main() -> Result<(), ims_token::Error> {
@@ -5102,7 +5103,8 @@ mod client {
         /// `client_secret`, and the `X-IMS-ClientId` header), with the client
         /// id, secret (as [`Client::client_credentials`] picks it, of two) and
         /// endpoint of `credentials`. The token goes in the form, never in
-        /// the URL. Retried as a fetch is; revoking a token twice is harmless.
+        /// the URL; white space around the token is ignored. Retried as a
+        /// fetch is; revoking a token twice is harmless.
         ///
         /// # Errors
         /// As [`Client::fetch`]; [`Error::Config`] for a local development

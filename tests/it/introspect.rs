@@ -25,13 +25,19 @@ use ims_token::{
 };
 use serde_json::Value;
 
-fn client() -> Client {
+/// A client with no proxy, short waits and `retries` retries.
+fn retrying(retries: u32) -> Client {
     Client::builder()
         .proxy(None)
-        .retries(0)
+        .retries(retries)
         .timeout(Duration::from_secs(5))
+        .max_retry_wait(Duration::from_millis(20))
         .build()
         .expect("the test client builds")
+}
+
+fn client() -> Client {
+    retrying(0)
 }
 
 fn endpoint(url: &str) -> Endpoint {
@@ -275,12 +281,7 @@ fn validate_and_revoke_are_retried_like_a_fetch() {
         busy(),
         busy(),
     ]);
-    let client = Client::builder()
-        .proxy(None)
-        .retries(1)
-        .max_retry_wait(Duration::from_millis(20))
-        .build()
-        .unwrap();
+    let client = retrying(1);
     let credentials = Credentials::OAuth(sample_oauth(&server.url()));
     let ims = credentials.ims();
     let validity = client
