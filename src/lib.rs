@@ -19,6 +19,15 @@
 //! Signing ([`sign_jwt`]), building the form and parsing IMS's reply are
 //! plain functions that never touch the network or read the clock; the
 //! [`Client`] does the I/O around them.
+//!
+//! Beyond getting a token: [`decode_token`] reads what a token says of
+//! itself (client, user, scopes, region, expiry) with no network;
+//! [`Client::validate_token`] asks IMS whether it still accepts one and
+//! [`Client::revoke_token`] ends one. OAuth Server-to-Server credentials can
+//! ask for an `org_id` and `resource`s
+//! ([`OAuthCredentials::with_requested_org_id`],
+//! [`OAuthCredentials::with_resource`]), and carry a second client secret
+//! while one is rotated ([`OAuthCredentialsBuilder::second_client_secret`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -37,11 +46,15 @@ pub use credentials::{
 };
 pub use endpoint::Endpoint;
 pub use error::{Error, ErrorSource, ImsError};
-pub use exchange::{parse_token_reply, sign_jwt, Flow, DEFAULT_JWT_LIFETIME, MAX_JWT_LIFETIME};
+pub use exchange::{
+    parse_token_reply, sign_jwt, Flow, TokenValidity, DEFAULT_JWT_LIFETIME, MAX_JWT_LIFETIME,
+};
+pub use introspect::{decode_token, TokenClaims};
 pub use key::{PrivateKey, MIN_KEY_BITS};
 pub use provider::{TokenProvider, DEFAULT_REFRESH_MARGIN};
 pub use refresh::{fallback_warning, Held, Outcome, RefreshRule, Step, REFRESH_RETRY_PAUSE};
 pub use secret::{ClientSecret, SignedJwt};
+pub use text::rfc3339;
 pub use token::AccessToken;
 
 // ---------------------------------------------------------------------------
@@ -496,6 +509,45 @@ mod text {
         Some(UNIX_EPOCH + Duration::from_secs(secs))
     }
 
+    /// A time in UTC to the second, as RFC 3339 writes it:
+    /// `2027-05-21T14:16:46Z`. A time before 1970 is written as
+    /// `1970-01-01T00:00:00Z`.
+    pub fn rfc3339(time: SystemTime) -> String {
+        let secs = time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (year, month, day) = civil_from_days(days);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+
+    /// The date of a day counted from 1970-01-01, the inverse of
+    /// `civil_to_time` (Howard Hinnant's `civil_from_days`).
+    fn civil_from_days(days: i64) -> (i64, i64, i64) {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        (yoe + era * 400 + i64::from(month <= 2), month, day)
+    }
+
+    /// Splits a comma-separated list, trims entries and drops empty ones.
+    pub(crate) fn split_list(list: &str) -> impl Iterator<Item = String> + '_ {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    }
+
     /// Non-empty and only `!` to `~`: safe in a header, a line or an argument.
     pub(crate) fn is_visible_ascii(text: &str) -> bool {
         !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
@@ -590,6 +642,35 @@ mod text {
             assert_eq!(parse_asn1_time("20231114221320Z", false), Some(at(T0)));
             assert_eq!(parse_rfc3339("2023-13-01T00:00:00Z"), None);
             assert_eq!(parse_rfc3339("yesterday"), None);
+        }
+
+        #[test]
+        fn rfc3339_formats_known_instants_and_round_trips() {
+            assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+            assert_eq!(rfc3339(at(T0)), "2023-11-14T22:13:20Z");
+            let leap = at(951_782_400);
+            assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+            assert_eq!(
+                rfc3339(UNIX_EPOCH - Duration::from_secs(5)),
+                "1970-01-01T00:00:00Z"
+            );
+            for secs in [
+                0,
+                59,
+                86_399,
+                951_782_399,
+                T0,
+                4_102_444_800,
+                253_402_300_799,
+            ] {
+                assert_eq!(parse_rfc3339(&rfc3339(at(secs))), Some(at(secs)), "{secs}");
+            }
+        }
+
+        #[test]
+        fn lists_are_split_trimmed_and_emptied() {
+            let items: Vec<String> = split_list(" a, ,b,, https://x/s/c ").collect();
+            assert_eq!(items, ["a", "b", "https://x/s/c"]);
         }
 
         #[test]
@@ -1319,22 +1400,466 @@ mod token {
 }
 
 // ---------------------------------------------------------------------------
+// What an IMS access token says of itself: read locally, never verified.
+mod introspect {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use base64::Engine as _;
+    use serde_json::{Map, Value};
+
+    use crate::text::{rfc3339, rough_duration, split_list};
+    use crate::Error;
+
+    /// The `type` of an IMS access token.
+    const ACCESS_TOKEN: &str = "access_token";
+
+    /// What an IMS access token says of itself, read from its payload by
+    /// [`decode_token`]. Only IMS can verify the signature: this is what a
+    /// token claims, not whether IMS accepts it (for that, ask
+    /// [`Client::validate_token`](crate::Client::validate_token)).
+    ///
+    /// It holds nothing that works as a credential: neither the token nor
+    /// its signature.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct TokenClaims {
+        /// The payload's `type`: `access_token`.
+        pub token_type: String,
+        /// The client (API key) the token was issued to (`client_id`).
+        pub client_id: String,
+        /// The user or technical account it acts for (`user_id`), if given.
+        pub user_id: Option<String>,
+        /// The scopes (`scope`, comma-separated in the token).
+        pub scopes: Vec<String>,
+        /// The IMS region that issued it (`as`: `ims-na1`, `ims-eu1`, ...), if given.
+        pub region: Option<String>,
+        /// When it was issued (`created_at`).
+        pub created_at: SystemTime,
+        /// When it expires: `created_at` plus `expires_in`.
+        pub expires_at: SystemTime,
+    }
+
+    /// Reads what an IMS access token says of itself, with no network and
+    /// no clock: `type`, `client_id`, `user_id`, `scope`, `as`, and
+    /// `created_at` plus `expires_in` (milliseconds, as numbers or strings)
+    /// for the expiry. White space around the token and a leading `Bearer `
+    /// are ignored. The signature is neither checked nor kept.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ims_token::Error> {
+    /// # use base64::Engine as _;
+    /// # let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    /// # let payload = r#"{"type":"access_token","client_id":"my-client","user_id":"A@AdobeID",
+    /// #   "as":"ims-na1","scope":"openid,AdobeID","created_at":"1700000000000","expires_in":"86400000"}"#;
+    /// # let token = format!("{}.{}.c2lnbmF0dXJl", b64(r#"{"alg":"RS256"}"#), b64(payload));
+    /// let claims = ims_token::decode_token(&token)?;
+    /// assert_eq!(claims.client_id, "my-client");
+    /// assert_eq!(claims.scopes, ["openid", "AdobeID"]);
+    /// assert_eq!(ims_token::rfc3339(claims.expires_at), "2023-11-15T22:13:20Z");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the text is not an IMS access token: not
+    /// three base64url segments, a payload that is not a JSON object, no
+    /// `client_id`, `created_at` or `expires_in`, or another `type` (a
+    /// `refresh_token`, say). The message says why and never quotes the
+    /// token.
+    pub fn decode_token(token: &str) -> Result<TokenClaims, Error> {
+        let token = token.trim();
+        let token = token.strip_prefix("Bearer ").unwrap_or(token).trim_start();
+        claims_of(token)
+            .map_err(|why| Error::config(format!("the input is not an IMS access token: {why}")))
+    }
+
+    fn claims_of(token: &str) -> Result<TokenClaims, String> {
+        let payload = token_payload(token)?;
+        let text = |name: &str| {
+            payload
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let token_type = text("type").ok_or("its payload has no `type`")?;
+        if token_type != ACCESS_TOKEN {
+            return Err(format!(
+                "it is an IMS {}, not an access token",
+                token_kind(&token_type)
+            ));
+        }
+        let client_id = text("client_id").ok_or("its payload has no `client_id`")?;
+        let created = millis(&payload, "created_at")
+            .ok_or("its payload has no `created_at` in milliseconds")?;
+        millis(&payload, "expires_in").ok_or("its payload has no `expires_in` in milliseconds")?;
+        let out_of_range = "its `created_at` and `expires_in` are out of range";
+        let created_at = UNIX_EPOCH
+            .checked_add(Duration::from_millis(created))
+            .ok_or(out_of_range)?;
+        let expires_at = payload_expiry(&payload).ok_or(out_of_range)?;
+        Ok(TokenClaims {
+            token_type,
+            client_id,
+            user_id: text("user_id"),
+            scopes: payload_scopes(&payload),
+            region: text("as"),
+            created_at,
+            expires_at,
+        })
+    }
+
+    /// `` `refresh_token` `` for a plain type name; anything else is not quoted.
+    fn token_kind(kind: &str) -> String {
+        let plain = kind.len() <= 40 && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        if plain {
+            format!("`{kind}`")
+        } else {
+            "token of another type".to_owned()
+        }
+    }
+
+    const NOT_THREE_SEGMENTS: &str =
+        "it is not three base64url segments joined by dots (header.payload.signature)";
+
+    /// The payload (the middle segment) of a JWT-shaped token, as a JSON
+    /// object; the error says why it is not one. The other segments are
+    /// not looked at.
+    pub(crate) fn token_payload(token: &str) -> Result<Map<String, Value>, &'static str> {
+        let mut segments = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(NOT_THREE_SEGMENTS);
+        };
+        if header.is_empty() || payload.is_empty() || signature.is_empty() {
+            return Err(NOT_THREE_SEGMENTS);
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .map_err(|_| "its payload is not base64url")?;
+        match serde_json::from_slice(&bytes) {
+            Ok(Value::Object(fields)) => Ok(fields),
+            _ => Err("its payload is not a JSON object"),
+        }
+    }
+
+    /// `created_at` plus `expires_in`, both milliseconds.
+    pub(crate) fn payload_expiry(payload: &Map<String, Value>) -> Option<SystemTime> {
+        let total = millis(payload, "created_at")?.checked_add(millis(payload, "expires_in")?)?;
+        UNIX_EPOCH.checked_add(Duration::from_millis(total))
+    }
+
+    /// The `scope` list: a comma-separated string (or an array of them).
+    pub(crate) fn payload_scopes(payload: &Map<String, Value>) -> Vec<String> {
+        match payload.get("scope") {
+            Some(Value::String(list)) => split_list(list).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .flat_map(split_list)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn millis(payload: &Map<String, Value>, name: &str) -> Option<u64> {
+        payload.get(name).and_then(whole_number)
+    }
+
+    /// A whole number given as a JSON number or as a string of digits (IMS
+    /// writes both).
+    pub(crate) fn whole_number(value: &Value) -> Option<u64> {
+        match value {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    impl TokenClaims {
+        /// How long the token lives: `expires_in`.
+        pub fn lifetime(&self) -> Duration {
+            self.expires_at
+                .duration_since(self.created_at)
+                .unwrap_or_default()
+        }
+
+        /// Whether, by its own claims, the token has expired at `now`.
+        pub fn is_expired(&self, now: SystemTime) -> bool {
+            self.expires_at <= now
+        }
+
+        /// The claims as `name: value` lines, for people: `type`,
+        /// `client_id`, `user_id` and `as` (when given), `scope`
+        /// (comma-separated), `created_at`, and `expires_at` with the time
+        /// left at `now` (`2023-11-15T22:13:20Z (23 hours left)`, or
+        /// `(expired 3 hours ago)`). Dates are UTC (RFC 3339). Control
+        /// characters in a value are shown as `?`: a token cannot write a
+        /// line or a terminal escape of its own. No trailing newline.
+        pub fn to_text(&self, now: SystemTime) -> String {
+            let mut lines = vec![
+                ("type", self.token_type.clone()),
+                ("client_id", self.client_id.clone()),
+            ];
+            if let Some(user) = &self.user_id {
+                lines.push(("user_id", user.clone()));
+            }
+            lines.push(("scope", self.scopes.join(",")));
+            if let Some(region) = &self.region {
+                lines.push(("as", region.clone()));
+            }
+            lines.push(("created_at", rfc3339(self.created_at)));
+            lines.push(("expires_at", self.expiry_text(now)));
+            let text: Vec<String> = lines
+                .iter()
+                .map(|(name, value)| format!("{name}: {}", printable(value)))
+                .collect();
+            text.join("\n")
+        }
+
+        /// `2023-11-15T22:13:20Z (23 hours left)` or `... (expired 5 minutes ago)`.
+        fn expiry_text(&self, now: SystemTime) -> String {
+            let when = match self.expires_at.duration_since(now) {
+                Ok(left) if !left.is_zero() => format!("{} left", rough_duration(left)),
+                _ => {
+                    let ago = now.duration_since(self.expires_at).unwrap_or_default();
+                    format!("expired {} ago", rough_duration(ago))
+                }
+            };
+            format!("{} ({when})", rfc3339(self.expires_at))
+        }
+
+        /// The claims as one line of JSON, for programs: `type`,
+        /// `client_id`, `user_id` and `as` (`null` when not given), `scope`
+        /// (an array), `created_at` and `expires_at` (RFC 3339, UTC),
+        /// `expires_in` (whole seconds left at `now`, 0 once expired) and
+        /// `expired`. Control characters are escaped.
+        pub fn to_json(&self, now: SystemTime) -> String {
+            let json = serde_json::json!({
+                "type": self.token_type,
+                "client_id": self.client_id,
+                "user_id": self.user_id,
+                "scope": self.scopes,
+                "as": self.region,
+                "created_at": rfc3339(self.created_at),
+                "expires_at": rfc3339(self.expires_at),
+                "expires_in": self.expires_at.duration_since(now).map_or(0, |d| d.as_secs()),
+                "expired": self.is_expired(now),
+            });
+            escape_controls(&json.to_string())
+        }
+    }
+
+    /// Control characters as `?`.
+    fn printable(text: &str) -> String {
+        text.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    }
+
+    /// The control characters serde_json leaves as they are (DEL and the C1
+    /// controls, which some terminals obey) as `\u` escapes. They can only
+    /// stand inside JSON strings, where the escape means the same.
+    fn escape_controls(json: &str) -> String {
+        let mut out = String::with_capacity(json.len());
+        for c in json.chars() {
+            if c.is_control() {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::test_support::*;
+
+        fn b64(text: &str) -> String {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+        }
+
+        fn token_with(payload: &Value) -> String {
+            format!(
+                "{}.{}.c2ln",
+                b64(r#"{"alg":"RS256"}"#),
+                b64(&payload.to_string())
+            )
+        }
+
+        fn sample_payload() -> Value {
+            serde_json::json!({
+                "id": "1700000000000_abc_ue1",
+                "type": "access_token",
+                "client_id": "my-client",
+                "user_id": "ABC@techacct.adobe.com",
+                "as": "ims-na1",
+                "created_at": "1700000000000",
+                "expires_in": "86400000",
+                "scope": "openid, AdobeID,,read_organizations",
+            })
+        }
+
+        #[test]
+        fn a_real_shaped_token_decodes_to_its_claims() {
+            let claims = decode_token(&token_with(&sample_payload())).unwrap();
+            assert_eq!(claims.token_type, "access_token");
+            assert_eq!(claims.client_id, "my-client");
+            assert_eq!(claims.user_id.as_deref(), Some("ABC@techacct.adobe.com"));
+            assert_eq!(claims.region.as_deref(), Some("ims-na1"));
+            assert_eq!(claims.scopes, ["openid", "AdobeID", "read_organizations"]);
+            assert_eq!(claims.created_at, at(T0));
+            assert_eq!(claims.expires_at, at(T0 + 86_400));
+            assert_eq!(claims.lifetime(), Duration::from_secs(86_400));
+            // Numbers instead of strings, padding, `Bearer ` and a newline.
+            let mut numbers = sample_payload();
+            numbers["created_at"] = 1_700_000_000_000u64.into();
+            numbers["expires_in"] = 86_400_000u64.into();
+            let padded = format!("{}==", b64(&numbers.to_string()));
+            let text = format!("Bearer {}.{padded}.c2ln\n", b64("{}"));
+            assert_eq!(decode_token(&text).unwrap(), claims);
+        }
+
+        #[test]
+        fn what_is_not_an_access_token_gets_one_clear_error() {
+            let mut refresh = sample_payload();
+            refresh["type"] = "refresh_token".into();
+            let mut odd_type = sample_payload();
+            odd_type["type"] = "\u{1b}[31mred".into();
+            let mut no_client = sample_payload();
+            no_client.as_object_mut().unwrap().remove("client_id");
+            let mut bad_time = sample_payload();
+            bad_time["created_at"] = "yesterday".into();
+            let mut huge = sample_payload();
+            huge["created_at"] = u64::MAX.into();
+            let cases = [
+                ("garbage p8e-SECRET".to_owned(), "three base64url segments"),
+                ("a.b".to_owned(), "three base64url segments"),
+                ("a..c".to_owned(), "three base64url segments"),
+                ("a.b.c.d".to_owned(), "three base64url segments"),
+                ("h.!!!.s".to_owned(), "not base64url"),
+                (format!("h.{}.s", b64("[1,2]")), "not a JSON object"),
+                (
+                    token_with(&refresh),
+                    "an IMS `refresh_token`, not an access token",
+                ),
+                (token_with(&odd_type), "an IMS token of another type"),
+                (token_with(&no_client), "no `client_id`"),
+                (token_with(&bad_time), "no `created_at`"),
+                (token_with(&huge), "out of range"),
+            ];
+            for (text, why) in cases {
+                let e = decode_token(&text).unwrap_err();
+                assert!(e.is_config(), "{e:?}");
+                let m = e.to_string();
+                assert!(
+                    m.starts_with("the input is not an IMS access token: "),
+                    "{m}"
+                );
+                assert!(m.contains(why), "{text}: {m}");
+                assert!(!m.contains("SECRET") && !m.contains('\u{1b}'), "{m}");
+            }
+        }
+
+        #[test]
+        fn claims_render_as_text_lines_and_json() {
+            let claims = decode_token(&token_with(&sample_payload())).unwrap();
+            let now = at(T0 + 3600);
+            assert_eq!(
+                claims.to_text(now),
+                "type: access_token\n\
+                 client_id: my-client\n\
+                 user_id: ABC@techacct.adobe.com\n\
+                 scope: openid,AdobeID,read_organizations\n\
+                 as: ims-na1\n\
+                 created_at: 2023-11-14T22:13:20Z\n\
+                 expires_at: 2023-11-15T22:13:20Z (23 hours left)"
+            );
+            let json: Value = serde_json::from_str(&claims.to_json(now)).unwrap();
+            assert_eq!(
+                json,
+                serde_json::json!({
+                    "type": "access_token",
+                    "client_id": "my-client",
+                    "user_id": "ABC@techacct.adobe.com",
+                    "scope": ["openid", "AdobeID", "read_organizations"],
+                    "as": "ims-na1",
+                    "created_at": "2023-11-14T22:13:20Z",
+                    "expires_at": "2023-11-15T22:13:20Z",
+                    "expires_in": 82_800,
+                    "expired": false,
+                })
+            );
+            let later = at(T0 + 86_400 + 3 * 3600);
+            assert!(claims.to_text(later).ends_with("(expired 3 hours ago)"));
+            let json: Value = serde_json::from_str(&claims.to_json(later)).unwrap();
+            assert_eq!(
+                (json["expires_in"].as_u64(), json["expired"].as_bool()),
+                (Some(0), Some(true))
+            );
+        }
+
+        #[test]
+        fn hostile_claims_cannot_write_lines_or_escapes() {
+            let mut payload = sample_payload();
+            payload["client_id"] = "x\nexpires_at: never\u{1b}[2J\u{9b}31m".into();
+            payload.as_object_mut().unwrap().remove("user_id");
+            payload.as_object_mut().unwrap().remove("as");
+            let claims = decode_token(&token_with(&payload)).unwrap();
+            let text = claims.to_text(at(T0));
+            assert_eq!(text.lines().count(), 5, "{text}");
+            assert!(
+                text.contains("client_id: x?expires_at: never?[2J?31m"),
+                "{text}"
+            );
+            let json = claims.to_json(at(T0));
+            assert!(!json.chars().any(char::is_control), "{json}");
+            let back: Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(back["client_id"], payload["client_id"]);
+            assert_eq!(
+                (back["user_id"].is_null(), back["as"].is_null()),
+                (true, true)
+            );
+        }
+
+        #[test]
+        fn payload_expiry_reads_milliseconds_for_a_local_token() {
+            let payload = serde_json::json!({"created_at":"1700000000000","expires_in":86400000});
+            let fields = token_payload(&token_with(&payload)).unwrap();
+            assert_eq!(payload_expiry(&fields), Some(at(1_700_086_400)));
+            assert_eq!(token_payload("no-dots"), Err(NOT_THREE_SEGMENTS));
+            assert_eq!(whole_number(&Value::from(" 7 ")), Some(7));
+            assert_eq!(whole_number(&Value::from(-1)), None);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Credentials: every Adobe kind, from JSON, builders or the environment.
 mod credentials {
     use std::io::Read;
     use std::path::Path;
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::SystemTime;
 
-    use base64::Engine as _;
     use serde_json::{Map, Value};
     use zeroize::Zeroize as _;
 
     use crate::endpoint::{default_endpoint, DEFAULT_IMS};
     use crate::exchange::excerpt;
     use crate::files::{read_capped, read_capped_file};
+    use crate::introspect::{payload_expiry, payload_scopes, token_payload};
     use crate::key::certificate_not_after;
     use crate::secret::Secret;
-    use crate::text::{parse_rfc3339, rough_duration};
+    use crate::text::{parse_rfc3339, rough_duration, split_list};
     use crate::{AccessToken, ClientSecret, Endpoint, Error, PrivateKey};
 
     /// A JWT service account (AEM "service credentials" or an Adobe Developer
@@ -1353,15 +1878,63 @@ mod credentials {
     }
 
     /// OAuth Server-to-Server credentials (client credentials grant).
+    ///
+    /// Clones share which of two client secrets IMS accepted last (see
+    /// [`OAuthCredentialsBuilder::second_client_secret`]).
     #[derive(Clone, Debug)]
     pub struct OAuthCredentials {
         pub(crate) ims: Endpoint,
         pub(crate) client_id: String,
-        pub(crate) client_secret: ClientSecret,
+        pub(crate) secrets: ClientSecrets,
         pub(crate) scopes: Vec<String>,
         pub(crate) org_id: Option<String>,
         pub(crate) technical_account_id: Option<String>,
+        pub(crate) requested_org_id: Option<String>,
+        pub(crate) resources: Vec<String>,
         project: Option<ConsoleProject>,
+    }
+
+    /// The client secrets of OAuth credentials: one, or two while one is
+    /// being rotated (a Developer Console credential holds two then, in no
+    /// documented order), and which of them IMS accepted last. Clones share
+    /// what was learnt, so the clones of credentials that a
+    /// [`TokenProvider`](crate::TokenProvider) holds try the working secret
+    /// first.
+    #[derive(Clone, Debug)]
+    pub(crate) struct ClientSecrets {
+        first: ClientSecret,
+        second: Option<ClientSecret>,
+        /// IMS refused the first and accepted the second: try the second first.
+        second_works: Arc<AtomicBool>,
+    }
+
+    impl ClientSecrets {
+        pub(crate) fn new(first: ClientSecret, second: Option<ClientSecret>) -> Self {
+            ClientSecrets {
+                first,
+                second,
+                second_works: Arc::default(),
+            }
+        }
+
+        /// The secrets in the order to try them, each with its position in
+        /// the credential (1 or 2): the one that worked last first.
+        pub(crate) fn in_order(&self) -> Vec<(usize, &ClientSecret)> {
+            let mut order = vec![(1, &self.first)];
+            if let Some(second) = &self.second {
+                if self.second_works.load(Ordering::Relaxed) {
+                    order.insert(0, (2, second));
+                } else {
+                    order.push((2, second));
+                }
+            }
+            order
+        }
+
+        /// Remembers that the secret at `position` (1 or 2) worked.
+        pub(crate) fn worked(&self, position: usize) {
+            self.second_works.store(position == 2, Ordering::Relaxed);
+        }
     }
 
     /// Where OAuth credentials read from an Adobe Developer Console project
@@ -1524,18 +2097,55 @@ mod credentials {
         pub fn client_id(&self) -> &str {
             &self.client_id
         }
-        /// The client secret.
+        /// The client secret (the first, when there are two).
         pub fn client_secret(&self) -> &ClientSecret {
-            &self.client_secret
+            &self.secrets.first
+        }
+        /// The second client secret, when the credentials have one (see
+        /// [`OAuthCredentialsBuilder::second_client_secret`]).
+        pub fn second_client_secret(&self) -> Option<&ClientSecret> {
+            self.secrets.second.as_ref()
         }
         /// The scopes.
         pub fn scopes(&self) -> &[String] {
             &self.scopes
         }
         /// The organization id (`...@AdobeOrg`), when the source gave one
-        /// (`x-gw-ims-org-id` for Adobe APIs); IMS does not need it here.
+        /// (`x-gw-ims-org-id` for Adobe APIs). It is not sent to IMS: see
+        /// [`OAuthCredentials::requested_org_id`] for that.
         pub fn org_id(&self) -> Option<&str> {
             self.org_id.as_deref()
+        }
+        /// The `org_id` sent to IMS with the request, for a client that
+        /// serves several organizations; `None` (the default): none is sent.
+        pub fn requested_org_id(&self) -> Option<&str> {
+            self.requested_org_id.as_deref()
+        }
+        /// The `resource` fields (RFC 8707) sent to IMS with the request, in
+        /// order; empty (the default): none is sent.
+        pub fn resources(&self) -> &[String] {
+            &self.resources
+        }
+
+        /// Asks IMS for a token for this organization: the `org_id` field,
+        /// for a client that serves several. Unrelated to
+        /// [`OAuthCredentials::org_id`], which is never sent.
+        ///
+        /// # Errors
+        /// [`Error::Config`] when `org_id` is blank.
+        pub fn with_requested_org_id(mut self, org_id: &str) -> Result<Self, Error> {
+            self.requested_org_id = Some(request_value(org_id, "org_id")?);
+            Ok(self)
+        }
+
+        /// Adds a `resource` field (RFC 8707: the API the token is for); may
+        /// be called more than once.
+        ///
+        /// # Errors
+        /// [`Error::Config`] when `resource` is blank.
+        pub fn with_resource(mut self, resource: &str) -> Result<Self, Error> {
+            self.resources.push(request_value(resource, "resource")?);
+            Ok(self)
         }
         /// The technical-account id, when the source gave one.
         pub fn technical_account_id(&self) -> Option<&str> {
@@ -1625,8 +2235,11 @@ mod credentials {
         ims: Option<String>,
         client_id: Option<String>,
         client_secret: Option<ClientSecret>,
+        second_client_secret: Option<ClientSecret>,
         scopes: Vec<String>,
         org_id: Option<String>,
+        requested_org_id: Option<String>,
+        resources: Vec<String>,
     }
 
     impl OAuthCredentialsBuilder {
@@ -1645,33 +2258,78 @@ mod credentials {
             self.client_secret = Some(v);
             self
         }
+        /// A second client secret, as a Developer Console credential holds
+        /// while a secret is rotated. When IMS answers `invalid_client` to
+        /// the one tried first, the other is tried once; the one that worked
+        /// is tried first from then on (a warning is logged, naming the
+        /// secrets by position, never by value).
+        pub fn second_client_secret(mut self, v: ClientSecret) -> Self {
+            self.second_client_secret = Some(v);
+            self
+        }
         /// Scopes, comma-separated; may be called more than once.
         pub fn scopes(mut self, list: &str) -> Self {
             self.scopes.extend(split_list(list));
             self
         }
-        /// Organization id (`...@AdobeOrg`); optional, IMS does not need it
-        /// for this flow, but Adobe APIs want it in `x-gw-ims-org-id`.
+        /// Organization id (`...@AdobeOrg`); optional, and not sent to IMS,
+        /// but Adobe APIs want it in `x-gw-ims-org-id`.
         pub fn org_id(mut self, v: impl Into<String>) -> Self {
             self.org_id = Some(v.into());
+            self
+        }
+        /// The `org_id` to send to IMS, for a client that serves several
+        /// organizations (see [`OAuthCredentials::with_requested_org_id`]).
+        pub fn requested_org_id(mut self, v: impl Into<String>) -> Self {
+            self.requested_org_id = Some(v.into());
+            self
+        }
+        /// A `resource` field to send to IMS (RFC 8707); may be called more
+        /// than once.
+        pub fn resource(mut self, v: impl Into<String>) -> Self {
+            self.resources.push(v.into());
             self
         }
 
         /// Checks that every value is there.
         ///
         /// # Errors
-        /// [`Error::Config`] naming the first missing value or a bad endpoint.
+        /// [`Error::Config`] naming the first missing value, a bad endpoint,
+        /// or a blank requested org id or resource.
         pub fn build(self) -> Result<OAuthCredentials, Error> {
-            Ok(OAuthCredentials {
+            let mut built = OAuthCredentials {
                 ims: Endpoint::parse(self.ims.as_deref().unwrap_or(DEFAULT_IMS))?,
                 client_id: required(self.client_id, "client_id")?,
-                client_secret: required(self.client_secret, "client_secret")?,
+                secrets: ClientSecrets::new(
+                    required(self.client_secret, "client_secret")?,
+                    self.second_client_secret,
+                ),
                 scopes: non_empty_list(self.scopes, "scopes")?,
                 org_id: self.org_id,
                 technical_account_id: None,
+                requested_org_id: None,
+                resources: Vec::new(),
                 project: None,
-            })
+            };
+            if let Some(org) = self.requested_org_id {
+                built = built.with_requested_org_id(&org)?;
+            }
+            for resource in self.resources {
+                built = built.with_resource(&resource)?;
+            }
+            Ok(built)
         }
+    }
+
+    /// A value sent to IMS as it is asked for: trimmed, not blank.
+    fn request_value(value: &str, name: &str) -> Result<String, Error> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(Error::config(format!(
+                "the `{name}` to send to IMS is empty"
+            )));
+        }
+        Ok(value.to_owned())
     }
 
     fn required<T>(value: Option<T>, name: &str) -> Result<T, Error> {
@@ -1683,14 +2341,6 @@ mod credentials {
             return Err(Error::config(format!("credentials have no `{name}`")));
         }
         Ok(list)
-    }
-
-    /// Splits a comma-separated list, trims entries and drops empty ones.
-    fn split_list(list: &str) -> impl Iterator<Item = String> + '_ {
-        list.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
     }
 
     /// Largest credentials input [`Credentials::from_reader`] and
@@ -1723,7 +2373,9 @@ mod credentials {
         /// As [`Credentials::from_json`], choosing the Developer Console
         /// project credential by its `name` or `id` (an `id` match wins). With
         /// `None`, the project's only OAuth Server-to-Server credential is used.
-        /// Of several `client_secrets`, the first is used.
+        /// Of its `client_secrets`, the first is tried first and the second
+        /// (if any) once when IMS answers `invalid_client` (a secret being
+        /// rotated); further ones are ignored.
         ///
         /// # Errors
         /// As [`Credentials::from_json`]; [`Error::Config`] listing the
@@ -1797,10 +2449,16 @@ mod credentials {
         ///   `IMS_ORG_ID`, `IMS_TECHNICAL_ACCOUNT_ID`, `IMS_METASCOPES`
         ///   (comma-separated) and either `IMS_PRIVATE_KEY` (the PEM text;
         ///   literal `\n` sequences are fine) or `IMS_PRIVATE_KEY_FILE`;
-        /// - either: `IMS_ENDPOINT`, optional (default `ims-na1.adobelogin.com`).
+        /// - either: `IMS_ENDPOINT`, optional (default `ims-na1.adobelogin.com`);
+        ///   `IMS_CLIENT_SECRET_FILE`, the path of a file holding the client
+        ///   secret, in place of `IMS_CLIENT_SECRET` (white space around the
+        ///   secret, such as a final newline, is dropped; systemd's
+        ///   `LoadCredential=` gives such files).
         ///
         /// Any of the JWT-only variables makes it a service account. An empty
-        /// variable counts as unset.
+        /// variable counts as unset. Files are read as
+        /// [`Credentials::from_file`] reads them: a FIFO or a device is
+        /// refused at once, never waited on.
         ///
         /// Returns `Ok(None)` when none of these variables is set, so the
         /// caller can look elsewhere.
@@ -1808,8 +2466,12 @@ mod credentials {
         /// # Errors
         /// [`Error::Config`] naming the variables that are missing (never
         /// their values), a variable that is not UTF-8, a mix of both kinds or
-        /// a bad `IMS_ENDPOINT`; [`Error::Key`] or [`Error::Io`] for a private
-        /// key that cannot be used or read.
+        /// a bad `IMS_ENDPOINT`, both `IMS_CLIENT_SECRET` and
+        /// `IMS_CLIENT_SECRET_FILE` (or both `IMS_PRIVATE_KEY` and
+        /// `IMS_PRIVATE_KEY_FILE`) set, or an empty secret file;
+        /// [`Error::Key`] for a private key that cannot be used; [`Error::Io`]
+        /// naming the path and the variable when a file cannot be read, is
+        /// not a regular file or is over 1 MiB.
         pub fn from_env() -> Result<Option<Self>, Error> {
             credentials_from_vars(|name| std::env::var_os(name))
         }
@@ -1844,6 +2506,42 @@ mod credentials {
                 }
             }
             Ok(self)
+        }
+
+        /// Asks IMS for a token for this organization (OAuth
+        /// Server-to-Server only): see [`OAuthCredentials::with_requested_org_id`].
+        ///
+        /// # Errors
+        /// [`Error::Config`] when `org_id` is blank, or for credentials that
+        /// are not OAuth Server-to-Server.
+        pub fn with_requested_org_id(self, org_id: &str) -> Result<Self, Error> {
+            match self {
+                Credentials::OAuth(o) => o.with_requested_org_id(org_id).map(Credentials::OAuth),
+                other => Err(other.not_oauth("an `org_id` to send to IMS")),
+            }
+        }
+
+        /// Adds a `resource` field (RFC 8707; OAuth Server-to-Server only):
+        /// see [`OAuthCredentials::with_resource`].
+        ///
+        /// # Errors
+        /// [`Error::Config`] when `resource` is blank, or for credentials
+        /// that are not OAuth Server-to-Server.
+        pub fn with_resource(self, resource: &str) -> Result<Self, Error> {
+            match self {
+                Credentials::OAuth(o) => o.with_resource(resource).map(Credentials::OAuth),
+                other => Err(other.not_oauth("a `resource` to send to IMS")),
+            }
+        }
+
+        fn not_oauth(&self, what: &str) -> Error {
+            let kind = match self {
+                Credentials::ServiceAccount(_) => "a JWT service account",
+                _ => "a local development token",
+            };
+            Error::config(format!(
+                "{what} applies to OAuth Server-to-Server credentials only; these are {kind}"
+            ))
         }
 
         /// The metascopes (service account), scopes (OAuth) or the scopes in a
@@ -2031,6 +2729,18 @@ mod credentials {
             }
         }
 
+        /// The second string of an array, if it has one (checked as the
+        /// first is); never split.
+        fn second_string(&self, name: &str) -> Result<Option<&'a str>, Error> {
+            match self.get(name)? {
+                Value::Array(items) => items
+                    .get(1)
+                    .map(|second| non_empty_str(second, &format!("{}[1]", self.path(name))))
+                    .transpose(),
+                _ => Ok(None),
+            }
+        }
+
         fn mistyped(&self, name: &str, expected: &str) -> Error {
             mistyped(&self.path(name), expected)
         }
@@ -2105,10 +2815,12 @@ mod credentials {
         Ok(OAuthCredentials {
             ims: Endpoint::parse(f.string("imsEndpoint")?)?,
             client_id: account.string("clientId")?.to_owned(),
-            client_secret: aem_client_secret(f, &account)?,
+            secrets: ClientSecrets::new(aem_client_secret(f, &account)?, None),
             scopes: f.list("scopes")?,
             org_id: f.optional_string("org"),
             technical_account_id: f.optional_string("id"),
+            requested_org_id: None,
+            resources: Vec::new(),
             project: None,
         })
     }
@@ -2210,10 +2922,15 @@ mod credentials {
         Ok(OAuthCredentials {
             ims: default_endpoint(),
             client_id: s2s.string("client_id")?.to_owned(),
-            client_secret: ClientSecret::new(s2s.first_string("client_secrets")?),
+            secrets: ClientSecrets::new(
+                ClientSecret::new(s2s.first_string("client_secrets")?),
+                s2s.second_string("client_secrets")?.map(ClientSecret::new),
+            ),
             scopes: s2s.list("scopes")?,
             org_id: Some(org_id),
             technical_account_id: s2s.optional_string("technical_account_id"),
+            requested_org_id: None,
+            resources: Vec::new(),
             project: Some(ConsoleProject {
                 name: display_name(project),
                 workspace: display_name(&workspace),
@@ -2316,48 +3033,31 @@ mod credentials {
                 f.path("accessToken")
             )));
         }
-        let claims = local_token_claims(token);
-        let text = |name: &str| {
-            claims
-                .as_ref()
-                .and_then(|c| c.get(name))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        };
+        // Whatever its payload says or lacks, the token is handed out as it
+        // is: IMS judges it.
+        let claims = token_payload(token).ok();
+        let client_id = claims
+            .as_ref()
+            .and_then(|c| c.get("client_id"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         Ok(LocalToken {
             token: Secret(token.to_owned()),
-            expires_at: claims.as_ref().and_then(local_token_expiry),
-            client_id: text("client_id").to_owned(),
-            scopes: split_list(text("scope")).collect(),
+            expires_at: claims.as_ref().and_then(payload_expiry),
+            client_id: client_id.to_owned(),
+            scopes: claims.as_ref().map(payload_scopes).unwrap_or_default(),
             ims: default_endpoint(),
         })
-    }
-
-    /// The token's payload (the middle segment), if it is base64url JSON.
-    fn local_token_claims(token: &str) -> Option<Value> {
-        let payload = token.split('.').nth(1)?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload.trim_end_matches('='))
-            .ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-
-    /// `created_at` plus `expires_in`, both milliseconds, numbers or strings.
-    fn local_token_expiry(claims: &Value) -> Option<SystemTime> {
-        let millis = |name: &str| -> Option<u64> {
-            match claims.get(name)? {
-                Value::Number(n) => n.as_u64(),
-                Value::String(s) => s.parse().ok(),
-                _ => None,
-            }
-        };
-        let total = millis("created_at")?.checked_add(millis("expires_in")?)?;
-        UNIX_EPOCH.checked_add(Duration::from_millis(total))
     }
 
     const ENV_CLIENT_ID: &str = "IMS_CLIENT_ID";
 
     const ENV_CLIENT_SECRET: &str = "IMS_CLIENT_SECRET";
+
+    const ENV_CLIENT_SECRET_FILE: &str = "IMS_CLIENT_SECRET_FILE";
+
+    /// Either, in the list of what is missing.
+    const ENV_CLIENT_SECRET_EITHER: &str = "IMS_CLIENT_SECRET or IMS_CLIENT_SECRET_FILE";
 
     const ENV_ORG_ID: &str = "IMS_ORG_ID";
 
@@ -2390,6 +3090,7 @@ mod credentials {
             let names = [
                 ENV_CLIENT_ID,
                 ENV_CLIENT_SECRET,
+                ENV_CLIENT_SECRET_FILE,
                 ENV_ORG_ID,
                 ENV_SCOPES,
                 ENV_ENDPOINT,
@@ -2481,13 +3182,18 @@ mod credentials {
 
     fn oauth_from_env(env: &EnvVars) -> Result<OAuthCredentials, Error> {
         env.require(
-            &[ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_ORG_ID, ENV_SCOPES],
+            &[
+                ENV_CLIENT_ID,
+                ENV_CLIENT_SECRET_EITHER,
+                ENV_ORG_ID,
+                ENV_SCOPES,
+            ],
             "OAuth Server-to-Server",
         )?;
         OAuthCredentials::builder()
             .ims(env.endpoint()?)
             .client_id(env.value(ENV_CLIENT_ID)?)
-            .client_secret(ClientSecret::new(env.value(ENV_CLIENT_SECRET)?))
+            .client_secret(client_secret_from_env(env)?)
             .org_id(env.value(ENV_ORG_ID)?)
             .scopes(env.value(ENV_SCOPES)?)
             .build()
@@ -2498,7 +3204,7 @@ mod credentials {
         env.require(
             &[
                 ENV_CLIENT_ID,
-                ENV_CLIENT_SECRET,
+                ENV_CLIENT_SECRET_EITHER,
                 ENV_ORG_ID,
                 ENV_TECHNICAL_ACCOUNT_ID,
                 ENV_METASCOPES,
@@ -2509,7 +3215,7 @@ mod credentials {
         ServiceAccount::builder()
             .ims(env.endpoint()?)
             .client_id(env.value(ENV_CLIENT_ID)?)
-            .client_secret(ClientSecret::new(env.value(ENV_CLIENT_SECRET)?))
+            .client_secret(client_secret_from_env(env)?)
             .org_id(env.value(ENV_ORG_ID)?)
             .technical_account_id(env.value(ENV_TECHNICAL_ACCOUNT_ID)?)
             .private_key(private_key_from_env(env)?)
@@ -2519,27 +3225,74 @@ mod credentials {
     }
 
     fn private_key_from_env(env: &EnvVars) -> Result<PrivateKey, Error> {
-        match (env.get(ENV_PRIVATE_KEY), env.get(ENV_PRIVATE_KEY_FILE)) {
-            (Some(pem), None) => PrivateKey::from_pem(pem)
+        match value_or_file(env, ENV_PRIVATE_KEY, ENV_PRIVATE_KEY_FILE, "private key")? {
+            FromEnv::Value(pem) => PrivateKey::from_pem(pem)
                 .map_err(|e| e.prefixed(format_args!("${ENV_PRIVATE_KEY}"))),
-            (None, Some(path)) => {
-                let path = Path::new(path);
-                let bytes = read_capped_file(path, MAX_CREDENTIALS_BYTES).map_err(|e| {
-                    Error::io(
-                        format!(
-                            "cannot read the private key file {} (${ENV_PRIVATE_KEY_FILE})",
-                            path.display()
-                        ),
-                        e,
-                    )
-                })?;
+            FromEnv::File(path, bytes) => {
                 let pem = std::str::from_utf8(&bytes)
                     .map_err(|_| Error::key("the private key file is not text (PEM)"))
                     .and_then(PrivateKey::from_pem);
                 pem.map_err(|e| e.in_file(path))
             }
+        }
+    }
+
+    /// `IMS_CLIENT_SECRET`, or the file `IMS_CLIENT_SECRET_FILE` names
+    /// (white space around the secret, such as a final newline, is dropped).
+    fn client_secret_from_env(env: &EnvVars) -> Result<ClientSecret, Error> {
+        match value_or_file(
+            env,
+            ENV_CLIENT_SECRET,
+            ENV_CLIENT_SECRET_FILE,
+            "client secret",
+        )? {
+            FromEnv::Value(secret) => Ok(ClientSecret::new(secret)),
+            FromEnv::File(path, bytes) => {
+                let secret = std::str::from_utf8(&bytes)
+                    .map(str::trim)
+                    .map_err(|_| Error::config("the client secret file is not UTF-8 text"))
+                    .and_then(|s| match s {
+                        "" => Err(Error::config("the client secret file is empty")),
+                        s => Ok(ClientSecret::new(s)),
+                    });
+                secret.map_err(|e| e.in_file(path))
+            }
+        }
+    }
+
+    /// A value given in a variable, or in the file that another one names.
+    enum FromEnv<'e> {
+        Value(&'e str),
+        /// The file's path and contents (wiped on drop).
+        File(&'e Path, zeroize::Zeroizing<Vec<u8>>),
+    }
+
+    /// The value of `var`, or the contents of the file `file_var` names, read
+    /// as the credentials files are (a regular file of at most
+    /// [`MAX_CREDENTIALS_BYTES`], opened without blocking: a FIFO or a device
+    /// is refused at once); `what` names the value in errors. Exactly one of
+    /// the two must be set.
+    fn value_or_file<'e>(
+        env: &'e EnvVars,
+        var: &str,
+        file_var: &str,
+        what: &str,
+    ) -> Result<FromEnv<'e>, Error> {
+        match (env.get(var), env.get(file_var)) {
+            (Some(value), None) => Ok(FromEnv::Value(value)),
+            (None, Some(path)) => {
+                let path = Path::new(path);
+                let bytes = read_capped_file(path, MAX_CREDENTIALS_BYTES).map_err(|e| {
+                    let path = path.display();
+                    Error::io(
+                        format!("cannot read the {what} file {path} (${file_var})"),
+                        e,
+                    )
+                })?;
+                Ok(FromEnv::File(path, bytes))
+            }
             _ => Err(Error::config(format!(
-                "set only one of ${ENV_PRIVATE_KEY} and ${ENV_PRIVATE_KEY_FILE}"
+                "set only one of ${var} and ${file_var}"
             ))),
         }
     }
@@ -2549,13 +3302,6 @@ mod credentials {
         use std::error::Error as _;
 
         use super::*;
-        use crate::test_support::*;
-
-        #[test]
-        fn lists_are_split_trimmed_and_emptied() {
-            let items: Vec<String> = split_list(" a, ,b,, https://x/s/c ").collect();
-            assert_eq!(items, ["a", "b", "https://x/s/c"]);
-        }
 
         const ENV_SECRET: &str = "p8e-ENV-secret-&=+/ value";
 
@@ -2736,15 +3482,230 @@ mod credentials {
             assert_eq!(e.to_string(), "$IMS_CLIENT_SECRET is not valid UTF-8");
         }
 
+        /// A temp dir for one test, removed at its end.
+        struct Dir(std::path::PathBuf);
+
+        impl Dir {
+            fn new(tag: &str) -> Dir {
+                let name = format!("ims-token-lib-{tag}-{}", std::process::id());
+                let dir = std::env::temp_dir().join(name);
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                Dir(dir)
+            }
+            fn path(&self, name: &str) -> String {
+                self.0.join(name).to_str().unwrap().to_owned()
+            }
+        }
+
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+
+        /// `oauth_vars` (or the JWT ones) with the secret in a file instead.
+        fn secret_file_vars(jwt: bool, path: &str) -> Vec<(&str, &str)> {
+            let mut pairs = if jwt {
+                jwt_vars(sample_pem())
+            } else {
+                oauth_vars()
+            };
+            pairs.retain(|(k, _)| *k != "IMS_CLIENT_SECRET");
+            pairs.push(("IMS_CLIENT_SECRET_FILE", path));
+            pairs
+        }
+
         #[test]
-        fn local_token_expiry_reads_milliseconds() {
-            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-            let payload = b64.encode(r#"{"created_at":"1700000000000","expires_in":86400000}"#);
-            let claims = local_token_claims(&format!("h.{payload}.s")).unwrap();
-            assert_eq!(local_token_expiry(&claims), Some(at(1_700_086_400)));
-            let padded = format!("h.{payload}==.s");
-            assert!(local_token_claims(&padded).is_some());
-            assert_eq!(local_token_claims("no-dots"), None);
+        fn env_client_secret_from_a_file() {
+            let dir = Dir::new("secret-file");
+            let file = dir.path("secret");
+            std::fs::write(&file, format!("{ENV_SECRET}\n")).unwrap();
+            let Some(Credentials::OAuth(o)) = vars(&secret_file_vars(false, &file)).unwrap() else {
+                panic!("not OAuth")
+            };
+            assert_eq!(o.client_secret().secret(), ENV_SECRET);
+            let Some(Credentials::ServiceAccount(a)) =
+                vars(&secret_file_vars(true, &file)).unwrap()
+            else {
+                panic!("not a service account")
+            };
+            assert_eq!(a.client_secret().secret(), ENV_SECRET);
+            // A file alone is half of the credentials, like the variable.
+            let m = env_error(&[("IMS_CLIENT_SECRET_FILE", &file)]);
+            assert!(
+                m.contains("$IMS_CLIENT_ID") && !m.contains("$IMS_CLIENT_SECRET"),
+                "{m}"
+            );
+        }
+
+        #[test]
+        fn env_client_secret_file_mistakes_are_named() {
+            let dir = Dir::new("secret-file-bad");
+            let fifo = dir.path("fifo");
+            let made = std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap();
+            assert!(made.success());
+            let missing = dir.path("missing");
+            for (path, cause) in [
+                (fifo.as_str(), "not a regular file (a FIFO)"),
+                ("/dev/null", "not a regular file (a device)"),
+                (missing.as_str(), "No such file"),
+            ] {
+                let e = vars(&secret_file_vars(false, path)).unwrap_err();
+                assert!(matches!(e, Error::Io { .. }) && e.is_config(), "{e:?}");
+                let m = e.to_string();
+                assert_eq!(
+                    m,
+                    format!("cannot read the client secret file {path} ($IMS_CLIENT_SECRET_FILE)")
+                );
+                let source = e.source().map(|s| s.to_string()).unwrap_or_default();
+                assert!(source.contains(cause), "{source}");
+            }
+            // The path is named, the secret never.
+            let config_error = |pairs: &[(&str, &str)]| {
+                let e = vars(pairs).unwrap_err();
+                assert!(matches!(e, Error::Config { .. }), "{e:?}");
+                assert!(!format!("{e} {e:?}").contains(ENV_SECRET), "{e:?}");
+                e.to_string()
+            };
+            let empty = dir.path("empty");
+            std::fs::write(&empty, " \n").unwrap();
+            let m = config_error(&secret_file_vars(false, &empty));
+            assert_eq!(m, format!("{empty}: the client secret file is empty"));
+            std::fs::write(&empty, [0xff, 0xfe]).unwrap();
+            assert!(config_error(&secret_file_vars(false, &empty)).contains("not UTF-8"));
+            let mut both = secret_file_vars(false, &empty);
+            both.push(("IMS_CLIENT_SECRET", ENV_SECRET));
+            assert_eq!(
+                config_error(&both),
+                "set only one of $IMS_CLIENT_SECRET and $IMS_CLIENT_SECRET_FILE"
+            );
+        }
+
+        fn project_with_secrets(secrets: Value) -> String {
+            serde_json::json!({"project": {
+                "org": {"ims_org_id": "ORG@AdobeOrg"},
+                "workspace": {"details": {"credentials": [{
+                    "id": "1", "name": "s2s", "integration_type": "oauth_server_to_server",
+                    "oauth_server_to_server": {
+                        "client_id": "c", "client_secrets": secrets, "scopes": ["openid"],
+                    },
+                }]}},
+            }})
+            .to_string()
+        }
+
+        fn oauth_of(text: &str) -> Result<OAuthCredentials, Error> {
+            match Credentials::from_json(text)? {
+                Credentials::OAuth(o) => Ok(o),
+                other => panic!("not OAuth: {other:?}"),
+            }
+        }
+
+        #[test]
+        fn a_project_gives_both_client_secrets() {
+            let o = oauth_of(&project_with_secrets(serde_json::json!([
+                "old", "new", "x"
+            ])))
+            .unwrap();
+            assert_eq!(o.client_secret().secret(), "old");
+            assert_eq!(
+                o.second_client_secret().map(ClientSecret::secret),
+                Some("new")
+            );
+            let one = oauth_of(&project_with_secrets(serde_json::json!(["only"]))).unwrap();
+            assert!(one.second_client_secret().is_none());
+            let alone = oauth_of(&project_with_secrets(serde_json::json!("alone"))).unwrap();
+            assert!(alone.second_client_secret().is_none());
+            for bad in [
+                serde_json::json!(["old", 7]),
+                serde_json::json!(["old", " "]),
+            ] {
+                let m = oauth_of(&project_with_secrets(bad))
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    m.contains("oauth_server_to_server.client_secrets[1]`"),
+                    "{m}"
+                );
+                assert!(!m.contains("old"), "{m}");
+            }
+        }
+
+        #[test]
+        fn the_secret_that_worked_is_tried_first_by_every_clone() {
+            let secrets = ClientSecrets::new(ClientSecret::new("a"), Some(ClientSecret::new("b")));
+            let order = |s: &ClientSecrets| -> Vec<(usize, String)> {
+                s.in_order()
+                    .into_iter()
+                    .map(|(i, s)| (i, s.secret().to_owned()))
+                    .collect()
+            };
+            assert_eq!(order(&secrets), [(1, "a".into()), (2, "b".into())]);
+            let clone = secrets.clone();
+            clone.worked(2);
+            assert_eq!(order(&secrets), [(2, "b".into()), (1, "a".into())]);
+            secrets.worked(1);
+            assert_eq!(order(&clone), [(1, "a".into()), (2, "b".into())]);
+            let one = ClientSecrets::new(ClientSecret::new("a"), None);
+            one.worked(2);
+            assert_eq!(order(&one), [(1, "a".into())]);
+            assert!(!format!("{secrets:?}").contains("\"a\""));
+        }
+
+        #[test]
+        fn org_id_and_resources_are_sent_only_when_asked_for() {
+            let base = || {
+                OAuthCredentials::builder()
+                    .client_id("c")
+                    .client_secret(ClientSecret::new("s"))
+                    .scopes("openid")
+                    .org_id("HEADERS@AdobeOrg")
+            };
+            let plain = base().build().unwrap();
+            assert_eq!(
+                (plain.requested_org_id(), plain.resources().len()),
+                (None, 0)
+            );
+            let asked = base()
+                .requested_org_id(" OTHER@AdobeOrg ")
+                .resource("https://a.example/")
+                .resource("urn:b")
+                .build()
+                .unwrap();
+            assert_eq!(asked.requested_org_id(), Some("OTHER@AdobeOrg"));
+            assert_eq!(asked.org_id(), Some("HEADERS@AdobeOrg"));
+            assert_eq!(asked.resources(), ["https://a.example/", "urn:b"]);
+            let blank = base().resource("  ").build().unwrap_err();
+            assert_eq!(blank.to_string(), "the `resource` to send to IMS is empty");
+            let blank = plain.clone().with_requested_org_id("").unwrap_err();
+            assert_eq!(blank.to_string(), "the `org_id` to send to IMS is empty");
+            let c = Credentials::OAuth(plain)
+                .with_requested_org_id("O@AdobeOrg")
+                .unwrap();
+            let c = c.with_resource("urn:x").unwrap();
+            let Credentials::OAuth(o) = &c else { panic!() };
+            assert_eq!(
+                (o.requested_org_id(), o.resources()),
+                (Some("O@AdobeOrg"), &["urn:x".to_owned()][..])
+            );
+            let Some(jwt) = vars(&jwt_vars(sample_pem())).unwrap() else {
+                panic!()
+            };
+            let m = jwt
+                .clone()
+                .with_requested_org_id("O@AdobeOrg")
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                m,
+                "an `org_id` to send to IMS applies to OAuth Server-to-Server credentials only; \
+                 these are a JWT service account"
+            );
+            assert!(jwt.with_resource("urn:x").unwrap_err().is_config());
         }
     }
 }
@@ -2758,9 +3719,12 @@ mod exchange {
     use serde_json::{Map, Value};
 
     use crate::credentials::wipe_json;
+    use crate::introspect::whole_number;
     use crate::secret::{Secret, REDACTED};
     use crate::text::is_visible_ascii;
-    use crate::{AccessToken, Error, ImsError, OAuthCredentials, ServiceAccount, SignedJwt};
+    use crate::{
+        AccessToken, ClientSecret, Error, ImsError, OAuthCredentials, ServiceAccount, SignedJwt,
+    };
 
     /// Default lifetime of a signed JWT (Adobe's tools use 3 to 5 minutes).
     pub const DEFAULT_JWT_LIFETIME: Duration = Duration::from_secs(300);
@@ -2849,17 +3813,51 @@ mod exchange {
         ]
     }
 
-    /// The form fields of the client-credentials grant, in order. The scope
-    /// list is passed in because the form only borrows.
+    /// The form fields of the client-credentials grant, in order: `org_id`
+    /// and `resource` only when asked for. The secret (one of the
+    /// credentials') and the scope list are passed in because the form only
+    /// borrows.
     pub(crate) fn oauth_form<'a>(
         oauth: &'a OAuthCredentials,
+        secret: &'a ClientSecret,
         scope: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", oauth.client_id.as_str()),
+            ("client_secret", secret.secret()),
+            ("scope", scope),
+        ];
+        if let Some(org) = &oauth.requested_org_id {
+            form.push(("org_id", org));
+        }
+        form.extend(oauth.resources.iter().map(|r| ("resource", r.as_str())));
+        form
+    }
+
+    /// The form fields of `/ims/validate_token/v1`, in order.
+    pub(crate) fn validation_form<'a>(
+        client_id: &'a str,
+        token: &'a str,
+    ) -> [(&'a str, &'a str); 3] {
+        [
+            ("type", "access_token"),
+            ("client_id", client_id),
+            ("token", token),
+        ]
+    }
+
+    /// The form fields of `/ims/invalidate_token/v2`, in order.
+    pub(crate) fn revocation_form<'a>(
+        client_id: &'a str,
+        secret: &'a ClientSecret,
+        token: &'a str,
     ) -> [(&'a str, &'a str); 4] {
         [
-            ("grant_type", "client_credentials"),
-            ("client_id", &oauth.client_id),
-            ("client_secret", oauth.client_secret.secret()),
-            ("scope", scope),
+            ("token_type", "access_token"),
+            ("token", token),
+            ("client_id", client_id),
+            ("client_secret", secret.secret()),
         ]
     }
 
@@ -2869,6 +3867,8 @@ mod exchange {
     pub(crate) struct FormRequest {
         pub(crate) body: Secret,
         secrets: Vec<Secret>,
+        /// The `X-IMS-ClientId` header, for the endpoints that want it.
+        pub(crate) client_id_header: Option<String>,
     }
 
     impl FormRequest {
@@ -2881,7 +3881,14 @@ mod exchange {
             FormRequest {
                 body: Secret(form_body(fields)),
                 secrets,
+                client_id_header: None,
             }
+        }
+
+        /// Sends `X-IMS-ClientId: <client_id>` too.
+        pub(crate) fn with_client_id_header(mut self, client_id: &str) -> Self {
+            self.client_id_header = Some(client_id.to_owned());
+            self
         }
 
         pub(crate) fn scrub(&self) -> Vec<&str> {
@@ -2987,8 +3994,19 @@ mod exchange {
         now: SystemTime,
         secrets: &[&str],
     ) -> Result<AccessToken, Error> {
+        judge_reply(reply, secrets, |reply| parse_success(reply, unit, now))
+    }
+
+    /// The status of any IMS reply, judged: a 200's body goes to `success`,
+    /// anything else is the error it stands for. `secrets` are scrubbed
+    /// from any excerpt that goes into an error.
+    pub(crate) fn judge_reply<T>(
+        reply: &RawReply,
+        secrets: &[&str],
+        success: impl FnOnce(&RawReply) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         match reply.status {
-            200 => parse_success(reply, unit, now),
+            200 => success(reply),
             429 | 500..=599 => Err(Error::Unavailable(Box::new(ims_error(reply, secrets)))),
             400..=499 => Err(Error::Rejected(Box::new(ims_error(reply, secrets)))),
             300..=399 => Err(Error::unexpected(
@@ -3065,12 +4083,73 @@ mod exchange {
 
     /// `expires_in` as a whole number; some servers send it as a string.
     fn expires_in_number(v: &Value) -> Option<u64> {
-        match v {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
+        whole_number(v).filter(|&n| n > 0)
+    }
+
+    /// What IMS said of a token at `/ims/validate_token/v1`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub enum TokenValidity {
+        /// IMS accepts the token.
+        #[non_exhaustive]
+        Valid {
+            /// When it expires, as IMS said (`expires_at`), if it did.
+            expires_at: Option<SystemTime>,
+        },
+        /// IMS does not accept it (expired, revoked, unknown, for another
+        /// client, ...).
+        #[non_exhaustive]
+        Invalid {
+            /// IMS's `reason`: one printable line, at most 200 characters,
+            /// with the token, should IMS quote it, replaced by `[redacted]`.
+            reason: String,
+        },
+    }
+
+    impl TokenValidity {
+        /// Whether IMS accepts the token.
+        pub fn is_valid(&self) -> bool {
+            matches!(self, TokenValidity::Valid { .. })
         }
-        .filter(|&n| n > 0)
+    }
+
+    /// Reads a 200 reply of `/ims/validate_token/v1`: `{"valid": true,
+    /// "expires_at": <ms>, ...}` or `{"valid": false, "reason": "..."}`.
+    /// Nothing of the body but the reason goes into the result or an error.
+    pub(crate) fn parse_validation(
+        reply: &RawReply,
+        secrets: &[&str],
+    ) -> Result<TokenValidity, Error> {
+        let mut json: Value = serde_json::from_slice(&reply.body)
+            .map_err(|_| Error::unexpected(Some(200), "the IMS reply is not JSON"))?;
+        let validity = validity_from_json(&json, secrets);
+        wipe_json(&mut json);
+        validity
+    }
+
+    fn validity_from_json(json: &Value, secrets: &[&str]) -> Result<TokenValidity, Error> {
+        match json.get("valid").and_then(Value::as_bool) {
+            Some(true) => Ok(TokenValidity::Valid {
+                expires_at: json
+                    .get("expires_at")
+                    .and_then(whole_number)
+                    .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms))),
+            }),
+            Some(false) => {
+                let reason = json
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .map(|r| excerpt(r.as_bytes(), secrets))
+                    .filter(|r| !r.is_empty());
+                Ok(TokenValidity::Invalid {
+                    reason: reason.unwrap_or_else(|| "IMS gave no reason".to_owned()),
+                })
+            }
+            None => Err(Error::unexpected(
+                Some(200),
+                "the IMS reply has no `valid` true or false",
+            )),
+        }
     }
 
     fn ims_error(reply: &RawReply, secrets: &[&str]) -> ImsError {
@@ -3203,6 +4282,111 @@ mod exchange {
             assert!(!text.contains("s3cr3t") && text.contains(REDACTED));
             assert!(!text.contains('\u{7}'));
             assert!(text.chars().count() <= MAX_EXCERPT_CHARS + 1);
+        }
+
+        #[test]
+        fn oauth_forms_carry_org_id_and_resources_only_when_asked_for() {
+            let oauth = OAuthCredentials::builder()
+                .client_id("c")
+                .client_secret(ClientSecret::new("s"))
+                .scopes("a,b")
+                .org_id("HEADERS@AdobeOrg")
+                .build()
+                .unwrap();
+            let secret = ClientSecret::new("s2 &=+/");
+            let body = |o: &OAuthCredentials| form_body(&oauth_form(o, &secret, "a,b"));
+            assert_eq!(
+                body(&oauth),
+                "grant_type=client_credentials&client_id=c&client_secret=s2+%26%3D%2B%2F&scope=a%2Cb"
+            );
+            let asked = oauth
+                .with_requested_org_id("ORG@AdobeOrg")
+                .and_then(|o| o.with_resource("https://x.example/a b"))
+                .and_then(|o| o.with_resource("urn:y"))
+                .unwrap();
+            assert!(
+                body(&asked).ends_with(
+                    "&scope=a%2Cb&org_id=ORG%40AdobeOrg\
+                     &resource=https%3A%2F%2Fx.example%2Fa+b&resource=urn%3Ay"
+                ),
+                "{}",
+                body(&asked)
+            );
+            let revoke = form_body(&revocation_form("c", &secret, "t.o.k"));
+            assert_eq!(
+                revoke,
+                "token_type=access_token&token=t.o.k&client_id=c&client_secret=s2+%26%3D%2B%2F"
+            );
+            let validate = form_body(&validation_form("c", "t.o.k"));
+            assert_eq!(validate, "type=access_token&client_id=c&token=t.o.k");
+        }
+
+        #[test]
+        fn validation_replies_say_valid_or_why_not() {
+            let judge = |status, body: &str| {
+                let r = reply(status, body);
+                judge_reply(&r, &["SECRET-TOKEN"], |r| {
+                    parse_validation(r, &["SECRET-TOKEN"])
+                })
+            };
+            let valid = judge(
+                200,
+                r#"{"valid":true,"token":{"id":"x"},"expires_at":1700086400000}"#,
+            );
+            assert_eq!(
+                valid.unwrap(),
+                TokenValidity::Valid {
+                    expires_at: Some(at(T0 + 86_400))
+                }
+            );
+            let as_text = judge(200, r#"{"valid":true,"expires_at":"1700086400000"}"#).unwrap();
+            assert!(as_text.is_valid());
+            assert_eq!(
+                judge(200, r#"{"valid":true}"#).unwrap(),
+                TokenValidity::Valid { expires_at: None }
+            );
+            let invalid = judge(
+                200,
+                "{\"valid\":false,\"reason\":\"revoked\\nSECRET-TOKEN\"}",
+            )
+            .unwrap();
+            assert_eq!(
+                invalid,
+                TokenValidity::Invalid {
+                    reason: "revoked [redacted]".into()
+                }
+            );
+            assert!(!invalid.is_valid());
+            assert_eq!(
+                judge(200, r#"{"valid":false}"#).unwrap(),
+                TokenValidity::Invalid {
+                    reason: "IMS gave no reason".into()
+                }
+            );
+            for odd in [r#"{"valid":"yes"}"#, "{}", "SECRET-TOKEN"] {
+                let e = judge(200, odd).unwrap_err();
+                assert!(
+                    matches!(
+                        e,
+                        Error::UnexpectedReply {
+                            status: Some(200),
+                            ..
+                        }
+                    ),
+                    "{e:?}"
+                );
+                assert!(!e.to_string().contains("SECRET"), "{e}");
+            }
+            let refused = judge(
+                400,
+                r#"{"error":"invalid_client","error_description":"SECRET-TOKEN"}"#,
+            );
+            let e = refused.unwrap_err();
+            assert!(
+                matches!(e, Error::Rejected(_)) && !e.to_string().contains("SECRET"),
+                "{e}"
+            );
+            assert!(judge(503, "").unwrap_err().is_retryable());
         }
 
         #[test]
@@ -3369,15 +4553,17 @@ mod client {
     use std::time::{Duration, SystemTime};
 
     use crate::clock::{correction_moved, is_clock_refusal, ClockOffset};
+    use crate::credentials::ClientSecrets;
     use crate::exchange::{
-        check_lifetime, jwt_exchange_form, oauth_form, parse_reply, FormRequest, RawReply,
+        check_lifetime, judge_reply, jwt_exchange_form, oauth_form, parse_reply, parse_validation,
+        revocation_form, validation_form, FormRequest, RawReply,
     };
     use crate::files::read_capped_file;
     use crate::secret::Secret;
     use crate::text::{parse_http_date, seconds_between, shift};
     use crate::{
-        sign_jwt, AccessToken, Credentials, Endpoint, Error, Flow, OAuthCredentials,
-        ServiceAccount, DEFAULT_JWT_LIFETIME,
+        sign_jwt, AccessToken, ClientSecret, Credentials, Endpoint, Error, Flow, OAuthCredentials,
+        ServiceAccount, TokenValidity, DEFAULT_JWT_LIFETIME,
     };
 
     /// The `User-Agent` sent to IMS.
@@ -3828,7 +5014,7 @@ mod client {
         ) -> Result<AccessToken, Error> {
             // A fresh JWT for every attempt: a retry must not send one that
             // expired while the previous attempt waited.
-            self.post_with_retries(&account.ims, "/ims/exchange/jwt", Flow::JwtExchange, || {
+            let request = || {
                 let correction = self.clock.correction();
                 signed_with.set(correction);
                 let now = shift(SystemTime::now(), correction);
@@ -3838,19 +5024,145 @@ mod client {
                     &form,
                     &[account.client_secret.secret(), jwt.secret()],
                 ))
-            })
+            };
+            self.post_with_retries(
+                &account.ims,
+                "/ims/exchange/jwt",
+                request,
+                |reply, scrub| parse_reply(reply, Flow::JwtExchange, SystemTime::now(), scrub),
+            )
         }
 
-        /// Asks `/ims/token/v3` for a token with the client-credentials grant.
+        /// Asks `/ims/token/v3` for a token with the client-credentials grant,
+        /// with `org_id` and `resource` fields when the credentials ask for
+        /// them. With two client secrets, the one that worked last is sent
+        /// first, and the other once when IMS answers `invalid_client` (a
+        /// warning is logged then, naming them by position).
         ///
         /// # Errors
         /// See [`Client::fetch`].
         pub fn client_credentials(&self, oauth: &OAuthCredentials) -> Result<AccessToken, Error> {
             let scope = oauth.scopes.join(",");
-            self.post_with_retries(&oauth.ims, "/ims/token/v3", Flow::ClientCredentials, || {
-                let form = oauth_form(oauth, &scope);
-                Ok(FormRequest::new(&form, &[oauth.client_secret.secret()]))
+            self.with_each_secret(&oauth.secrets, |secret| {
+                let request = || {
+                    let form = oauth_form(oauth, secret, &scope);
+                    Ok(FormRequest::new(&form, &[secret.secret()]))
+                };
+                self.post_with_retries(&oauth.ims, "/ims/token/v3", request, |reply, scrub| {
+                    parse_reply(reply, Flow::ClientCredentials, SystemTime::now(), scrub)
+                })
             })
+        }
+
+        /// Asks IMS whether it still accepts `token` (`POST
+        /// /ims/validate_token/v1`, a form with `type=access_token`,
+        /// `client_id` and `token`, and the `X-IMS-ClientId` header). The
+        /// token goes in the form, never in the URL, where proxies log it.
+        /// `client_id` is the client the token was issued to (see
+        /// [`Credentials::client_id`], or [`TokenClaims::client_id`](crate::TokenClaims)
+        /// from [`decode_token`](crate::decode_token)). White space around
+        /// the token (a newline from stdin) is ignored. Retried as a fetch is.
+        ///
+        /// ```no_run
+        /// # fn main() -> Result<(), ims_token::Error> {
+        /// use ims_token::{Client, Credentials};
+        /// let client = Client::new()?;
+        /// let credentials = Credentials::from_file("project.json")?;
+        /// let token = client.fetch(&credentials)?;
+        /// let validity = client.validate_token(credentials.ims(), credentials.client_id(), token.secret())?;
+        /// assert!(validity.is_valid());
+        /// # Ok(())
+        /// # }
+        /// ```
+        ///
+        /// # Errors
+        /// As [`Client::fetch`]: [`Error::Rejected`] when IMS refuses the
+        /// request itself (an unknown client id, say); [`Error::Unavailable`],
+        /// [`Error::Transport`] or [`Error::Timeout`] when it is worth trying
+        /// later; [`Error::UnexpectedReply`] for a 200 without `valid`. A
+        /// token IMS does not accept is not an error: it is
+        /// [`TokenValidity::Invalid`].
+        pub fn validate_token(
+            &self,
+            ims: &Endpoint,
+            client_id: &str,
+            token: &str,
+        ) -> Result<TokenValidity, Error> {
+            let token = token.trim();
+            let request = || {
+                let form = validation_form(client_id, token);
+                Ok(FormRequest::new(&form, &[token]).with_client_id_header(client_id))
+            };
+            self.post_with_retries(ims, "/ims/validate_token/v1", request, |reply, scrub| {
+                judge_reply(reply, scrub, |reply| parse_validation(reply, scrub))
+            })
+        }
+
+        /// Ends `token` at IMS at once (`POST /ims/invalidate_token/v2`, a form
+        /// with `token_type=access_token`, `token`, `client_id` and
+        /// `client_secret`, and the `X-IMS-ClientId` header), with the client
+        /// id, secret (as [`Client::client_credentials`] picks it, of two) and
+        /// endpoint of `credentials`. The token goes in the form, never in
+        /// the URL; white space around the token is ignored. Retried as a
+        /// fetch is; revoking a token twice is harmless.
+        ///
+        /// # Errors
+        /// As [`Client::fetch`]; [`Error::Config`] for a local development
+        /// token's credentials, which hold no client secret.
+        pub fn revoke_token(&self, credentials: &Credentials, token: &str) -> Result<(), Error> {
+            let token = token.trim();
+            let revoke = |client_id: &str, secret: &ClientSecret| {
+                let request = || {
+                    let form = revocation_form(client_id, secret, token);
+                    Ok(FormRequest::new(&form, &[secret.secret(), token])
+                        .with_client_id_header(client_id))
+                };
+                let ims = credentials.ims();
+                self.post_with_retries(ims, "/ims/invalidate_token/v2", request, |reply, scrub| {
+                    judge_reply(reply, scrub, |_| Ok(()))
+                })
+            };
+            match credentials {
+                Credentials::ServiceAccount(a) => revoke(&a.client_id, &a.client_secret),
+                Credentials::OAuth(o) => {
+                    self.with_each_secret(&o.secrets, |secret| revoke(&o.client_id, secret))
+                }
+                _ => Err(Error::config(
+                    "a local development token comes without a client secret: revoking a \
+                     token needs the credentials of the client it was issued to",
+                )),
+            }
+        }
+
+        /// Runs `attempt` with each client secret in turn, the one that
+        /// worked last first, going on to the other only when IMS answers
+        /// `invalid_client`. When the other one works, it is remembered and a
+        /// warning names both by position.
+        fn with_each_secret<T>(
+            &self,
+            secrets: &ClientSecrets,
+            attempt: impl Fn(&ClientSecret) -> Result<T, Error>,
+        ) -> Result<T, Error> {
+            let mut order = secrets.in_order().into_iter().peekable();
+            let mut refused = None;
+            while let Some((position, secret)) = order.next() {
+                match attempt(secret) {
+                    Err(e) if is_secret_refusal(&e) && order.peek().is_some() => {
+                        log::debug!("trying the other client secret after: {e}");
+                        refused = Some(position);
+                    }
+                    Ok(done) => {
+                        if let Some(refused) = refused {
+                            secrets.worked(position);
+                            log::warn!("{}", rotation_warning(refused, position));
+                        }
+                        return Ok(done);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            // `in_order` always has one secret, and the last one returns.
+            Err(Error::config("the credentials hold no client secret"))
         }
 
         /// The longest one [`Client::fetch`] of `credentials` can take with
@@ -3866,7 +5178,8 @@ mod client {
                 .saturating_add(self.max_retry_wait.saturating_mul(self.retries));
             match credentials {
                 Credentials::ServiceAccount(_) => cycle.saturating_mul(2),
-                Credentials::OAuth(_) => cycle,
+                // One cycle per client secret.
+                Credentials::OAuth(o) => cycle.saturating_mul(o.secrets.in_order().len() as u32),
                 Credentials::LocalToken(_) => Duration::ZERO,
             }
         }
@@ -3878,21 +5191,25 @@ mod client {
             self.clock.offset()
         }
 
-        fn post_with_retries(
+        /// Posts the form `request` makes to `path`, and retries on what is
+        /// worth it (with backoff, at most `retries` times); `judge` turns a
+        /// reply into the result, scrubbing the secrets it is given from
+        /// anything it quotes.
+        fn post_with_retries<T>(
             &self,
             ims: &Endpoint,
             path: &str,
-            unit: Flow,
             request: impl Fn() -> Result<FormRequest, Error>,
-        ) -> Result<AccessToken, Error> {
+            judge: impl Fn(&RawReply, &[&str]) -> Result<T, Error>,
+        ) -> Result<T, Error> {
             let url = ims.join(path);
             let via = self.route_to(ims);
             let mut attempt = 0;
             loop {
                 let request = request()?;
-                let result = self.post_once(&url, via, &request.body).and_then(|reply| {
+                let result = self.post_once(&url, via, &request).and_then(|reply| {
                     self.clock.learn(reply.clock_offset);
-                    parse_reply(&reply, unit, SystemTime::now(), &request.scrub())
+                    judge(&reply, &request.scrub())
                 });
                 match result {
                     Err(e) if attempt < self.retries && e.is_retryable() => {
@@ -3929,16 +5246,19 @@ mod client {
             &self,
             url: &str,
             via: Option<&ProxyRoute>,
-            form_body: &Secret,
+            form: &FormRequest,
         ) -> Result<RawReply, Error> {
             let mut request = self.agent.post(url);
             if via.is_none() && self.route.is_some() {
                 request = request.config().proxy(None).build();
             }
+            if let Some(client_id) = &form.client_id_header {
+                request = request.header("X-IMS-ClientId", client_id);
+            }
             let mut response = request
                 .header("Accept", "application/json")
                 .header("Content-Type", "application/x-www-form-urlencoded")
-                .send(form_body.0.as_bytes())
+                .send(form.body.0.as_bytes())
                 .map_err(|e| match e {
                     ureq::Error::LargeResponseHeader(_, max) => Error::unexpected(
                         None,
@@ -3988,6 +5308,24 @@ mod client {
                 body,
             })
         }
+    }
+
+    /// IMS refused the client id and secret pair: another secret may work.
+    fn is_secret_refusal(e: &Error) -> bool {
+        matches!(e, Error::Rejected(ims) if ims.code.as_deref() == Some("invalid_client"))
+    }
+
+    /// The warning when the other of two client secrets worked: by position,
+    /// never by value.
+    fn rotation_warning(refused: usize, worked: usize) -> String {
+        let nth = |position| if position == 1 { "first" } else { "second" };
+        format!(
+            "IMS refused the {} of the credential's two client secrets (invalid_client) and \
+             accepted the {}, which is used from now on; if a secret is being rotated, \
+             update the credentials once the old one is deleted",
+            nth(refused),
+            nth(worked)
+        )
     }
 
     /// The ureq error of a request, in the crate's terms.
@@ -4283,6 +5621,28 @@ mod client {
                 client.wait_before_retry(0, &throttled),
                 Duration::from_secs(1)
             );
+        }
+
+        #[test]
+        fn only_invalid_client_tries_the_other_secret_and_the_warning_names_positions() {
+            let refusal = |status, code: &str| {
+                let body = serde_json::json!({ "error": code }).to_string();
+                parse_reply(&reply(status, &body), Flow::ClientCredentials, at(T0), &[])
+                    .unwrap_err()
+            };
+            assert!(is_secret_refusal(&refusal(401, "invalid_client")));
+            assert!(is_secret_refusal(&refusal(400, "invalid_client")));
+            assert!(!is_secret_refusal(&refusal(400, "invalid_scope")));
+            assert!(!is_secret_refusal(&refusal(503, "invalid_client")));
+            let warning = rotation_warning(1, 2);
+            assert!(
+                warning.starts_with(
+                    "IMS refused the first of the credential's two client secrets \
+                     (invalid_client) and accepted the second, which is used from now on"
+                ),
+                "{warning}"
+            );
+            assert!(rotation_warning(2, 1).contains("refused the second"));
         }
     }
 }

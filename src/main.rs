@@ -2038,8 +2038,9 @@ mod commands {
     /// in its arguments, which every user of the host can read). Returns only
     /// when COMMAND cannot be started.
     /// The credentials variables that `exec` keeps from COMMAND.
-    const EXEC_HIDDEN: [&str; 3] = [
+    const EXEC_HIDDEN: [&str; 4] = [
         "IMS_CLIENT_SECRET",
+        "IMS_CLIENT_SECRET_FILE",
         "IMS_PRIVATE_KEY",
         "IMS_PRIVATE_KEY_FILE",
     ];
@@ -2325,7 +2326,6 @@ mod credentials {
 /// stderr: warnings, the library's log lines, and times as people read them.
 mod output {
     use std::io::{self, Write};
-    use std::time::{SystemTime, UNIX_EPOCH};
 
     /// Prints the library's warnings as the command's own.
     struct StderrLogger;
@@ -2359,43 +2359,9 @@ mod output {
         let _ = writeln!(io::stderr().lock(), "ims-token: warning: {message}");
     }
 
-    /// `2027-05-21T14:16:46Z` (days to civil from Howard Hinnant's algorithm).
-    pub(crate) fn rfc3339(t: SystemTime) -> String {
-        let secs = t
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        format!(
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-        use std::time::Duration;
-
-        #[test]
-        fn rfc3339_formats_known_instants() {
-            assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-            let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-            assert_eq!(rfc3339(t), "2023-11-14T22:13:20Z");
-            let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-            assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
-        }
-    }
+    /// `2027-05-21T14:16:46Z`: the library's, so that every date the
+    /// command prints reads the same.
+    pub(crate) use ims_token::rfc3339;
 }
 
 /// The cache file: a token kept between runs, safe in shared directories.
@@ -2857,8 +2823,9 @@ mod cache {
     }
 
     /// Which credentials a cached token belongs to: a hash of what decides the
-    /// token (flow, endpoint, client, scopes, and for a JWT account its org
-    /// and technical account), never the secret.
+    /// token (flow, endpoint, client, scopes, for a JWT account its org and
+    /// technical account, and for OAuth the `org_id` and `resource`s asked
+    /// of IMS), never the secret.
     fn credentials_key(credentials: &Credentials) -> String {
         let mut parts = vec![
             credentials.ims().url().to_owned(),
@@ -2873,8 +2840,25 @@ mod cache {
             _ => parts.push("oauth".into()),
         }
         parts.extend(credentials.scopes().iter().cloned());
-        let digest = sha2::Sha256::digest(parts.join("\n").as_bytes());
+        let digest = sha2::Sha256::digest(key_text(parts, credentials).as_bytes());
         digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// What the key hashes. Without an `org_id` or `resource` asked of IMS,
+    /// the lines of `parts`, as ims-token has always written them (so that
+    /// caches stay valid); with them, a JSON array of `parts` and of what was
+    /// asked, which cannot be mistaken for lines that start with the IMS URL
+    /// nor for another request.
+    fn key_text(parts: Vec<String>, credentials: &Credentials) -> String {
+        let (org_id, resources) = match credentials {
+            Credentials::OAuth(o) => (o.requested_org_id(), o.resources()),
+            _ => (None, &[][..]),
+        };
+        if org_id.is_none() && resources.is_empty() {
+            return parts.join("\n");
+        }
+        let asked = serde_json::json!({ "org_id": org_id, "resource": resources });
+        serde_json::json!([parts, asked]).to_string()
     }
 
     /// The cache file's text: JSON that starts with [`CACHE_MARKER`]; the token
@@ -3210,6 +3194,55 @@ mod cache {
             assert!(!is_legacy_cache(b"not json"));
             // Such a file is a miss, so the next write replaces it.
             assert!(parse_cache(&old.to_string(), &key).is_none());
+        }
+
+        #[test]
+        fn the_cache_key_tells_requested_orgs_and_resources_apart() {
+            let oauth = |org: &str| {
+                ims_token::OAuthCredentials::builder()
+                    .client_id("client")
+                    .client_secret(ims_token::ClientSecret::new("secret"))
+                    .scopes("openid,AdobeID")
+                    .org_id(org)
+                    .build()
+                    .unwrap()
+            };
+            let key =
+                |o: &ims_token::OAuthCredentials| credentials_key(&Credentials::OAuth(o.clone()));
+            // Without them, the key of every earlier ims-token: caches stay valid.
+            let earlier = "https://ims-na1.adobelogin.com\nclient\noauth\nopenid\nAdobeID";
+            let digest = sha2::Sha256::digest(earlier.as_bytes());
+            let earlier: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(key(&oauth("A@AdobeOrg")), earlier);
+            // The org for the headers is not sent to IMS: not in the key.
+            assert_eq!(key(&oauth("B@AdobeOrg")), earlier);
+            let asked = |org: Option<&str>, resources: &[&str]| {
+                let mut o = oauth("A@AdobeOrg");
+                if let Some(org) = org {
+                    o = o.with_requested_org_id(org).unwrap();
+                }
+                for r in resources {
+                    o = o.with_resource(r).unwrap();
+                }
+                key(&o)
+            };
+            let keys = [
+                earlier.clone(),
+                asked(Some("A@AdobeOrg"), &[]),
+                asked(Some("B@AdobeOrg"), &[]),
+                asked(None, &["urn:a"]),
+                asked(None, &["urn:b"]),
+                asked(None, &["urn:a", "urn:b"]),
+                asked(Some("A@AdobeOrg"), &["urn:a"]),
+            ];
+            let distinct: std::collections::BTreeSet<&String> = keys.iter().collect();
+            assert_eq!(distinct.len(), keys.len(), "{keys:#?}");
+            assert!(keys.iter().all(|k| k.len() == 64));
+            // The same request, the same key.
+            assert_eq!(
+                asked(Some("B@AdobeOrg"), &["urn:a"]),
+                asked(Some("B@AdobeOrg"), &["urn:a"])
+            );
         }
 
         #[test]

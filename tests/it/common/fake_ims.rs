@@ -2,21 +2,27 @@
 //!
 //! It is an independent referee: it never uses the `ims_token` library. It
 //! serves a script of [`Reply`]s, one connection per reply, in order, and
-//! records every request. [`check_jwt_exchange`] and [`check_oauth`] judge a
-//! request the way real IMS does (see /work/shared/IMS.md, sections 2-4).
+//! records every request. [`check_jwt_exchange`], [`check_oauth_with`],
+//! [`check_validate`] and [`check_invalidate`] judge a request the way real
+//! IMS does (see /work/shared/IMS.md, sections 2-4b); the tokens revoked at
+//! its invalidate endpoint stay revoked for its validate endpoint. It issues
+//! JWT-shaped IMS access tokens ([`ims_access_token`]) signed with its own
+//! key.
 
+use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey;
-use rsa::signature::Verifier;
+use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -117,6 +123,112 @@ impl OAuthExpect {
     }
 }
 
+/// What [`check_oauth_with`] expects besides [`OAuthExpect`]: the
+/// `org_id` and `resource` fields, each exactly when asked for.
+#[derive(Clone, Debug, Default)]
+pub struct OAuthOptions {
+    pub org_id: Option<String>,
+    pub resources: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// The tokens it issues
+
+/// The payload of an IMS access token the fake issues (IMS.md section 4b).
+#[derive(Clone, Debug)]
+pub struct TokenSpec {
+    pub client_id: String,
+    pub user_id: String,
+    /// Comma-separated, as IMS writes it.
+    pub scope: String,
+    /// The `as` claim: the region.
+    pub region: String,
+    pub created_at_ms: u64,
+    pub expires_in_ms: u64,
+}
+
+impl TokenSpec {
+    /// A token for `client_id` issued now, living 24 hours.
+    pub fn new(client_id: &str) -> TokenSpec {
+        TokenSpec {
+            client_id: client_id.to_owned(),
+            user_id: "1A2B3C4D5E6F7A8B9C0D1E2F@techacct.adobe.com".to_owned(),
+            scope: "openid,AdobeID,read_organizations".to_owned(),
+            region: "ims-na1".to_owned(),
+            created_at_ms: now_secs() as u64 * 1000,
+            expires_in_ms: 86_400_000,
+        }
+    }
+
+    /// When it expires, in milliseconds since the epoch.
+    pub fn expires_at_ms(&self) -> u64 {
+        self.created_at_ms + self.expires_in_ms
+    }
+
+    /// The payload as IMS writes it: times as strings of milliseconds.
+    pub fn payload(&self) -> Value {
+        serde_json::json!({
+            "id": format!("{}_fake-{}_ue1", self.created_at_ms, self.client_id),
+            "type": "access_token",
+            "client_id": self.client_id,
+            "user_id": self.user_id,
+            "as": self.region,
+            "aa_id": self.user_id,
+            "ctp": 0,
+            "created_at": self.created_at_ms.to_string(),
+            "expires_in": self.expires_in_ms.to_string(),
+            "scope": self.scope,
+        })
+    }
+}
+
+/// The header IMS puts on its access tokens.
+const TOKEN_HEADER: &str =
+    r#"{"alg":"RS256","x5u":"ims_na1-key-at-1.cer","kid":"ims_na1-key-at-1","itt":"at"}"#;
+
+/// An IMS access token, `header.payload.signature`, signed RS256 with the
+/// fake's key (the sample key).
+pub fn ims_access_token(spec: &TokenSpec) -> String {
+    static KEY: OnceLock<SigningKey<Sha256>> = OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        let pem = read_fixture("sample-key.pkcs1.pem");
+        SigningKey::new(rsa::PrivateKey::from_pkcs1_pem(&pem).expect("the sample key"))
+    });
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(TOKEN_HEADER),
+        URL_SAFE_NO_PAD.encode(spec.payload().to_string())
+    );
+    let signature = key.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+}
+
+/// The payload of a token the fake issued, or why it is not one.
+fn issued_payload(token: &str) -> Result<serde_json::Map<String, Value>, &'static str> {
+    let segments: Vec<&str> = token.split('.').collect();
+    let [header, payload, signature] = segments[..] else {
+        return Err("not a token");
+    };
+    if URL_SAFE_NO_PAD.decode(header).ok().as_deref() != Some(TOKEN_HEADER.as_bytes()) {
+        return Err("not a token");
+    }
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| "bad signature")?;
+    let input = &token[..header.len() + 1 + payload.len()];
+    check_signature(
+        input.as_bytes(),
+        &signature,
+        &read_fixture("sample-key.pub.pem"),
+    )
+    .map_err(|_| "bad signature")?;
+    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| "not a token")?;
+    match serde_json::from_slice(&payload) {
+        Ok(Value::Object(claims)) => Ok(claims),
+        _ => Err("not a token"),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Script
 
@@ -139,9 +251,21 @@ pub enum Reply {
     /// Judge the request with [`check_jwt_exchange`]: 200 with `token`
     /// (`expires_in` 86399999, milliseconds) or the IMS error JSON.
     CheckJwt { expect: JwtExpect, token: String },
-    /// Judge the request with [`check_oauth`]: 200 with `token`
+    /// Judge the request with [`check_oauth_with`]: 200 with `token`
     /// (`expires_in` 86399, seconds) or the IMS error JSON.
-    CheckOAuth { expect: OAuthExpect, token: String },
+    CheckOAuth {
+        expect: OAuthExpect,
+        options: OAuthOptions,
+        token: String,
+    },
+    /// Judge a `/ims/validate_token/v1` request with [`check_validate`], for
+    /// the one client the fake knows: 200 `{"valid": ...}` or the IMS error
+    /// JSON.
+    CheckValidate { client_id: String },
+    /// Judge a `/ims/invalidate_token/v2` request with [`check_invalidate`]:
+    /// the token is revoked from then on and the reply is 200 `{}`, or the
+    /// IMS error JSON.
+    CheckInvalidate { expect: OAuthExpect },
     /// Read the request, wait this long (a slow IMS), then answer with `then`.
     Slow { delay_ms: u64, then: Box<Reply> },
 }
@@ -179,10 +303,16 @@ impl Reply {
         }
     }
 
-    /// [`Reply::CheckOAuth`].
+    /// [`Reply::CheckOAuth`], with no `org_id` or `resource` expected.
     pub fn check_oauth(expect: OAuthExpect, token: &str) -> Reply {
+        Reply::check_oauth_with(expect, OAuthOptions::default(), token)
+    }
+
+    /// [`Reply::CheckOAuth`], with these `org_id` and `resource` fields.
+    pub fn check_oauth_with(expect: OAuthExpect, options: OAuthOptions, token: &str) -> Reply {
         Reply::CheckOAuth {
             expect,
+            options,
             token: token.to_string(),
         }
     }
@@ -213,6 +343,8 @@ pub struct FakeIms {
 struct Shared {
     requests: Mutex<Vec<Recorded>>,
     hits: AtomicUsize,
+    /// The tokens revoked at the invalidate endpoint.
+    revoked: Mutex<HashSet<String>>,
 }
 
 impl FakeIms {
@@ -297,6 +429,11 @@ impl FakeIms {
     pub fn hits(&self) -> usize {
         self.shared.hits.load(Ordering::SeqCst)
     }
+
+    /// How many tokens have been revoked so far.
+    pub fn revoked(&self) -> usize {
+        self.shared.revoked.lock().unwrap().len()
+    }
 }
 
 fn tls_server_config(cert: &std::path::Path, key: &std::path::Path) -> Arc<rustls::ServerConfig> {
@@ -374,7 +511,7 @@ impl Server {
             }
             other => other,
         };
-        stream.write_all(&response_bytes(reply, &request))?;
+        stream.write_all(&response_bytes(reply, &request, &self.shared))?;
         stream.flush()
     }
 
@@ -395,7 +532,7 @@ fn script_exhausted() -> Reply {
     )
 }
 
-fn response_bytes(reply: &Reply, request: &Recorded) -> Vec<u8> {
+fn response_bytes(reply: &Reply, request: &Recorded, shared: &Shared) -> Vec<u8> {
     match reply {
         Reply::Json {
             status,
@@ -410,7 +547,7 @@ fn response_bytes(reply: &Reply, request: &Recorded) -> Vec<u8> {
         }
         Reply::Raw(bytes) => bytes.clone(),
         Reply::Silent { .. } => Vec::new(),
-        Reply::Slow { then, .. } => response_bytes(then, request),
+        Reply::Slow { then, .. } => response_bytes(then, request, shared),
         Reply::Echo {
             status,
             content_type,
@@ -420,11 +557,31 @@ fn response_bytes(reply: &Reply, request: &Recorded) -> Vec<u8> {
             let date = http_date(now_secs() + expect.clock_offset);
             verdict_response(verdict, &date, || jwt_success_body(token))
         }
-        Reply::CheckOAuth { expect, token } => {
-            let verdict = check_oauth(request, expect);
+        Reply::CheckOAuth {
+            expect,
+            options,
+            token,
+        } => {
+            let verdict = check_oauth_with(request, expect, options);
             verdict_response(verdict, &http_date(now_secs()), || {
                 oauth_success_body(token)
             })
+        }
+        Reply::CheckValidate { client_id } => {
+            let revoked = shared.revoked.lock().unwrap().clone();
+            let now_ms = now_secs() as u64 * 1000;
+            match check_validate(request, client_id, &revoked, now_ms) {
+                Ok(body) => json_response(200, &body.to_string(), &[]),
+                Err(rejection) => {
+                    verdict_response(Err(rejection), &http_date(now_secs()), String::new)
+                }
+            }
+        }
+        Reply::CheckInvalidate { expect } => {
+            let verdict = check_invalidate(request, expect).map(|token| {
+                shared.revoked.lock().unwrap().insert(token);
+            });
+            verdict_response(verdict, &http_date(now_secs()), || "{}".to_owned())
         }
     }
 }
@@ -493,8 +650,21 @@ pub fn check_jwt_exchange(req: &Recorded, expect: &JwtExpect) -> Result<(), Reje
 
 /// Judges an OAuth client-credentials request as IMS would (IMS.md section 4).
 pub fn check_oauth(req: &Recorded, expect: &OAuthExpect) -> Result<(), Rejection> {
+    check_oauth_with(req, expect, &OAuthOptions::default())
+}
+
+/// [`check_oauth`], with `org_id` and `resource` fields exactly as in
+/// `options` (none when it has none; the resources in order).
+pub fn check_oauth_with(
+    req: &Recorded,
+    expect: &OAuthExpect,
+    options: &OAuthOptions,
+) -> Result<(), Rejection> {
     check_form_post(req, "/ims/token/v3")?;
-    check_form_fields(req, &["grant_type", "client_id", "client_secret", "scope"])?;
+    let mut fields = vec!["grant_type", "client_id", "client_secret", "scope"];
+    fields.extend(options.org_id.iter().map(|_| "org_id"));
+    fields.extend(options.resources.iter().map(|_| "resource"));
+    check_form_fields(req, &fields)?;
     if req.form_value("grant_type") != Some("client_credentials") {
         return Err(reject(
             400,
@@ -509,6 +679,113 @@ pub fn check_oauth(req: &Recorded, expect: &OAuthExpect) -> Result<(), Rejection
             400,
             "invalid_scope",
             format!("scope must be {want:?}"),
+        ));
+    }
+    if req.form_value("org_id") != options.org_id.as_deref() {
+        return Err(reject(400, "invalid_org", "org_id is not the one expected"));
+    }
+    let resources: Vec<&str> = req
+        .form
+        .iter()
+        .filter(|(k, _)| k == "resource")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if resources != options.resources {
+        return Err(reject(
+            400,
+            "invalid_target",
+            "the resources are not the ones expected",
+        ));
+    }
+    Ok(())
+}
+
+/// Judges a `/ims/validate_token/v1` request as IMS would (IMS.md section
+/// 4b), for the one client `client_id` the fake knows, at `now_ms`: the
+/// reply's body, `{"valid":true,"token":{..},"expires_at":ms}` for a token
+/// the fake issued to that client, unexpired and not `revoked`, else
+/// `{"valid":false,"reason":..}`; or the rejection of a malformed request,
+/// one with the token in its URL among them.
+pub fn check_validate(
+    req: &Recorded,
+    client_id: &str,
+    revoked: &HashSet<String>,
+    now_ms: u64,
+) -> Result<Value, Rejection> {
+    check_token_request(
+        req,
+        "/ims/validate_token/v1",
+        "type",
+        &["client_id", "token"],
+    )?;
+    if req.form_value("client_id") != Some(client_id) {
+        return Err(reject(400, "invalid_client", "unknown client_id"));
+    }
+    let token = req.form_value("token").unwrap_or_default();
+    let invalid = |reason: &str| serde_json::json!({ "valid": false, "reason": reason });
+    let claims = match issued_payload(token) {
+        Ok(claims) => claims,
+        Err(reason) => return Ok(invalid(reason)),
+    };
+    let millis = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let expires_at = millis("created_at") + millis("expires_in");
+    if revoked.contains(token) {
+        return Ok(invalid("revoked"));
+    }
+    if expires_at <= now_ms {
+        return Ok(invalid("expired"));
+    }
+    if claims.get("client_id").and_then(Value::as_str) != Some(client_id) {
+        return Ok(invalid("client_id mismatch"));
+    }
+    Ok(serde_json::json!({ "valid": true, "token": claims, "expires_at": expires_at }))
+}
+
+/// Judges a `/ims/invalidate_token/v2` request as IMS would (IMS.md section
+/// 4b): the token to revoke, or the rejection (a wrong client id or secret
+/// is 401 `invalid_client`; a token in the URL is refused).
+pub fn check_invalidate(req: &Recorded, expect: &OAuthExpect) -> Result<String, Rejection> {
+    let fields = ["token", "client_id", "client_secret"];
+    check_token_request(req, "/ims/invalidate_token/v2", "token_type", &fields)?;
+    check_client(req, &expect.client_id, &expect.client_secret)?;
+    Ok(req.form_value("token").unwrap_or_default().to_owned())
+}
+
+/// A form POST to `path` with exactly `type_field` (`access_token`) and
+/// `fields`, nothing in its URL's query (where proxies log a token), and
+/// `X-IMS-ClientId` naming the form's `client_id`.
+fn check_token_request(
+    req: &Recorded,
+    path: &str,
+    type_field: &str,
+    fields: &[&str],
+) -> Result<(), Rejection> {
+    if req.path.contains('?') {
+        return Err(reject(
+            400,
+            "invalid_request",
+            "nothing belongs in the URL's query",
+        ));
+    }
+    check_form_post(req, path)?;
+    let mut all = vec![type_field];
+    all.extend_from_slice(fields);
+    check_form_fields(req, &all)?;
+    if req.form_value(type_field) != Some("access_token") {
+        let msg = format!("{type_field} must be access_token");
+        return Err(reject(400, "invalid_request", msg));
+    }
+    if req.header("x-ims-clientid") != req.form_value("client_id") {
+        return Err(reject(
+            400,
+            "invalid_request",
+            "X-IMS-ClientId must name the client_id",
         ));
     }
     Ok(())
