@@ -933,7 +933,9 @@ mod key {
 
     use crate::secret::{Secret, REDACTED};
     use crate::text::parse_asn1_time;
-    use crate::{ClientSecret, Error};
+    #[cfg(feature = "encrypted-key")]
+    use crate::ClientSecret;
+    use crate::Error;
 
     /// Smallest RSA key accepted.
     pub const MIN_KEY_BITS: usize = 2048;
