@@ -42,6 +42,7 @@ pub use key::{PrivateKey, MIN_KEY_BITS};
 pub use provider::{TokenProvider, DEFAULT_REFRESH_MARGIN};
 pub use refresh::{fallback_warning, Held, Outcome, RefreshRule, Step, REFRESH_RETRY_PAUSE};
 pub use secret::{ClientSecret, SignedJwt};
+pub use text::printable_line;
 pub use token::AccessToken;
 
 // ---------------------------------------------------------------------------
@@ -320,9 +321,10 @@ mod error {
             }
         }
 
-        /// Prefixes a configuration or key message with the file it came from.
+        /// Prefixes a configuration or key message with the file it came
+        /// from, quoted and escaped (a name can hold any byte but `/`).
         pub(crate) fn in_file(self, path: &Path) -> Self {
-            self.prefixed(path.display())
+            self.prefixed(format_args!("{path:?}"))
         }
 
         /// Prefixes a configuration or key message with where it came from.
@@ -496,6 +498,119 @@ mod text {
         Some(UNIX_EPOCH + Duration::from_secs(secs))
     }
 
+    /// Makes untrusted text one printable line, safe to show on a terminal:
+    /// control characters (C0, DEL and C1: escape sequences, carriage
+    /// returns, line feeds) and the Unicode line and paragraph separators
+    /// become spaces, and bidirectional controls, which reorder what a
+    /// terminal shows, are dropped. The errors of this crate quote untrusted
+    /// text through it, and `ims-token inspect` prints credential fields
+    /// through it.
+    ///
+    /// ```
+    /// let shown = ims_token::printable_line("name\u{1b}]52;c;eA==\u{7}\nkind: x\u{202e}");
+    /// assert_eq!(shown, "name ]52;c;eA==  kind: x");
+    /// ```
+    pub fn printable_line(text: &str) -> String {
+        text.chars()
+            .filter(|&c| !is_bidi_control(c))
+            .map(|c| match c {
+                '\u{2028}' | '\u{2029}' => ' ',
+                c if c.is_control() => ' ',
+                c => c,
+            })
+            .collect()
+    }
+
+    /// The embeddings, overrides and isolates (U+202A to U+202E, U+2066 to
+    /// U+2069) and the bidi marks (U+200E, U+200F, U+061C).
+    fn is_bidi_control(c: char) -> bool {
+        matches!(
+            c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        )
+    }
+
+    /// JSON string escapes undone (`\/`, `\"`, `\u0041`, ...), wherever they
+    /// are; anything that is not an escape stays as it is.
+    pub(crate) fn json_unescaped(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find('\\') {
+            out.push_str(&rest[..at]);
+            let escape = &rest[at..];
+            let (decoded, used) = json_escape(escape).unwrap_or(('\\', 1));
+            out.push(decoded);
+            rest = &escape[used..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The character a JSON escape at the start of `text` stands for, and
+    /// its length in bytes.
+    fn json_escape(text: &str) -> Option<(char, usize)> {
+        let simple = match text.as_bytes().get(1)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => return unicode_escape(text),
+            _ => return None,
+        };
+        Some((simple, 2))
+    }
+
+    /// `\uXXXX`, or a surrogate pair of two; a lone surrogate is U+FFFD.
+    fn unicode_escape(text: &str) -> Option<(char, usize)> {
+        let unit = |at: usize| -> Option<u32> {
+            let hex = text.get(at..at + 4)?;
+            hex.bytes()
+                .all(|b| b.is_ascii_hexdigit())
+                .then(|| u32::from_str_radix(hex, 16).ok())?
+        };
+        let high = unit(2)?;
+        if (0xD800..0xDC00).contains(&high) {
+            if let Some(low) = text
+                .get(6..8)
+                .filter(|s| *s == "\\u")
+                .and_then(|_| unit(8))
+                .filter(|l| (0xDC00..0xE000).contains(l))
+            {
+                let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                return Some((char::from_u32(code).unwrap_or('\u{fffd}'), 12));
+            }
+        }
+        Some((char::from_u32(high).unwrap_or('\u{fffd}'), 6))
+    }
+
+    /// `%XX` sequences (either case) decoded; invalid UTF-8 that results is
+    /// replaced. `+` stays: form encoding's space is matched as encoded.
+    pub(crate) fn percent_decoded(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            match hex.filter(|h| b == b'%' && h.bytes().all(|c| c.is_ascii_hexdigit())) {
+                Some(h) => {
+                    out.push(u8::from_str_radix(h, 16).unwrap_or(b'%'));
+                    i += 3;
+                }
+                None => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// Non-empty and only `!` to `~`: safe in a header, a line or an argument.
     pub(crate) fn is_visible_ascii(text: &str) -> bool {
         !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
@@ -593,6 +708,30 @@ mod text {
         }
 
         #[test]
+        fn printable_lines_hold_no_escape_break_or_bidi_control() {
+            let hostile = "a\u{1b}[2Jb\u{9b}31mc\rd\ne\u{7f}f\u{85}g\u{2028}h\u{2029}i\
+                           \u{202a}\u{202b}\u{202c}\u{202d}\u{202e}\u{2066}\u{2067}\u{2068}\u{2069}\
+                           \u{200e}\u{200f}\u{61c}j";
+            assert_eq!(printable_line(hostile), "a [2Jb 31mc d e f g h ij");
+            assert_eq!(printable_line("plain é ✓"), "plain é ✓");
+        }
+
+        #[test]
+        fn json_escapes_and_percent_encodings_are_undone() {
+            assert_eq!(
+                json_unescaped(r#"p8e-Ab\/Cd\u0041\"\\x\q"#),
+                r#"p8e-Ab/CdA"\x\q"#
+            );
+            assert_eq!(
+                json_unescaped(r"\ud83d\ude00 \ud83d \u00"),
+                "\u{1f600} \u{fffd} \\u00"
+            );
+            assert_eq!(json_unescaped("trailing \\"), "trailing \\");
+            assert_eq!(percent_decoded("a%2Fb%2fc%20d+e%zz%4"), "a/b/c d+e%zz%4");
+            assert_eq!(percent_decoded("%C3%A9%FF"), "é\u{fffd}");
+        }
+
+        #[test]
         fn rough_durations_pick_a_readable_unit() {
             let d = Duration::from_secs;
             assert_eq!(rough_duration(d(5)), "5 seconds");
@@ -656,6 +795,13 @@ mod files {
         Ok(bytes)
     }
 
+    /// `bytes` without a leading UTF-8 byte order mark, which Windows
+    /// PowerShell 5 writes (`Set-Content -Encoding UTF8`) and JSON and PEM
+    /// readers refuse.
+    pub(crate) fn without_bom(bytes: &[u8]) -> &[u8] {
+        bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+    }
+
     fn file_kind(kind: &std::fs::FileType) -> &'static str {
         #[cfg(unix)]
         {
@@ -697,6 +843,14 @@ mod files {
             let e = read_capped_file(Path::new("/dev/zero"), 1024).unwrap_err();
             assert!(e.to_string().contains("a device"), "{e}");
             let _ = std::fs::remove_dir_all(&dir);
+        }
+
+        #[test]
+        fn a_leading_bom_is_skipped_and_only_that() {
+            assert_eq!(without_bom(b"\xEF\xBB\xBF{}"), b"{}");
+            assert_eq!(without_bom(b"{}"), b"{}");
+            assert_eq!(without_bom(b"\xEF\xBB"), b"\xEF\xBB");
+            assert_eq!(without_bom(b"{\xEF\xBB\xBF}"), b"{\xEF\xBB\xBF}");
         }
 
         #[test]
@@ -743,6 +897,9 @@ mod endpoint {
             if authority.is_empty() {
                 return Err(Error::config("the IMS endpoint is empty"));
             }
+            // Checked whole, before the default port goes: `host:443:443`
+            // is refused, not read as `host:443`.
+            check_authority(&authority)?;
             // `aud` and the metascope claims must name the host as IMS knows it.
             let default_port = if scheme == "http" { ":80" } else { ":443" };
             let authority = authority
@@ -1331,7 +1488,7 @@ mod credentials {
 
     use crate::endpoint::{default_endpoint, DEFAULT_IMS};
     use crate::exchange::excerpt;
-    use crate::files::{read_capped, read_capped_file};
+    use crate::files::{read_capped, read_capped_file, without_bom};
     use crate::key::certificate_not_after;
     use crate::secret::Secret;
     use crate::text::{parse_rfc3339, rough_duration};
@@ -1709,7 +1866,8 @@ mod credentials {
         ///   downloaded or as the AEM Developer Console API returns it;
         /// - an AEM local development token (`accessToken`).
         ///
-        /// Unknown fields are ignored.
+        /// Unknown fields are ignored, and so is a leading UTF-8 byte order
+        /// mark (Windows PowerShell 5 writes one).
         ///
         /// # Errors
         /// [`Error::Config`] naming the missing or mistyped field by its JSON
@@ -1780,12 +1938,8 @@ mod credentials {
             credential: Option<&str>,
         ) -> Result<Self, Error> {
             let path = path.as_ref();
-            let bytes = read_capped_file(path, MAX_CREDENTIALS_BYTES).map_err(|e| {
-                Error::io(
-                    format!("cannot read credentials file {}", path.display()),
-                    e,
-                )
-            })?;
+            let bytes = read_capped_file(path, MAX_CREDENTIALS_BYTES)
+                .map_err(|e| Error::io(format!("cannot read credentials file {path:?}"), e))?;
             parse_credentials(&bytes, credential).map_err(|e| e.in_file(path))
         }
 
@@ -1890,7 +2044,7 @@ mod credentials {
 
     /// Parses credentials JSON of any kind and wipes the parsed tree.
     fn parse_credentials(bytes: &[u8], credential: Option<&str>) -> Result<Credentials, Error> {
-        let mut root: Value = serde_json::from_slice(bytes)
+        let mut root: Value = serde_json::from_slice(without_bom(bytes))
             .map_err(|e| Error::config_from("the credentials are not valid JSON", e))?;
         let credentials = credentials_from_value(&root, credential);
         wipe_json(&mut root);
@@ -2527,8 +2681,7 @@ mod credentials {
                 let bytes = read_capped_file(path, MAX_CREDENTIALS_BYTES).map_err(|e| {
                     Error::io(
                         format!(
-                            "cannot read the private key file {} (${ENV_PRIVATE_KEY_FILE})",
-                            path.display()
+                            "cannot read the private key file {path:?} (${ENV_PRIVATE_KEY_FILE})"
                         ),
                         e,
                     )
@@ -2759,7 +2912,7 @@ mod exchange {
 
     use crate::credentials::wipe_json;
     use crate::secret::{Secret, REDACTED};
-    use crate::text::is_visible_ascii;
+    use crate::text::{is_visible_ascii, json_unescaped, percent_decoded, printable_line};
     use crate::{AccessToken, Error, ImsError, OAuthCredentials, ServiceAccount, SignedJwt};
 
     /// Default lifetime of a signed JWT (Adobe's tools use 3 to 5 minutes).
@@ -3100,21 +3253,49 @@ mod exchange {
         }
     }
 
-    /// A short, printable, secret-free piece of untrusted text.
+    /// A short, printable, secret-free piece of untrusted text. With
+    /// `secrets`, the text is JSON-unescaped and percent-decoded (a server
+    /// may echo the form as JSON, or encode it its own way) and every secret
+    /// redacted, before and after; an excerpt that still holds
+    /// [`SECRET_RUN`] characters in a row of a secret (a partial echo) is
+    /// dropped whole.
     pub(crate) fn excerpt(bytes: &[u8], secrets: &[&str]) -> String {
-        let mut text = String::from_utf8_lossy(bytes).into_owned();
-        for secret in secrets.iter().filter(|s| !s.is_empty()) {
-            text = text.replace(secret, REDACTED);
+        let secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+        let mut text = redacted(String::from_utf8_lossy(bytes).into_owned(), &secrets);
+        if !secrets.is_empty() {
+            text = redacted(percent_decoded(&json_unescaped(&text)), &secrets);
         }
-        let mut out: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(MAX_EXCERPT_CHARS)
-            .collect();
+        let text = printable_line(&text);
+        let mut out: String = text.chars().take(MAX_EXCERPT_CHARS).collect();
         if text.chars().count() > MAX_EXCERPT_CHARS {
             out.push('…');
         }
+        if secrets.iter().any(|s| holds_part_of(&out, s)) {
+            return REDACTED.to_owned();
+        }
         out.trim().to_owned()
+    }
+
+    /// Shortest piece of a secret that, quoted, drops an excerpt whole.
+    const SECRET_RUN: usize = 12;
+
+    fn redacted(mut text: String, secrets: &[&str]) -> String {
+        for secret in secrets {
+            text = text.replace(secret, REDACTED);
+        }
+        text
+    }
+
+    /// Whether `text` holds [`SECRET_RUN`] characters in a row of `secret`.
+    fn holds_part_of(text: &str, secret: &str) -> bool {
+        let starts: Vec<usize> = secret.char_indices().map(|(i, _)| i).collect();
+        starts.iter().enumerate().any(|(n, &from)| {
+            let to = starts
+                .get(n + SECRET_RUN)
+                .copied()
+                .or_else(|| (n + SECRET_RUN == starts.len()).then_some(secret.len()));
+            to.is_some_and(|to| text.contains(&secret[from..to]))
+        })
     }
 
     #[cfg(test)]
@@ -3203,6 +3384,46 @@ mod exchange {
             assert!(!text.contains("s3cr3t") && text.contains(REDACTED));
             assert!(!text.contains('\u{7}'));
             assert!(text.chars().count() <= MAX_EXCERPT_CHARS + 1);
+        }
+
+        #[test]
+        fn escaped_reencoded_and_partial_echoes_of_a_secret_are_dropped() {
+            let secret = "p8e-Ab/Cd Ef+Gh=Ij&Kl-0123456789abcdefghij";
+            let form = form_urlencode(secret);
+            let scrub = [secret, form.as_str()];
+            let escaped = secret.replace('/', "\\/");
+            let percent = secret.replace('/', "%2f").replace(' ', "%20");
+            let partial = &secret[2..38];
+            // Whole echoes, escaped or encoded another way: redacted in place.
+            for body in [
+                format!("bad secret {escaped}"),
+                format!("bad secret {percent}"),
+                format!("{{\"d\":\"bad secret {}\"}}", escaped.replace(' ', "%20")),
+            ] {
+                let shown = excerpt(body.as_bytes(), &scrub);
+                assert!(
+                    shown.contains(&format!("bad secret {REDACTED}")),
+                    "{body}: {shown}"
+                );
+                assert!(!holds_part_of(&shown, secret), "{body}: {shown}");
+            }
+            // Partial echoes: dropped whole.
+            for body in [
+                format!("bad secret {partial}..."),
+                format!("bad secret {}", &secret[10..22]),
+                format!("bad secret {}", &escaped[3..40]),
+            ] {
+                let shown = excerpt(body.as_bytes(), &scrub);
+                assert_eq!(shown, REDACTED, "{body}");
+            }
+            // Eleven characters in a row, or none: the excerpt stays.
+            let shown = excerpt(format!("near:{}", &secret[10..21]).as_bytes(), &scrub);
+            assert_eq!(shown, format!("near:{}", &secret[10..21]));
+            let shown = excerpt(b"invalid_client: 100% wrong \\o/", &scrub);
+            assert_eq!(shown, "invalid_client: 100% wrong \\o/");
+            // A whole echo is redacted in place, the rest kept.
+            let shown = excerpt(format!("client_secret={form}&x=1").as_bytes(), &scrub);
+            assert_eq!(shown, format!("client_secret={REDACTED}&x=1"));
         }
 
         #[test]
@@ -3372,7 +3593,7 @@ mod client {
     use crate::exchange::{
         check_lifetime, jwt_exchange_form, oauth_form, parse_reply, FormRequest, RawReply,
     };
-    use crate::files::read_capped_file;
+    use crate::files::{read_capped_file, without_bom};
     use crate::secret::Secret;
     use crate::text::{parse_http_date, seconds_between, shift};
     use crate::{
@@ -3488,7 +3709,8 @@ mod client {
             self
         }
         /// Trusts the CA certificates in this PEM file as well as the built-in
-        /// Mozilla roots (for TLS-intercepting corporate proxies).
+        /// Mozilla roots (for TLS-intercepting corporate proxies). A leading
+        /// UTF-8 byte order mark is skipped.
         pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
             self.ca_file = Some(path.into());
             self
@@ -3715,7 +3937,7 @@ mod client {
             return Ok(builder.root_certs(mozilla_roots_and(Vec::new())).build());
         };
         let pem = read_capped_file(path, MAX_CA_FILE_BYTES)
-            .map_err(|e| Error::io(format!("cannot read CA file {}", path.display()), e))?;
+            .map_err(|e| Error::io(format!("cannot read CA file {path:?}"), e))?;
         let extra = pem_certificates(&pem).map_err(|e| e.in_file(path))?;
         Ok(builder.root_certs(mozilla_roots_and(extra)).build())
     }
@@ -3747,7 +3969,7 @@ mod client {
     /// The certificates in a PEM bundle; other items (keys) are skipped.
     fn pem_certificates(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
         let mut certs = Vec::new();
-        for item in ureq::tls::parse_pem(pem) {
+        for item in ureq::tls::parse_pem(without_bom(pem)) {
             match item {
                 Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
                 Ok(_) => {}

@@ -156,7 +156,7 @@ mod failure {
         /// stdout failed otherwise.
         Output(io::Error),
         /// `exec` could not start COMMAND: 127 not found, 126 otherwise.
-        Exec { program: String, error: io::Error },
+        Exec { program: OsString, error: io::Error },
     }
 
     impl Failure {
@@ -188,10 +188,11 @@ mod failure {
                 Failure::Shared(f) => f.message.clone(),
                 Failure::ClosedOutput => String::new(),
                 Failure::Output(e) => format!("cannot write the output: {e}"),
+                // Quoted and escaped: COMMAND may hold a line break or an escape.
                 Failure::Exec { program, error } if error.kind() == io::ErrorKind::NotFound => {
-                    format!("cannot run '{program}': command not found")
+                    format!("cannot run {program:?}: command not found")
                 }
-                Failure::Exec { program, error } => format!("cannot run '{program}': {error}"),
+                Failure::Exec { program, error } => format!("cannot run {program:?}: {error}"),
             }
         }
     }
@@ -690,7 +691,7 @@ mod commands {
         }
         let error = child.exec();
         Failure::Exec {
-            program: program.to_string_lossy().into_owned(),
+            program: program.clone(),
             error,
         }
     }
@@ -729,7 +730,12 @@ mod commands {
             _ => vec![("kind", "unknown".to_owned())],
         };
         lines.insert(1, ("source", source.to_string()));
-        let text: Vec<String> = lines.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        // Every value may come from a shared file: one printable line each,
+        // so that none can rewrite the terminal or add a line of its own.
+        let text: Vec<String> = lines
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", ims_token::printable_line(v)))
+            .collect();
         print_line(&text.join("\n"))
     }
 
@@ -1094,10 +1100,7 @@ mod cache {
             let now = SystemTime::now();
             let (entry, outcome) = entry_after_fetch(rule, after, result, now);
             if let Err(e) = self.write(&entry) {
-                warn(&format!(
-                    "cannot write the cache {}: {e}",
-                    self.path.display()
-                ));
+                warn(&format!("cannot write the cache {:?}: {e}", self.path));
             }
             drop(lock);
             match outcome {
@@ -1132,8 +1135,8 @@ mod cache {
             } else if !is_private_file(&file) {
                 if report {
                     warn(&format!(
-                        "ignoring the cache {}: not a file of yours with mode 0600",
-                        self.path.display()
+                        "ignoring the cache {:?}: not a file of yours with mode 0600",
+                        self.path
                     ));
                 }
                 None
@@ -1453,7 +1456,7 @@ mod cache {
         match problem {
             Some(what) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{} is {what}; going on without the lock", path.display()),
+                format!("{path:?} is {what}; going on without the lock"),
             )),
             None => Ok(file),
         }

@@ -1604,7 +1604,7 @@ fn exec_of_a_command_that_cannot_run_is_127_or_126() {
     assert_eq!(r.code, 127, "{r:#?}");
     assert!(
         r.stderr
-            .starts_with("ims-token: cannot run 'ims-token-test-no-such-command'")
+            .starts_with("ims-token: cannot run \"ims-token-test-no-such-command\"")
             && r.stderr.contains("not found"),
         "{r:#?}"
     );
@@ -1616,7 +1616,11 @@ fn exec_of_a_command_that_cannot_run_is_127_or_126() {
         let r = run(&["exec", "-c", &local, "--", program]);
         assert_eq!(r.code, 126, "{program}: {r:#?}");
         assert_eq!(r.stdout, "");
-        assert!(r.stderr.starts_with("ims-token: cannot run '"), "{r:#?}");
+        assert!(
+            r.stderr
+                .starts_with(&format!("ims-token: cannot run {program:?}: ")),
+            "{r:#?}"
+        );
         r.assert_no_secrets(&[]);
     }
 }

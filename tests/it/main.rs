@@ -20,6 +20,7 @@ mod credentials;
 mod exchange;
 mod fake_ims_selftest;
 mod faults;
+mod hardening;
 mod jwt;
 mod logging;
 mod properties;
