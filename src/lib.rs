@@ -1355,6 +1355,18 @@ mod token {
 
     use crate::secret::Secret;
 
+    /// How far a token's reception may lie after now before the token is
+    /// taken for one fetched while the clock was ahead.
+    pub(crate) const CLOCK_STEP_SLACK: Duration = Duration::from_secs(5);
+
+    /// Longest lifetime believed of a token from IMS. IMS grants 24 hours in
+    /// either flow: more than twice that is a mistake of units (the JWT
+    /// flow's milliseconds in the OAuth flow's seconds, good until 2029).
+    pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+
+    /// What an implausible lifetime is cut to: the 24 hours IMS grants.
+    pub(crate) const IMS_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
     /// An access token from IMS with its absolute expiry.
     ///
     /// `Debug` shows the type and expiry, never the token. It has no
@@ -1421,6 +1433,16 @@ mod token {
             self.expires_in(now).is_zero()
         }
 
+        /// Whether what the token says of its times can be believed at
+        /// `now`: it was not received more than [`CLOCK_STEP_SLACK`] after
+        /// `now`, which is the same as saying it has no more time left than
+        /// its lifetime. One fetched while the clock was days ahead, read
+        /// after NTP set it right, is not: IMS counted its lifetime from the
+        /// true time, so it stops working days before it claims to.
+        pub(crate) fn is_plausible(&self, now: SystemTime) -> bool {
+            self.received_at <= now + CLOCK_STEP_SLACK
+        }
+
         /// Whether it is time to get a new token at `now`: at most `margin` is
         /// left. The margin used is never more than half the token's lifetime,
         /// so a short-lived token is still used for a while. A token that needs
@@ -1463,6 +1485,18 @@ mod token {
             assert!(day.needs_refresh(at(T0 + 86_400 - 600), margin));
             assert!(!day.is_expired(at(T0 + 86_399)));
             assert!(day.is_expired(at(T0 + 86_400)));
+        }
+
+        #[test]
+        fn a_token_received_in_the_future_is_not_plausible() {
+            let day = AccessToken::new("t", "bearer", at(T0), at(T0 + 86_400));
+            assert!(day.is_plausible(at(T0)));
+            assert!(day.is_plausible(at(T0 + 86_400 * 2)));
+            // A clock stepped back a little (NTP) is allowed for.
+            assert!(day.is_plausible(at(T0 - 5)));
+            // Fetched 3 days ahead: 345,599 s left of a 86,400 s lifetime.
+            assert!(!day.is_plausible(at(T0 - 3 * 86_400)));
+            assert!(!day.is_plausible(at(T0 - 6)));
         }
 
         #[test]
@@ -2913,6 +2947,7 @@ mod exchange {
     use crate::credentials::wipe_json;
     use crate::secret::{Secret, REDACTED};
     use crate::text::{is_visible_ascii, json_unescaped, percent_decoded, printable_line};
+    use crate::token::{IMS_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME};
     use crate::{AccessToken, Error, ImsError, OAuthCredentials, ServiceAccount, SignedJwt};
 
     /// Default lifetime of a signed JWT (Adobe's tools use 3 to 5 minutes).
@@ -3100,6 +3135,10 @@ mod exchange {
     /// from `now`) or the error it stands for. For callers with their own HTTP
     /// stack; [`Client`](crate::Client) uses the same logic.
     ///
+    /// IMS grants 24 hours in either flow. An `expires_in` of more than 48
+    /// hours is a mistake of units (milliseconds where seconds belong): the
+    /// token is taken to expire 24 hours from `now`, and a warning is logged.
+    ///
     /// # Errors
     /// [`Error::Rejected`] for 4xx, [`Error::Unavailable`] for 5xx and 429,
     /// [`Error::UnexpectedReply`] for anything else that is not a token.
@@ -3201,6 +3240,7 @@ mod exchange {
             Flow::JwtExchange => Duration::from_millis(amount),
             Flow::ClientCredentials => Duration::from_secs(amount),
         };
+        let lifetime = believed_lifetime(lifetime);
         let expires_at = now
             .checked_add(lifetime)
             .ok_or_else(|| bad("has an `expires_in` that is too large"))?;
@@ -3214,6 +3254,21 @@ mod exchange {
             ));
         }
         Ok(AccessToken::new(token, token_type, now, expires_at))
+    }
+
+    /// A lifetime over [`MAX_TOKEN_LIFETIME`] (48 hours) is a mistake of
+    /// units, not a token that works for weeks: it is cut to the 24 hours IMS
+    /// grants, with a warning.
+    fn believed_lifetime(lifetime: Duration) -> Duration {
+        if lifetime <= MAX_TOKEN_LIFETIME {
+            return lifetime;
+        }
+        log::warn!(
+            "IMS gave the token {} s to live, more than 48 hours (milliseconds where \
+             seconds belong?); it is taken to expire in 24 hours",
+            lifetime.as_secs()
+        );
+        IMS_TOKEN_LIFETIME
     }
 
     /// `expires_in` as a whole number; some servers send it as a string.
@@ -3320,6 +3375,21 @@ mod exchange {
             let token =
                 parse_reply(&reply(200, body), Flow::ClientCredentials, at(T0), &[]).unwrap();
             assert_eq!(token.expires_at(), at(T0 + 86_399));
+        }
+
+        #[test]
+        fn an_implausible_lifetime_is_cut_to_a_day() {
+            // The JWT flow's milliseconds in the OAuth flow: good until 2029.
+            let body = r#"{"access_token":"tok","expires_in":86399999}"#;
+            let token =
+                parse_reply(&reply(200, body), Flow::ClientCredentials, at(T0), &[]).unwrap();
+            assert_eq!(token.expires_at(), at(T0 + 86_400));
+            assert_eq!(token.received_at(), at(T0));
+            // Up to 48 hours is taken as given.
+            let body = r#"{"access_token":"tok","expires_in":172800}"#;
+            let token =
+                parse_reply(&reply(200, body), Flow::ClientCredentials, at(T0), &[]).unwrap();
+            assert_eq!(token.expires_at(), at(T0 + 172_800));
         }
 
         #[test]
@@ -4532,6 +4602,9 @@ mod refresh {
     ///   short-lived token is still used for a while.
     /// - A due token that has not expired is still handed out while one
     ///   refresh runs; only a holder with no unexpired token waits.
+    /// - A token received more than a few seconds after `now` (fetched
+    ///   while the clock was ahead, and so claiming more time than its
+    ///   lifetime) counts as none: it is refreshed, never handed out.
     /// - A refresh that fails other than by IMS's refusal (IMS 5xx or 429,
     ///   network, timeout, TLS, proxy, an odd reply) keeps the unexpired
     ///   token, and IMS is asked again after [`REFRESH_RETRY_PAUSE`]. A
@@ -4632,7 +4705,7 @@ mod refresh {
         /// refresh already runs elsewhere (another thread, or another process
         /// holding the cache's lock).
         pub fn step(&self, held: &Held, now: SystemTime, refreshing: bool) -> Step {
-            match held.token.as_ref().filter(|t| !t.is_expired(now)) {
+            match held.token.as_ref().filter(|t| is_usable(t, now)) {
                 Some(token) => {
                     let due = now >= self.refresh_at(token);
                     if due && !is_pausing(held, now) && !refreshing {
@@ -4663,7 +4736,7 @@ mod refresh {
                 }
                 Err(e) => e,
             };
-            let usable = held.token.take().filter(|t| !t.is_expired(now));
+            let usable = held.token.take().filter(|t| is_usable(t, now));
             match usable {
                 // Only IMS's refusal ends the token early; a network, TLS,
                 // proxy or reply problem leaves it working for its time.
@@ -4678,6 +4751,13 @@ mod refresh {
                 }
             }
         }
+    }
+
+    /// A token the rule hands out or keeps: unexpired, and not one received
+    /// in the future (fetched while the clock was ahead: it claims more time
+    /// than its lifetime, and stops working before it says).
+    fn is_usable(token: &AccessToken, now: SystemTime) -> bool {
+        !token.is_expired(now) && token.is_plausible(now)
     }
 
     /// Whether `held` is in the pause after a failed refresh. A pause longer
@@ -4847,6 +4927,22 @@ mod refresh {
             let outcome = rule(1000).record(&mut held, Err(rejected()), at(T0 + 10));
             assert!(matches!(outcome, Outcome::Failed(Error::Rejected(_))));
             assert!(held.token.is_none(), "a rejected refresh drops the token");
+        }
+
+        #[test]
+        fn a_token_fetched_while_the_clock_was_ahead_is_none() {
+            // Fetched at T0 on a clock 3 days ahead; read at the true time.
+            let ahead = holding(Some(day_token("ahead")));
+            let now = at(T0 - 3 * 86_400);
+            assert_eq!(rule(1000).step(&ahead, now, false), Step::Refresh);
+            assert_eq!(rule(1000).step(&ahead, now, true), Step::Wait);
+            let mut held = ahead.clone();
+            let outcome = rule(1000).record(&mut held, Err(unavailable()), now);
+            assert!(matches!(outcome, Outcome::Failed(_)), "{outcome:?}");
+            assert!(held.token.is_none());
+            // A few seconds of a clock stepped back are allowed for.
+            let now = at(T0 - 5);
+            assert_eq!(rule(1000).step(&ahead, now, false), Step::UseCached);
         }
 
         #[test]

@@ -83,6 +83,8 @@ case); hosts in no_proxy or NO_PROXY go direct, read as curl reads them. With
 fails other than by IMS's refusal (network, IMS 5xx, TLS, proxy), as the
 library's TokenProvider does; a run that finds another refreshing uses it at
 once, and runs with no token wait for that refresh and use its outcome.
+A token cached while the clock was ahead is not used; to drop a cached token,
+delete the cache file.
 Every option value is checked before the cache is read. When this host's clock
 is more than 30 s off IMS's (its Date header), a warning says so and the JWT
 is signed on IMS's time.

@@ -400,3 +400,76 @@ fn a_hostile_ims_echoing_part_of_the_signed_jwt_shows_none_of_it() {
     // What is left says what IMS refused.
     assert!(r.stderr.contains("400 invalid_token"), "{r:#?}");
 }
+
+// ---------------------------------------------------------------------------
+// 17.2 a clock that steps back, and an implausible lifetime
+
+/// `ims-token ARGS` under `faketime`, its clock `secs` ahead of this
+/// process's (which may be libfaketime's own: the README's run of the tests
+/// two years ahead). The test needs it: Debian package `faketime`, which
+/// `.ci/run` installs.
+fn ahead_by(secs: i64, args: &[&str]) -> Command {
+    let probe = Command::new("faketime").args(["-f", "+0", "true"]).status();
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "cannot run faketime; it is needed here (apt-get install faketime)"
+    );
+    let at = common::now_secs() + secs;
+    let (y, m, d) = common::civil_from_days(at.div_euclid(86_400));
+    let t = at.rem_euclid(86_400);
+    let start = format!(
+        "@{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        t / 3600,
+        t % 3600 / 60,
+        t % 60
+    );
+    common::run::command_through("faketime", &["-f", &start], args)
+}
+
+#[test]
+fn a_cache_written_under_faketime_plus_3d_is_a_miss_at_the_real_time() {
+    let dir = TempDir::new("faketime");
+    let cache = dir.join("token.cache");
+    let cache_s = path_str(&cache);
+    let (ahead, real) = (token_for("3-days-ahead"), token_for("real-time"));
+    let server = FakeIms::start(vec![
+        Reply::check_oauth(OAuthExpect::sample(), &ahead),
+        Reply::check_oauth(OAuthExpect::sample(), &real),
+    ]);
+    let url = server.url();
+    let oauth = oauth_path();
+    let a = args(&["-c", &oauth, "--cache", &cache_s], &net(&url));
+    // The host's clock 3 days ahead: the token is cached as received then.
+    let r = run_cmd(ahead_by(3 * 86_400, &a));
+    assert_eq!(r.ok(), format!("{ahead}\n"));
+    let entry: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&cache).unwrap()).unwrap();
+    let received = entry["received_at"].as_i64().unwrap();
+    assert!(received > common::now_secs() + 2 * 86_400, "{entry}");
+    // NTP set the clock right: that entry claims 3 days more than IMS
+    // granted, and is not handed out.
+    let r = run(&a);
+    assert_eq!(r.ok(), format!("{real}\n"));
+    assert_eq!(server.hits(), 2);
+    // The entry written now is used.
+    run(&a).prints(&real);
+    assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn an_expires_in_in_milliseconds_from_the_oauth_flow_is_cut_to_a_day() {
+    let token = token_for("ms-for-s");
+    let server = FakeIms::start(vec![common::oauth_reply(&token, 86_399_999)]);
+    let url = server.url();
+    let oauth = oauth_path();
+    let r = run(&args(&["-c", &oauth, "--format", "json"], &net(&url)));
+    let json: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
+    assert_eq!(json["access_token"], token.as_str());
+    let left = json["expires_in"].as_u64().unwrap();
+    assert!((86_300..=86_400).contains(&left), "{json}");
+    assert!(
+        r.stderr
+            .contains("warning: IMS gave the token 86399999 s to live"),
+        "{r:#?}"
+    );
+}
