@@ -909,7 +909,7 @@ mod endpoint {
             let host = check_authority(&authority)?;
             match scheme.as_str() {
                 "https" => {}
-                "http" if is_loopback(host) => {}
+                "http" if allows_plain_http(host) => {}
                 "http" => {
                     return Err(Error::config(format!(
                         "the IMS endpoint `{authority}` uses plain http; only https is allowed \
@@ -948,6 +948,22 @@ mod endpoint {
             // `authority` passed `check_authority` when the endpoint was parsed.
             unbracket(check_authority(&self.authority).unwrap_or(&self.authority))
         }
+
+        /// Whether the host is this machine: `localhost` or a loopback
+        /// address (127.0.0.0/8, ::1), as Go's net/http judges it. Such an
+        /// endpoint is never reached through a proxy: on the proxy's host,
+        /// `127.0.0.1` is the proxy's own loopback.
+        pub(crate) fn is_loopback(&self) -> bool {
+            let host = self.bare_host();
+            host == "localhost"
+                || match host.parse::<std::net::IpAddr>() {
+                    Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback(),
+                    Ok(std::net::IpAddr::V6(v6)) => {
+                        v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+                    }
+                    Err(_) => false,
+                }
+        }
     }
 
     /// Checks `host[:port]` or `[v6][:port]` and returns the host. The input is
@@ -980,7 +996,8 @@ mod endpoint {
         Ok(host)
     }
 
-    fn is_loopback(host: &str) -> bool {
+    /// The three loopback names plain http is allowed to.
+    fn allows_plain_http(host: &str) -> bool {
         matches!(host, "127.0.0.1" | "::1" | "localhost")
     }
 
@@ -3786,14 +3803,25 @@ mod client {
             self
         }
         /// The proxy: `Some("http://user:pass@proxy:3128")`, or `None` for a
-        /// direct connection. By default it comes from `ALL_PROXY`,
-        /// `HTTPS_PROXY` or `HTTP_PROXY` (either case, the first set), and the
-        /// IMS host goes direct when `no_proxy` or `NO_PROXY` (the first that is
-        /// not empty) lists it, read as curl reads it: comma-separated, spaces
-        /// trimmed, any case, `.example.com` or `*.example.com` (or plain
-        /// `example.com`) for a domain and its subdomains, `*` for all, IPv6
-        /// addresses with or without brackets, `10.0.0.0/8` networks. A proxy
-        /// given here is used for every host.
+        /// direct connection. A loopback endpoint (`localhost`, 127.0.0.0/8,
+        /// ::1) always goes direct, whatever the proxy settings.
+        ///
+        /// By default the proxy comes from the environment as curl reads it
+        /// for an https URL: `https_proxy`, else `HTTPS_PROXY`, else
+        /// `all_proxy`, else `ALL_PROXY` (the first that is not empty).
+        /// `http_proxy` is for plain http, which goes only to loopback, and
+        /// upper-case `HTTP_PROXY` is never read (under CGI a client sets it
+        /// with a `Proxy:` header: httpoxy). A SOCKS or malformed proxy there is
+        /// an error only for a request that would go through it.
+        ///
+        /// The IMS host goes direct when `no_proxy`, else `NO_PROXY` (the
+        /// first that is not empty) lists it, as curl 7.88 and later read it:
+        /// `*` alone for every host; else entries separated by commas (blanks
+        /// around them are fine), a name matching itself and its subdomains,
+        /// any case, with or without a leading `.` (`*.example.com` is no
+        /// wildcard: it matches nothing); an IPv4 or IPv6 address (without
+        /// brackets: `[::1]` matches nothing) matching itself, or with `/bits`
+        /// a network holding it.
         pub fn proxy(mut self, proxy: Option<&str>) -> Self {
             self.proxy = match proxy {
                 Some(url) => ProxySetting::Url(Secret(url.to_owned())),
@@ -3805,15 +3833,19 @@ mod client {
         /// Builds the client.
         ///
         /// # Errors
-        /// [`Error::Config`] for a JWT lifetime or timeout out of range, a proxy URL that
-        /// cannot be used, or a CA file with no certificate; [`Error::Io`] when
-        /// the CA file cannot be read.
+        /// [`Error::Config`] for a JWT lifetime or timeout out of range, a proxy URL
+        /// given to [`ClientBuilder::proxy`] that cannot be used, or a CA file with
+        /// no certificate; [`Error::Io`] when the CA file cannot be read. A proxy
+        /// from the environment is judged when a request would use it
+        /// ([`Client::check_proxy`]).
         pub fn build(self) -> Result<Client, Error> {
             check_lifetime(self.jwt_lifetime)?;
             check_timeout(self.timeout, "timeout")?;
             check_timeout(self.connect_timeout, "connect timeout")?;
             let tls = tls_config(self.ca_file.as_deref())?;
-            let route = proxy(&self.proxy)?;
+            let route = proxy(&self.proxy, |name| std::env::var(name).ok())?;
+            // No proxy for the agent: each request that goes through one
+            // names it (`route_to`).
             let config = ureq::Agent::config_builder()
                 .timeout_global(Some(self.timeout))
                 .timeout_connect(Some(self.connect_timeout))
@@ -3821,7 +3853,7 @@ mod client {
                 .http_status_as_error(false)
                 .user_agent(USER_AGENT)
                 .https_only(false)
-                .proxy(route.as_ref().map(|r| r.proxy.clone()))
+                .proxy(None)
                 .tls_config(tls)
                 .build();
             Ok(Client {
@@ -3849,15 +3881,12 @@ mod client {
         Ok(())
     }
 
-    /// The environment variables read for a proxy, in order; the first set wins.
-    const PROXY_VARS: [&str; 6] = [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-    ];
+    /// The environment variables curl reads for the proxy of an https URL,
+    /// in its order; the first that is not empty wins. IMS is https (plain
+    /// http goes only to loopback, which is never proxied), so `http_proxy`
+    /// is not read, nor ever `HTTP_PROXY`, which a CGI client can set with a
+    /// `Proxy:` header (httpoxy).
+    const PROXY_VARS: [&str; 4] = ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"];
 
     /// The environment variables read for hosts that go around the proxy, in
     /// curl's order; an empty one does not hide the other.
@@ -3866,7 +3895,9 @@ mod client {
     /// A proxy the client goes through, and the hosts that go around it.
     #[derive(Debug, Clone)]
     pub(crate) struct ProxyRoute {
-        pub(crate) proxy: ureq::Proxy,
+        /// The proxy, or why it cannot be used (a SOCKS or malformed proxy
+        /// from the environment: an error only for a request through it).
+        proxy: Result<ureq::Proxy, Error>,
         /// `127.0.0.1:3128 (from $HTTPS_PROXY)`: host and port, never the
         /// user or password.
         pub(crate) name: String,
@@ -3875,10 +3906,14 @@ mod client {
     }
 
     impl ProxyRoute {
-        fn new(proxy: ureq::Proxy, from: Option<&str>, no_proxy: String) -> Self {
+        fn new(proxy: Result<ureq::Proxy, Error>, from: Option<&str>, no_proxy: String) -> Self {
+            let at = match &proxy {
+                Ok(proxy) => format!("{}:{}", proxy.host(), proxy.port()),
+                Err(_) => "that cannot be used".to_owned(),
+            };
             let name = match from {
-                Some(var) => format!("{}:{} (from ${var})", proxy.host(), proxy.port()),
-                None => format!("{}:{}", proxy.host(), proxy.port()),
+                Some(var) => format!("{at} (from ${var})"),
+                None => at,
             };
             ProxyRoute {
                 proxy,
@@ -3888,18 +3923,21 @@ mod client {
         }
     }
 
-    fn proxy(setting: &ProxySetting) -> Result<Option<ProxyRoute>, Error> {
-        let env = |name: &str| std::env::var(name).ok();
+    /// The proxy `setting` names, with the environment read through `env`.
+    fn proxy(
+        setting: &ProxySetting,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<ProxyRoute>, Error> {
         match setting {
             ProxySetting::None => Ok(None),
             ProxySetting::Url(url) => parse_proxy(&url.0, "the proxy URL")
-                .map(|p| Some(ProxyRoute::new(p, None, String::new()))),
+                .map(|p| Some(ProxyRoute::new(Ok(p), None, String::new()))),
             ProxySetting::FromEnv => {
-                let Some((var, value)) = first_set(&PROXY_VARS, env) else {
+                let Some((var, value)) = first_set(&PROXY_VARS, &env) else {
                     return Ok(None);
                 };
-                let proxy = parse_proxy(&value, &format!("the proxy in ${var}"))?;
-                let no_proxy = first_set(&NO_PROXY_VARS, env).map(|(_, v)| v);
+                let proxy = parse_proxy(&value, &format!("the proxy in ${var}"));
+                let no_proxy = first_set(&NO_PROXY_VARS, &env).map(|(_, v)| v);
                 Ok(Some(ProxyRoute::new(
                     proxy,
                     Some(var),
@@ -3909,34 +3947,54 @@ mod client {
         }
     }
 
-    /// The first of `names` whose value (from `get`) is not blank.
+    /// The first of `names` whose value (from `get`) is set and not empty,
+    /// as curl reads the environment.
     fn first_set<'a>(
         names: &[&'a str],
         get: impl Fn(&str) -> Option<String>,
     ) -> Option<(&'a str, String)> {
-        names.iter().find_map(|&name| {
-            get(name)
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| (name, v))
-        })
+        names
+            .iter()
+            .find_map(|&name| get(name).filter(|v| !v.is_empty()).map(|v| (name, v)))
     }
 
-    /// Whether `host` (a name, an IPv4 address, or an IPv6 address with or
-    /// without brackets) is in a NO_PROXY `list`, read as curl reads it:
-    /// entries separated by commas or spaces, compared without case; `*` for
-    /// every host; a name matches itself and its subdomains, with or without a
-    /// leading `.` or `*.` (`example.com` covers `www.example.com`); an address
-    /// matches itself or a `/bits` network containing it.
+    /// Whether `host` (a name or an IP address, without brackets) is in a
+    /// NO_PROXY `list`, read as curl 7.88 and later read it (`lib/noproxy.c`):
+    /// `*` alone is every host; otherwise the entries, separated by commas
+    /// with blanks around them, are tried in turn (a blank not followed by a
+    /// comma ends the list, as since curl 8.9).
     fn no_proxy_matches(list: &str, host: &str) -> bool {
-        let host = unbracket(host).trim_end_matches('.').to_ascii_lowercase();
+        if list == "*" {
+            return true;
+        }
         let address: Option<std::net::IpAddr> = host.parse().ok();
-        list.split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|entry| !entry.is_empty())
-            .any(|entry| match (entry, address) {
-                ("*", _) => true,
-                (_, Some(address)) => address_matches(entry, address),
-                (_, None) => name_matches(entry, &host),
+        no_proxy_entries(list)
+            .into_iter()
+            .any(|entry| match address {
+                Some(address) => address_matches(entry, address),
+                None => name_matches(entry, host),
             })
+    }
+
+    /// The entries of a NO_PROXY list, as curl splits it.
+    fn no_proxy_entries(list: &str) -> Vec<&str> {
+        let blank = |c: char| c == ' ' || c == '\t';
+        let mut entries = Vec::new();
+        let mut rest = list;
+        loop {
+            rest = rest.trim_start_matches(blank);
+            let end = rest
+                .find(|c: char| blank(c) || c == ',')
+                .unwrap_or(rest.len());
+            let (entry, after) = rest.split_at(end);
+            if !entry.is_empty() {
+                entries.push(entry);
+            }
+            match after.trim_start_matches(blank).strip_prefix(',') {
+                Some(more) => rest = more.trim_start_matches(','),
+                None => return entries,
+            }
+        }
     }
 
     pub(crate) fn unbracket(host: &str) -> &str {
@@ -3945,46 +4003,51 @@ mod client {
             .unwrap_or(host)
     }
 
+    /// A name matches itself and its subdomains, in any case; a trailing dot
+    /// on either side and a leading one on the entry are ignored. `*` has
+    /// no meaning here: `*.example.com` matches nothing.
     fn name_matches(entry: &str, host: &str) -> bool {
-        let entry = entry.trim_end_matches('.').to_ascii_lowercase();
-        let entry = entry
-            .strip_prefix("*.")
-            .or_else(|| entry.strip_prefix('.'))
-            .unwrap_or(&entry);
-        !entry.is_empty()
-            && (host == entry
-                || host
-                    .strip_suffix(entry)
-                    .is_some_and(|rest| rest.ends_with('.')))
+        let host = host.strip_suffix('.').unwrap_or(host).as_bytes();
+        let entry = entry.strip_suffix('.').unwrap_or(entry);
+        let entry = entry.strip_prefix('.').unwrap_or(entry).as_bytes();
+        match host.len().checked_sub(entry.len()) {
+            Some(0) => host.eq_ignore_ascii_case(entry),
+            Some(extra) => {
+                host.get(extra - 1) == Some(&b'.')
+                    && host
+                        .get(extra..)
+                        .is_some_and(|tail| tail.eq_ignore_ascii_case(entry))
+            }
+            None => false,
+        }
     }
 
-    /// `entry` is an address (`::1`, `[::1]`) or a network (`10.0.0.0/8`).
+    /// `entry` is an address of the host's family (`127.0.0.1`, `::1`; no
+    /// brackets) or a network holding it (`10.0.0.0/8`, `fd00::/8`). As in
+    /// curl, `/0` (or no `/bits`) compares the whole address.
     fn address_matches(entry: &str, address: std::net::IpAddr) -> bool {
         use std::net::IpAddr;
         let (ip, bits) = match entry.split_once('/') {
-            Some((ip, bits)) => (ip, bits.parse::<u32>().ok()),
-            None => (entry, None),
+            Some((ip, bits)) if !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit()) => {
+                (ip, bits.parse::<u32>().unwrap_or(u32::MAX))
+            }
+            Some(_) => return false,
+            None => (entry, 0),
         };
-        let Ok(network) = unbracket(ip).parse::<IpAddr>() else {
-            return false;
-        };
-        let (host, network, width) = match (address, network) {
-            (IpAddr::V4(a), IpAddr::V4(n)) => {
+        let (host, network, width) = match (address, ip.parse::<IpAddr>()) {
+            (IpAddr::V4(a), Ok(IpAddr::V4(n))) => {
                 (u128::from(u32::from(a)), u128::from(u32::from(n)), 32)
             }
-            (IpAddr::V6(a), IpAddr::V6(n)) => (u128::from(a), u128::from(n), 128),
+            (IpAddr::V6(a), Ok(IpAddr::V6(n))) => (u128::from(a), u128::from(n), 128),
             _ => return false,
         };
-        let bits = match (entry.contains('/'), bits) {
-            (false, _) => width,
-            (true, Some(b)) if b <= width => b,
-            (true, _) => return false,
+        let bits = match bits {
+            0 => width,
+            b if b <= width => b,
+            _ => return false,
         };
         // The top `bits` of the `width`-bit address, as in a netmask.
-        let mask = match bits {
-            0 => 0,
-            _ => (u128::MAX >> (128 - bits)) << (width - bits),
-        };
+        let mask = (u128::MAX >> (128 - bits)) << (width - bits);
         (host ^ network) & mask == 0
     }
 
@@ -4170,6 +4233,19 @@ mod client {
             self.clock.offset()
         }
 
+        /// Checks, without a request, the proxy that requests to `ims` go
+        /// through. A loopback endpoint, or a host that `no_proxy` /
+        /// `NO_PROXY` lists, goes direct: no proxy setting is an error for it.
+        /// [`Client::fetch`] makes the same check before its first request.
+        ///
+        /// # Errors
+        /// [`Error::Config`] when the proxy from the environment that `ims`
+        /// would go through is a SOCKS proxy or not a valid proxy URL (which
+        /// is never quoted: it may hold a password).
+        pub fn check_proxy(&self, ims: &Endpoint) -> Result<(), Error> {
+            self.route_to(ims).map(|_| ())
+        }
+
         fn post_with_retries(
             &self,
             ims: &Endpoint,
@@ -4178,7 +4254,7 @@ mod client {
             request: impl Fn() -> Result<FormRequest, Error>,
         ) -> Result<AccessToken, Error> {
             let url = ims.join(path);
-            let via = self.route_to(ims);
+            let via = self.route_to(ims)?;
             let mut attempt = 0;
             loop {
                 let request = request()?;
@@ -4210,11 +4286,18 @@ mod client {
                 .min(self.max_retry_wait)
         }
 
-        /// The proxy to reach `ims` through: none when NO_PROXY lists its host.
-        fn route_to(&self, ims: &Endpoint) -> Option<&ProxyRoute> {
-            self.route
-                .as_ref()
-                .filter(|route| !no_proxy_matches(&route.no_proxy, ims.bare_host()))
+        /// The proxy to reach `ims` through, and the proxy itself: none for
+        /// a loopback endpoint or a host NO_PROXY lists; an error when it is
+        /// one that cannot be used.
+        fn route_to(&self, ims: &Endpoint) -> Result<Option<&ProxyRoute>, Error> {
+            let Some(route) = &self.route else {
+                return Ok(None);
+            };
+            if ims.is_loopback() || no_proxy_matches(&route.no_proxy, ims.bare_host()) {
+                return Ok(None);
+            }
+            route.proxy.as_ref().map_err(Clone::clone)?;
+            Ok(Some(route))
         }
 
         fn post_once(
@@ -4224,8 +4307,9 @@ mod client {
             form_body: &Secret,
         ) -> Result<RawReply, Error> {
             let mut request = self.agent.post(url);
-            if via.is_none() && self.route.is_some() {
-                request = request.config().proxy(None).build();
+            // `route_to` hands out only a route whose proxy can be used.
+            if let Some(proxy) = via.and_then(|route| route.proxy.as_ref().ok()) {
+                request = request.config().proxy(Some(proxy.clone())).build();
             }
             let mut response = request
                 .header("Accept", "application/json")
@@ -4323,8 +4407,17 @@ mod client {
                 .map(|route| format!(" through the proxy {}", route.name))
                 .unwrap_or_default();
             if is_timeout(&e) {
+                // Through a proxy, the silence may be the proxy's own (a
+                // CONNECT never answered): name it first.
+                let message = match via {
+                    Some(route) => format!(
+                        "the proxy {} or IMS at {url} behind it did not answer in time",
+                        route.name
+                    ),
+                    None => format!("IMS at {url} did not answer in time"),
+                };
                 return Error::Timeout {
-                    message: format!("IMS at {url} did not answer in time{through}"),
+                    message,
                     source: Arc::new(e),
                 };
             }
@@ -4426,7 +4519,8 @@ mod client {
         use super::*;
         use crate::test_support::*;
 
-        /// One case per NO_PROXY form curl reads.
+        /// One case per NO_PROXY form curl reads (`lib/noproxy.c` of curl
+        /// 7.88 to 8.20; its unit test 1614 holds the same cases).
         #[test]
         fn no_proxy_exact_names_any_case() {
             assert!(no_proxy_matches("ims.example.com", "ims.example.com"));
@@ -4437,37 +4531,44 @@ mod client {
         }
 
         #[test]
-        fn no_proxy_entries_are_split_on_commas_and_trimmed() {
+        fn no_proxy_entries_are_comma_separated_with_blanks_around() {
             assert!(no_proxy_matches("localhost, 127.0.0.1", "127.0.0.1"));
             assert!(no_proxy_matches(" a.test ,, b.test ", "b.test"));
-            assert!(no_proxy_matches("a.test\tb.test", "b.test"));
             assert!(!no_proxy_matches("a.test, b.test", "c.test"));
+            assert_eq!(no_proxy_entries(" a ,,b\t, c,"), ["a", "b", "c"]);
+            // Blanks without a comma end the list (curl 8.9 and later).
+            assert_eq!(no_proxy_entries("a.test b.test, c.test"), ["a.test"]);
+            assert!(!no_proxy_matches("a.test\tb.test", "b.test"));
+            // Other whitespace is part of an entry.
+            assert!(!no_proxy_matches("a.test\nb.test", "b.test"));
         }
 
         #[test]
-        fn no_proxy_suffixes_with_dot_star_dot_or_plain() {
-            for list in [
-                ".example.com",
-                "*.example.com",
-                "example.com",
-                "example.com.",
-            ] {
+        fn no_proxy_domains_with_or_without_a_leading_dot() {
+            for list in [".example.com", "example.com", "example.com."] {
                 assert!(no_proxy_matches(list, "ims.example.com"), "{list}");
                 assert!(no_proxy_matches(list, "a.b.example.com"), "{list}");
+                assert!(no_proxy_matches(list, "example.com"), "{list}");
                 assert!(!no_proxy_matches(list, "notexample.com"), "{list}");
                 assert!(!no_proxy_matches(list, "example.com.evil.test"), "{list}");
             }
-            assert!(no_proxy_matches(".example.com", "example.com"));
             assert!(no_proxy_matches("example.com", "ims.example.com."));
             assert!(!no_proxy_matches(".", "example.com"));
             assert!(!no_proxy_matches("*.", "example.com"));
+            // `*.` is no wildcard in curl: it matches nothing.
+            for host in ["ims.example.com", "example.com", "localhost", "a.localhost"] {
+                assert!(!no_proxy_matches("*.example.com", host), "{host}");
+                assert!(!no_proxy_matches("*.localhost", host), "{host}");
+            }
         }
 
         #[test]
-        fn no_proxy_star_is_every_host() {
+        fn no_proxy_star_only_as_the_whole_value() {
             for host in ["ims.example.com", "127.0.0.1", "::1"] {
                 assert!(no_proxy_matches("*", host));
-                assert!(no_proxy_matches("a.test, *", host));
+                assert!(!no_proxy_matches("other.test,*", host), "{host}");
+                assert!(!no_proxy_matches("*, other.test", host), "{host}");
+                assert!(!no_proxy_matches(" *", host), "{host}");
             }
             assert!(!no_proxy_matches("*x", "ims.example.com"));
         }
@@ -4477,58 +4578,169 @@ mod client {
             assert!(no_proxy_matches("127.0.0.1", "127.0.0.1"));
             assert!(!no_proxy_matches("127.0.0.2", "127.0.0.1"));
             assert!(no_proxy_matches("127.0.0.0/8", "127.1.2.3"));
+            assert!(no_proxy_matches("10.1.2.3/32", "10.1.2.3"));
             assert!(!no_proxy_matches("10.0.0.0/8", "127.0.0.1"));
-            assert!(no_proxy_matches("0.0.0.0/0", "127.0.0.1"));
-            assert!(!no_proxy_matches("127.0.0.1/33", "127.0.0.1"));
-            assert!(!no_proxy_matches("127.0.0.1/x", "127.0.0.1"));
+            // As in curl, `/0` compares the whole address.
+            assert!(!no_proxy_matches("0.0.0.0/0", "127.0.0.1"));
+            assert!(no_proxy_matches("127.0.0.1/0", "127.0.0.1"));
+            for bad in ["127.0.0.1/33", "127.0.0.1/x", "127.0.0.1/", "127.0.0.1/8/8"] {
+                assert!(!no_proxy_matches(bad, "127.0.0.1"), "{bad}");
+            }
             // A name is not an address.
             assert!(!no_proxy_matches("localhost", "127.0.0.1"));
         }
 
         #[test]
-        fn no_proxy_ipv6_with_or_without_brackets() {
-            for list in ["::1", "[::1]", "0:0:0:0:0:0:0:1", "::1/128", "[::1]/128"] {
-                for host in ["::1", "[::1]"] {
-                    assert!(no_proxy_matches(list, host), "{list} {host}");
-                }
+        fn no_proxy_ipv6_addresses_without_brackets() {
+            for list in ["::1", "0:0:0:0:0:0:0:1", "::1/128", "::/127", "foo, ::1/64"] {
+                assert!(no_proxy_matches(list, "::1"), "{list}");
+            }
+            // curl does not read brackets in NO_PROXY: `[::1]` matches nothing.
+            for list in ["[::1]", "[::1]/128"] {
+                assert!(!no_proxy_matches(list, "::1"), "{list}");
             }
             assert!(no_proxy_matches("fd00::/8", "fd12::1"));
             assert!(!no_proxy_matches("fd00::/8", "fe80::1"));
             assert!(!no_proxy_matches("::2", "::1"));
+            assert!(!no_proxy_matches("::1/129", "::1"));
             // The families do not mix.
             assert!(!no_proxy_matches("127.0.0.1", "::1"));
             assert!(!no_proxy_matches("::ffff:127.0.0.1", "127.0.0.1"));
         }
 
+        /// A lookup of `pairs`, as the environment.
+        fn env<'a>(
+            pairs: &'a [(&'static str, &'static str)],
+        ) -> impl Fn(&str) -> Option<String> + 'a {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        }
+
         #[test]
         fn an_empty_no_proxy_does_not_hide_a_set_one() {
-            let env = |pairs: &'static [(&'static str, &'static str)]| {
-                move |name: &str| {
-                    pairs
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map(|(_, v)| v.to_string())
-                }
-            };
             let pick = |pairs| first_set(&NO_PROXY_VARS, env(pairs)).map(|(_, v)| v);
             assert_eq!(
                 pick(&[("NO_PROXY", ""), ("no_proxy", "a.test")]),
                 Some("a.test".into())
             );
             assert_eq!(
-                pick(&[("NO_PROXY", "b.test"), ("no_proxy", " ")]),
-                Some("b.test".into())
-            );
-            assert_eq!(
                 pick(&[("NO_PROXY", "b.test"), ("no_proxy", "a.test")]),
                 Some("a.test".into())
             );
-            assert_eq!(pick(&[("NO_PROXY", "")]), None);
-            let proxy = first_set(
-                &PROXY_VARS,
-                env(&[("ALL_PROXY", ""), ("https_proxy", "http://p:1")]),
+            assert_eq!(
+                pick(&[("NO_PROXY", "b.test"), ("no_proxy", "")]),
+                Some("b.test".into())
             );
-            assert_eq!(proxy, Some(("https_proxy", "http://p:1".to_owned())));
+            // Blank is not empty: as in curl, it hides NO_PROXY (and lists nothing).
+            assert_eq!(
+                pick(&[("NO_PROXY", "b.test"), ("no_proxy", " ")]),
+                Some(" ".into())
+            );
+            assert_eq!(pick(&[("NO_PROXY", "")]), None);
+        }
+
+        /// The route a client from these variables takes to `host`: the
+        /// proxy's name, or the error of a proxy that cannot be used.
+        fn route(
+            pairs: &[(&'static str, &'static str)],
+            host: &str,
+        ) -> Result<Option<String>, Error> {
+            let route = proxy(&ProxySetting::FromEnv, env(pairs))?;
+            let client = Client {
+                route,
+                ..Client::builder().proxy(None).build()?
+            };
+            let ims = Endpoint::parse(host)?;
+            client.check_proxy(&ims)?;
+            Ok(client.route_to(&ims)?.map(|r| r.name.clone()))
+        }
+
+        #[test]
+        fn the_proxy_variables_as_curl_reads_them_for_https() {
+            let ims = "ims-na1.adobelogin.com";
+            let via = |pairs| route(pairs, ims).unwrap();
+            let name = |port: u16, var: &str| Some(format!("p:{port} (from ${var})"));
+            assert_eq!(
+                via(&[("ALL_PROXY", "http://p:1"), ("HTTPS_PROXY", "http://p:2")]),
+                name(2, "HTTPS_PROXY")
+            );
+            assert_eq!(
+                via(&[("HTTPS_PROXY", "http://p:2"), ("https_proxy", "http://p:3")]),
+                name(3, "https_proxy")
+            );
+            assert_eq!(
+                via(&[("ALL_PROXY", "http://p:1"), ("all_proxy", "http://p:4")]),
+                name(4, "all_proxy")
+            );
+            assert_eq!(via(&[("ALL_PROXY", "http://p:1")]), name(1, "ALL_PROXY"));
+            assert_eq!(
+                via(&[("ALL_PROXY", ""), ("https_proxy", "http://p:3")]),
+                name(3, "https_proxy")
+            );
+            // HTTP_PROXY (httpoxy) and http_proxy are not read for https.
+            assert_eq!(
+                via(&[("HTTP_PROXY", "http://p:5"), ("http_proxy", "http://p:6")]),
+                None
+            );
+        }
+
+        #[test]
+        fn a_socks_or_malformed_proxy_is_an_error_only_where_it_is_used() {
+            let ims = "ims-na1.adobelogin.com";
+            let socks = [("ALL_PROXY", "socks5://user:pa55word@p:1")];
+            let e = route(&socks, ims).unwrap_err();
+            assert!(e.to_string().contains("$ALL_PROXY is a SOCKS proxy"), "{e}");
+            assert!(!format!("{e:?}").contains("pa55word"));
+            let bad = [("HTTPS_PROXY", "http://user:pa55word@bad host:1")];
+            let e = route(&bad, ims).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("$HTTPS_PROXY is not a valid proxy URL"),
+                "{e}"
+            );
+            assert!(!format!("{e:?}").contains("pa55word"));
+            // Bypassed, loopback, or losing to HTTPS_PROXY: no error.
+            let bypassed = [socks[0], ("NO_PROXY", ims)];
+            assert_eq!(route(&bypassed, ims).unwrap(), None);
+            assert_eq!(route(&socks, "http://127.0.0.1:8080").unwrap(), None);
+            let both = [socks[0], ("HTTPS_PROXY", "http://p:2")];
+            assert_eq!(
+                route(&both, ims).unwrap(),
+                Some("p:2 (from $HTTPS_PROXY)".into())
+            );
+        }
+
+        #[test]
+        fn loopback_endpoints_never_go_through_a_proxy() {
+            let client = Client::builder()
+                .proxy(Some("http://p:3128"))
+                .build()
+                .unwrap();
+            for url in [
+                "http://127.0.0.1:8080",
+                "http://localhost",
+                "http://[::1]:1",
+                "https://127.0.0.2",
+                "https://[::ffff:7f00:1]",
+            ] {
+                let ims = Endpoint::parse(url).unwrap();
+                assert!(ims.is_loopback(), "{url}");
+                assert!(client.route_to(&ims).unwrap().is_none(), "{url}");
+            }
+            for host in [
+                "ims-na1.adobelogin.com",
+                "localhost.evil.test",
+                "10.0.0.1",
+                "[::2]",
+            ] {
+                let ims = Endpoint::parse(host).unwrap();
+                assert!(!ims.is_loopback(), "{host}");
+                assert!(client.route_to(&ims).unwrap().is_some(), "{host}");
+            }
         }
 
         #[test]

@@ -77,9 +77,11 @@ an org, IMS_ORG_ID set, so that the token never appears in a command line:
     ims-token exec -c creds.json -- ./sync.py    (which reads $IMS_ACCESS_TOKEN)
 Never put the token in an argument ('curl -H \"...$(ims-token)\"'): ps shows it.
 
-The proxy comes from ALL_PROXY, HTTPS_PROXY or HTTP_PROXY (the first set, either
-case); hosts in no_proxy or NO_PROXY go direct, read as curl reads them. With
---cache, a token that still works is used (with a warning) when refreshing it
+The proxy comes from https_proxy, HTTPS_PROXY, all_proxy or ALL_PROXY (the
+first set, as curl reads them for https); HTTP_PROXY is never read (under CGI
+a client's Proxy: header sets it: httpoxy). Loopback endpoints always go
+direct, and so do hosts in no_proxy or NO_PROXY, read as curl 7.88+ reads
+them. With --cache, a token that still works is used (with a warning) when refreshing it
 fails other than by IMS's refusal (network, IMS 5xx, TLS, proxy), as the
 library's TokenProvider does; a run that finds another refreshing uses it at
 once, and runs with no token wait for that refresh and use its outcome.
@@ -586,6 +588,8 @@ mod commands {
                 // file or proxy setting is not hidden by a day of cache
                 // hits (ureq builds the root store only on a connection).
                 let client = client(options)?;
+                // Likewise a SOCKS or malformed proxy the IMS host would use.
+                client.check_proxy(credentials.ims())?;
                 match &options.cache {
                     Some(path) => {
                         let cache = Cache::new(path, &credentials);

@@ -14,6 +14,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use common::proxy::{LoggingProxy, Mode};
 use common::run::{command, run, run_cmd, Run, TOKEN_MARK};
 use common::{
     fixture_json, fixture_path, path_str, read_fixture, typed_response, FakeIms, OAuthExpect,
@@ -472,4 +473,85 @@ fn an_expires_in_in_milliseconds_from_the_oauth_flow_is_cut_to_a_day() {
             .contains("warning: IMS gave the token 86399999 s to live"),
         "{r:#?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 17.3 loopback endpoints never go through a proxy
+
+/// Every proxy variable a tool might read, all pointing at `proxy`.
+fn all_proxy_vars(command: &mut Command, proxy: &LoggingProxy) {
+    let proxies = common::PROXY_VARS
+        .iter()
+        .filter(|name| !name.eq_ignore_ascii_case("no_proxy"));
+    for name in proxies {
+        command.env(name, proxy.url());
+    }
+}
+
+#[test]
+fn a_logging_connect_proxy_sees_nothing_of_a_loopback_endpoint() {
+    let proxy = LoggingProxy::start(Mode::Forward);
+    let token = token_for("direct");
+    let plain = FakeIms::start(vec![Reply::check_oauth(OAuthExpect::sample(), &token)]);
+    let tls = FakeIms::start_tls(
+        vec![Reply::check_oauth(OAuthExpect::sample(), &token)],
+        fixture_path("tls/server.pem"),
+        fixture_path("tls/server.key"),
+    );
+    let ca = path_str(&fixture_path("tls/ca.pem"));
+    let oauth = oauth_path();
+    for server in [&plain, &tls] {
+        let url = server.url();
+        let mut direct = command(&args(&["-c", &oauth, "--ca-file", &ca], &net(&url)));
+        all_proxy_vars(&mut direct, &proxy);
+        run_cmd(direct).prints(&token);
+        // The form, client secret included, went to the fake itself.
+        let form = &server.requests()[0];
+        assert_eq!(
+            form.form_value("client_secret"),
+            Some(OAuthExpect::sample().client_secret.as_str())
+        );
+    }
+    assert_eq!(proxy.connections(), 0, "{:?}", proxy.seen());
+    // The same proxy is used for an IMS that is not loopback.
+    let mut proxied = command(&[
+        "-c",
+        &oauth,
+        "--ims",
+        "https://ims.test:1",
+        "--retries",
+        "0",
+    ]);
+    all_proxy_vars(&mut proxied, &proxy);
+    run_cmd(proxied).fails(5);
+    let seen = proxy.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].request_line, "CONNECT ims.test:1 HTTP/1.1");
+}
+
+#[test]
+fn a_silent_proxy_is_named_as_the_proxy() {
+    let proxy = LoggingProxy::start(Mode::Silent);
+    let oauth = oauth_path();
+    let mut command = command(&[
+        "-c",
+        &oauth,
+        "--ims",
+        "https://ims.test:1",
+        "--retries",
+        "0",
+        "--connect-timeout",
+        "1",
+        "--timeout",
+        "2",
+    ]);
+    command.env("HTTPS_PROXY", proxy.url());
+    let m = run_cmd(command).fails(5);
+    let expected = format!(
+        "ims-token: the proxy 127.0.0.1:{} (from $HTTPS_PROXY) or IMS at \
+         https://ims.test:1/ims/token/v3 behind it did not answer in time",
+        proxy.port
+    );
+    assert!(m.starts_with(&expected), "{m}");
+    assert_eq!(proxy.seen().len(), 1);
 }
