@@ -72,7 +72,9 @@ CREDENTIALS (told apart by their fields; files and stdin up to 1 MiB):
 
 exec runs COMMAND in place of ims-token (its exit status, signals and output are
 COMMAND's) with IMS_ACCESS_TOKEN, IMS_CLIENT_ID and, when the credentials carry
-an org, IMS_ORG_ID set, so that the token never appears in a command line:
+an org, IMS_ORG_ID set, and IMS_CREDENTIALS, IMS_CLIENT_SECRET, IMS_PRIVATE_KEY
+and IMS_PRIVATE_KEY_FILE unset (COMMAND gets a token, not what makes one), so
+that the token never appears in a command line:
     ims-token --format headers -c creds.json | curl -H @- URL
     ims-token exec -c creds.json -- ./sync.py    (which reads $IMS_ACCESS_TOKEN)
 Never put the token in an argument ('curl -H \"...$(ims-token)\"'): ps shows it.
@@ -81,7 +83,8 @@ The proxy comes from https_proxy, HTTPS_PROXY, all_proxy or ALL_PROXY (the
 first set, as curl reads them for https); HTTP_PROXY is never read (under CGI
 a client's Proxy: header sets it: httpoxy). Loopback endpoints always go
 direct, and so do hosts in no_proxy or NO_PROXY, read as curl 7.88+ reads
-them. With --cache, a token that still works is used (with a warning) when refreshing it
+them. With
+--cache, a token that still works is used (with a warning) when refreshing it
 fails other than by IMS's refusal (network, IMS 5xx, TLS, proxy), as the
 library's TokenProvider does; a run that finds another refreshing uses it at
 once, and runs with no token wait for that refresh and use its outcome.
@@ -663,16 +666,19 @@ mod commands {
         !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
     }
 
-    /// Replaces this process with COMMAND, the token in its environment (never
-    /// in its arguments, which every user of the host can read). Returns only
-    /// when COMMAND cannot be started.
-    /// The credentials variables that `exec` keeps from COMMAND.
-    const EXEC_HIDDEN: [&str; 3] = [
+    /// The credentials variables that `exec` keeps from COMMAND: the secret,
+    /// the key and the path to the credentials file (COMMAND needs none of
+    /// them, and a COMMAND that logs or leaks its environment leaks less).
+    const EXEC_HIDDEN: [&str; 4] = [
         "IMS_CLIENT_SECRET",
         "IMS_PRIVATE_KEY",
         "IMS_PRIVATE_KEY_FILE",
+        "IMS_CREDENTIALS",
     ];
 
+    /// Replaces this process with COMMAND, the token in its environment (never
+    /// in its arguments, which every user of the host can read). Returns only
+    /// when COMMAND cannot be started.
     pub(crate) fn exec(command: &[OsString], token: &AccessToken, ids: &ApiIds) -> Failure {
         use std::os::unix::process::CommandExt as _;
         let Some((program, args)) = command.split_first() else {

@@ -555,3 +555,27 @@ fn a_silent_proxy_is_named_as_the_proxy() {
     assert!(m.starts_with(&expected), "{m}");
     assert_eq!(proxy.seen().len(), 1);
 }
+
+// ---------------------------------------------------------------------------
+// exec: COMMAND gets a token, not what makes one
+
+#[test]
+fn exec_keeps_the_credentials_path_from_command() {
+    let dir = TempDir::new("exec-env");
+    let token = token_for("exec-env");
+    let server = FakeIms::start(vec![Reply::check_oauth(OAuthExpect::sample(), &token)]);
+    let seen = path_str(&dir.join("seen"));
+    let script = r#"printf '%s|%s|%s' "$IMS_ACCESS_TOKEN" "${IMS_CREDENTIALS-unset}" "${IMS_CLIENT_SECRET-unset}" > "$1""#;
+    let url = server.url();
+    let mut exec = command(&args(&["exec"], &net(&url)));
+    exec.args(["--", "sh", "-c", script, "sh", &seen]);
+    // The credentials come from $IMS_CREDENTIALS, which COMMAND does not get.
+    exec.env(common::run::CREDENTIALS_VAR, oauth_path());
+    exec.env("IMS_CLIENT_SECRET", "p8e-left-over-secret");
+    let r = run_cmd(exec);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{r:#?}");
+    assert_eq!(
+        fs::read_to_string(&seen).unwrap(),
+        format!("{token}|unset|unset")
+    );
+}
