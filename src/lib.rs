@@ -1215,7 +1215,8 @@ mod key {
     impl PemBlock {
         /// `what` names the text in errors, which never quote it.
         fn parse(text: &str, what: &str) -> Result<Self, Error> {
-            let text = text.replace("\\r\\n", "\n").replace("\\n", "\n");
+            // Read in place: no copy of the key's text is made but the body,
+            // which is wiped.
             let malformed =
                 |problem: &str| Error::key(format!("{what} is malformed PEM: {problem}"));
             let after_begin = match text.split_once("-----BEGIN ") {
@@ -1237,13 +1238,13 @@ mod key {
                 .split_once(&end)
                 .ok_or_else(|| malformed("no matching END line"))?;
             let has_headers = body.contains(':');
-            let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-            if body.is_empty() {
+            let body = base64_of(body);
+            if body.0.is_empty() {
                 return Err(malformed("the block is empty"));
             }
             Ok(PemBlock {
                 label: label.to_owned(),
-                body: Secret(body),
+                body,
                 has_headers,
             })
         }
@@ -1255,6 +1256,29 @@ mod key {
                 .map(zeroize::Zeroizing::new)
                 .map_err(|e| Error::key_from(format!("the {kind} private key is malformed"), e))
         }
+    }
+
+    /// The base64 of a PEM body: whitespace and literal `\n` or `\r\n`
+    /// sequences (a key passed through an environment variable) left out.
+    /// Written into one buffer of the final size at most, so that no
+    /// unwiped copy is left behind.
+    fn base64_of(body: &str) -> Secret {
+        let mut out = String::with_capacity(body.len());
+        let mut rest = body;
+        while let Some(c) = rest.chars().next() {
+            if let Some(after) = rest
+                .strip_prefix("\\r\\n")
+                .or_else(|| rest.strip_prefix("\\n"))
+            {
+                rest = after;
+                continue;
+            }
+            if !c.is_whitespace() {
+                out.push(c);
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+        Secret(out)
     }
 
     /// PEM labels are short upper-case words; anything else is not quoted.
@@ -1350,6 +1374,13 @@ mod key {
             );
             assert_eq!(certificate_not_after(&pem.replace("MII", "AAA")), None);
             assert_eq!(certificate_not_after("not a certificate"), None);
+        }
+
+        #[test]
+        fn pem_bodies_lose_whitespace_and_literal_line_breaks() {
+            let body = base64_of("\\r\\nMIIB\\nAbC \r\n\tdE=\\n\\r");
+            assert_eq!(body.0, "MIIBAbCdE=\\r");
+            assert!(body.0.capacity() <= 32);
         }
 
         #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ims_token::{
     AccessToken, Client, Credentials, Endpoint, Error, OAuthCredentials, ServiceAccount,
 };
+use zeroize::Zeroizing;
 
 // The rooms below each start with `use super::*`: these imports and the
 // rooms' items are the vocabulary they share.
@@ -807,33 +808,49 @@ mod commands {
         }
     }
 
+    /// What the command prints for `format`. It holds the token: it is
+    /// written into one buffer that never grows (growing would leave copies
+    /// behind) and is wiped on drop.
     pub(crate) fn render(
         token: &AccessToken,
         ids: &ApiIds,
         format: Format,
         now: SystemTime,
-    ) -> String {
+    ) -> Zeroizing<String> {
+        let id = ids.client_id.as_deref().unwrap_or_default();
+        let org = ids.org_id.as_deref().unwrap_or_default();
+        let room = 2 * (token.secret().len() + token.token_type().len()) + id.len() + org.len();
+        let mut out = Zeroizing::new(String::with_capacity(room + 128));
         match format {
-            Format::Token => token.secret().to_owned(),
-            Format::Header => format!("Authorization: Bearer {}", token.secret()),
-            Format::Headers => {
-                let mut lines = vec![format!("Authorization: Bearer {}", token.secret())];
-                if let Some(id) = &ids.client_id {
-                    lines.push(format!("x-api-key: {id}"));
-                }
-                if let Some(org) = &ids.org_id {
-                    lines.push(format!("x-gw-ims-org-id: {org}"));
-                }
-                lines.join("\n")
+            Format::Token => out.push_str(token.secret()),
+            Format::Header | Format::Headers => {
+                out.push_str("Authorization: Bearer ");
+                out.push_str(token.secret());
             }
-            Format::Json => serde_json::json!({
-                "access_token": token.secret(),
-                "token_type": token.token_type(),
-                "expires_in": token.expires_in(now).as_secs(),
-                "expires_at": rfc3339(token.expires_at()),
-            })
-            .to_string(),
+            Format::Json => {
+                // The keys in the order serde_json gives them.
+                out.push_str("{\"access_token\":");
+                push_json_string(&mut out, token.secret());
+                out.push_str(&format!(
+                    ",\"expires_at\":\"{}\",\"expires_in\":{},\"token_type\":",
+                    rfc3339(token.expires_at()),
+                    token.expires_in(now).as_secs()
+                ));
+                push_json_string(&mut out, token.token_type());
+                out.push('}');
+            }
         }
+        if format == Format::Headers {
+            for (name, value) in [
+                ("x-api-key", &ids.client_id),
+                ("x-gw-ims-org-id", &ids.org_id),
+            ] {
+                if let Some(value) = value {
+                    out.push_str(&format!("\n{name}: {value}"));
+                }
+            }
+        }
+        out
     }
 
     pub(crate) fn print_line(text: &str) -> Result<(), Failure> {
@@ -995,6 +1012,21 @@ mod output {
         let _ = writeln!(io::stderr().lock(), "ims-token: warning: {message}");
     }
 
+    /// Appends `text` as a JSON string, escaped, without an allocation of its
+    /// own: for a token, which must leave no copy behind.
+    pub(crate) fn push_json_string(out: &mut String, text: &str) {
+        out.push('"');
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
     /// `2027-05-21T14:16:46Z` (days to civil from Howard Hinnant's algorithm).
     pub(crate) fn rfc3339(t: SystemTime) -> String {
         let secs = t
@@ -1021,6 +1053,38 @@ mod output {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn json_strings_are_escaped_and_read_back_the_same() {
+            for text in ["tok", "a\"b\\c/d", "\u{1}\n\u{1f}", "é ✓", ""] {
+                let mut out = String::new();
+                push_json_string(&mut out, text);
+                let back: String = serde_json::from_str(&out).unwrap();
+                assert_eq!(back, text, "{out}");
+            }
+        }
+
+        #[test]
+        fn every_format_renders_in_one_buffer_as_serde_json_would() {
+            let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            let token = AccessToken::new("t\"o\\k", "bearer", t0, t0 + Duration::from_secs(60));
+            let ids = ApiIds::default();
+            let now = t0 + Duration::from_secs(10);
+            let json = render(&token, &ids, Format::Json, now);
+            let expected = serde_json::json!({
+                "access_token": token.secret(),
+                "token_type": "bearer",
+                "expires_in": 50,
+                "expires_at": "2023-11-14T22:14:20Z",
+            });
+            assert_eq!(json.as_str(), expected.to_string());
+            let header = render(&token, &ids, Format::Header, now);
+            assert_eq!(header.as_str(), "Authorization: Bearer t\"o\\k");
+            assert_eq!(
+                render(&token, &ids, Format::Token, now).as_str(),
+                token.secret()
+            );
+        }
 
         #[test]
         fn rfc3339_formats_known_instants() {
@@ -1050,7 +1114,8 @@ mod cache {
 
     use crate::commands::is_visible_ascii;
     use crate::failure::{chain, Failure};
-    use crate::output::warn;
+    use crate::output::{push_json_string, warn};
+    use zeroize::Zeroizing;
 
     /// Largest cache file read.
     const MAX_INPUT_BYTES: u64 = 1024 * 1024;
@@ -1139,7 +1204,9 @@ mod cache {
             if !file.metadata().is_ok_and(|m| m.is_file()) {
                 return None;
             }
-            let mut text = String::new();
+            // Sized up front: a buffer that grows leaves unwiped copies.
+            let size = file.metadata().map_or(0, |m| m.len().min(MAX_INPUT_BYTES));
+            let mut text = String::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
             let read = (&file).take(MAX_INPUT_BYTES).read_to_string(&mut text);
             let ours = read.is_ok() && text.starts_with(CACHE_MARKER);
             let entry = if !ours {
@@ -1511,11 +1578,11 @@ mod cache {
 
     /// The cache file's text: JSON that starts with [`CACHE_MARKER`]; the token
     /// (if one is kept) and, after a failed refresh, when to ask IMS again and
-    /// what the failure was.
-    fn cache_text(entry: &Entry, key: &str) -> String {
+    /// what the failure was. The token goes straight into the one buffer,
+    /// which never grows and is wiped on drop; the rest is serde_json's.
+    fn cache_text(entry: &Entry, key: &str) -> Zeroizing<String> {
         let mut json = serde_json::json!({ "key": key });
         if let Some(token) = &entry.held.token {
-            json["access_token"] = token.secret().into();
             json["token_type"] = token.token_type().into();
             json["received_at"] = epoch_secs(token.received_at()).into();
             json["expires_at"] = epoch_secs(token.expires_at()).into();
@@ -1528,24 +1595,44 @@ mod cache {
         }
         json["round"] = entry.round.into();
         let fields = json.to_string();
-        // `fields` is a JSON object: the marker takes the place of its `{`.
+        // `fields` is a JSON object: the marker (and the token) take the
+        // place of its `{`.
         let rest = fields.strip_prefix('{').unwrap_or(&fields);
-        format!("{CACHE_MARKER}{rest}")
+        let secret = entry.held.token.as_ref().map_or("", |t| t.secret());
+        let room = CACHE_MARKER.len() + 2 * secret.len() + rest.len() + 32;
+        let mut text = Zeroizing::new(String::with_capacity(room));
+        text.push_str(CACHE_MARKER);
+        if entry.held.token.is_some() {
+            text.push_str("\"access_token\":");
+            push_json_string(&mut text, secret);
+            text.push(',');
+        }
+        text.push_str(rest);
+        text
     }
 
     /// The entry in a cache file's text, if it is one of ours for `key`;
-    /// fields that are missing or mistyped are left out.
+    /// fields that are missing or mistyped are left out. The parsed copy of
+    /// the token is wiped.
     fn parse_cache(text: &str, key: &str) -> Option<Entry> {
         if !text.starts_with(CACHE_MARKER) {
             return None;
         }
-        let json: Value = serde_json::from_str(text).ok()?;
+        let mut json: Value = serde_json::from_str(text).ok()?;
+        let entry = entry_in(&json, key);
+        if let Some(Value::String(token)) = json.get_mut("access_token") {
+            token.zeroize();
+        }
+        entry
+    }
+
+    fn entry_in(json: &Value, key: &str) -> Option<Entry> {
         if json.get("ims_token_cache")?.as_u64()? != 1 || json.get("key")?.as_str()? != key {
             return None;
         }
         Some(Entry {
             held: Held {
-                token: cached_token(&json),
+                token: cached_token(json),
                 retry_at: json.get("retry_at").and_then(epoch_time),
             },
             failure: json.get("failure").and_then(cached_failure),
@@ -1814,7 +1901,7 @@ mod cache {
                 &entry_of(&AccessToken::new("tok", "bearer", t0, later)),
                 "k1",
             );
-            assert!(text.starts_with(CACHE_MARKER), "{text}");
+            assert!(text.starts_with(CACHE_MARKER), "{}", text.as_str());
             // The same fields without the marker are not a cache.
             let json: Value = serde_json::from_str(&text).unwrap();
             assert!(parse_cache(&json.to_string(), "k1").is_none());
