@@ -1654,6 +1654,34 @@ fn exec_does_not_run_the_command_without_a_token() {
     assert!(!marker.exists());
 }
 
+/// The usage errors of `exec`, each saying what to fix (docs/failures.md
+/// quotes them).
+#[test]
+fn exec_usage_errors_say_what_to_fix() {
+    let creds = service_path();
+    for (args, says) in [
+        (
+            vec!["exec", "-c", &creds],
+            "exec needs a command after '--' (ims-token exec [OPTIONS] -- COMMAND [ARGS...])",
+        ),
+        (
+            vec!["exec", "-c", &creds, "--"],
+            "exec needs a command after '--' (ims-token exec [OPTIONS] -- COMMAND [ARGS...])",
+        ),
+        (
+            vec!["exec", "-c", &creds, "curl"],
+            "unexpected 'curl': give the command after '--' (ims-token exec [OPTIONS] -- COMMAND [ARGS...])",
+        ),
+        (
+            vec!["exec", "-c", &creds, "--format", "json", "--", "true"],
+            "--format does not apply to exec, which prints nothing",
+        ),
+    ] {
+        let m = run(&args).fails_alone(2);
+        assert_eq!(m, format!("ims-token: {says} {USAGE_HINT}"), "{args:?}");
+    }
+}
+
 #[test]
 fn format_headers_gives_the_three_headers_adobe_apis_want() {
     let token = token_for("headers");
