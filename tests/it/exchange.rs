@@ -1091,35 +1091,38 @@ fn proxy_from_the_environment_and_defaults() {
 
     // (a2) As curl reads them for https: lower-case https_proxy first, and
     // ALL_PROXY (here a SOCKS proxy, which is then no error) last.
-    clear_proxy_env();
-    let server = proxied_fake();
-    std::env::set_var("https_proxy", proxy.url());
-    std::env::set_var("HTTPS_PROXY", "http://127.0.0.1:1");
-    std::env::set_var("ALL_PROXY", "socks5://user:pa55word@127.0.0.1:1");
-    let token = proxied_client().fetch(&proxied_oauth(&server)).unwrap();
-    assert_eq!(token.secret(), OAUTH_TOKEN);
+    let fetch_with = |vars: &[(&str, &str)]| {
+        clear_proxy_env();
+        for (name, value) in vars {
+            std::env::set_var(name, value);
+        }
+        let server = proxied_fake();
+        let token = proxied_client().fetch(&proxied_oauth(&server));
+        (token, server.hits())
+    };
+    let url = proxy.url();
+    let (token, _) = fetch_with(&[
+        ("https_proxy", &url),
+        ("HTTPS_PROXY", "http://127.0.0.1:1"),
+        ("ALL_PROXY", "socks5://user:pa55word@127.0.0.1:1"),
+    ]);
+    assert_eq!(token.unwrap().secret(), OAUTH_TOKEN);
     assert_eq!(proxy.seen().len(), 2, "{:?}", proxy.seen());
-    clear_proxy_env();
-    let server = proxied_fake();
-    std::env::set_var("all_proxy", proxy.url());
-    let token = proxied_client().fetch(&proxied_oauth(&server)).unwrap();
-    assert_eq!(token.secret(), OAUTH_TOKEN);
+    let (token, _) = fetch_with(&[("all_proxy", &url)]);
+    assert_eq!(token.unwrap().secret(), OAUTH_TOKEN);
     assert_eq!(proxy.seen().len(), 3, "{:?}", proxy.seen());
 
     // (a3) HTTP_PROXY (httpoxy) and http_proxy are not read for https: the
     // request goes direct, where `ims.test` does not resolve.
-    clear_proxy_env();
-    let server = proxied_fake();
-    std::env::set_var("HTTP_PROXY", proxy.url());
-    std::env::set_var("http_proxy", proxy.url());
-    let e = proxied_client().fetch(&proxied_oauth(&server)).unwrap_err();
+    let (token, hits) = fetch_with(&[("HTTP_PROXY", &url), ("http_proxy", &url)]);
+    let e = token.unwrap_err();
     assert!(matches!(e, Error::Transport { .. }), "{e:?}");
     assert!(
         e.to_string()
             .starts_with("cannot reach IMS at https://ims.test:"),
         "{e}"
     );
-    assert_eq!((proxy.connections(), server.hits()), (3, 0));
+    assert_eq!((proxy.connections(), hits), (3, 0));
 
     // (b) A loopback endpoint goes direct whatever the proxy settings: the
     // proxy sees nothing.

@@ -488,6 +488,13 @@ fn all_proxy_vars(command: &mut Command, proxy: &LoggingProxy) {
     }
 }
 
+/// `ims-token -c CREDS --ims https://ims.test:1 --retries 0 EXTRA`: an IMS
+/// that is not loopback, which only the tests' proxy resolves.
+fn to_proxied_ims(creds: &str, extra: &[&str]) -> Command {
+    let head = ["-c", creds, "--ims", "https://ims.test:1", "--retries", "0"];
+    command(&args(&head, extra))
+}
+
 #[test]
 fn a_logging_connect_proxy_sees_nothing_of_a_loopback_endpoint() {
     let proxy = LoggingProxy::start(Mode::Forward);
@@ -514,14 +521,7 @@ fn a_logging_connect_proxy_sees_nothing_of_a_loopback_endpoint() {
     }
     assert_eq!(proxy.connections(), 0, "{:?}", proxy.seen());
     // The same proxy is used for an IMS that is not loopback.
-    let mut proxied = command(&[
-        "-c",
-        &oauth,
-        "--ims",
-        "https://ims.test:1",
-        "--retries",
-        "0",
-    ]);
+    let mut proxied = to_proxied_ims(&oauth, &[]);
     all_proxy_vars(&mut proxied, &proxy);
     run_cmd(proxied).fails(5);
     let seen = proxy.seen();
@@ -533,18 +533,7 @@ fn a_logging_connect_proxy_sees_nothing_of_a_loopback_endpoint() {
 fn a_silent_proxy_is_named_as_the_proxy() {
     let proxy = LoggingProxy::start(Mode::Silent);
     let oauth = oauth_path();
-    let mut command = command(&[
-        "-c",
-        &oauth,
-        "--ims",
-        "https://ims.test:1",
-        "--retries",
-        "0",
-        "--connect-timeout",
-        "1",
-        "--timeout",
-        "2",
-    ]);
+    let mut command = to_proxied_ims(&oauth, &["--connect-timeout", "1", "--timeout", "2"]);
     command.env("HTTPS_PROXY", proxy.url());
     let m = run_cmd(command).fails(5);
     let expected = format!(
