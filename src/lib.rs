@@ -54,6 +54,7 @@ pub use key::{PrivateKey, MIN_KEY_BITS};
 pub use provider::{TokenProvider, DEFAULT_REFRESH_MARGIN};
 pub use refresh::{fallback_warning, Held, Outcome, RefreshRule, Step, REFRESH_RETRY_PAUSE};
 pub use secret::{ClientSecret, SignedJwt};
+pub use text::printable_line;
 pub use text::rfc3339;
 pub use token::AccessToken;
 
@@ -333,9 +334,10 @@ mod error {
             }
         }
 
-        /// Prefixes a configuration or key message with the file it came from.
+        /// Prefixes a configuration or key message with the file it came
+        /// from, quoted and escaped (a name can hold any byte but `/`).
         pub(crate) fn in_file(self, path: &Path) -> Self {
-            self.prefixed(path.display())
+            self.prefixed(format_args!("{path:?}"))
         }
 
         /// Prefixes a configuration or key message with where it came from.
@@ -548,6 +550,119 @@ mod text {
             .map(str::to_owned)
     }
 
+    /// Makes untrusted text one printable line, safe to show on a terminal:
+    /// control characters (C0, DEL and C1: escape sequences, carriage
+    /// returns, line feeds) and the Unicode line and paragraph separators
+    /// become spaces, and bidirectional controls, which reorder what a
+    /// terminal shows, are dropped. The errors of this crate quote untrusted
+    /// text through it, and `ims-token inspect` prints credential fields
+    /// through it.
+    ///
+    /// ```
+    /// let shown = ims_token::printable_line("name\u{1b}]52;c;eA==\u{7}\nkind: x\u{202e}");
+    /// assert_eq!(shown, "name ]52;c;eA==  kind: x");
+    /// ```
+    pub fn printable_line(text: &str) -> String {
+        text.chars()
+            .filter(|&c| !is_bidi_control(c))
+            .map(|c| match c {
+                '\u{2028}' | '\u{2029}' => ' ',
+                c if c.is_control() => ' ',
+                c => c,
+            })
+            .collect()
+    }
+
+    /// The embeddings, overrides and isolates (U+202A to U+202E, U+2066 to
+    /// U+2069) and the bidi marks (U+200E, U+200F, U+061C).
+    fn is_bidi_control(c: char) -> bool {
+        matches!(
+            c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        )
+    }
+
+    /// JSON string escapes undone (`\/`, `\"`, `\u0041`, ...), wherever they
+    /// are; anything that is not an escape stays as it is.
+    pub(crate) fn json_unescaped(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find('\\') {
+            out.push_str(&rest[..at]);
+            let escape = &rest[at..];
+            let (decoded, used) = json_escape(escape).unwrap_or(('\\', 1));
+            out.push(decoded);
+            rest = &escape[used..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The character a JSON escape at the start of `text` stands for, and
+    /// its length in bytes.
+    fn json_escape(text: &str) -> Option<(char, usize)> {
+        let simple = match text.as_bytes().get(1)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => return unicode_escape(text),
+            _ => return None,
+        };
+        Some((simple, 2))
+    }
+
+    /// `\uXXXX`, or a surrogate pair of two; a lone surrogate is U+FFFD.
+    fn unicode_escape(text: &str) -> Option<(char, usize)> {
+        let unit = |at: usize| -> Option<u32> {
+            let hex = text.get(at..at + 4)?;
+            hex.bytes()
+                .all(|b| b.is_ascii_hexdigit())
+                .then(|| u32::from_str_radix(hex, 16).ok())?
+        };
+        let high = unit(2)?;
+        if (0xD800..0xDC00).contains(&high) {
+            if let Some(low) = text
+                .get(6..8)
+                .filter(|s| *s == "\\u")
+                .and_then(|_| unit(8))
+                .filter(|l| (0xDC00..0xE000).contains(l))
+            {
+                let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                return Some((char::from_u32(code).unwrap_or('\u{fffd}'), 12));
+            }
+        }
+        Some((char::from_u32(high).unwrap_or('\u{fffd}'), 6))
+    }
+
+    /// `%XX` sequences (either case) decoded; invalid UTF-8 that results is
+    /// replaced. `+` stays: form encoding's space is matched as encoded.
+    pub(crate) fn percent_decoded(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            match hex.filter(|h| b == b'%' && h.bytes().all(|c| c.is_ascii_hexdigit())) {
+                Some(h) => {
+                    out.push(u8::from_str_radix(h, 16).unwrap_or(b'%'));
+                    i += 3;
+                }
+                None => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// Non-empty and only `!` to `~`: safe in a header, a line or an argument.
     pub(crate) fn is_visible_ascii(text: &str) -> bool {
         !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
@@ -674,6 +789,30 @@ mod text {
         }
 
         #[test]
+        fn printable_lines_hold_no_escape_break_or_bidi_control() {
+            let hostile = "a\u{1b}[2Jb\u{9b}31mc\rd\ne\u{7f}f\u{85}g\u{2028}h\u{2029}i\
+                           \u{202a}\u{202b}\u{202c}\u{202d}\u{202e}\u{2066}\u{2067}\u{2068}\u{2069}\
+                           \u{200e}\u{200f}\u{61c}j";
+            assert_eq!(printable_line(hostile), "a [2Jb 31mc d e f g h ij");
+            assert_eq!(printable_line("plain é ✓"), "plain é ✓");
+        }
+
+        #[test]
+        fn json_escapes_and_percent_encodings_are_undone() {
+            assert_eq!(
+                json_unescaped(r#"p8e-Ab\/Cd\u0041\"\\x\q"#),
+                r#"p8e-Ab/CdA"\x\q"#
+            );
+            assert_eq!(
+                json_unescaped(r"\ud83d\ude00 \ud83d \u00"),
+                "\u{1f600} \u{fffd} \\u00"
+            );
+            assert_eq!(json_unescaped("trailing \\"), "trailing \\");
+            assert_eq!(percent_decoded("a%2Fb%2fc%20d+e%zz%4"), "a/b/c d+e%zz%4");
+            assert_eq!(percent_decoded("%C3%A9%FF"), "é\u{fffd}");
+        }
+
+        #[test]
         fn rough_durations_pick_a_readable_unit() {
             let d = Duration::from_secs;
             assert_eq!(rough_duration(d(5)), "5 seconds");
@@ -737,6 +876,13 @@ mod files {
         Ok(bytes)
     }
 
+    /// `bytes` without a leading UTF-8 byte order mark, which Windows
+    /// PowerShell 5 writes (`Set-Content -Encoding UTF8`) and JSON and PEM
+    /// readers refuse.
+    pub(crate) fn without_bom(bytes: &[u8]) -> &[u8] {
+        bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+    }
+
     fn file_kind(kind: &std::fs::FileType) -> &'static str {
         #[cfg(unix)]
         {
@@ -778,6 +924,14 @@ mod files {
             let e = read_capped_file(Path::new("/dev/zero"), 1024).unwrap_err();
             assert!(e.to_string().contains("a device"), "{e}");
             let _ = std::fs::remove_dir_all(&dir);
+        }
+
+        #[test]
+        fn a_leading_bom_is_skipped_and_only_that() {
+            assert_eq!(without_bom(b"\xEF\xBB\xBF{}"), b"{}");
+            assert_eq!(without_bom(b"{}"), b"{}");
+            assert_eq!(without_bom(b"\xEF\xBB"), b"\xEF\xBB");
+            assert_eq!(without_bom(b"{\xEF\xBB\xBF}"), b"{\xEF\xBB\xBF}");
         }
 
         #[test]
@@ -824,6 +978,9 @@ mod endpoint {
             if authority.is_empty() {
                 return Err(Error::config("the IMS endpoint is empty"));
             }
+            // Checked whole, before the default port goes: `host:443:443`
+            // is refused, not read as `host:443`.
+            check_authority(&authority)?;
             // `aud` and the metascope claims must name the host as IMS knows it.
             let default_port = if scheme == "http" { ":80" } else { ":443" };
             let authority = authority
@@ -833,7 +990,7 @@ mod endpoint {
             let host = check_authority(&authority)?;
             match scheme.as_str() {
                 "https" => {}
-                "http" if is_loopback(host) => {}
+                "http" if allows_plain_http(host) => {}
                 "http" => {
                     return Err(Error::config(format!(
                         "the IMS endpoint `{authority}` uses plain http; only https is allowed \
@@ -872,6 +1029,22 @@ mod endpoint {
             // `authority` passed `check_authority` when the endpoint was parsed.
             unbracket(check_authority(&self.authority).unwrap_or(&self.authority))
         }
+
+        /// Whether the host is this machine: `localhost` or a loopback
+        /// address (127.0.0.0/8, ::1), as Go's net/http judges it. Such an
+        /// endpoint is never reached through a proxy: on the proxy's host,
+        /// `127.0.0.1` is the proxy's own loopback.
+        pub(crate) fn is_loopback(&self) -> bool {
+            let host = self.bare_host();
+            host == "localhost"
+                || match host.parse::<std::net::IpAddr>() {
+                    Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback(),
+                    Ok(std::net::IpAddr::V6(v6)) => {
+                        v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+                    }
+                    Err(_) => false,
+                }
+        }
     }
 
     /// Checks `host[:port]` or `[v6][:port]` and returns the host. The input is
@@ -904,7 +1077,8 @@ mod endpoint {
         Ok(host)
     }
 
-    fn is_loopback(host: &str) -> bool {
+    /// The three loopback names plain http is allowed to.
+    fn allows_plain_http(host: &str) -> bool {
         matches!(host, "127.0.0.1" | "::1" | "localhost")
     }
 
@@ -1124,7 +1298,8 @@ mod key {
     impl PemBlock {
         /// `what` names the text in errors, which never quote it.
         fn parse(text: &str, what: &str) -> Result<Self, Error> {
-            let text = text.replace("\\r\\n", "\n").replace("\\n", "\n");
+            // Read in place: no copy of the key's text is made but the body,
+            // which is wiped.
             let malformed =
                 |problem: &str| Error::key(format!("{what} is malformed PEM: {problem}"));
             let after_begin = match text.split_once("-----BEGIN ") {
@@ -1146,13 +1321,13 @@ mod key {
                 .split_once(&end)
                 .ok_or_else(|| malformed("no matching END line"))?;
             let has_headers = body.contains(':');
-            let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-            if body.is_empty() {
+            let body = base64_of(body);
+            if body.0.is_empty() {
                 return Err(malformed("the block is empty"));
             }
             Ok(PemBlock {
                 label: label.to_owned(),
-                body: Secret(body),
+                body,
                 has_headers,
             })
         }
@@ -1164,6 +1339,29 @@ mod key {
                 .map(zeroize::Zeroizing::new)
                 .map_err(|e| Error::key_from(format!("the {kind} private key is malformed"), e))
         }
+    }
+
+    /// The base64 of a PEM body: whitespace and literal `\n` or `\r\n`
+    /// sequences (a key passed through an environment variable) left out.
+    /// Written into one buffer of the final size at most, so that no
+    /// unwiped copy is left behind.
+    fn base64_of(body: &str) -> Secret {
+        let mut out = String::with_capacity(body.len());
+        let mut rest = body;
+        while let Some(c) = rest.chars().next() {
+            if let Some(after) = rest
+                .strip_prefix("\\r\\n")
+                .or_else(|| rest.strip_prefix("\\n"))
+            {
+                rest = after;
+                continue;
+            }
+            if !c.is_whitespace() {
+                out.push(c);
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+        Secret(out)
     }
 
     /// PEM labels are short upper-case words; anything else is not quoted.
@@ -1262,6 +1460,13 @@ mod key {
         }
 
         #[test]
+        fn pem_bodies_lose_whitespace_and_literal_line_breaks() {
+            let body = base64_of("\\r\\nMIIB\\nAbC \r\n\tdE=\\n\\r");
+            assert_eq!(body.0, "MIIBAbCdE=\\r");
+            assert!(body.0.capacity() <= 32);
+        }
+
+        #[test]
         fn der_reader_refuses_truncated_input() {
             assert_eq!(der_item(&[0x30]), None);
             assert_eq!(der_item(&[0x30, 0x05, 0x01]), None);
@@ -1280,6 +1485,18 @@ mod token {
     use std::time::{Duration, SystemTime};
 
     use crate::secret::Secret;
+
+    /// How far a token's reception may lie after now before the token is
+    /// taken for one fetched while the clock was ahead.
+    pub(crate) const CLOCK_STEP_SLACK: Duration = Duration::from_secs(5);
+
+    /// Longest lifetime believed of a token from IMS. IMS grants 24 hours in
+    /// either flow: more than twice that is a mistake of units (the JWT
+    /// flow's milliseconds in the OAuth flow's seconds, good until 2029).
+    pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+
+    /// What an implausible lifetime is cut to: the 24 hours IMS grants.
+    pub(crate) const IMS_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
     /// An access token from IMS with its absolute expiry.
     ///
@@ -1347,6 +1564,16 @@ mod token {
             self.expires_in(now).is_zero()
         }
 
+        /// Whether what the token says of its times can be believed at
+        /// `now`: it was not received more than [`CLOCK_STEP_SLACK`] after
+        /// `now`, which is the same as saying it has no more time left than
+        /// its lifetime. One fetched while the clock was days ahead, read
+        /// after NTP set it right, is not: IMS counted its lifetime from the
+        /// true time, so it stops working days before it claims to.
+        pub(crate) fn is_plausible(&self, now: SystemTime) -> bool {
+            self.received_at <= now + CLOCK_STEP_SLACK
+        }
+
         /// Whether it is time to get a new token at `now`: at most `margin` is
         /// left. The margin used is never more than half the token's lifetime,
         /// so a short-lived token is still used for a while. A token that needs
@@ -1389,6 +1616,18 @@ mod token {
             assert!(day.needs_refresh(at(T0 + 86_400 - 600), margin));
             assert!(!day.is_expired(at(T0 + 86_399)));
             assert!(day.is_expired(at(T0 + 86_400)));
+        }
+
+        #[test]
+        fn a_token_received_in_the_future_is_not_plausible() {
+            let day = AccessToken::new("t", "bearer", at(T0), at(T0 + 86_400));
+            assert!(day.is_plausible(at(T0)));
+            assert!(day.is_plausible(at(T0 + 86_400 * 2)));
+            // A clock stepped back a little (NTP) is allowed for.
+            assert!(day.is_plausible(at(T0 - 5)));
+            // Fetched 3 days ahead: 345,599 s left of a 86,400 s lifetime.
+            assert!(!day.is_plausible(at(T0 - 3 * 86_400)));
+            assert!(!day.is_plausible(at(T0 - 6)));
         }
 
         #[test]
@@ -1857,7 +2096,7 @@ mod credentials {
 
     use crate::endpoint::{default_endpoint, DEFAULT_IMS};
     use crate::exchange::excerpt;
-    use crate::files::{read_capped, read_capped_file};
+    use crate::files::{read_capped, read_capped_file, without_bom};
     use crate::introspect::{payload_expiry, payload_scopes, token_payload};
     use crate::key::certificate_not_after;
     use crate::secret::Secret;
@@ -2361,7 +2600,8 @@ mod credentials {
         ///   downloaded or as the AEM Developer Console API returns it;
         /// - an AEM local development token (`accessToken`).
         ///
-        /// Unknown fields are ignored.
+        /// Unknown fields are ignored, and so is a leading UTF-8 byte order
+        /// mark (Windows PowerShell 5 writes one).
         ///
         /// # Errors
         /// [`Error::Config`] naming the missing or mistyped field by its JSON
@@ -2434,12 +2674,8 @@ mod credentials {
             credential: Option<&str>,
         ) -> Result<Self, Error> {
             let path = path.as_ref();
-            let bytes = read_capped_file(path, MAX_CREDENTIALS_BYTES).map_err(|e| {
-                Error::io(
-                    format!("cannot read credentials file {}", path.display()),
-                    e,
-                )
-            })?;
+            let bytes = read_capped_file(path, MAX_CREDENTIALS_BYTES)
+                .map_err(|e| Error::io(format!("cannot read credentials file {path:?}"), e))?;
             parse_credentials(&bytes, credential).map_err(|e| e.in_file(path))
         }
 
@@ -2590,7 +2826,7 @@ mod credentials {
 
     /// Parses credentials JSON of any kind and wipes the parsed tree.
     fn parse_credentials(bytes: &[u8], credential: Option<&str>) -> Result<Credentials, Error> {
-        let mut root: Value = serde_json::from_slice(bytes)
+        let mut root: Value = serde_json::from_slice(without_bom(bytes))
             .map_err(|e| Error::config_from("the credentials are not valid JSON", e))?;
         let credentials = credentials_from_value(&root, credential);
         wipe_json(&mut root);
@@ -3285,9 +3521,8 @@ mod credentials {
             (None, Some(path)) => {
                 let path = Path::new(path);
                 let bytes = read_capped_file(path, MAX_CREDENTIALS_BYTES).map_err(|e| {
-                    let path = path.display();
                     Error::io(
-                        format!("cannot read the {what} file {path} (${file_var})"),
+                        format!("cannot read the {what} file {path:?} (${file_var})"),
                         e,
                     )
                 })?;
@@ -3561,7 +3796,9 @@ mod credentials {
                 let m = e.to_string();
                 assert_eq!(
                     m,
-                    format!("cannot read the client secret file {path} ($IMS_CLIENT_SECRET_FILE)")
+                    format!(
+                        "cannot read the client secret file {path:?} ($IMS_CLIENT_SECRET_FILE)"
+                    )
                 );
                 let source = e.source().map(|s| s.to_string()).unwrap_or_default();
                 assert!(source.contains(cause), "{source}");
@@ -3576,7 +3813,7 @@ mod credentials {
             let empty = dir.path("empty");
             std::fs::write(&empty, " \n").unwrap();
             let m = config_error(&secret_file_vars(false, &empty));
-            assert_eq!(m, format!("{empty}: the client secret file is empty"));
+            assert_eq!(m, format!("{empty:?}: the client secret file is empty"));
             std::fs::write(&empty, [0xff, 0xfe]).unwrap();
             assert!(config_error(&secret_file_vars(false, &empty)).contains("not UTF-8"));
             let mut both = secret_file_vars(false, &empty);
@@ -3723,7 +3960,8 @@ mod exchange {
     use crate::credentials::wipe_json;
     use crate::introspect::whole_number;
     use crate::secret::{Secret, REDACTED};
-    use crate::text::is_visible_ascii;
+    use crate::text::{is_visible_ascii, json_unescaped, percent_decoded, printable_line};
+    use crate::token::{IMS_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME};
     use crate::{
         AccessToken, ClientSecret, Error, ImsError, OAuthCredentials, ServiceAccount, SignedJwt,
     };
@@ -3956,6 +4194,10 @@ mod exchange {
     /// from `now`) or the error it stands for. For callers with their own HTTP
     /// stack; [`Client`](crate::Client) uses the same logic.
     ///
+    /// IMS grants 24 hours in either flow. An `expires_in` of more than 48
+    /// hours is a mistake of units (milliseconds where seconds belong): the
+    /// token is taken to expire 24 hours from `now`, and a warning is logged.
+    ///
     /// # Errors
     /// [`Error::Rejected`] for 4xx, [`Error::Unavailable`] for 5xx and 429,
     /// [`Error::UnexpectedReply`] for anything else that is not a token.
@@ -4068,6 +4310,7 @@ mod exchange {
             Flow::JwtExchange => Duration::from_millis(amount),
             Flow::ClientCredentials => Duration::from_secs(amount),
         };
+        let lifetime = believed_lifetime(lifetime);
         let expires_at = now
             .checked_add(lifetime)
             .ok_or_else(|| bad("has an `expires_in` that is too large"))?;
@@ -4081,6 +4324,21 @@ mod exchange {
             ));
         }
         Ok(AccessToken::new(token, token_type, now, expires_at))
+    }
+
+    /// A lifetime over [`MAX_TOKEN_LIFETIME`] (48 hours) is a mistake of
+    /// units, not a token that works for weeks: it is cut to the 24 hours IMS
+    /// grants, with a warning.
+    fn believed_lifetime(lifetime: Duration) -> Duration {
+        if lifetime <= MAX_TOKEN_LIFETIME {
+            return lifetime;
+        }
+        log::warn!(
+            "IMS gave the token {} s to live, more than 48 hours (milliseconds where \
+             seconds belong?); it is taken to expire in 24 hours",
+            lifetime.as_secs()
+        );
+        IMS_TOKEN_LIFETIME
     }
 
     /// `expires_in` as a whole number; some servers send it as a string.
@@ -4181,21 +4439,49 @@ mod exchange {
         }
     }
 
-    /// A short, printable, secret-free piece of untrusted text.
+    /// A short, printable, secret-free piece of untrusted text. With
+    /// `secrets`, the text is JSON-unescaped and percent-decoded (a server
+    /// may echo the form as JSON, or encode it its own way) and every secret
+    /// redacted, before and after; an excerpt that still holds
+    /// [`SECRET_RUN`] characters in a row of a secret (a partial echo) is
+    /// dropped whole.
     pub(crate) fn excerpt(bytes: &[u8], secrets: &[&str]) -> String {
-        let mut text = String::from_utf8_lossy(bytes).into_owned();
-        for secret in secrets.iter().filter(|s| !s.is_empty()) {
-            text = text.replace(secret, REDACTED);
+        let secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+        let mut text = redacted(String::from_utf8_lossy(bytes).into_owned(), &secrets);
+        if !secrets.is_empty() {
+            text = redacted(percent_decoded(&json_unescaped(&text)), &secrets);
         }
-        let mut out: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(MAX_EXCERPT_CHARS)
-            .collect();
+        let text = printable_line(&text);
+        let mut out: String = text.chars().take(MAX_EXCERPT_CHARS).collect();
         if text.chars().count() > MAX_EXCERPT_CHARS {
             out.push('…');
         }
+        if secrets.iter().any(|s| holds_part_of(&out, s)) {
+            return REDACTED.to_owned();
+        }
         out.trim().to_owned()
+    }
+
+    /// Shortest piece of a secret that, quoted, drops an excerpt whole.
+    const SECRET_RUN: usize = 12;
+
+    fn redacted(mut text: String, secrets: &[&str]) -> String {
+        for secret in secrets {
+            text = text.replace(secret, REDACTED);
+        }
+        text
+    }
+
+    /// Whether `text` holds [`SECRET_RUN`] characters in a row of `secret`.
+    fn holds_part_of(text: &str, secret: &str) -> bool {
+        let starts: Vec<usize> = secret.char_indices().map(|(i, _)| i).collect();
+        starts.iter().enumerate().any(|(n, &from)| {
+            let to = starts
+                .get(n + SECRET_RUN)
+                .copied()
+                .or_else(|| (n + SECRET_RUN == starts.len()).then_some(secret.len()));
+            to.is_some_and(|to| text.contains(&secret[from..to]))
+        })
     }
 
     #[cfg(test)]
@@ -4220,6 +4506,21 @@ mod exchange {
             let token =
                 parse_reply(&reply(200, body), Flow::ClientCredentials, at(T0), &[]).unwrap();
             assert_eq!(token.expires_at(), at(T0 + 86_399));
+        }
+
+        #[test]
+        fn an_implausible_lifetime_is_cut_to_a_day() {
+            // The JWT flow's milliseconds in the OAuth flow: good until 2029.
+            let body = r#"{"access_token":"tok","expires_in":86399999}"#;
+            let token =
+                parse_reply(&reply(200, body), Flow::ClientCredentials, at(T0), &[]).unwrap();
+            assert_eq!(token.expires_at(), at(T0 + 86_400));
+            assert_eq!(token.received_at(), at(T0));
+            // Up to 48 hours is taken as given.
+            let body = r#"{"access_token":"tok","expires_in":172800}"#;
+            let token =
+                parse_reply(&reply(200, body), Flow::ClientCredentials, at(T0), &[]).unwrap();
+            assert_eq!(token.expires_at(), at(T0 + 172_800));
         }
 
         #[test]
@@ -4392,6 +4693,46 @@ mod exchange {
         }
 
         #[test]
+        fn escaped_reencoded_and_partial_echoes_of_a_secret_are_dropped() {
+            let secret = "p8e-Ab/Cd Ef+Gh=Ij&Kl-0123456789abcdefghij";
+            let form = form_urlencode(secret);
+            let scrub = [secret, form.as_str()];
+            let escaped = secret.replace('/', "\\/");
+            let percent = secret.replace('/', "%2f").replace(' ', "%20");
+            let partial = &secret[2..38];
+            // Whole echoes, escaped or encoded another way: redacted in place.
+            for body in [
+                format!("bad secret {escaped}"),
+                format!("bad secret {percent}"),
+                format!("{{\"d\":\"bad secret {}\"}}", escaped.replace(' ', "%20")),
+            ] {
+                let shown = excerpt(body.as_bytes(), &scrub);
+                assert!(
+                    shown.contains(&format!("bad secret {REDACTED}")),
+                    "{body}: {shown}"
+                );
+                assert!(!holds_part_of(&shown, secret), "{body}: {shown}");
+            }
+            // Partial echoes: dropped whole.
+            for body in [
+                format!("bad secret {partial}..."),
+                format!("bad secret {}", &secret[10..22]),
+                format!("bad secret {}", &escaped[3..40]),
+            ] {
+                let shown = excerpt(body.as_bytes(), &scrub);
+                assert_eq!(shown, REDACTED, "{body}");
+            }
+            // Eleven characters in a row, or none: the excerpt stays.
+            let shown = excerpt(format!("near:{}", &secret[10..21]).as_bytes(), &scrub);
+            assert_eq!(shown, format!("near:{}", &secret[10..21]));
+            let shown = excerpt(b"invalid_client: 100% wrong \\o/", &scrub);
+            assert_eq!(shown, "invalid_client: 100% wrong \\o/");
+            // A whole echo is redacted in place, the rest kept.
+            let shown = excerpt(format!("client_secret={form}&x=1").as_bytes(), &scrub);
+            assert_eq!(shown, format!("client_secret={REDACTED}&x=1"));
+        }
+
+        #[test]
         fn tokens_outside_visible_ascii_are_unexpected_and_not_quoted() {
             for (token, kind) in [
                 ("SECRET\r\nX-Injected: 1", "bearer"),
@@ -4560,7 +4901,7 @@ mod client {
         check_lifetime, judge_reply, jwt_exchange_form, oauth_form, parse_reply, parse_validation,
         revocation_form, validation_form, FormRequest, RawReply,
     };
-    use crate::files::read_capped_file;
+    use crate::files::{read_capped_file, without_bom};
     use crate::secret::Secret;
     use crate::text::{parse_http_date, seconds_between, shift};
     use crate::{
@@ -4676,20 +5017,32 @@ mod client {
             self
         }
         /// Trusts the CA certificates in this PEM file as well as the built-in
-        /// Mozilla roots (for TLS-intercepting corporate proxies).
+        /// Mozilla roots (for TLS-intercepting corporate proxies). A leading
+        /// UTF-8 byte order mark is skipped.
         pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
             self.ca_file = Some(path.into());
             self
         }
         /// The proxy: `Some("http://user:pass@proxy:3128")`, or `None` for a
-        /// direct connection. By default it comes from `ALL_PROXY`,
-        /// `HTTPS_PROXY` or `HTTP_PROXY` (either case, the first set), and the
-        /// IMS host goes direct when `no_proxy` or `NO_PROXY` (the first that is
-        /// not empty) lists it, read as curl reads it: comma-separated, spaces
-        /// trimmed, any case, `.example.com` or `*.example.com` (or plain
-        /// `example.com`) for a domain and its subdomains, `*` for all, IPv6
-        /// addresses with or without brackets, `10.0.0.0/8` networks. A proxy
-        /// given here is used for every host.
+        /// direct connection. A loopback endpoint (`localhost`, 127.0.0.0/8,
+        /// ::1) always goes direct, whatever the proxy settings.
+        ///
+        /// By default the proxy comes from the environment as curl reads it
+        /// for an https URL: `https_proxy`, else `HTTPS_PROXY`, else
+        /// `all_proxy`, else `ALL_PROXY` (the first that is not empty).
+        /// `http_proxy` is for plain http, which goes only to loopback, and
+        /// upper-case `HTTP_PROXY` is never read (under CGI a client sets it
+        /// with a `Proxy:` header: httpoxy). A SOCKS or malformed proxy there is
+        /// an error only for a request that would go through it.
+        ///
+        /// The IMS host goes direct when `no_proxy`, else `NO_PROXY` (the
+        /// first that is not empty) lists it, as curl 7.88 and later read it:
+        /// `*` alone for every host; else entries separated by commas (blanks
+        /// around them are fine), a name matching itself and its subdomains,
+        /// any case, with or without a leading `.` (`*.example.com` is no
+        /// wildcard: it matches nothing); an IPv4 or IPv6 address (without
+        /// brackets: `[::1]` matches nothing) matching itself, or with `/bits`
+        /// a network holding it.
         pub fn proxy(mut self, proxy: Option<&str>) -> Self {
             self.proxy = match proxy {
                 Some(url) => ProxySetting::Url(Secret(url.to_owned())),
@@ -4701,15 +5054,19 @@ mod client {
         /// Builds the client.
         ///
         /// # Errors
-        /// [`Error::Config`] for a JWT lifetime or timeout out of range, a proxy URL that
-        /// cannot be used, or a CA file with no certificate; [`Error::Io`] when
-        /// the CA file cannot be read.
+        /// [`Error::Config`] for a JWT lifetime or timeout out of range, a proxy URL
+        /// given to [`ClientBuilder::proxy`] that cannot be used, or a CA file with
+        /// no certificate; [`Error::Io`] when the CA file cannot be read. A proxy
+        /// from the environment is judged when a request would use it
+        /// ([`Client::check_proxy`]).
         pub fn build(self) -> Result<Client, Error> {
             check_lifetime(self.jwt_lifetime)?;
             check_timeout(self.timeout, "timeout")?;
             check_timeout(self.connect_timeout, "connect timeout")?;
             let tls = tls_config(self.ca_file.as_deref())?;
-            let route = proxy(&self.proxy)?;
+            let route = proxy(&self.proxy, |name| std::env::var(name).ok())?;
+            // No proxy for the agent: each request that goes through one
+            // names it (`route_to`).
             let config = ureq::Agent::config_builder()
                 .timeout_global(Some(self.timeout))
                 .timeout_connect(Some(self.connect_timeout))
@@ -4717,7 +5074,7 @@ mod client {
                 .http_status_as_error(false)
                 .user_agent(USER_AGENT)
                 .https_only(false)
-                .proxy(route.as_ref().map(|r| r.proxy.clone()))
+                .proxy(None)
                 .tls_config(tls)
                 .build();
             Ok(Client {
@@ -4745,15 +5102,12 @@ mod client {
         Ok(())
     }
 
-    /// The environment variables read for a proxy, in order; the first set wins.
-    const PROXY_VARS: [&str; 6] = [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-    ];
+    /// The environment variables curl reads for the proxy of an https URL,
+    /// in its order; the first that is not empty wins. IMS is https (plain
+    /// http goes only to loopback, which is never proxied), so `http_proxy`
+    /// is not read, nor ever `HTTP_PROXY`, which a CGI client can set with a
+    /// `Proxy:` header (httpoxy).
+    const PROXY_VARS: [&str; 4] = ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"];
 
     /// The environment variables read for hosts that go around the proxy, in
     /// curl's order; an empty one does not hide the other.
@@ -4762,7 +5116,9 @@ mod client {
     /// A proxy the client goes through, and the hosts that go around it.
     #[derive(Debug, Clone)]
     pub(crate) struct ProxyRoute {
-        pub(crate) proxy: ureq::Proxy,
+        /// The proxy, or why it cannot be used (a SOCKS or malformed proxy
+        /// from the environment: an error only for a request through it).
+        proxy: Result<ureq::Proxy, Error>,
         /// `127.0.0.1:3128 (from $HTTPS_PROXY)`: host and port, never the
         /// user or password.
         pub(crate) name: String,
@@ -4771,10 +5127,14 @@ mod client {
     }
 
     impl ProxyRoute {
-        fn new(proxy: ureq::Proxy, from: Option<&str>, no_proxy: String) -> Self {
+        fn new(proxy: Result<ureq::Proxy, Error>, from: Option<&str>, no_proxy: String) -> Self {
+            let at = match &proxy {
+                Ok(proxy) => format!("{}:{}", proxy.host(), proxy.port()),
+                Err(_) => "that cannot be used".to_owned(),
+            };
             let name = match from {
-                Some(var) => format!("{}:{} (from ${var})", proxy.host(), proxy.port()),
-                None => format!("{}:{}", proxy.host(), proxy.port()),
+                Some(var) => format!("{at} (from ${var})"),
+                None => at,
             };
             ProxyRoute {
                 proxy,
@@ -4784,18 +5144,21 @@ mod client {
         }
     }
 
-    fn proxy(setting: &ProxySetting) -> Result<Option<ProxyRoute>, Error> {
-        let env = |name: &str| std::env::var(name).ok();
+    /// The proxy `setting` names, with the environment read through `env`.
+    fn proxy(
+        setting: &ProxySetting,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<ProxyRoute>, Error> {
         match setting {
             ProxySetting::None => Ok(None),
             ProxySetting::Url(url) => parse_proxy(&url.0, "the proxy URL")
-                .map(|p| Some(ProxyRoute::new(p, None, String::new()))),
+                .map(|p| Some(ProxyRoute::new(Ok(p), None, String::new()))),
             ProxySetting::FromEnv => {
-                let Some((var, value)) = first_set(&PROXY_VARS, env) else {
+                let Some((var, value)) = first_set(&PROXY_VARS, &env) else {
                     return Ok(None);
                 };
-                let proxy = parse_proxy(&value, &format!("the proxy in ${var}"))?;
-                let no_proxy = first_set(&NO_PROXY_VARS, env).map(|(_, v)| v);
+                let proxy = parse_proxy(&value, &format!("the proxy in ${var}"));
+                let no_proxy = first_set(&NO_PROXY_VARS, &env).map(|(_, v)| v);
                 Ok(Some(ProxyRoute::new(
                     proxy,
                     Some(var),
@@ -4805,34 +5168,54 @@ mod client {
         }
     }
 
-    /// The first of `names` whose value (from `get`) is not blank.
+    /// The first of `names` whose value (from `get`) is set and not empty,
+    /// as curl reads the environment.
     fn first_set<'a>(
         names: &[&'a str],
         get: impl Fn(&str) -> Option<String>,
     ) -> Option<(&'a str, String)> {
-        names.iter().find_map(|&name| {
-            get(name)
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| (name, v))
-        })
+        names
+            .iter()
+            .find_map(|&name| get(name).filter(|v| !v.is_empty()).map(|v| (name, v)))
     }
 
-    /// Whether `host` (a name, an IPv4 address, or an IPv6 address with or
-    /// without brackets) is in a NO_PROXY `list`, read as curl reads it:
-    /// entries separated by commas or spaces, compared without case; `*` for
-    /// every host; a name matches itself and its subdomains, with or without a
-    /// leading `.` or `*.` (`example.com` covers `www.example.com`); an address
-    /// matches itself or a `/bits` network containing it.
+    /// Whether `host` (a name or an IP address, without brackets) is in a
+    /// NO_PROXY `list`, read as curl 7.88 and later read it (`lib/noproxy.c`):
+    /// `*` alone is every host; otherwise the entries, separated by commas
+    /// with blanks around them, are tried in turn (a blank not followed by a
+    /// comma ends the list, as since curl 8.9).
     fn no_proxy_matches(list: &str, host: &str) -> bool {
-        let host = unbracket(host).trim_end_matches('.').to_ascii_lowercase();
+        if list == "*" {
+            return true;
+        }
         let address: Option<std::net::IpAddr> = host.parse().ok();
-        list.split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|entry| !entry.is_empty())
-            .any(|entry| match (entry, address) {
-                ("*", _) => true,
-                (_, Some(address)) => address_matches(entry, address),
-                (_, None) => name_matches(entry, &host),
+        no_proxy_entries(list)
+            .into_iter()
+            .any(|entry| match address {
+                Some(address) => address_matches(entry, address),
+                None => name_matches(entry, host),
             })
+    }
+
+    /// The entries of a NO_PROXY list, as curl splits it.
+    fn no_proxy_entries(list: &str) -> Vec<&str> {
+        let blank = |c: char| c == ' ' || c == '\t';
+        let mut entries = Vec::new();
+        let mut rest = list;
+        loop {
+            rest = rest.trim_start_matches(blank);
+            let end = rest
+                .find(|c: char| blank(c) || c == ',')
+                .unwrap_or(rest.len());
+            let (entry, after) = rest.split_at(end);
+            if !entry.is_empty() {
+                entries.push(entry);
+            }
+            match after.trim_start_matches(blank).strip_prefix(',') {
+                Some(more) => rest = more.trim_start_matches(','),
+                None => return entries,
+            }
+        }
     }
 
     pub(crate) fn unbracket(host: &str) -> &str {
@@ -4841,46 +5224,51 @@ mod client {
             .unwrap_or(host)
     }
 
+    /// A name matches itself and its subdomains, in any case; a trailing dot
+    /// on either side and a leading one on the entry are ignored. `*` has
+    /// no meaning here: `*.example.com` matches nothing.
     fn name_matches(entry: &str, host: &str) -> bool {
-        let entry = entry.trim_end_matches('.').to_ascii_lowercase();
-        let entry = entry
-            .strip_prefix("*.")
-            .or_else(|| entry.strip_prefix('.'))
-            .unwrap_or(&entry);
-        !entry.is_empty()
-            && (host == entry
-                || host
-                    .strip_suffix(entry)
-                    .is_some_and(|rest| rest.ends_with('.')))
+        let host = host.strip_suffix('.').unwrap_or(host).as_bytes();
+        let entry = entry.strip_suffix('.').unwrap_or(entry);
+        let entry = entry.strip_prefix('.').unwrap_or(entry).as_bytes();
+        match host.len().checked_sub(entry.len()) {
+            Some(0) => host.eq_ignore_ascii_case(entry),
+            Some(extra) => {
+                host.get(extra - 1) == Some(&b'.')
+                    && host
+                        .get(extra..)
+                        .is_some_and(|tail| tail.eq_ignore_ascii_case(entry))
+            }
+            None => false,
+        }
     }
 
-    /// `entry` is an address (`::1`, `[::1]`) or a network (`10.0.0.0/8`).
+    /// `entry` is an address of the host's family (`127.0.0.1`, `::1`; no
+    /// brackets) or a network holding it (`10.0.0.0/8`, `fd00::/8`). As in
+    /// curl, `/0` (or no `/bits`) compares the whole address.
     fn address_matches(entry: &str, address: std::net::IpAddr) -> bool {
         use std::net::IpAddr;
         let (ip, bits) = match entry.split_once('/') {
-            Some((ip, bits)) => (ip, bits.parse::<u32>().ok()),
-            None => (entry, None),
+            Some((ip, bits)) if !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit()) => {
+                (ip, bits.parse::<u32>().unwrap_or(u32::MAX))
+            }
+            Some(_) => return false,
+            None => (entry, 0),
         };
-        let Ok(network) = unbracket(ip).parse::<IpAddr>() else {
-            return false;
-        };
-        let (host, network, width) = match (address, network) {
-            (IpAddr::V4(a), IpAddr::V4(n)) => {
+        let (host, network, width) = match (address, ip.parse::<IpAddr>()) {
+            (IpAddr::V4(a), Ok(IpAddr::V4(n))) => {
                 (u128::from(u32::from(a)), u128::from(u32::from(n)), 32)
             }
-            (IpAddr::V6(a), IpAddr::V6(n)) => (u128::from(a), u128::from(n), 128),
+            (IpAddr::V6(a), Ok(IpAddr::V6(n))) => (u128::from(a), u128::from(n), 128),
             _ => return false,
         };
-        let bits = match (entry.contains('/'), bits) {
-            (false, _) => width,
-            (true, Some(b)) if b <= width => b,
-            (true, _) => return false,
+        let bits = match bits {
+            0 => width,
+            b if b <= width => b,
+            _ => return false,
         };
         // The top `bits` of the `width`-bit address, as in a netmask.
-        let mask = match bits {
-            0 => 0,
-            _ => (u128::MAX >> (128 - bits)) << (width - bits),
-        };
+        let mask = (u128::MAX >> (128 - bits)) << (width - bits);
         (host ^ network) & mask == 0
     }
 
@@ -4903,7 +5291,7 @@ mod client {
             return Ok(builder.root_certs(mozilla_roots_and(Vec::new())).build());
         };
         let pem = read_capped_file(path, MAX_CA_FILE_BYTES)
-            .map_err(|e| Error::io(format!("cannot read CA file {}", path.display()), e))?;
+            .map_err(|e| Error::io(format!("cannot read CA file {path:?}"), e))?;
         let extra = pem_certificates(&pem).map_err(|e| e.in_file(path))?;
         Ok(builder.root_certs(mozilla_roots_and(extra)).build())
     }
@@ -4935,7 +5323,7 @@ mod client {
     /// The certificates in a PEM bundle; other items (keys) are skipped.
     fn pem_certificates(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
         let mut certs = Vec::new();
-        for item in ureq::tls::parse_pem(pem) {
+        for item in ureq::tls::parse_pem(without_bom(pem)) {
             match item {
                 Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
                 Ok(_) => {}
@@ -5193,6 +5581,19 @@ mod client {
             self.clock.offset()
         }
 
+        /// Checks, without a request, the proxy that requests to `ims` go
+        /// through. A loopback endpoint, or a host that `no_proxy` /
+        /// `NO_PROXY` lists, goes direct: no proxy setting is an error for it.
+        /// [`Client::fetch`] makes the same check before its first request.
+        ///
+        /// # Errors
+        /// [`Error::Config`] when the proxy from the environment that `ims`
+        /// would go through is a SOCKS proxy or not a valid proxy URL (which
+        /// is never quoted: it may hold a password).
+        pub fn check_proxy(&self, ims: &Endpoint) -> Result<(), Error> {
+            self.route_to(ims).map(|_| ())
+        }
+
         /// Posts the form `request` makes to `path`, and retries on what is
         /// worth it (with backoff, at most `retries` times); `judge` turns a
         /// reply into the result, scrubbing the secrets it is given from
@@ -5205,7 +5606,7 @@ mod client {
             judge: impl Fn(&RawReply, &[&str]) -> Result<T, Error>,
         ) -> Result<T, Error> {
             let url = ims.join(path);
-            let via = self.route_to(ims);
+            let via = self.route_to(ims)?;
             let mut attempt = 0;
             loop {
                 let request = request()?;
@@ -5237,11 +5638,18 @@ mod client {
                 .min(self.max_retry_wait)
         }
 
-        /// The proxy to reach `ims` through: none when NO_PROXY lists its host.
-        fn route_to(&self, ims: &Endpoint) -> Option<&ProxyRoute> {
-            self.route
-                .as_ref()
-                .filter(|route| !no_proxy_matches(&route.no_proxy, ims.bare_host()))
+        /// The proxy to reach `ims` through, and the proxy itself: none for
+        /// a loopback endpoint or a host NO_PROXY lists; an error when it is
+        /// one that cannot be used.
+        fn route_to(&self, ims: &Endpoint) -> Result<Option<&ProxyRoute>, Error> {
+            let Some(route) = &self.route else {
+                return Ok(None);
+            };
+            if ims.is_loopback() || no_proxy_matches(&route.no_proxy, ims.bare_host()) {
+                return Ok(None);
+            }
+            route.proxy.as_ref().map_err(Clone::clone)?;
+            Ok(Some(route))
         }
 
         fn post_once(
@@ -5251,8 +5659,9 @@ mod client {
             form: &FormRequest,
         ) -> Result<RawReply, Error> {
             let mut request = self.agent.post(url);
-            if via.is_none() && self.route.is_some() {
-                request = request.config().proxy(None).build();
+            // `route_to` hands out only a route whose proxy can be used.
+            if let Some(proxy) = via.and_then(|route| route.proxy.as_ref().ok()) {
+                request = request.config().proxy(Some(proxy.clone())).build();
             }
             if let Some(client_id) = &form.client_id_header {
                 request = request.header("X-IMS-ClientId", client_id);
@@ -5371,8 +5780,17 @@ mod client {
                 .map(|route| format!(" through the proxy {}", route.name))
                 .unwrap_or_default();
             if is_timeout(&e) {
+                // Through a proxy, the silence may be the proxy's own (a
+                // CONNECT never answered): name it first.
+                let message = match via {
+                    Some(route) => format!(
+                        "the proxy {} or IMS at {url} behind it did not answer in time",
+                        route.name
+                    ),
+                    None => format!("IMS at {url} did not answer in time"),
+                };
                 return Error::Timeout {
-                    message: format!("IMS at {url} did not answer in time{through}"),
+                    message,
                     source: Arc::new(e),
                 };
             }
@@ -5474,7 +5892,8 @@ mod client {
         use super::*;
         use crate::test_support::*;
 
-        /// One case per NO_PROXY form curl reads.
+        /// One case per NO_PROXY form curl reads (`lib/noproxy.c` of curl
+        /// 7.88 to 8.20; its unit test 1614 holds the same cases).
         #[test]
         fn no_proxy_exact_names_any_case() {
             assert!(no_proxy_matches("ims.example.com", "ims.example.com"));
@@ -5485,37 +5904,44 @@ mod client {
         }
 
         #[test]
-        fn no_proxy_entries_are_split_on_commas_and_trimmed() {
+        fn no_proxy_entries_are_comma_separated_with_blanks_around() {
             assert!(no_proxy_matches("localhost, 127.0.0.1", "127.0.0.1"));
             assert!(no_proxy_matches(" a.test ,, b.test ", "b.test"));
-            assert!(no_proxy_matches("a.test\tb.test", "b.test"));
             assert!(!no_proxy_matches("a.test, b.test", "c.test"));
+            assert_eq!(no_proxy_entries(" a ,,b\t, c,"), ["a", "b", "c"]);
+            // Blanks without a comma end the list (curl 8.9 and later).
+            assert_eq!(no_proxy_entries("a.test b.test, c.test"), ["a.test"]);
+            assert!(!no_proxy_matches("a.test\tb.test", "b.test"));
+            // Other whitespace is part of an entry.
+            assert!(!no_proxy_matches("a.test\nb.test", "b.test"));
         }
 
         #[test]
-        fn no_proxy_suffixes_with_dot_star_dot_or_plain() {
-            for list in [
-                ".example.com",
-                "*.example.com",
-                "example.com",
-                "example.com.",
-            ] {
+        fn no_proxy_domains_with_or_without_a_leading_dot() {
+            for list in [".example.com", "example.com", "example.com."] {
                 assert!(no_proxy_matches(list, "ims.example.com"), "{list}");
                 assert!(no_proxy_matches(list, "a.b.example.com"), "{list}");
+                assert!(no_proxy_matches(list, "example.com"), "{list}");
                 assert!(!no_proxy_matches(list, "notexample.com"), "{list}");
                 assert!(!no_proxy_matches(list, "example.com.evil.test"), "{list}");
             }
-            assert!(no_proxy_matches(".example.com", "example.com"));
             assert!(no_proxy_matches("example.com", "ims.example.com."));
             assert!(!no_proxy_matches(".", "example.com"));
             assert!(!no_proxy_matches("*.", "example.com"));
+            // `*.` is no wildcard in curl: it matches nothing.
+            for host in ["ims.example.com", "example.com", "localhost", "a.localhost"] {
+                assert!(!no_proxy_matches("*.example.com", host), "{host}");
+                assert!(!no_proxy_matches("*.localhost", host), "{host}");
+            }
         }
 
         #[test]
-        fn no_proxy_star_is_every_host() {
+        fn no_proxy_star_only_as_the_whole_value() {
             for host in ["ims.example.com", "127.0.0.1", "::1"] {
                 assert!(no_proxy_matches("*", host));
-                assert!(no_proxy_matches("a.test, *", host));
+                assert!(!no_proxy_matches("other.test,*", host), "{host}");
+                assert!(!no_proxy_matches("*, other.test", host), "{host}");
+                assert!(!no_proxy_matches(" *", host), "{host}");
             }
             assert!(!no_proxy_matches("*x", "ims.example.com"));
         }
@@ -5525,58 +5951,169 @@ mod client {
             assert!(no_proxy_matches("127.0.0.1", "127.0.0.1"));
             assert!(!no_proxy_matches("127.0.0.2", "127.0.0.1"));
             assert!(no_proxy_matches("127.0.0.0/8", "127.1.2.3"));
+            assert!(no_proxy_matches("10.1.2.3/32", "10.1.2.3"));
             assert!(!no_proxy_matches("10.0.0.0/8", "127.0.0.1"));
-            assert!(no_proxy_matches("0.0.0.0/0", "127.0.0.1"));
-            assert!(!no_proxy_matches("127.0.0.1/33", "127.0.0.1"));
-            assert!(!no_proxy_matches("127.0.0.1/x", "127.0.0.1"));
+            // As in curl, `/0` compares the whole address.
+            assert!(!no_proxy_matches("0.0.0.0/0", "127.0.0.1"));
+            assert!(no_proxy_matches("127.0.0.1/0", "127.0.0.1"));
+            for bad in ["127.0.0.1/33", "127.0.0.1/x", "127.0.0.1/", "127.0.0.1/8/8"] {
+                assert!(!no_proxy_matches(bad, "127.0.0.1"), "{bad}");
+            }
             // A name is not an address.
             assert!(!no_proxy_matches("localhost", "127.0.0.1"));
         }
 
         #[test]
-        fn no_proxy_ipv6_with_or_without_brackets() {
-            for list in ["::1", "[::1]", "0:0:0:0:0:0:0:1", "::1/128", "[::1]/128"] {
-                for host in ["::1", "[::1]"] {
-                    assert!(no_proxy_matches(list, host), "{list} {host}");
-                }
+        fn no_proxy_ipv6_addresses_without_brackets() {
+            for list in ["::1", "0:0:0:0:0:0:0:1", "::1/128", "::/127", "foo, ::1/64"] {
+                assert!(no_proxy_matches(list, "::1"), "{list}");
+            }
+            // curl does not read brackets in NO_PROXY: `[::1]` matches nothing.
+            for list in ["[::1]", "[::1]/128"] {
+                assert!(!no_proxy_matches(list, "::1"), "{list}");
             }
             assert!(no_proxy_matches("fd00::/8", "fd12::1"));
             assert!(!no_proxy_matches("fd00::/8", "fe80::1"));
             assert!(!no_proxy_matches("::2", "::1"));
+            assert!(!no_proxy_matches("::1/129", "::1"));
             // The families do not mix.
             assert!(!no_proxy_matches("127.0.0.1", "::1"));
             assert!(!no_proxy_matches("::ffff:127.0.0.1", "127.0.0.1"));
         }
 
+        /// A lookup of `pairs`, as the environment.
+        fn env<'a>(
+            pairs: &'a [(&'static str, &'static str)],
+        ) -> impl Fn(&str) -> Option<String> + 'a {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        }
+
         #[test]
         fn an_empty_no_proxy_does_not_hide_a_set_one() {
-            let env = |pairs: &'static [(&'static str, &'static str)]| {
-                move |name: &str| {
-                    pairs
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map(|(_, v)| v.to_string())
-                }
-            };
             let pick = |pairs| first_set(&NO_PROXY_VARS, env(pairs)).map(|(_, v)| v);
             assert_eq!(
                 pick(&[("NO_PROXY", ""), ("no_proxy", "a.test")]),
                 Some("a.test".into())
             );
             assert_eq!(
-                pick(&[("NO_PROXY", "b.test"), ("no_proxy", " ")]),
-                Some("b.test".into())
-            );
-            assert_eq!(
                 pick(&[("NO_PROXY", "b.test"), ("no_proxy", "a.test")]),
                 Some("a.test".into())
             );
-            assert_eq!(pick(&[("NO_PROXY", "")]), None);
-            let proxy = first_set(
-                &PROXY_VARS,
-                env(&[("ALL_PROXY", ""), ("https_proxy", "http://p:1")]),
+            assert_eq!(
+                pick(&[("NO_PROXY", "b.test"), ("no_proxy", "")]),
+                Some("b.test".into())
             );
-            assert_eq!(proxy, Some(("https_proxy", "http://p:1".to_owned())));
+            // Blank is not empty: as in curl, it hides NO_PROXY (and lists nothing).
+            assert_eq!(
+                pick(&[("NO_PROXY", "b.test"), ("no_proxy", " ")]),
+                Some(" ".into())
+            );
+            assert_eq!(pick(&[("NO_PROXY", "")]), None);
+        }
+
+        /// The route a client from these variables takes to `host`: the
+        /// proxy's name, or the error of a proxy that cannot be used.
+        fn route(
+            pairs: &[(&'static str, &'static str)],
+            host: &str,
+        ) -> Result<Option<String>, Error> {
+            let route = proxy(&ProxySetting::FromEnv, env(pairs))?;
+            let client = Client {
+                route,
+                ..Client::builder().proxy(None).build()?
+            };
+            let ims = Endpoint::parse(host)?;
+            client.check_proxy(&ims)?;
+            Ok(client.route_to(&ims)?.map(|r| r.name.clone()))
+        }
+
+        #[test]
+        fn the_proxy_variables_as_curl_reads_them_for_https() {
+            let ims = "ims-na1.adobelogin.com";
+            let via = |pairs| route(pairs, ims).unwrap();
+            let name = |port: u16, var: &str| Some(format!("p:{port} (from ${var})"));
+            assert_eq!(
+                via(&[("ALL_PROXY", "http://p:1"), ("HTTPS_PROXY", "http://p:2")]),
+                name(2, "HTTPS_PROXY")
+            );
+            assert_eq!(
+                via(&[("HTTPS_PROXY", "http://p:2"), ("https_proxy", "http://p:3")]),
+                name(3, "https_proxy")
+            );
+            assert_eq!(
+                via(&[("ALL_PROXY", "http://p:1"), ("all_proxy", "http://p:4")]),
+                name(4, "all_proxy")
+            );
+            assert_eq!(via(&[("ALL_PROXY", "http://p:1")]), name(1, "ALL_PROXY"));
+            assert_eq!(
+                via(&[("ALL_PROXY", ""), ("https_proxy", "http://p:3")]),
+                name(3, "https_proxy")
+            );
+            // HTTP_PROXY (httpoxy) and http_proxy are not read for https.
+            assert_eq!(
+                via(&[("HTTP_PROXY", "http://p:5"), ("http_proxy", "http://p:6")]),
+                None
+            );
+        }
+
+        #[test]
+        fn a_socks_or_malformed_proxy_is_an_error_only_where_it_is_used() {
+            let ims = "ims-na1.adobelogin.com";
+            let socks = [("ALL_PROXY", "socks5://user:pa55word@p:1")];
+            let e = route(&socks, ims).unwrap_err();
+            assert!(e.to_string().contains("$ALL_PROXY is a SOCKS proxy"), "{e}");
+            assert!(!format!("{e:?}").contains("pa55word"));
+            let bad = [("HTTPS_PROXY", "http://user:pa55word@bad host:1")];
+            let e = route(&bad, ims).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("$HTTPS_PROXY is not a valid proxy URL"),
+                "{e}"
+            );
+            assert!(!format!("{e:?}").contains("pa55word"));
+            // Bypassed, loopback, or losing to HTTPS_PROXY: no error.
+            let bypassed = [socks[0], ("NO_PROXY", ims)];
+            assert_eq!(route(&bypassed, ims).unwrap(), None);
+            assert_eq!(route(&socks, "http://127.0.0.1:8080").unwrap(), None);
+            let both = [socks[0], ("HTTPS_PROXY", "http://p:2")];
+            assert_eq!(
+                route(&both, ims).unwrap(),
+                Some("p:2 (from $HTTPS_PROXY)".into())
+            );
+        }
+
+        #[test]
+        fn loopback_endpoints_never_go_through_a_proxy() {
+            let client = Client::builder()
+                .proxy(Some("http://p:3128"))
+                .build()
+                .unwrap();
+            for url in [
+                "http://127.0.0.1:8080",
+                "http://localhost",
+                "http://[::1]:1",
+                "https://127.0.0.2",
+                "https://[::ffff:7f00:1]",
+            ] {
+                let ims = Endpoint::parse(url).unwrap();
+                assert!(ims.is_loopback(), "{url}");
+                assert!(client.route_to(&ims).unwrap().is_none(), "{url}");
+            }
+            for host in [
+                "ims-na1.adobelogin.com",
+                "localhost.evil.test",
+                "10.0.0.1",
+                "[::2]",
+            ] {
+                let ims = Endpoint::parse(host).unwrap();
+                assert!(!ims.is_loopback(), "{host}");
+                assert!(client.route_to(&ims).unwrap().is_some(), "{host}");
+            }
         }
 
         #[test]
@@ -5672,6 +6209,9 @@ mod refresh {
     ///   short-lived token is still used for a while.
     /// - A due token that has not expired is still handed out while one
     ///   refresh runs; only a holder with no unexpired token waits.
+    /// - A token received more than a few seconds after `now` (fetched
+    ///   while the clock was ahead, and so claiming more time than its
+    ///   lifetime) counts as none: it is refreshed, never handed out.
     /// - A refresh that fails other than by IMS's refusal (IMS 5xx or 429,
     ///   network, timeout, TLS, proxy, an odd reply) keeps the unexpired
     ///   token, and IMS is asked again after [`REFRESH_RETRY_PAUSE`]. A
@@ -5772,7 +6312,7 @@ mod refresh {
         /// refresh already runs elsewhere (another thread, or another process
         /// holding the cache's lock).
         pub fn step(&self, held: &Held, now: SystemTime, refreshing: bool) -> Step {
-            match held.token.as_ref().filter(|t| !t.is_expired(now)) {
+            match held.token.as_ref().filter(|t| is_usable(t, now)) {
                 Some(token) => {
                     let due = now >= self.refresh_at(token);
                     if due && !is_pausing(held, now) && !refreshing {
@@ -5803,7 +6343,7 @@ mod refresh {
                 }
                 Err(e) => e,
             };
-            let usable = held.token.take().filter(|t| !t.is_expired(now));
+            let usable = held.token.take().filter(|t| is_usable(t, now));
             match usable {
                 // Only IMS's refusal ends the token early; a network, TLS,
                 // proxy or reply problem leaves it working for its time.
@@ -5818,6 +6358,13 @@ mod refresh {
                 }
             }
         }
+    }
+
+    /// A token the rule hands out or keeps: unexpired, and not one received
+    /// in the future (fetched while the clock was ahead: it claims more time
+    /// than its lifetime, and stops working before it says).
+    fn is_usable(token: &AccessToken, now: SystemTime) -> bool {
+        !token.is_expired(now) && token.is_plausible(now)
     }
 
     /// Whether `held` is in the pause after a failed refresh. A pause longer
@@ -5987,6 +6534,22 @@ mod refresh {
             let outcome = rule(1000).record(&mut held, Err(rejected()), at(T0 + 10));
             assert!(matches!(outcome, Outcome::Failed(Error::Rejected(_))));
             assert!(held.token.is_none(), "a rejected refresh drops the token");
+        }
+
+        #[test]
+        fn a_token_fetched_while_the_clock_was_ahead_is_none() {
+            // Fetched at T0 on a clock 3 days ahead; read at the true time.
+            let ahead = holding(Some(day_token("ahead")));
+            let now = at(T0 - 3 * 86_400);
+            assert_eq!(rule(1000).step(&ahead, now, false), Step::Refresh);
+            assert_eq!(rule(1000).step(&ahead, now, true), Step::Wait);
+            let mut held = ahead.clone();
+            let outcome = rule(1000).record(&mut held, Err(unavailable()), now);
+            assert!(matches!(outcome, Outcome::Failed(_)), "{outcome:?}");
+            assert!(held.token.is_none());
+            // A few seconds of a clock stepped back are allowed for.
+            let now = at(T0 - 5);
+            assert_eq!(rule(1000).step(&ahead, now, false), Step::UseCached);
         }
 
         #[test]

@@ -47,6 +47,7 @@ fn proptest_config(cases: u32) -> proptest::prelude::ProptestConfig {
 
 /// What went wrong, its message on one line and its exit code.
 mod failure {
+    use std::ffi::OsString;
     use std::io;
 
     use ims_token::Error;
@@ -68,7 +69,7 @@ mod failure {
         /// stdout failed otherwise.
         Output(io::Error),
         /// `exec` could not start COMMAND: 127 not found, 126 otherwise.
-        Exec { program: String, error: io::Error },
+        Exec { program: OsString, error: io::Error },
     }
 
     impl Failure {
@@ -100,10 +101,11 @@ mod failure {
                 Failure::Shared(f) => f.message.clone(),
                 Failure::ClosedOutput => String::new(),
                 Failure::Output(e) => format!("cannot write the output: {e}"),
+                // Quoted and escaped: COMMAND may hold a line break or an escape.
                 Failure::Exec { program, error } if error.kind() == io::ErrorKind::NotFound => {
-                    format!("cannot run '{program}': command not found")
+                    format!("cannot run {program:?}: command not found")
                 }
-                Failure::Exec { program, error } => format!("cannot run '{program}': {error}"),
+                Failure::Exec { program, error } => format!("cannot run {program:?}: {error}"),
             }
         }
     }
@@ -1030,8 +1032,11 @@ mod help {
             Block::Text(
                 "exec runs COMMAND in place of ims-token (its exit status, signals \
                  and output are COMMAND's) with IMS_ACCESS_TOKEN, IMS_CLIENT_ID and, \
-                 when the credentials carry an org, IMS_ORG_ID set, so that the \
-                 token never appears in a command line:",
+                 when the credentials carry an org, IMS_ORG_ID set, and \
+                 IMS_CREDENTIALS, IMS_CLIENT_SECRET, IMS_CLIENT_SECRET_FILE, \
+                 IMS_PRIVATE_KEY and IMS_PRIVATE_KEY_FILE unset (COMMAND gets a \
+                 token, not what makes one), so that the token never appears in a \
+                 command line:",
             ),
             Block::Code(
                 "ims-token --format headers -c creds.json | curl -H @- URL\n\
@@ -1043,9 +1048,11 @@ mod help {
             ),
         ],
         &[Block::Text(
-            "The proxy comes from ALL_PROXY, HTTPS_PROXY or HTTP_PROXY (the first \
-             set, either case); hosts in no_proxy or NO_PROXY go direct, read as \
-             curl reads them. With --cache, a token that still works is used (with \
+            "The proxy comes from https_proxy, HTTPS_PROXY, all_proxy or ALL_PROXY \
+             (the first set, as curl reads them for https); HTTP_PROXY is never \
+             read (under CGI a client's Proxy: header sets it: httpoxy). Loopback \
+             endpoints always go direct, and so do hosts in no_proxy or NO_PROXY, \
+             read as curl 7.88+ reads them. With --cache, a token that still works is used (with \
              a warning) when refreshing it fails other than by IMS's refusal \
              (network, IMS 5xx, TLS, proxy), as the library's TokenProvider does; \
              a run that finds another refreshing uses it at once, and runs with \
@@ -1053,7 +1060,8 @@ mod help {
              value is checked \
              before the cache is read. When this host's clock is more than 30 s \
              off IMS's (its Date header), a warning says so and the JWT is signed \
-             on IMS's time.",
+             on IMS's time. A token cached while the clock was ahead is not used; \
+             to drop a cached token, delete the cache file.",
         )],
     ];
 
@@ -1062,7 +1070,7 @@ mod help {
     pub(crate) const ENVIRONMENT: &[(&str, &str)] = &[
         (
             "IMS_CREDENTIALS",
-            "the credentials file when -c is not given ('-' reads stdin)",
+            "the credentials file when -c is not given ('-' reads stdin; exec keeps it from COMMAND)",
         ),
         (
             "IMS_CLIENT_ID",
@@ -1071,6 +1079,10 @@ mod help {
         (
             "IMS_CLIENT_SECRET",
             "the client secret (exec keeps it from COMMAND)",
+        ),
+        (
+            "IMS_CLIENT_SECRET_FILE",
+            "the file that holds the client secret, instead of IMS_CLIENT_SECRET (exec keeps it from COMMAND)",
         ),
         (
             "IMS_ORG_ID",
@@ -1102,8 +1114,8 @@ mod help {
         ),
         ("IMS_ACCESS_TOKEN", "exec: the token, for COMMAND"),
         (
-            "ALL_PROXY, HTTPS_PROXY, HTTP_PROXY",
-            "the proxy, http://[user:password@]host:port (the first set, either case)",
+            "HTTPS_PROXY, ALL_PROXY",
+            "the proxy, http://[user:password@]host:port (the first set, either case; HTTP_PROXY is never read)",
         ),
         (
             "NO_PROXY, no_proxy",
@@ -1943,12 +1955,13 @@ mod commands {
     use std::time::{Duration, SystemTime};
 
     use ims_token::{AccessToken, Client, Credentials, OAuthCredentials, ServiceAccount};
+    use zeroize::Zeroizing;
 
     use crate::args::{Command, Format, Options};
     use crate::cache::Cache;
     use crate::credentials::load;
     use crate::failure::{usage, Failure};
-    use crate::output::rfc3339;
+    use crate::output::{push_json_string, rfc3339};
 
     pub(crate) fn token_command(options: &Options) -> Result<(), Failure> {
         let (credentials, _) = load(options)?;
@@ -1961,6 +1974,8 @@ mod commands {
                 // file or proxy setting is not hidden by a day of cache
                 // hits (ureq builds the root store only on a connection).
                 let client = client(options)?;
+                // Likewise a SOCKS or malformed proxy the IMS host would use.
+                client.check_proxy(credentials.ims())?;
                 match &options.cache {
                     Some(path) => {
                         let cache = Cache::new(path, &credentials);
@@ -2034,17 +2049,20 @@ mod commands {
         !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
     }
 
-    /// Replaces this process with COMMAND, the token in its environment (never
-    /// in its arguments, which every user of the host can read). Returns only
-    /// when COMMAND cannot be started.
-    /// The credentials variables that `exec` keeps from COMMAND.
-    const EXEC_HIDDEN: [&str; 4] = [
+    /// The credentials variables that `exec` keeps from COMMAND: the secret,
+    /// the key and the path to the credentials file (COMMAND needs none of
+    /// them, and a COMMAND that logs or leaks its environment leaks less).
+    const EXEC_HIDDEN: [&str; 5] = [
         "IMS_CLIENT_SECRET",
         "IMS_CLIENT_SECRET_FILE",
         "IMS_PRIVATE_KEY",
         "IMS_PRIVATE_KEY_FILE",
+        "IMS_CREDENTIALS",
     ];
 
+    /// Replaces this process with COMMAND, the token in its environment (never
+    /// in its arguments, which every user of the host can read). Returns only
+    /// when COMMAND cannot be started.
     fn exec(command: &[OsString], token: &AccessToken, ids: &ApiIds) -> Failure {
         use std::os::unix::process::CommandExt as _;
         let Some((program, args)) = command.split_first() else {
@@ -2069,7 +2087,7 @@ mod commands {
         }
         let error = child.exec();
         Failure::Exec {
-            program: program.to_string_lossy().into_owned(),
+            program: program.clone(),
             error,
         }
     }
@@ -2108,7 +2126,12 @@ mod commands {
             _ => vec![("kind", "unknown".to_owned())],
         };
         lines.insert(1, ("source", source.to_string()));
-        let text: Vec<String> = lines.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        // Every value may come from a shared file: one printable line each,
+        // so that none can rewrite the terminal or add a line of its own.
+        let text: Vec<String> = lines
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", ims_token::printable_line(v)))
+            .collect();
         print_line(&text.join("\n"))
     }
 
@@ -2165,28 +2188,49 @@ mod commands {
         }
     }
 
-    fn render(token: &AccessToken, ids: &ApiIds, format: Format, now: SystemTime) -> String {
+    /// What the command prints for `format`. It holds the token: it is
+    /// written into one buffer that never grows (growing would leave copies
+    /// behind) and is wiped on drop.
+    fn render(
+        token: &AccessToken,
+        ids: &ApiIds,
+        format: Format,
+        now: SystemTime,
+    ) -> Zeroizing<String> {
+        let id = ids.client_id.as_deref().unwrap_or_default();
+        let org = ids.org_id.as_deref().unwrap_or_default();
+        let room = 2 * (token.secret().len() + token.token_type().len()) + id.len() + org.len();
+        let mut out = Zeroizing::new(String::with_capacity(room + 128));
         match format {
-            Format::Token => token.secret().to_owned(),
-            Format::Header => format!("Authorization: Bearer {}", token.secret()),
-            Format::Headers => {
-                let mut lines = vec![format!("Authorization: Bearer {}", token.secret())];
-                if let Some(id) = &ids.client_id {
-                    lines.push(format!("x-api-key: {id}"));
-                }
-                if let Some(org) = &ids.org_id {
-                    lines.push(format!("x-gw-ims-org-id: {org}"));
-                }
-                lines.join("\n")
+            Format::Token => out.push_str(token.secret()),
+            Format::Header | Format::Headers => {
+                out.push_str("Authorization: Bearer ");
+                out.push_str(token.secret());
             }
-            Format::Json => serde_json::json!({
-                "access_token": token.secret(),
-                "token_type": token.token_type(),
-                "expires_in": token.expires_in(now).as_secs(),
-                "expires_at": rfc3339(token.expires_at()),
-            })
-            .to_string(),
+            Format::Json => {
+                // The keys in the order serde_json gives them.
+                out.push_str("{\"access_token\":");
+                push_json_string(&mut out, token.secret());
+                out.push_str(&format!(
+                    ",\"expires_at\":\"{}\",\"expires_in\":{},\"token_type\":",
+                    rfc3339(token.expires_at()),
+                    token.expires_in(now).as_secs()
+                ));
+                push_json_string(&mut out, token.token_type());
+                out.push('}');
+            }
         }
+        if format == Format::Headers {
+            for (name, value) in [
+                ("x-api-key", &ids.client_id),
+                ("x-gw-ims-org-id", &ids.org_id),
+            ] {
+                if let Some(value) = value {
+                    out.push_str(&format!("\n{name}: {value}"));
+                }
+            }
+        }
+        out
     }
 
     pub(crate) fn print_line(text: &str) -> Result<(), Failure> {
@@ -2220,6 +2264,35 @@ mod commands {
             builder = builder.ca_file(path);
         }
         Ok(builder.build()?)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::time::UNIX_EPOCH;
+
+        use super::*;
+
+        #[test]
+        fn every_format_renders_in_one_buffer_as_serde_json_would() {
+            let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            let token = AccessToken::new("t\"o\\k", "bearer", t0, t0 + Duration::from_secs(60));
+            let ids = ApiIds::default();
+            let now = t0 + Duration::from_secs(10);
+            let json = render(&token, &ids, Format::Json, now);
+            let expected = serde_json::json!({
+                "access_token": token.secret(),
+                "token_type": "bearer",
+                "expires_in": 50,
+                "expires_at": "2023-11-14T22:14:20Z",
+            });
+            assert_eq!(json.as_str(), expected.to_string());
+            let header = render(&token, &ids, Format::Header, now);
+            assert_eq!(header.as_str(), "Authorization: Bearer t\"o\\k");
+            assert_eq!(
+                render(&token, &ids, Format::Token, now).as_str(),
+                token.secret()
+            );
+        }
     }
 }
 
@@ -2362,6 +2435,36 @@ mod output {
     /// `2027-05-21T14:16:46Z`: the library's, so that every date the
     /// command prints reads the same.
     pub(crate) use ims_token::rfc3339;
+
+    /// Appends `text` as a JSON string, escaped, without an allocation of its
+    /// own: for a token, which must leave no copy behind.
+    pub(crate) fn push_json_string(out: &mut String, text: &str) {
+        out.push('"');
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn json_strings_are_escaped_and_read_back_the_same() {
+            for text in ["tok", "a\"b\\c/d", "\u{1}\n\u{1f}", "é ✓", ""] {
+                let mut out = String::new();
+                push_json_string(&mut out, text);
+                let back: String = serde_json::from_str(&out).unwrap();
+                assert_eq!(back, text, "{out}");
+            }
+        }
+    }
 }
 
 /// The cache file: a token kept between runs, safe in shared directories.
@@ -2381,7 +2484,8 @@ mod cache {
 
     use crate::commands::is_visible_ascii;
     use crate::failure::{chain, Failure};
-    use crate::output::warn;
+    use crate::output::{push_json_string, warn};
+    use zeroize::Zeroizing;
 
     /// Largest cache file read.
     const MAX_INPUT_BYTES: u64 = 1024 * 1024;
@@ -2443,10 +2547,7 @@ mod cache {
             let now = SystemTime::now();
             let (entry, outcome) = entry_after_fetch(rule, after, result, now);
             if let Err(e) = self.write(&entry) {
-                warn(&format!(
-                    "cannot write the cache {}: {e}",
-                    self.path.display()
-                ));
+                warn(&format!("cannot write the cache {:?}: {e}", self.path));
             }
             drop(lock);
             match outcome {
@@ -2473,7 +2574,9 @@ mod cache {
             if !file.metadata().is_ok_and(|m| m.is_file()) {
                 return None;
             }
-            let mut text = String::new();
+            // Sized up front: a buffer that grows leaves unwiped copies.
+            let size = file.metadata().map_or(0, |m| m.len().min(MAX_INPUT_BYTES));
+            let mut text = String::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
             let read = (&file).take(MAX_INPUT_BYTES).read_to_string(&mut text);
             let ours = read.is_ok() && text.starts_with(CACHE_MARKER);
             let entry = if !ours {
@@ -2481,8 +2584,8 @@ mod cache {
             } else if !is_private_file(&file) {
                 if report {
                     warn(&format!(
-                        "ignoring the cache {}: not a file of yours with mode 0600",
-                        self.path.display()
+                        "ignoring the cache {:?}: not a file of yours with mode 0600",
+                        self.path
                     ));
                 }
                 None
@@ -2802,7 +2905,7 @@ mod cache {
         match problem {
             Some(what) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{} is {what}; going on without the lock", path.display()),
+                format!("{path:?} is {what}; going on without the lock"),
             )),
             None => Ok(file),
         }
@@ -2863,11 +2966,11 @@ mod cache {
 
     /// The cache file's text: JSON that starts with [`CACHE_MARKER`]; the token
     /// (if one is kept) and, after a failed refresh, when to ask IMS again and
-    /// what the failure was.
-    fn cache_text(entry: &Entry, key: &str) -> String {
+    /// what the failure was. The token goes straight into the one buffer,
+    /// which never grows and is wiped on drop; the rest is serde_json's.
+    fn cache_text(entry: &Entry, key: &str) -> Zeroizing<String> {
         let mut json = serde_json::json!({ "key": key });
         if let Some(token) = &entry.held.token {
-            json["access_token"] = token.secret().into();
             json["token_type"] = token.token_type().into();
             json["received_at"] = epoch_secs(token.received_at()).into();
             json["expires_at"] = epoch_secs(token.expires_at()).into();
@@ -2880,24 +2983,44 @@ mod cache {
         }
         json["round"] = entry.round.into();
         let fields = json.to_string();
-        // `fields` is a JSON object: the marker takes the place of its `{`.
+        // `fields` is a JSON object: the marker (and the token) take the
+        // place of its `{`.
         let rest = fields.strip_prefix('{').unwrap_or(&fields);
-        format!("{CACHE_MARKER}{rest}")
+        let secret = entry.held.token.as_ref().map_or("", |t| t.secret());
+        let room = CACHE_MARKER.len() + 2 * secret.len() + rest.len() + 32;
+        let mut text = Zeroizing::new(String::with_capacity(room));
+        text.push_str(CACHE_MARKER);
+        if entry.held.token.is_some() {
+            text.push_str("\"access_token\":");
+            push_json_string(&mut text, secret);
+            text.push(',');
+        }
+        text.push_str(rest);
+        text
     }
 
     /// The entry in a cache file's text, if it is one of ours for `key`;
-    /// fields that are missing or mistyped are left out.
+    /// fields that are missing or mistyped are left out. The parsed copy of
+    /// the token is wiped.
     fn parse_cache(text: &str, key: &str) -> Option<Entry> {
         if !text.starts_with(CACHE_MARKER) {
             return None;
         }
-        let json: Value = serde_json::from_str(text).ok()?;
+        let mut json: Value = serde_json::from_str(text).ok()?;
+        let entry = entry_in(&json, key);
+        if let Some(Value::String(token)) = json.get_mut("access_token") {
+            token.zeroize();
+        }
+        entry
+    }
+
+    fn entry_in(json: &Value, key: &str) -> Option<Entry> {
         if json.get("ims_token_cache")?.as_u64()? != 1 || json.get("key")?.as_str()? != key {
             return None;
         }
         Some(Entry {
             held: Held {
-                token: cached_token(&json),
+                token: cached_token(json),
                 retry_at: json.get("retry_at").and_then(epoch_time),
             },
             failure: json.get("failure").and_then(cached_failure),
@@ -3166,7 +3289,7 @@ mod cache {
                 &entry_of(&AccessToken::new("tok", "bearer", t0, later)),
                 "k1",
             );
-            assert!(text.starts_with(CACHE_MARKER), "{text}");
+            assert!(text.starts_with(CACHE_MARKER), "{}", text.as_str());
             // The same fields without the marker are not a cache.
             let json: Value = serde_json::from_str(&text).unwrap();
             assert!(parse_cache(&json.to_string(), "k1").is_none());

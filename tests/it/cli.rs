@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use common::proxy::{LoggingProxy, Mode};
 use common::run::{
     command as cmd, command_through, run, run_cmd, run_stdin, runs_at_once, start, Run, RUN_LIMIT,
     TOKEN_MARK,
@@ -1595,7 +1596,7 @@ fn exec_of_a_command_that_cannot_run_is_127_or_126() {
     assert_eq!(r.code, 127, "{r:#?}");
     assert!(
         r.stderr
-            .starts_with("ims-token: cannot run 'ims-token-test-no-such-command'")
+            .starts_with("ims-token: cannot run \"ims-token-test-no-such-command\"")
             && r.stderr.contains("not found"),
         "{r:#?}"
     );
@@ -1607,7 +1608,11 @@ fn exec_of_a_command_that_cannot_run_is_127_or_126() {
         let r = run(&["exec", "-c", &local, "--", program]);
         assert_eq!(r.code, 126, "{program}: {r:#?}");
         assert_eq!(r.stdout, "");
-        assert!(r.stderr.starts_with("ims-token: cannot run '"), "{r:#?}");
+        assert!(
+            r.stderr
+                .starts_with(&format!("ims-token: cannot run {program:?}: ")),
+            "{r:#?}"
+        );
         r.assert_no_secrets(&[]);
     }
 }
@@ -1638,6 +1643,34 @@ fn exec_does_not_run_the_command_without_a_token() {
     .fails(2);
     assert!(m.contains("--retries"), "{m}");
     assert!(!marker.exists());
+}
+
+/// The usage errors of `exec`, each saying what to fix (docs/failures.md
+/// quotes them).
+#[test]
+fn exec_usage_errors_say_what_to_fix() {
+    let creds = service_path();
+    for (args, says) in [
+        (
+            vec!["exec", "-c", &creds],
+            "exec needs a command after '--' (ims-token exec [OPTIONS] -- COMMAND [ARGS...])",
+        ),
+        (
+            vec!["exec", "-c", &creds, "--"],
+            "exec needs a command after '--' (ims-token exec [OPTIONS] -- COMMAND [ARGS...])",
+        ),
+        (
+            vec!["exec", "-c", &creds, "curl"],
+            "unexpected 'curl': give the command after '--' (ims-token exec [OPTIONS] -- COMMAND [ARGS...])",
+        ),
+        (
+            vec!["exec", "-c", &creds, "--format", "json", "--", "true"],
+            "--format does not apply to exec",
+        ),
+    ] {
+        let m = run(&args).fails_alone(2);
+        assert_eq!(m, format!("ims-token: {says} {USAGE_HINT}"), "{args:?}");
+    }
 }
 
 #[test]
@@ -2083,136 +2116,93 @@ fn ca_files_are_capped_and_regular_files_only() {
     assert!(is_fifo(&fifo));
 }
 
-/// An HTTP proxy on 127.0.0.1 that answers every CONNECT with 407;
-/// counts the connections it gets.
-fn refusing_proxy() -> (u16, Arc<Mutex<usize>>, common::ServerThread) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(Mutex::new(0));
-    let seen = count.clone();
-    let thread = common::ServerThread::spawn(format!("proxy-407-{port}"), move |stop| {
-        let keep_going = || !stop.load(std::sync::atomic::Ordering::SeqCst);
-        while let Some(mut tcp) = common::accept_polling(&listener, keep_going) {
-            *seen.lock().unwrap() += 1;
-            let _ = tcp.set_nonblocking(false);
-            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = read_request(&mut tcp);
-            let _ = tcp.write_all(
-                b"HTTP/1.1 407 Proxy Authentication Required\r\n\
-                  Proxy-Authenticate: Basic realm=\"corp\"\r\nContent-Length: 0\r\n\r\n",
-            );
-        }
-    });
-    (port, count, thread)
-}
+/// The host the tests' proxy maps to 127.0.0.1 (`common::proxy`): an IMS
+/// that is not loopback, so a proxy applies to it.
+const PROXIED_IMS: &str = "https://ims.test:1";
 
 #[test]
 fn a_proxy_answering_407_is_exit_3_after_one_attempt() {
-    let (port, count, _proxy) = refusing_proxy();
-    let server = FakeIms::start(vec![]);
-    let url = server.url();
-    let mut command = cmd(&["-c", &oauth_path(), "--ims", &url, "--retries", "2"]);
-    command.env(
-        "HTTPS_PROXY",
-        format!("http://user:pa55word@127.0.0.1:{port}"),
-    );
+    let proxy = LoggingProxy::start(Mode::Refuse);
+    let mut command = cmd(&["-c", &oauth_path(), "--ims", PROXIED_IMS, "--retries", "2"]);
+    command.env("HTTPS_PROXY", proxy.url_with("user:pa55word"));
     let r = run_cmd(command);
     let m = r.fails(3);
+    let port = proxy.port;
     assert!(
         m.contains(&format!("proxy 127.0.0.1:{port}")) && m.contains("refused the credentials"),
         "{m}"
     );
     assert!(m.contains("$HTTPS_PROXY"), "{m}");
     assert!(!r.stderr.contains("pa55word"), "{r:#?}");
-    assert_eq!(*count.lock().unwrap(), 1, "a 407 is not retried");
-    assert_eq!(server.hits(), 0);
+    assert_eq!(proxy.connections(), 1, "a 407 is not retried");
 }
 
 #[test]
 fn an_unreachable_proxy_is_named_as_the_proxy() {
-    let server = FakeIms::start(vec![]);
-    let url = server.url();
     let port = closed_port();
-    let mut command = cmd(&["-c", &oauth_path(), "--ims", &url, "--retries", "0"]);
+    let mut command = cmd(&["-c", &oauth_path(), "--ims", PROXIED_IMS, "--retries", "0"]);
     command.env(
-        "http_proxy",
+        "https_proxy",
         format!("http://user:pa55word@127.0.0.1:{port}"),
     );
     let r = run_cmd(command);
     let m = r.fails(5);
     assert!(
         m.starts_with(&format!(
-            "ims-token: cannot reach the proxy 127.0.0.1:{port}"
+            "ims-token: cannot reach the proxy 127.0.0.1:{port} (from $https_proxy)"
         )),
         "{m}"
     );
     assert!(!r.stderr.contains("pa55word"), "{r:#?}");
-    assert_eq!(server.hits(), 0);
 }
 
-/// A one-shot OAuth "IMS" on [::1] (FakeIms listens on 127.0.0.1 only).
-fn ipv6_ims(token: &str) -> (String, common::ServerThread) {
-    let listener = TcpListener::bind("[::1]:0").expect("bind [::1]:0");
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let body = common::oauth_success_body(token);
-    let thread = common::ServerThread::spawn("ims-v6".into(), move |stop| {
-        let keep_going = || !stop.load(std::sync::atomic::Ordering::SeqCst);
-        while let Some(mut tcp) = common::accept_polling(&listener, keep_going) {
-            let _ = tcp.set_nonblocking(false);
-            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
-            if read_request(&mut tcp).is_ok() {
-                let _ = tcp.write_all(&common::json_response(200, &body, &[]));
-            }
-        }
-    });
-    (url, thread)
-}
-
-/// The issue's cases, through a dead proxy: a host NO_PROXY lists goes
-/// direct and gets its token; one it does not list fails at the proxy.
+/// The issue's cases, through a dead proxy to an IMS that is not loopback:
+/// a host NO_PROXY lists, as curl reads it, goes direct (and fails there:
+/// nothing answers for it); any other fails at the proxy.
 #[test]
 fn no_proxy_as_curl_reads_it() {
-    let token = token_for("noproxy");
-    let (v6_url, _v6) = ipv6_ims(&token);
     let dead_proxy = format!("http://127.0.0.1:{}", closed_port());
     let run_with = |url: &str, vars: &[(&str, &str)]| {
-        let mut command = cmd(&["-c", &oauth_path(), "--ims", url, "--retries", "0"]);
+        let mut command = cmd(&[
+            "-c",
+            &oauth_path(),
+            "--ims",
+            url,
+            "--retries",
+            "0",
+            "--connect-timeout",
+            "1",
+        ]);
         command.env("HTTPS_PROXY", &dead_proxy);
         for (name, value) in vars {
             command.env(name, value);
         }
-        run_cmd(command)
+        run_cmd(command).fails(5)
     };
-    let direct = |url: &str, vars: &[(&str, &str)]| {
-        let r = run_with(url, vars);
-        assert_eq!(r.code, 0, "{vars:?} did not go direct: {r:#?}");
-    };
-    let v4 = FakeIms::start(vec![
-        oauth_reply_for(&token),
-        oauth_reply_for(&token),
-        oauth_reply_for(&token),
-    ]);
-    let v4_url = v4.url();
-    direct(&v4_url, &[("NO_PROXY", "localhost, 127.0.0.1")]);
-    direct(&v4_url, &[("NO_PROXY", ""), ("no_proxy", "127.0.0.1")]);
-    direct(&v4_url, &[("no_proxy", "example.com,*")]);
-    assert_eq!(v4.hits(), 3);
-    direct(&v6_url, &[("NO_PROXY", "::1")]);
-    direct(&v6_url, &[("NO_PROXY", "[::1]")]);
-    // Not listed: through the proxy, which is not there.
-    for vars in [
-        &[("NO_PROXY", "localhost")][..],
-        &[("NO_PROXY", "127.0.0.2, ::2")],
+    let v6 = "https://[2001:db8::1]:1";
+    for (url, vars) in [
+        (PROXIED_IMS, &[("NO_PROXY", "localhost, ims.test")][..]),
+        (PROXIED_IMS, &[("NO_PROXY", ""), ("no_proxy", ".test")]),
+        (PROXIED_IMS, &[("no_proxy", "*")]),
+        (PROXIED_IMS, &[("NO_PROXY", "IMS.TEST.")]),
+        (v6, &[("NO_PROXY", "2001:db8::/32")]),
+        (v6, &[("NO_PROXY", "2001:db8::1")]),
     ] {
-        let m = run_with(&v6_url, vars).fails(5);
+        let m = run_with(url, vars);
+        assert!(!m.contains("proxy"), "{vars:?} did not go direct: {m}");
+    }
+    // Not listed, as curl reads it: through the proxy, which is not there.
+    for (url, vars) in [
+        (PROXIED_IMS, &[("NO_PROXY", "localhost")][..]),
+        (PROXIED_IMS, &[("NO_PROXY", "other.test,*")]),
+        (PROXIED_IMS, &[("NO_PROXY", "*.test")]),
+        (PROXIED_IMS, &[("NO_PROXY", "ims.test2, test.ims")]),
+        (PROXIED_IMS, &[("NO_PROXY", "other.test ims.test")]),
+        (v6, &[("NO_PROXY", "[2001:db8::1]")]),
+    ] {
+        let m = run_with(url, vars);
         assert!(m.contains("cannot reach the proxy"), "{vars:?}: {m}");
     }
-}
-
-fn oauth_reply_for(token: &str) -> Reply {
-    Reply::check_oauth(OAuthExpect::sample(), token)
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::proxy::{proxied_ims, proxied_url, LoggingProxy, Mode};
 use common::run::{run, runs_at_once};
 use common::{fixture_path, now_secs, oauth_reply, FakeIms, Reply, TempDir};
 use serde_json::Value;
@@ -110,14 +111,29 @@ fn a_lock_held_by_a_stuck_run_delays_but_does_not_hang() {
 
 #[test]
 fn a_cache_hit_does_not_hide_broken_network_settings() {
+    // An IMS that is not loopback, so that a proxy applies to it: the
+    // cache is filled through the tests' proxy.
     let dir = TempDir::new("hit");
     let cache = dir.join("token");
     let creds = fixture_path("oauth-credentials.sample.json");
-    let server = FakeIms::start(vec![oauth_token("tok-hit")]);
-    let url = server.url();
+    let ca = fixture_path("tls/ca.pem");
+    let proxy = LoggingProxy::start(Mode::Forward);
+    let server = proxied_ims(vec![oauth_token("tok-hit")]);
+    let url = proxied_url(&server);
     let mut args = token_args(&url, cache.to_str().unwrap());
-    args.extend(["-c", creds.to_str().unwrap()]);
-    assert_eq!(run(&args).stdout, "tok-hit\n");
+    args.extend([
+        "-c",
+        creds.to_str().unwrap(),
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    let with_env = |vars: &[(&str, &str)]| {
+        let mut command = common::run::command(&args);
+        command.envs(vars.iter().copied());
+        common::run::run_cmd(command)
+    };
+    let proxy_url = proxy.url();
+    with_env(&[("HTTPS_PROXY", &proxy_url)]).prints("tok-hit");
 
     // A broken CA file or proxy setting is exit 3 even while the cache
     // holds a good token: otherwise it would surface a day later.
@@ -125,16 +141,19 @@ fn a_cache_hit_does_not_hide_broken_network_settings() {
     broken.extend(["--ca-file", "/nonexistent/ca.pem"]);
     let m = run(&broken).fails(3);
     assert!(m.contains("/nonexistent/ca.pem"), "{m}");
-    let mut socks = common::run::command(&args);
-    socks.env("HTTPS_PROXY", "socks5://127.0.0.1:1");
-    let m = common::run::run_cmd(socks).fails(3);
-    assert!(m.contains("SOCKS"), "{m}");
+    let socks = "socks5://127.0.0.1:1";
+    let m = with_env(&[("HTTPS_PROXY", socks)]).fails(3);
+    assert!(m.contains("$HTTPS_PROXY is a SOCKS proxy"), "{m}");
+    let m = with_env(&[("ALL_PROXY", socks)]).fails(3);
+    assert!(m.contains("$ALL_PROXY is a SOCKS proxy"), "{m}");
+    // A SOCKS ALL_PROXY that HTTPS_PROXY wins over, or for a host NO_PROXY
+    // lists, is no error: the cache hits.
+    with_env(&[("ALL_PROXY", socks), ("HTTPS_PROXY", &proxy_url)]).prints("tok-hit");
+    with_env(&[("ALL_PROXY", socks), ("NO_PROXY", "ims.test")]).prints("tok-hit");
     // A good one still hits the cache.
-    let mut good = args.clone();
-    let ca = fixture_path("tls/ca.pem");
-    good.extend(["--ca-file", ca.to_str().unwrap()]);
-    run(&good).prints("tok-hit");
+    run(&args).prints("tok-hit");
     assert_eq!(server.hits(), 1);
+    assert_eq!(proxy.connections(), 1);
 }
 
 #[test]

@@ -8,19 +8,16 @@
 use crate::common;
 
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use common::proxy::{proxied_ims, proxied_url, LoggingProxy, Mode, PROXIED_HOST};
 use common::{
-    accept_polling, closed_port, error_body, error_texts, fixture_path, jwt_claims, now_secs,
-    oauth_success_body, typed_response, FakeIms, JwtExpect, OAuthExpect, Reply, ServerThread,
-    PROXY_VARS,
+    closed_port, error_body, error_texts, fixture_path, jwt_claims, now_secs, oauth_success_body,
+    typed_response, FakeIms, JwtExpect, OAuthExpect, Reply, PROXY_VARS,
 };
 use ims_token::{
     AccessToken, Client, ClientBuilder, ClientSecret, Credentials, Endpoint, Error,
@@ -1004,134 +1001,6 @@ fn a_ca_file_without_certificates_is_a_config_error() {
 // ---------------------------------------------------------------------------
 // 16-17. Proxies and defaults
 
-/// What the tiny proxy saw of one connection.
-#[derive(Clone, Debug)]
-struct ProxySeen {
-    request_line: String,
-    proxy_authorization: Option<String>,
-}
-
-/// A minimal HTTP proxy on 127.0.0.1: `CONNECT host:port` tunnels and
-/// absolute-form `http://` requests, to 127.0.0.1 only. Records each
-/// request line and `Proxy-Authorization`.
-struct TinyProxy {
-    port: u16,
-    seen: Arc<Mutex<Vec<ProxySeen>>>,
-    /// Stops accepting when the proxy is dropped.
-    _thread: ServerThread,
-}
-
-impl TinyProxy {
-    fn start() -> TinyProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let seen2 = seen.clone();
-        let thread = ServerThread::spawn(format!("tiny-proxy-{port}"), move |stop| {
-            while let Some(tcp) = accept_polling(&listener, || !stop.load(Ordering::SeqCst)) {
-                let seen = seen2.clone();
-                thread::spawn(move || {
-                    let _ = proxy_one(tcp, &seen);
-                });
-            }
-        });
-        TinyProxy {
-            port,
-            seen,
-            _thread: thread,
-        }
-    }
-
-    fn seen(&self) -> Vec<ProxySeen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-fn proxy_one(client: TcpStream, seen: &Mutex<Vec<ProxySeen>>) -> io::Result<()> {
-    client.set_nonblocking(false)?;
-    client.set_read_timeout(Some(Duration::from_secs(5)))?;
-    client.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = (&client).read(&mut chunk)?;
-        if n == 0 || buf.len() > 64 * 1024 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let rest = &buf[head_end..];
-    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
-    let request_line = lines.next().unwrap_or_default().to_owned();
-    let headers: Vec<&str> = lines.collect();
-    let proxy_authorization = headers.iter().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("proxy-authorization")
-            .then(|| value.trim().to_owned())
-    });
-    seen.lock().unwrap().push(ProxySeen {
-        request_line: request_line.clone(),
-        proxy_authorization,
-    });
-
-    let mut parts = request_line.split(' ');
-    let (method, target, version) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or("HTTP/1.1"),
-    );
-    let (authority, first_bytes) = if method == "CONNECT" {
-        (target.to_owned(), rest.to_vec())
-    } else if let Some(after) = target.strip_prefix("http://") {
-        let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
-        let path = if path.is_empty() { "/" } else { path };
-        let mut out = format!("{method} {path} {version}\r\n");
-        for line in headers {
-            let name = line.split(':').next().unwrap_or_default().trim();
-            if !name.to_ascii_lowercase().starts_with("proxy-") {
-                out += line;
-                out += "\r\n";
-            }
-        }
-        out += "\r\n";
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(rest);
-        (authority.to_owned(), bytes)
-    } else {
-        (&client).write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")?;
-        return Ok(());
-    };
-    // Traffic only to loopback.
-    let upstream = match authority.strip_prefix("127.0.0.1:") {
-        Some(_) => TcpStream::connect(&authority),
-        None => Err(io::ErrorKind::PermissionDenied.into()),
-    };
-    let Ok(upstream) = upstream else {
-        (&client).write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")?;
-        return Ok(());
-    };
-    upstream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    if method == "CONNECT" {
-        (&client).write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
-    }
-    (&upstream).write_all(&first_bytes)?;
-    let (mut up_read, mut client_write) = (upstream.try_clone()?, client.try_clone()?);
-    let back = thread::spawn(move || {
-        let _ = io::copy(&mut up_read, &mut client_write);
-        let _ = client_write.shutdown(Shutdown::Write);
-    });
-    let _ = io::copy(&mut &client, &mut &upstream);
-    let _ = upstream.shutdown(Shutdown::Write);
-    let _ = back.join();
-    Ok(())
-}
-
 /// Clears the proxy variables, restoring them when dropped (even on panic).
 struct ProxyEnv(Vec<(&'static str, Option<OsString>)>);
 
@@ -1168,6 +1037,24 @@ fn fast_env_proxy() -> Client {
     small_waits().build().expect("client builds")
 }
 
+/// A client with small waits, the proxy from the environment and the test
+/// CA, as a caller behind a proxy sets it up.
+fn proxied_client() -> Client {
+    small_waits()
+        .ca_file(fixture_path("tls/ca.pem"))
+        .build()
+        .expect("client builds")
+}
+
+/// The sample OAuth credentials, pointed at the fake by [`PROXIED_HOST`].
+fn proxied_oauth(server: &FakeIms) -> Credentials {
+    oauth_creds(&proxied_url(server))
+}
+
+fn proxied_fake() -> FakeIms {
+    proxied_ims(vec![Reply::check_oauth(OAuthExpect::sample(), OAUTH_TOKEN)])
+}
+
 /// Every test that touches the process environment, one after another, in
 /// a process of its own: the other tests of this binary, and the commands
 /// they start, must not see the variables set here.
@@ -1180,67 +1067,97 @@ fn proxy_from_the_environment_and_defaults() {
     let basic = format!("Basic {}", STANDARD.encode("user:pa55word"));
 
     // (a) HTTPS_PROXY with credentials: the request goes through the proxy.
-    let proxy = TinyProxy::start();
-    let server = jwt_fake();
-    let proxy_url = format!("http://user:pa55word@127.0.0.1:{}", proxy.port);
-    std::env::set_var("HTTPS_PROXY", &proxy_url);
-    let client = fast_env_proxy();
+    let proxy = LoggingProxy::start(Mode::Forward);
+    let server = proxied_fake();
+    std::env::set_var("HTTPS_PROXY", proxy.url_with("user:pa55word"));
+    let client = proxied_client();
     assert!(
         !format!("{client:?}").contains("pa55word"),
         "the client's Debug shows the proxy password"
     );
-    let token = client.fetch(&jwt_creds(&server.url())).unwrap();
-    assert_eq!(token.secret(), JWT_TOKEN);
+    let token = client.fetch(&proxied_oauth(&server)).unwrap();
+    assert_eq!(token.secret(), OAUTH_TOKEN);
     let seen = proxy.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
-    // ureq tunnels even a plain http:// target with CONNECT.
     assert_eq!(
         seen[0].request_line,
-        format!("CONNECT {} HTTP/1.1", server.host())
+        format!("CONNECT {PROXIED_HOST}:{} HTTP/1.1", server.port())
     );
     assert_eq!(seen[0].proxy_authorization.as_deref(), Some(basic.as_str()));
     assert_eq!(server.hits(), 1);
-    assert_eq!(server.requests()[0].path, "/ims/exchange/jwt");
+    assert_eq!(server.requests()[0].path, "/ims/token/v3");
     // The proxy credentials stay with the proxy.
     assert_eq!(server.requests()[0].header("proxy-authorization"), None);
 
-    // (a2) lowercase http_proxy alone is used too.
-    clear_proxy_env();
-    let server = oauth_fake();
-    std::env::set_var("http_proxy", format!("http://127.0.0.1:{}", proxy.port));
-    let token = fast_env_proxy().fetch(&oauth_creds(&server.url())).unwrap();
-    assert_eq!(token.secret(), OAUTH_TOKEN);
-    let seen = proxy.seen();
-    assert_eq!(seen.len(), 2, "{seen:?}");
-    assert_eq!(seen[1].proxy_authorization, None);
+    // (a2) As curl reads them for https: lower-case https_proxy first, and
+    // ALL_PROXY (here a SOCKS proxy, which is then no error) last.
+    let fetch_with = |vars: &[(&str, &str)]| {
+        clear_proxy_env();
+        for (name, value) in vars {
+            std::env::set_var(name, value);
+        }
+        let server = proxied_fake();
+        let token = proxied_client().fetch(&proxied_oauth(&server));
+        (token, server.hits())
+    };
+    let url = proxy.url();
+    let (token, _) = fetch_with(&[
+        ("https_proxy", &url),
+        ("HTTPS_PROXY", "http://127.0.0.1:1"),
+        ("ALL_PROXY", "socks5://user:pa55word@127.0.0.1:1"),
+    ]);
+    assert_eq!(token.unwrap().secret(), OAUTH_TOKEN);
+    assert_eq!(proxy.seen().len(), 2, "{:?}", proxy.seen());
+    let (token, _) = fetch_with(&[("all_proxy", &url)]);
+    assert_eq!(token.unwrap().secret(), OAUTH_TOKEN);
+    assert_eq!(proxy.seen().len(), 3, "{:?}", proxy.seen());
 
-    // (b) NO_PROXY=127.0.0.1: direct, the proxy sees nothing.
+    // (a3) HTTP_PROXY (httpoxy) and http_proxy are not read for https: the
+    // request goes direct, where `ims.test` does not resolve.
+    let (token, hits) = fetch_with(&[("HTTP_PROXY", &url), ("http_proxy", &url)]);
+    let e = token.unwrap_err();
+    assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with("cannot reach IMS at https://ims.test:"),
+        "{e}"
+    );
+    assert_eq!((proxy.connections(), hits), (3, 0));
+
+    // (b) A loopback endpoint goes direct whatever the proxy settings: the
+    // proxy sees nothing.
     clear_proxy_env();
+    for name in ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {
+        std::env::set_var(name, proxy.url());
+    }
     let server = jwt_fake();
-    std::env::set_var("HTTPS_PROXY", &proxy_url);
-    std::env::set_var("NO_PROXY", "127.0.0.1");
     let token = fast_env_proxy().fetch(&jwt_creds(&server.url())).unwrap();
     assert_eq!(token.secret(), JWT_TOKEN);
-    assert_eq!(proxy.seen().len(), 2, "{:?}", proxy.seen());
+    assert_eq!(proxy.connections(), 3, "{:?}", proxy.seen());
     assert_eq!(server.hits(), 1);
 
-    // (c) A SOCKS proxy is refused at build(), without quoting the URL.
+    // (c) A SOCKS proxy is refused where it would be used, without quoting
+    // the URL; a loopback endpoint and a host NO_PROXY lists go direct.
     clear_proxy_env();
     for url in [
         "socks5://127.0.0.1:1",
         "socks5h://user:pa55word@127.0.0.1:1",
     ] {
         std::env::set_var("ALL_PROXY", url);
+        let client = Client::builder().build().expect("builds: no request yet");
+        let ims = Endpoint::parse("ims-na1.adobelogin.com").unwrap();
         for e in [
-            Client::builder().build().unwrap_err(),
-            Client::new().unwrap_err(),
-            ims_token::fetch_token(&jwt_creds("http://127.0.0.1:1")).unwrap_err(),
+            client.check_proxy(&ims).unwrap_err(),
+            proxied_client()
+                .fetch(&oauth_creds("https://ims.test"))
+                .unwrap_err(),
+            ims_token::fetch_token(&jwt_creds("https://ims.test")).unwrap_err(),
         ] {
             assert!(matches!(e, Error::Config { .. }), "{url}: {e:?}");
             assert!(e.is_config());
             let shown = e.to_string();
             assert!(
-                shown.contains("SOCKS") && shown.contains("supported"),
+                shown.contains("$ALL_PROXY is a SOCKS proxy") && shown.contains("supported"),
                 "{shown}"
             );
             for text in error_texts(&e) {
@@ -1250,26 +1167,45 @@ fn proxy_from_the_environment_and_defaults() {
             }
             assert_secret_free(&e, &[], &["pa55word"]);
         }
+        let server = oauth_fake();
+        let token = client.fetch(&oauth_creds(&server.url())).unwrap();
+        assert_eq!(token.secret(), OAUTH_TOKEN);
+        std::env::set_var("NO_PROXY", "ims.test");
+        let e = proxied_client()
+            .fetch(&oauth_creds("https://ims.test:1"))
+            .unwrap_err();
+        assert!(matches!(e, Error::Transport { .. }), "went direct: {e:?}");
+        std::env::remove_var("NO_PROXY");
     }
 
     // (c2) An unusable proxy URL with a password is not quoted either.
     clear_proxy_env();
     std::env::set_var("HTTPS_PROXY", "http://user:pa55word@bad host:3128");
-    let e = Client::builder().build().unwrap_err();
+    let e = proxied_client()
+        .fetch(&oauth_creds("https://ims.test"))
+        .unwrap_err();
     assert!(matches!(e, Error::Config { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("$HTTPS_PROXY is not a valid proxy URL"),
+        "{e}"
+    );
     assert_secret_free(&e, &[], &["pa55word"]);
 
     // (d) An unreachable proxy with a password: the error does not show it.
     clear_proxy_env();
     let dead_proxy = format!("http://user:pa55word@127.0.0.1:{}", closed_port());
     std::env::set_var("HTTPS_PROXY", &dead_proxy);
-    let server = jwt_fake();
-    let e = fast_env_proxy()
-        .fetch(&jwt_creds(&server.url()))
-        .unwrap_err();
+    let server = proxied_fake();
+    let e = proxied_client().fetch(&proxied_oauth(&server)).unwrap_err();
     assert!(
         matches!(e, Error::Transport { .. } | Error::Timeout { .. }),
         "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("cannot reach the proxy 127.0.0.1:"),
+        "{e}"
     );
     assert_eq!(server.hits(), 0, "the request went around the proxy");
     for text in error_texts(&e) {
@@ -1285,23 +1221,32 @@ fn proxy_from_the_environment_and_defaults() {
     assert_eq!(token.secret(), JWT_TOKEN);
     assert_eq!(lifetime(&token), Duration::from_millis(86_399_999));
     assert_eq!(server.hits(), 1);
-    assert_eq!(proxy.seen().len(), 2);
+    assert_eq!(proxy.connections(), 3);
 }
 
 #[test]
 fn an_explicit_proxy_is_used_with_its_credentials() {
-    let proxy = TinyProxy::start();
-    let server = oauth_fake();
-    let url = format!("http://user:pa55word@127.0.0.1:{}", proxy.port);
-    let client = fast().proxy(Some(&url)).build().unwrap();
+    let proxy = LoggingProxy::start(Mode::Forward);
+    let server = proxied_fake();
+    let url = proxy.url_with("user:pa55word");
+    let client = fast()
+        .proxy(Some(&url))
+        .ca_file(fixture_path("tls/ca.pem"))
+        .build()
+        .unwrap();
     assert!(!format!("{client:?}").contains("pa55word"));
-    let token = client.fetch(&oauth_creds(&server.url())).unwrap();
+    let token = client.fetch(&proxied_oauth(&server)).unwrap();
     assert_eq!(token.secret(), OAUTH_TOKEN);
     let seen = proxy.seen();
     assert_eq!(seen.len(), 1);
     assert!(seen[0].request_line.starts_with("CONNECT "), "{seen:?}");
     let basic = format!("Basic {}", STANDARD.encode("user:pa55word"));
     assert_eq!(seen[0].proxy_authorization.as_deref(), Some(basic.as_str()));
+    // Not for a loopback endpoint, though.
+    let local = oauth_fake();
+    let token = client.fetch(&oauth_creds(&local.url())).unwrap();
+    assert_eq!(token.secret(), OAUTH_TOKEN);
+    assert_eq!(proxy.connections(), 1);
 
     let e = fast()
         .proxy(Some("socks5://user:pa55word@127.0.0.1:1"))

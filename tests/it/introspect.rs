@@ -585,7 +585,7 @@ fn a_secret_file_that_is_a_fifo_missing_or_doubled_is_exit_3_at_once() {
         let m = run(&[], &secret_file_env(url, path, &expect, &scopes)).fails_alone(3);
         let variable = "$IMS_CLIENT_SECRET_FILE";
         let want =
-            format!("ims-token: cannot read the client secret file {path} ({variable}): {cause}");
+            format!("ims-token: cannot read the client secret file {path:?} ({variable}): {cause}");
         assert_eq!(m, want);
     }
     let file = dir.file("secret", &expect.client_secret);

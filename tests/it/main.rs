@@ -21,6 +21,7 @@ mod credentials;
 mod exchange;
 mod fake_ims_selftest;
 mod faults;
+mod hardening;
 mod introspect;
 mod jwt;
 mod logging;

@@ -1181,13 +1181,51 @@ fn endpoint_port_needs_a_colon() {
         "https://ims-na1.adobelogin.com::443",
         "localhost::1",
     ] {
-        let parsed = Endpoint::parse(text);
-        assert!(
-            parsed
-                .as_ref()
-                .is_err_and(|e| matches!(e, Error::Config { .. })),
-            "{text:?} -> {parsed:?}"
-        );
+        assert_refused_endpoint(text);
+    }
+}
+
+fn assert_refused_endpoint(text: &str) {
+    let parsed = Endpoint::parse(text);
+    assert!(
+        parsed
+            .as_ref()
+            .is_err_and(|e| matches!(e, Error::Config { .. })),
+        "{text:?} -> {parsed:?}"
+    );
+}
+
+/// Regression for what the `endpoint` fuzz target found next: an authority
+/// with two ports was read as its first (`http://127.0.0.1:80:80` as
+/// `127.0.0.1`), and its `url()` then parsed to another endpoint. Any
+/// authority that is not `host[:port]` or `[v6][:port]` is refused, and a
+/// default port round-trips.
+#[test]
+fn an_endpoint_with_two_ports_is_refused() {
+    for text in [
+        "http://127.0.0.1:80:80",
+        "https://ims-na1.adobelogin.com:443:443",
+        "https://ims-na1.adobelogin.com:8443:1",
+        "ims-na1.adobelogin.com:443:443",
+        "http://[::1]:80:80",
+        "https://[::1]:443:443/",
+        "http://localhost:8080:80",
+    ] {
+        assert_refused_endpoint(text);
+    }
+    for (text, url) in [
+        ("http://127.0.0.1:80", "http://127.0.0.1"),
+        (
+            "https://ims-na1.adobelogin.com:443/",
+            "https://ims-na1.adobelogin.com",
+        ),
+        ("http://[::1]:80", "http://[::1]"),
+        ("https://localhost:8443", "https://localhost:8443"),
+    ] {
+        let endpoint = Endpoint::parse(text).unwrap();
+        assert_eq!(endpoint.url(), url, "{text}");
+        assert_eq!(Endpoint::parse(url).unwrap(), endpoint, "{text}");
+        check_endpoint(text).unwrap();
     }
 }
 

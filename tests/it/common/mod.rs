@@ -9,12 +9,14 @@
 //!   built) for the fake and for the other small servers of the tests;
 //! - [`jwt`]: compact JWTs taken apart and put together by hand, and an
 //!   `openssl` check of a signature;
-//! - [`run`]: the `ims-token` command, started and judged.
+//! - [`run`]: the `ims-token` command, started and judged;
+//! - [`proxy`]: a logging HTTP proxy that tunnels, refuses or stays silent.
 #![allow(dead_code)]
 
 pub mod fake_ims;
 pub mod http;
 pub mod jwt;
+pub mod proxy;
 pub mod run;
 
 pub use fake_ims::*;
