@@ -40,7 +40,10 @@ pub use error::{Error, ErrorSource, ImsError};
 pub use exchange::{parse_token_reply, sign_jwt, Flow, DEFAULT_JWT_LIFETIME, MAX_JWT_LIFETIME};
 pub use key::{PrivateKey, MIN_KEY_BITS};
 pub use provider::{TokenProvider, DEFAULT_REFRESH_MARGIN};
-pub use refresh::{fallback_warning, Held, Outcome, RefreshRule, Step, REFRESH_RETRY_PAUSE};
+pub use refresh::{
+    brake_warning, fallback_warning, Held, Invalidation, Outcome, RefreshRule, Step,
+    DEFAULT_INVALIDATE_COOLDOWN, REFRESH_RETRY_PAUSE,
+};
 pub use secret::{ClientSecret, SignedJwt};
 pub use token::AccessToken;
 
@@ -4300,6 +4303,11 @@ mod refresh {
     /// token is handed out before IMS is asked again.
     pub const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(30);
 
+    /// Default cooldown of the brake on invalidation (see
+    /// [`RefreshRule::invalidate`]): a token that replaced an invalidated one
+    /// is not dropped again until it is this old.
+    pub const DEFAULT_INVALIDATE_COOLDOWN: Duration = Duration::from_secs(60);
+
     /// When to refresh a token, and what to keep when a refresh fails: the
     /// one rule that [`TokenProvider`](crate::TokenProvider), the command's
     /// `--cache` and its `sink` all follow. It is pure: the caller passes
@@ -4314,6 +4322,9 @@ mod refresh {
     ///   network, timeout, TLS, proxy, an odd reply) keeps the unexpired
     ///   token, and IMS is asked again after [`REFRESH_RETRY_PAUSE`]. A
     ///   refusal ([`Error::Rejected`]) drops it.
+    /// - An invalidation (an API answered 401 to the token) drops the held
+    ///   token, with a brake: a token that replaced an invalidated one is kept
+    ///   until it is as old as the cooldown ([`RefreshRule::invalidate`]).
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
@@ -4330,6 +4341,8 @@ mod refresh {
         margin: Duration,
         /// Where in the margin the refresh point lies, in thousandths (500..=1000).
         permille: u32,
+        /// The brake on invalidation: see [`RefreshRule::invalidate`].
+        cooldown: Duration,
     }
 
     /// What a holder of a token knows: the token (if any) and, after a
@@ -4365,6 +4378,25 @@ mod refresh {
         Failed(Error),
     }
 
+    /// What [`RefreshRule::invalidate`] did with a token an API refused.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Invalidation {
+        /// It was the held token and is dropped: the next token is a new one,
+        /// and a request that was refused is worth sending again with it.
+        Dropped,
+        /// It is the held token, but it replaced an invalidated token and IMS
+        /// issued it `age` ago, less than the cooldown: it is kept. A new
+        /// token would be refused for the same reason (see [`brake_warning`]).
+        Kept {
+            /// How long ago the token was received from IMS.
+            age: Duration,
+        },
+        /// It is not the held token (another caller already dropped it, or it
+        /// never was held): nothing is dropped. The held token, if any, is
+        /// another one, worth a try.
+        NotHeld,
+    }
+
     impl RefreshRule {
         /// A rule that refreshes at a random point between `margin` and half
         /// of it before expiry (so that processes started together do not
@@ -4373,6 +4405,7 @@ mod refresh {
             RefreshRule {
                 margin,
                 permille: random_permille(),
+                cooldown: DEFAULT_INVALIDATE_COOLDOWN,
             }
         }
 
@@ -4382,7 +4415,21 @@ mod refresh {
             RefreshRule {
                 margin,
                 permille: 1000,
+                cooldown: DEFAULT_INVALIDATE_COOLDOWN,
             }
+        }
+
+        /// The same rule with another cooldown for the brake on invalidation
+        /// (default [`DEFAULT_INVALIDATE_COOLDOWN`], 60 s; zero turns the
+        /// brake off).
+        #[must_use = "this returns the changed rule"]
+        pub fn with_invalidate_cooldown(self, cooldown: Duration) -> Self {
+            RefreshRule { cooldown, ..self }
+        }
+
+        /// The cooldown of the brake on invalidation.
+        pub fn invalidate_cooldown(&self) -> Duration {
+            self.cooldown
         }
 
         /// The same spread, another margin.
@@ -4456,6 +4503,86 @@ mod refresh {
                 }
             }
         }
+
+        /// An API refused `refused` (401): drops it from `held` if it is the
+        /// held token, with a brake on refusals that a new token cannot fix.
+        ///
+        /// The state it needs besides `held` is `last_invalidation`: when an
+        /// invalidation last dropped a token (`None` if never). Keep it next
+        /// to the token (in memory, or in the cache file); this call updates
+        /// it. Then, at `now`:
+        ///
+        /// - `refused` is not the held token: [`Invalidation::NotHeld`],
+        ///   nothing changes (a storm of 401s for one token drops it once);
+        /// - the held token replaced an invalidated one (it was received less
+        ///   than the cooldown after `last_invalidation`) and is younger than
+        ///   the cooldown: [`Invalidation::Kept`]; the API refused a token
+        ///   IMS has just issued, so a new one will not help;
+        /// - otherwise (a token's first invalidation, or one older than the
+        ///   cooldown: a cache from another process, a token really revoked):
+        ///   [`Invalidation::Dropped`]; `held` is emptied and
+        ///   `last_invalidation` set to `now`.
+        ///
+        /// So an API that refuses every token costs at most one forced
+        /// exchange per cooldown.
+        ///
+        /// ```
+        /// use std::time::{Duration, SystemTime};
+        /// use ims_token::{AccessToken, Held, Invalidation, RefreshRule};
+        /// let t0 = SystemTime::now();
+        /// let rule = RefreshRule::exact(Duration::from_secs(600));
+        /// let day = Duration::from_secs(86_400);
+        /// let first = AccessToken::new("a", "bearer", t0, t0 + day);
+        /// let mut held = Held { token: Some(first.clone()), retry_at: None };
+        /// let mut last = None;
+        /// // The first 401: dropped, and the next token is a replacement.
+        /// let at = t0 + Duration::from_secs(5);
+        /// assert_eq!(rule.invalidate(&mut held, &mut last, &first, at), Invalidation::Dropped);
+        /// let second = AccessToken::new("b", "bearer", at, at + day);
+        /// held.token = Some(second.clone());
+        /// // Refused again 10 s later: kept, a new token would not help.
+        /// let later = at + Duration::from_secs(10);
+        /// let kept = Invalidation::Kept { age: Duration::from_secs(10) };
+        /// assert_eq!(rule.invalidate(&mut held, &mut last, &second, later), kept);
+        /// // A stale token (the first one) changes nothing.
+        /// assert_eq!(rule.invalidate(&mut held, &mut last, &first, later), Invalidation::NotHeld);
+        /// ```
+        pub fn invalidate(
+            &self,
+            held: &mut Held,
+            last_invalidation: &mut Option<SystemTime>,
+            refused: &AccessToken,
+            now: SystemTime,
+        ) -> Invalidation {
+            let Some(token) = held.token.as_ref().filter(|t| t.same_token(refused)) else {
+                return Invalidation::NotHeld;
+            };
+            let received = token.received_at();
+            let replacement = last_invalidation.is_some_and(|dropped| {
+                received >= dropped
+                    && received < dropped.checked_add(self.cooldown).unwrap_or(dropped)
+            });
+            let age = now.duration_since(received).unwrap_or_default();
+            if replacement && age < self.cooldown {
+                return Invalidation::Kept { age };
+            }
+            *held = Held::default();
+            *last_invalidation = Some(now);
+            Invalidation::Dropped
+        }
+    }
+
+    /// The warning for a token kept by the brake ([`Invalidation::Kept`]):
+    /// the API refused a token IMS issued `age` ago, so a new token will not
+    /// help, and what to check. Never a secret.
+    pub fn brake_warning(age: Duration) -> String {
+        format!(
+            "an Adobe API refused (401) a token IMS issued {} s ago, which replaced a token \
+             it also refused: a new token will not help, so the token is kept; check that the \
+             product profile is assigned to the technical account, that x-api-key is this \
+             client id, and that the org (x-gw-ims-org-id) is entitled to the API",
+            age.as_secs()
+        )
     }
 
     /// Whether `held` is in the pause after a failed refresh. A pause longer
@@ -4524,6 +4651,7 @@ mod refresh {
             RefreshRule {
                 margin: MARGIN,
                 permille,
+                cooldown: DEFAULT_INVALIDATE_COOLDOWN,
             }
         }
 
@@ -4682,6 +4810,140 @@ mod refresh {
             assert_eq!(jittered(Duration::MAX, 1000), Duration::MAX / 1000);
         }
 
+        fn token_at(name: &str, received: u64) -> AccessToken {
+            AccessToken::new(name, "bearer", at(received), at(received + 86_400))
+        }
+
+        #[test]
+        fn the_first_invalidation_of_a_token_drops_it() {
+            let mut held = holding(Some(token_at("a", T0)));
+            held.retry_at = Some(at(T0 + 5));
+            let mut last = None;
+            let verdict =
+                rule(1000).invalidate(&mut held, &mut last, &token_at("a", T0), at(T0 + 1));
+            assert_eq!(verdict, Invalidation::Dropped);
+            assert!(held.token.is_none() && held.retry_at.is_none());
+            assert_eq!(last, Some(at(T0 + 1)));
+            // The rest of a storm of 401s for that token changes nothing.
+            let verdict =
+                rule(1000).invalidate(&mut held, &mut last, &token_at("a", T0), at(T0 + 2));
+            assert_eq!(verdict, Invalidation::NotHeld);
+            assert_eq!(last, Some(at(T0 + 1)));
+        }
+
+        #[test]
+        fn a_stale_token_is_not_held_and_leaves_the_held_one() {
+            let mut held = holding(Some(token_at("new", T0)));
+            let mut last = Some(at(T0 - 1));
+            let verdict =
+                rule(1000).invalidate(&mut held, &mut last, &token_at("old", T0), at(T0 + 1));
+            assert_eq!(verdict, Invalidation::NotHeld);
+            assert_eq!(
+                held.token.map(|t| t.secret().to_owned()),
+                Some("new".into())
+            );
+            assert_eq!(last, Some(at(T0 - 1)));
+            let mut empty = holding(None);
+            let verdict = rule(1000).invalidate(&mut empty, &mut None, &token_at("x", T0), at(T0));
+            assert_eq!(verdict, Invalidation::NotHeld);
+        }
+
+        #[test]
+        fn a_replacement_is_kept_until_it_is_as_old_as_the_cooldown() {
+            // Dropped at T0; the replacement came 2 s later.
+            let replacement = token_at("b", T0 + 2);
+            let mut last = Some(at(T0));
+            for (now, verdict) in [
+                (
+                    T0 + 2,
+                    Invalidation::Kept {
+                        age: Duration::ZERO,
+                    },
+                ),
+                (
+                    T0 + 61,
+                    Invalidation::Kept {
+                        age: Duration::from_secs(59),
+                    },
+                ),
+                (T0 + 62, Invalidation::Dropped),
+            ] {
+                let mut held = holding(Some(replacement.clone()));
+                let mut state = last;
+                assert_eq!(
+                    rule(1000).invalidate(&mut held, &mut state, &replacement, at(now)),
+                    verdict,
+                    "at T0 + {}",
+                    now - T0
+                );
+                assert_eq!(held.token.is_some(), verdict != Invalidation::Dropped);
+            }
+            // Kept: the state is left as it was.
+            let mut held = holding(Some(replacement.clone()));
+            rule(1000).invalidate(&mut held, &mut last, &replacement, at(T0 + 3));
+            assert_eq!(last, Some(at(T0)));
+        }
+
+        #[test]
+        fn a_token_received_long_after_the_last_invalidation_is_no_replacement() {
+            // A normal refresh an hour after the last invalidation: its first
+            // invalidation is not braked, however young the token is.
+            let later = token_at("c", T0 + 3600);
+            let mut held = holding(Some(later.clone()));
+            let mut last = Some(at(T0));
+            let verdict = rule(1000).invalidate(&mut held, &mut last, &later, at(T0 + 3601));
+            assert_eq!(verdict, Invalidation::Dropped);
+            // Nor is a token from before it (another process's cache).
+            let older = token_at("d", T0 - 10);
+            let mut held = holding(Some(older.clone()));
+            let mut last = Some(at(T0));
+            let verdict = rule(1000).invalidate(&mut held, &mut last, &older, at(T0 + 1));
+            assert_eq!(verdict, Invalidation::Dropped);
+        }
+
+        #[test]
+        fn a_zero_cooldown_turns_the_brake_off() {
+            let rule = rule(1000).with_invalidate_cooldown(Duration::ZERO);
+            assert_eq!(rule.invalidate_cooldown(), Duration::ZERO);
+            let replacement = token_at("b", T0);
+            let mut held = holding(Some(replacement.clone()));
+            let verdict = rule.invalidate(&mut held, &mut Some(at(T0)), &replacement, at(T0));
+            assert_eq!(verdict, Invalidation::Dropped);
+        }
+
+        #[test]
+        fn an_api_that_refuses_every_token_forces_one_exchange_per_cooldown() {
+            // A request every 2 s for 10 minutes, each refused: every drop is
+            // followed by a new token at once.
+            let rule = rule(1000);
+            let (mut held, mut last) = (holding(Some(token_at("t0", T0))), None);
+            let mut exchanges = 0;
+            for now in (T0..T0 + 600).step_by(2) {
+                let refused = held.token.clone().unwrap();
+                if rule.invalidate(&mut held, &mut last, &refused, at(now)) == Invalidation::Dropped
+                {
+                    exchanges += 1;
+                    held.token = Some(token_at(&format!("t{exchanges}"), now));
+                }
+            }
+            // The first drop, then one a minute: 1 + 9.
+            assert_eq!(exchanges, 10);
+        }
+
+        #[test]
+        fn the_brake_warning_says_why_and_what_to_check() {
+            let text = brake_warning(Duration::from_secs(12));
+            for part in [
+                "12 s ago",
+                "a new token will not help",
+                "product profile",
+                "x-api-key",
+                "org",
+            ] {
+                assert!(text.contains(part), "{part}: {text}");
+            }
+        }
+
         #[test]
         fn the_fallback_warning_says_what_happens_next() {
             let token = day_token("s3cr3t");
@@ -4703,11 +4965,13 @@ mod refresh {
 // ---------------------------------------------------------------------------
 // The cached provider: the refresh rule in memory, for many threads.
 mod provider {
-    use std::sync::{Condvar, Mutex, MutexGuard};
+    use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     use std::time::{Duration, SystemTime};
 
-    use crate::refresh::fallback_warning;
-    use crate::{AccessToken, Client, Credentials, Error, Held, Outcome, RefreshRule, Step};
+    use crate::refresh::{brake_warning, fallback_warning};
+    use crate::{
+        AccessToken, Client, Credentials, Error, Held, Invalidation, Outcome, RefreshRule, Step,
+    };
 
     /// Default refresh margin of [`TokenProvider`].
     pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
@@ -4715,17 +4979,29 @@ mod provider {
     /// Hands out a cached token and refreshes it shortly before it expires.
     ///
     /// `Send + Sync`: share it between threads (in an `Arc` or a static).
-    /// - While the cached token is valid, no caller waits: when a refresh is
-    ///   due, the caller that notices does it and every other caller gets the
-    ///   cached token at once.
+    /// - No caller waits while the cached token is valid. When a refresh is
+    ///   due, the caller that notices starts it on a thread of its own and
+    ///   gets the cached token at once, like every other caller; callers get
+    ///   the new token once it is in. One refresh runs at a time.
     /// - Only when there is no unexpired token do callers wait, and then for
-    ///   the one refresh in flight; if it fails, each of them gets its error.
+    ///   the one refresh in flight (one of them runs it in its own thread);
+    ///   if it fails, each of them gets its error.
     /// - A refresh that fails other than by IMS's refusal (IMS 5xx or 429,
     ///   network, timeout, TLS, proxy) keeps the unexpired token in use and is
     ///   tried again after 30 s. A refusal (4xx) drops it.
     /// - Each provider refreshes at a random point between the whole refresh
     ///   margin and half of it, so processes started together do not all ask
     ///   IMS in the same second.
+    /// - [`invalidate`](TokenProvider::invalidate) drops a token an API
+    ///   refused (401), with a brake: at most one forced exchange per cooldown
+    ///   (60 s by default, [`with_invalidate_cooldown`](TokenProvider::with_invalidate_cooldown)).
+    ///
+    /// The refresh thread is a plain `std` thread named
+    /// `<caller's thread name>/ims-token-refresh`; it holds a share of the
+    /// provider's state, so dropping the provider never waits for it: the
+    /// thread ends after its one exchange (bounded by the client's timeouts,
+    /// [`Client::max_fetch_time`]). When no thread can be started, the caller
+    /// refreshes in its own thread, as it would without a token.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), ims_token::Error> {
@@ -4737,42 +5013,70 @@ mod provider {
     /// let token = provider.token()?;
     /// // ... AEM answered 401 to this token: drop it, unless another thread
     /// // already did; the next call gets a new one (one exchange in all).
-    /// provider.invalidate(&token);
+    /// if provider.invalidate(&token) {
+    ///     // A new token is worth a resend (TokenProvider::request does all this).
+    /// }
     /// # Ok(())
     /// # }
     /// ```
     #[derive(Debug)]
     pub struct TokenProvider {
+        shared: Arc<Shared>,
+    }
+
+    /// What the provider shares with its refresh thread, which holds a clone
+    /// for the length of one exchange.
+    #[derive(Debug)]
+    struct Shared {
         client: Client,
         credentials: Credentials,
-        rule: RefreshRule,
         state: Mutex<Cached>,
         refreshed: Condvar,
     }
 
     /// The provider's token, as the refresh rule sees it, and what the
-    /// provider knows of the refreshes.
-    #[derive(Debug, Default)]
+    /// provider knows of the refreshes and invalidations.
+    #[derive(Debug)]
     struct Cached {
+        rule: RefreshRule,
         held: Held,
-        /// A caller is refreshing now; others use the token or wait for it.
+        /// A refresh runs now; callers use the token or wait for it.
         refreshing: bool,
         /// Refreshes finished so far; a waiter knows its refresh ended when it changes.
         round: u64,
         /// The error of the last finished refresh, if it failed.
         failure: Option<Error>,
+        /// When an invalidation last dropped a token: the brake's state.
+        last_invalidation: Option<SystemTime>,
+        /// The brake's warning has been logged for the held token.
+        warned: bool,
+    }
+
+    impl Cached {
+        fn new(rule: RefreshRule) -> Self {
+            Cached {
+                rule,
+                held: Held::default(),
+                refreshing: false,
+                round: 0,
+                failure: None,
+                last_invalidation: None,
+                warned: false,
+            }
+        }
     }
 
     impl TokenProvider {
         /// A provider with the default refresh margin (10 minutes, never more
-        /// than half the token's lifetime).
+        /// than half the token's lifetime) and invalidation cooldown (60 s).
         pub fn new(client: Client, credentials: Credentials) -> Self {
             TokenProvider {
-                client,
-                credentials,
-                rule: RefreshRule::new(DEFAULT_REFRESH_MARGIN),
-                state: Mutex::new(Cached::default()),
-                refreshed: Condvar::new(),
+                shared: Arc::new(Shared {
+                    client,
+                    credentials,
+                    state: Mutex::new(Cached::new(RefreshRule::new(DEFAULT_REFRESH_MARGIN))),
+                    refreshed: Condvar::new(),
+                }),
             }
         }
 
@@ -4780,37 +5084,64 @@ mod provider {
         /// the provider refreshes at a random point between this margin and
         /// half of it (and never more than half the token's lifetime early).
         #[must_use = "this returns the changed provider; the original is moved"]
-        pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
-            self.rule = self.rule.with_margin(margin);
+        pub fn with_refresh_margin(self, margin: Duration) -> Self {
+            {
+                let mut state = self.shared.lock();
+                state.rule = state.rule.with_margin(margin);
+            }
+            self
+        }
+
+        /// Sets the cooldown of the brake on [`invalidate`](TokenProvider::invalidate)
+        /// (default [`DEFAULT_INVALIDATE_COOLDOWN`](crate::DEFAULT_INVALIDATE_COOLDOWN),
+        /// 60 s): a token that replaced an invalidated one is not dropped
+        /// again until it is this old. Zero turns the brake off.
+        #[must_use = "this returns the changed provider; the original is moved"]
+        pub fn with_invalidate_cooldown(self, cooldown: Duration) -> Self {
+            {
+                let mut state = self.shared.lock();
+                state.rule = state.rule.with_invalidate_cooldown(cooldown);
+            }
             self
         }
 
         /// The cached token, or a new one when it is missing or close to expiry.
         ///
-        /// Waits only when there is no unexpired token: for the refresh in
-        /// flight, or for its own. When a refresh fails other than by IMS's
-        /// refusal (IMS 5xx or 429, network, timeout, TLS, proxy, an odd reply)
-        /// and the old token has not expired, the old token is handed out (with
-        /// a warning logged) and IMS is asked again after 30 seconds.
+        /// Never waits while the cached token is unexpired: a due refresh
+        /// runs on a thread of its own (see [`TokenProvider`]). Waits only
+        /// when there is no unexpired token: for the refresh in flight, or for
+        /// its own. When a refresh fails other than by IMS's refusal (IMS 5xx
+        /// or 429, network, timeout, TLS, proxy, an odd reply) and the old
+        /// token has not expired, the old token is handed out (with a warning
+        /// logged) and IMS is asked again after 30 seconds.
         ///
         /// # Errors
         /// As [`Client::fetch`], when there is no unexpired token to fall back
         /// on or IMS refused the refresh (then no token is kept). Callers that
         /// waited for the same refresh all get its error.
         pub fn token(&self) -> Result<AccessToken, Error> {
-            let mut state = self.lock();
+            let shared = &self.shared;
+            let mut state = shared.lock();
             loop {
                 let now = SystemTime::now();
-                match self.rule.step(&state.held, now, state.refreshing) {
+                match state.rule.step(&state.held, now, state.refreshing) {
                     Step::UseCached => {
                         if let Some(token) = &state.held.token {
                             return Ok(token.clone());
                         }
                     }
-                    Step::Refresh => return self.refresh(state),
+                    Step::Refresh => {
+                        state.refreshing = true;
+                        let usable = state.held.token.clone().filter(|t| !t.is_expired(now));
+                        drop(state);
+                        return match usable {
+                            Some(cached) => refresh_behind(shared, cached, spawn_refresh_thread),
+                            None => shared.refresh(),
+                        };
+                    }
                     Step::Wait => {
                         let round = state.round;
-                        state = self
+                        state = shared
                             .refreshed
                             .wait_while(state, |s| s.round == round)
                             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -4822,41 +5153,73 @@ mod provider {
             }
         }
 
-        /// Drops the cached token if it is `token` (the one AEM refused). A
-        /// token from before the last refresh is left alone, so that a storm of
-        /// 401s for one token costs one exchange.
-        pub fn invalidate(&self, token: &AccessToken) {
-            let mut state = self.lock();
-            if state
-                .held
-                .token
-                .as_ref()
-                .is_some_and(|t| t.same_token(token))
-            {
-                state.held = Held::default();
+        /// An API refused `token` (401): drops it if it is the cached token,
+        /// so that the next call exchanges again. Returns whether it dropped
+        /// it, that is whether a request sent again will carry another token.
+        ///
+        /// - A token other than the cached one (an older one, already
+        ///   dropped by another thread) is left alone: a storm of 401s for
+        ///   one token costs one exchange. Returns `false`; the cached token,
+        ///   if any, is another one.
+        /// - The brake: a token that replaced an invalidated one is not
+        ///   dropped before it is as old as the cooldown (60 s by default,
+        ///   [`with_invalidate_cooldown`](TokenProvider::with_invalidate_cooldown)):
+        ///   the API refused a token IMS had just issued, for a reason a new
+        ///   token cannot fix (a product profile not assigned, a wrong
+        ///   `x-api-key`, an org without the entitlement). Callers keep
+        ///   getting it, `false` is returned, and one warning per such token
+        ///   is logged saying what to check. The first invalidation of a
+        ///   token, and one of a token older than the cooldown, are never
+        ///   braked. The rule is [`RefreshRule::invalidate`].
+        pub fn invalidate(&self, token: &AccessToken) -> bool {
+            let now = SystemTime::now();
+            let mut state = self.shared.lock();
+            let Cached {
+                rule,
+                held,
+                last_invalidation,
+                ..
+            } = &mut *state;
+            match rule.invalidate(held, last_invalidation, token, now) {
+                Invalidation::Dropped => true,
+                Invalidation::NotHeld => false,
+                Invalidation::Kept { age } => {
+                    let first = !std::mem::replace(&mut state.warned, true);
+                    drop(state);
+                    if first {
+                        log::warn!("{}", brake_warning(age));
+                    }
+                    false
+                }
             }
         }
 
         /// The credentials this provider uses.
         pub fn credentials(&self) -> &Credentials {
-            &self.credentials
+            &self.shared.credentials
         }
 
-        /// Runs one refresh without holding the lock, then records its outcome
-        /// and wakes the waiters. Nothing but the bookkeeping runs under the
-        /// lock: no logging, no user code.
-        fn refresh(&self, mut state: MutexGuard<'_, Cached>) -> Result<AccessToken, Error> {
-            state.refreshing = true;
-            drop(state);
+        /// The client this provider fetches with (and sends API requests
+        /// with, see [`TokenProvider::request`]).
+        pub fn client(&self) -> &Client {
+            &self.shared.client
+        }
+    }
+
+    impl Shared {
+        /// Runs one refresh, already marked as running, without holding the
+        /// lock, then records its outcome and wakes the waiters. Nothing but
+        /// the bookkeeping runs under the lock: no logging, no user code.
+        fn refresh(&self) -> Result<AccessToken, Error> {
             let mut finish = RefreshGuard {
-                provider: self,
+                shared: self,
                 done: false,
             };
             let result = self.client.fetch(&self.credentials);
             let now = SystemTime::now();
             let (outcome, retry_at) = {
                 let mut state = self.lock();
-                let outcome = record_refresh(&mut state, &self.rule, result, now);
+                let outcome = record_refresh(&mut state, result, now);
                 (outcome, state.held.retry_at)
             };
             finish.done = true;
@@ -4871,6 +5234,17 @@ mod provider {
             }
         }
 
+        /// A refresh on the refresh thread: nobody waits for its result, so
+        /// a failure that leaves no token is logged.
+        fn refresh_in_background(&self) {
+            if let Err(e) = self.refresh() {
+                log::warn!(
+                    "refreshing the IMS token failed and no token is kept; \
+                     the next call asks IMS again: {e}"
+                );
+            }
+        }
+
         fn lock(&self) -> MutexGuard<'_, Cached> {
             // Each change to the state is made in one short step under the lock
             // that calls nothing that can panic, so a poisoned lock still holds
@@ -4881,38 +5255,73 @@ mod provider {
         }
     }
 
-    /// Wakes the waiters when a refresh ends. If it ended by unwinding (a panic
-    /// in the caller's thread), it also ends the refresh, so that waiters do not
-    /// wait for it forever; they start one of their own.
+    /// Hands out `cached` at once and leaves the refresh (already marked as
+    /// running) to a thread started by `spawn`; refreshes in the caller's
+    /// thread when no thread can be started.
+    fn refresh_behind(
+        shared: &Arc<Shared>,
+        cached: AccessToken,
+        spawn: impl FnOnce(Arc<Shared>) -> std::io::Result<()>,
+    ) -> Result<AccessToken, Error> {
+        match spawn(Arc::clone(shared)) {
+            Ok(()) => Ok(cached),
+            Err(e) => {
+                log::debug!(
+                    "cannot start a thread to refresh the IMS token ({e}); refreshing in this one"
+                );
+                shared.refresh()
+            }
+        }
+    }
+
+    /// Starts the refresh thread, named after the caller's thread.
+    fn spawn_refresh_thread(shared: Arc<Shared>) -> std::io::Result<()> {
+        let name = match std::thread::current().name() {
+            Some(caller) => format!("{caller}/ims-token-refresh"),
+            None => "ims-token-refresh".to_owned(),
+        };
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || shared.refresh_in_background())
+            .map(drop)
+    }
+
+    /// Wakes the waiters when a refresh ends. If it ended by unwinding (a
+    /// panic in the refreshing thread), it also ends the refresh, so that
+    /// waiters do not wait for it forever; they start one of their own.
     struct RefreshGuard<'a> {
-        provider: &'a TokenProvider,
+        shared: &'a Shared,
         done: bool,
     }
 
     impl Drop for RefreshGuard<'_> {
         fn drop(&mut self) {
             if !self.done {
-                let mut state = self.provider.lock();
+                let mut state = self.shared.lock();
                 state.refreshing = false;
                 state.round += 1;
                 state.failure = None;
             }
-            self.provider.refreshed.notify_all();
+            self.shared.refreshed.notify_all();
         }
     }
 
     /// Ends a refresh: the rule records its result, and the round and the
-    /// error to share with the waiters are kept.
+    /// error to share with the waiters are kept. A new token has had no
+    /// brake warning yet.
     fn record_refresh(
         state: &mut Cached,
-        rule: &RefreshRule,
         result: Result<AccessToken, Error>,
         now: SystemTime,
     ) -> Outcome {
         state.refreshing = false;
         state.round += 1;
         state.failure = result.as_ref().err().cloned();
-        rule.record(&mut state.held, result, now)
+        let outcome = state.rule.record(&mut state.held, result, now);
+        if matches!(outcome, Outcome::New(_)) {
+            state.warned = false;
+        }
+        outcome
     }
 
     /// For a caller that waited for refresh number `round`: the error to share,
@@ -4930,7 +5339,7 @@ mod provider {
         use super::*;
         use crate::exchange::parse_reply;
         use crate::test_support::*;
-        use crate::Flow;
+        use crate::{Flow, OAuthCredentials};
 
         fn unavailable() -> Error {
             parse_reply(&reply(503, ""), Flow::ClientCredentials, at(T0), &[]).unwrap_err()
@@ -4942,22 +5351,17 @@ mod provider {
         }
 
         fn state_with(token: Option<AccessToken>) -> Cached {
-            Cached {
-                held: Held {
-                    token,
-                    retry_at: None,
-                },
-                ..Cached::default()
-            }
+            let mut state = Cached::new(RefreshRule::exact(DEFAULT_REFRESH_MARGIN));
+            state.held.token = token;
+            state
         }
 
         #[test]
         fn a_kept_token_leaves_no_error_to_share() {
-            let rule = RefreshRule::exact(DEFAULT_REFRESH_MARGIN);
             let mut state = state_with(Some(day_token("old")));
             state.refreshing = true;
             let now = at(T0 + 86_400 - 100);
-            let outcome = record_refresh(&mut state, &rule, Err(unavailable()), now);
+            let outcome = record_refresh(&mut state, Err(unavailable()), now);
             assert!(matches!(outcome, Outcome::Kept(..)));
             assert!(!state.refreshing && state.round == 1);
             // Waiters of that round have a token, so no error to share.
@@ -4966,20 +5370,89 @@ mod provider {
 
         #[test]
         fn a_failure_without_a_usable_token_is_shared_with_that_round_only() {
-            let rule = RefreshRule::exact(DEFAULT_REFRESH_MARGIN);
             let mut state = state_with(Some(day_token("old")));
             let now = at(T0 + 10);
-            let outcome = record_refresh(&mut state, &rule, Err(rejected()), now);
+            let outcome = record_refresh(&mut state, Err(rejected()), now);
             assert!(matches!(outcome, Outcome::Failed(Error::Rejected(_))));
             assert!(matches!(
                 shared_failure(&state, 1, now),
                 Some(Error::Rejected(_))
             ));
             assert!(shared_failure(&state, 2, now).is_none());
-            let outcome = record_refresh(&mut state, &rule, Ok(day_token("new")), at(T0));
+            state.warned = true;
+            let outcome = record_refresh(&mut state, Ok(day_token("new")), at(T0));
             assert!(matches!(outcome, Outcome::New(_)));
             assert!(state.failure.is_none());
+            assert!(!state.warned, "a new token gets its own brake warning");
             assert!(shared_failure(&state, 2, at(T0)).is_none());
+        }
+
+        /// A provider whose IMS is `listener`, with a token that is due for
+        /// a refresh and still valid.
+        fn provider_with_a_due_token(
+            listener: &std::net::TcpListener,
+            timeout: Duration,
+        ) -> TokenProvider {
+            let client = Client::builder()
+                .proxy(None)
+                .retries(0)
+                .timeout(timeout)
+                .build()
+                .unwrap();
+            let oauth = OAuthCredentials::builder()
+                .ims(format!("http://{}", listener.local_addr().unwrap()))
+                .client_id("c")
+                .client_secret(crate::ClientSecret::new("s"))
+                .scopes("openid")
+                .build()
+                .unwrap();
+            let provider = TokenProvider::new(client, Credentials::OAuth(oauth));
+            let now = SystemTime::now();
+            let due = AccessToken::new(
+                "due",
+                "bearer",
+                now - Duration::from_secs(3600),
+                now + Duration::from_secs(60),
+            );
+            provider.shared.lock().held.token = Some(due);
+            provider
+        }
+
+        #[test]
+        fn dropping_the_provider_leaves_the_refresh_thread_to_end_after_its_fetch() {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let provider = provider_with_a_due_token(&listener, Duration::from_secs(60));
+            let shared = Arc::downgrade(&provider.shared);
+            assert_eq!(provider.token().unwrap().secret(), "due");
+            // The refresh thread's request; it gets no answer until the socket closes.
+            let (socket, _) = listener.accept().unwrap();
+            // Returns while the refresh thread still waits for IMS.
+            drop(provider);
+            assert!(shared.upgrade().is_some(), "the fetch ended early");
+            drop(socket);
+            // The fetch fails; then the thread lets go of the state.
+            let until = std::time::Instant::now() + Duration::from_secs(20);
+            while shared.upgrade().is_some() && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(shared.upgrade().is_none(), "the refresh thread did not end");
+        }
+
+        #[test]
+        fn without_a_thread_the_caller_refreshes_in_its_own() {
+            // Nothing accepts: the fetch times out after 1 s.
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let provider = provider_with_a_due_token(&listener, Duration::from_secs(1));
+            let cached = provider.shared.lock().held.token.clone().unwrap();
+            provider.shared.lock().refreshing = true;
+            let refused = |_| Err(std::io::Error::other("no threads left"));
+            // The fetch fails (timeout): the caller gets the kept token, after
+            // its own refresh, which paused further ones.
+            let token = refresh_behind(&provider.shared, cached, refused).unwrap();
+            assert_eq!(token.secret(), "due");
+            let state = provider.shared.lock();
+            assert!(!state.refreshing && state.round == 1);
+            assert!(state.held.retry_at.is_some(), "the refresh did not run");
         }
     }
 }

@@ -862,14 +862,19 @@ fn provider_margin_is_capped_at_half_the_lifetime() {
 fn provider_refreshes_a_token_within_the_margin() {
     let server = FakeIms::start(vec![
         common::oauth_reply("tok-1s-a", 1),
-        common::oauth_reply("tok-1s-b", 1),
+        common::oauth_reply("tok-day-b", 86_399),
     ]);
     let provider = TokenProvider::new(client(), oauth_creds(&server.url()))
         .with_refresh_margin(Duration::from_secs(600));
     assert_eq!(provider.token().unwrap().secret(), "tok-1s-a");
     thread::sleep(Duration::from_millis(800));
-    // 0.2 s left < min(600 s, 0.5 s) jittered to 0.25..0.5 s: refresh.
-    assert_eq!(provider.token().unwrap().secret(), "tok-1s-b");
+    // 0.2 s left < min(600 s, 0.5 s) jittered to 0.25..0.5 s: a refresh
+    // starts (behind the call while the old token lasts).
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while provider.token().unwrap().secret() != "tok-day-b" {
+        assert!(std::time::Instant::now() < until, "no refresh");
+        thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(server.hits(), 2);
 }
 
