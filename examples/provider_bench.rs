@@ -18,7 +18,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ims_token::{Client, Credentials, Endpoint, TokenProvider};
+use ims_token::{Client, Credentials, TokenProvider};
 
 const THREADS: usize = 8;
 const CREDENTIALS: &str = "tests/fixtures/oauth-credentials.sample.json";
@@ -91,7 +91,7 @@ fn complete(request: &[u8]) -> bool {
 
 fn provider(fake: &Fake) -> Result<TokenProvider, Box<dyn std::error::Error>> {
     let client = Client::builder().proxy(None).retries(0).build()?;
-    let credentials = Credentials::from_file(CREDENTIALS)?.with_ims(Endpoint::parse(&fake.url)?);
+    let credentials = Credentials::from_file(CREDENTIALS)?.with_ims(&fake.url)?;
     Ok(TokenProvider::new(client, credentials))
 }
 

@@ -1473,7 +1473,9 @@ mod credentials {
         pub fn client_secret(&self) -> &ClientSecret {
             &self.client_secret
         }
-        /// The organization id (`...@AdobeOrg`), the JWT's `iss`.
+        /// The organization id (`...@AdobeOrg`), the JWT's `iss`; always
+        /// there. [`Credentials::org_id`] gives it, as an `Option`, for every
+        /// kind of credentials.
         pub fn org_id(&self) -> &str {
             &self.org_id
         }
@@ -1537,6 +1539,7 @@ mod credentials {
         }
         /// The organization id (`...@AdobeOrg`), when the source gave one
         /// (`x-gw-ims-org-id` for Adobe APIs); IMS does not need it here.
+        /// [`Credentials::org_id`] gives it for every kind of credentials.
         pub fn org_id(&self) -> Option<&str> {
             self.org_id.as_deref()
         }
@@ -1817,16 +1820,22 @@ mod credentials {
             credentials_from_vars(|name| std::env::var_os(name))
         }
 
-        /// Replaces the endpoint (e.g. a stage IMS or a local fake).
-        #[must_use = "this returns the changed credentials; the original is moved"]
-        pub fn with_ims(mut self, ims: Endpoint) -> Self {
+        /// Replaces the endpoint (e.g. a stage IMS or a local fake) with a
+        /// host or URL, as the command's `--ims` takes it (see
+        /// [`Endpoint::parse`]). A local development token is already
+        /// issued: it keeps its endpoint, though the text is still checked.
+        ///
+        /// # Errors
+        /// [`Error::Config`] for a bad endpoint, as [`Endpoint::parse`] says.
+        pub fn with_ims(mut self, ims: &str) -> Result<Self, Error> {
+            let ims = Endpoint::parse(ims)?;
             match &mut self {
                 Credentials::ServiceAccount(a) => a.ims = ims,
                 Credentials::OAuth(o) => o.ims = ims,
                 // Already issued: there is no exchange for the endpoint to change.
                 Credentials::LocalToken(_) => {}
             }
-            self
+            Ok(self)
         }
 
         /// Replaces the metascopes (service account) or scopes (OAuth) with a
@@ -1877,6 +1886,20 @@ mod credentials {
                 Credentials::OAuth(o) => &o.client_id,
                 Credentials::LocalToken(t) => &t.client_id,
             }
+        }
+
+        /// The organization id (`...@AdobeOrg`) of any kind, for Adobe APIs'
+        /// `x-gw-ims-org-id` header: a service account's (always there, its
+        /// JWT's `iss`), OAuth credentials' when their source gave one, and
+        /// `None` for a local development token (its payload names no org).
+        /// An empty id counts as none.
+        pub fn org_id(&self) -> Option<&str> {
+            let org = match self {
+                Credentials::ServiceAccount(a) => Some(a.org_id.as_str()),
+                Credentials::OAuth(o) => o.org_id.as_deref(),
+                Credentials::LocalToken(_) => None,
+            };
+            org.filter(|id| !id.is_empty())
         }
     }
 
@@ -2608,6 +2631,14 @@ mod credentials {
                 assert!(value.len() < 4 || !text.contains(value), "{text}");
             }
             e.to_string()
+        }
+
+        #[test]
+        fn env_credentials_know_their_org() {
+            for pairs in [oauth_vars(), jwt_vars(sample_pem())] {
+                let credentials = vars(&pairs).unwrap().unwrap();
+                assert_eq!(credentials.org_id(), Some("ENVORG@AdobeOrg"));
+            }
         }
 
         #[test]
@@ -3907,6 +3938,10 @@ mod client {
                         std::thread::sleep(wait);
                         attempt += 1;
                     }
+                    Ok(token) => {
+                        log::debug!("{}", exchange_line(unit, &url, &token));
+                        return Ok(token);
+                    }
                     other => return other,
                 }
             }
@@ -3991,6 +4026,23 @@ mod client {
                 body,
             })
         }
+    }
+
+    /// The debug line for a successful exchange: the flow, the endpoint and
+    /// the token's lifetime; never the token.
+    fn exchange_line(flow: Flow, url: &str, token: &AccessToken) -> String {
+        let flow = match flow {
+            Flow::JwtExchange => "JWT exchange",
+            Flow::ClientCredentials => "client credentials",
+        };
+        let lifetime = token
+            .expires_at()
+            .duration_since(token.received_at())
+            .unwrap_or_default();
+        format!(
+            "IMS issued a token ({flow}, {url}) that lives {} s",
+            lifetime.as_secs()
+        )
     }
 
     /// The ureq error of a request, in the crate's terms.
@@ -4256,6 +4308,23 @@ mod client {
             ] {
                 assert_eq!(Endpoint::parse(text).unwrap().bare_host(), host, "{text}");
             }
+        }
+
+        #[test]
+        fn the_exchange_line_tells_flow_endpoint_and_lifetime_only() {
+            let token = AccessToken::new("s3cr3t-token", "bearer", at(T0), at(T0 + 86_399));
+            let url = "https://ims-na1.adobelogin.com/ims/token/v3";
+            let line = exchange_line(Flow::ClientCredentials, url, &token);
+            assert_eq!(
+                line,
+                "IMS issued a token (client credentials, https://ims-na1.adobelogin.com/ims/token/v3) \
+                 that lives 86399 s"
+            );
+            let jwt = exchange_line(Flow::JwtExchange, url, &token);
+            assert!(
+                jwt.contains("(JWT exchange, ") && !jwt.contains("s3cr3t"),
+                "{jwt}"
+            );
         }
 
         #[test]

@@ -7,9 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ims_token::{
-    AccessToken, Client, Credentials, Endpoint, Error, OAuthCredentials, ServiceAccount,
-};
+use ims_token::{AccessToken, Client, Credentials, Error, OAuthCredentials, ServiceAccount};
 
 // The rooms below each start with `use super::*`: these imports and the
 // rooms' items are the vocabulary they share.
@@ -881,7 +879,7 @@ mod credentials {
         let source = source(options);
         let mut credentials = read_credentials(&source, options.credential.as_deref())?;
         if let Some(ims) = &options.ims {
-            credentials = credentials.with_ims(Endpoint::parse(ims)?);
+            credentials = credentials.with_ims(ims)?;
         }
         if let Some(scope) = &options.scope {
             credentials = credentials.with_scopes(scope)?;

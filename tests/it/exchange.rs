@@ -23,8 +23,8 @@ use common::{
     PROXY_VARS,
 };
 use ims_token::{
-    AccessToken, Client, ClientBuilder, ClientSecret, Credentials, Endpoint, Error,
-    OAuthCredentials, TokenProvider,
+    AccessToken, Client, ClientBuilder, ClientSecret, Credentials, Error, OAuthCredentials,
+    TokenProvider,
 };
 
 /// The access token the fake issues for a JWT exchange.
@@ -54,22 +54,20 @@ fn client() -> Client {
     fast().build().expect("the test client builds")
 }
 
-fn endpoint(url: &str) -> Endpoint {
-    Endpoint::parse(url).expect("the fake's URL is a valid endpoint")
-}
-
 /// The sample service credentials, pointed at `url`.
 fn jwt_creds(url: &str) -> Credentials {
     Credentials::from_file(fixture_path("service-credentials.sample.json"))
         .expect("sample service credentials load")
-        .with_ims(endpoint(url))
+        .with_ims(url)
+        .expect("the fake's URL is a valid endpoint")
 }
 
 /// The sample OAuth credentials, pointed at `url`.
 fn oauth_creds(url: &str) -> Credentials {
     Credentials::from_file(fixture_path("oauth-credentials.sample.json"))
         .expect("sample OAuth credentials load")
-        .with_ims(endpoint(url))
+        .with_ims(url)
+        .expect("the fake's URL is a valid endpoint")
 }
 
 /// A fake that judges one JWT exchange like IMS and issues [`JWT_TOKEN`].
@@ -303,7 +301,8 @@ fn wrong_client_secret_is_invalid_client() {
     json["integration"]["technicalAccount"]["clientSecret"] = "p8e-WRONG-secret-000000".into();
     let creds = Credentials::from_json(&json.to_string())
         .unwrap()
-        .with_ims(endpoint(&server.url()));
+        .with_ims(&server.url())
+        .unwrap();
     let e = client().fetch(&creds).unwrap_err();
     match &e {
         Error::Rejected(ims) => {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{
     fixture_path, http_date, now_secs, oauth_reply, FakeIms, JwtExpect, OAuthExpect, Reply,
 };
-use ims_token::{Client, Credentials, Endpoint, TokenProvider};
+use ims_token::{Client, Credentials, TokenProvider};
 
 /// Every record logged on a thread of this module's tests: (level, target, text).
 static RECORDS: Mutex<Vec<(log::Level, String, String)>> = Mutex::new(Vec::new());
@@ -87,7 +87,8 @@ fn client(retries: u32) -> Client {
 fn creds(file: &str, server: &FakeIms) -> Credentials {
     Credentials::from_file(fixture_path(file))
         .unwrap()
-        .with_ims(Endpoint::parse(&server.url()).unwrap())
+        .with_ims(&server.url())
+        .unwrap()
 }
 
 /// Whether a record is ureq's hex dump of the bytes on the wire (trace
@@ -146,6 +147,15 @@ fn operators_see_fallbacks_clock_offsets_and_retries_but_no_secret() {
     let token = client(1)
         .fetch(&creds("oauth-credentials.sample.json", &server))
         .unwrap();
+    let issued = logged("IMS issued a token (client credentials, http://127.0.0.1:");
+    assert!(
+        issued
+            .iter()
+            .any(|(level, target, text)| *level == log::Level::Debug
+                && target.starts_with("ims_token")
+                && text.ends_with("/ims/token/v3) that lives 86399 s")),
+        "{issued:?}"
+    );
     let retries = logged("retrying the IMS request");
     assert!(
         retries.iter().any(

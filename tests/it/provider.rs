@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{fixture_path, oauth_reply, FakeIms, Gate, Reply};
-use ims_token::{AccessToken, Client, Credentials, Endpoint, Error, TokenProvider};
+use ims_token::{AccessToken, Client, Credentials, Error, TokenProvider};
 
 const THREADS: usize = 8;
 
@@ -22,7 +22,8 @@ fn oauth_provider(server: &FakeIms, retries: u32) -> TokenProvider {
         .unwrap();
     let credentials = Credentials::from_file(fixture_path("oauth-credentials.sample.json"))
         .unwrap()
-        .with_ims(Endpoint::parse(&server.url()).unwrap());
+        .with_ims(&server.url())
+        .unwrap();
     TokenProvider::new(client, credentials)
 }
 
@@ -263,7 +264,8 @@ fn errors_are_clone_and_keep_their_cause() {
         .unwrap();
     let credentials = Credentials::from_file(fixture_path("oauth-credentials.sample.json"))
         .unwrap()
-        .with_ims(Endpoint::parse(&format!("http://127.0.0.1:{}", common::closed_port())).unwrap());
+        .with_ims(&format!("http://127.0.0.1:{}", common::closed_port()))
+        .unwrap();
     let e = client.fetch(&credentials).unwrap_err();
     let copy = e.clone();
     assert_eq!(copy.to_string(), e.to_string());

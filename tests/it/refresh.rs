@@ -12,7 +12,8 @@ use ims_token::{Client, Credentials, Endpoint, Error, TokenProvider};
 fn creds(file: &str, url: &str) -> Credentials {
     Credentials::from_file(fixture_path(file))
         .unwrap()
-        .with_ims(Endpoint::parse(url).unwrap())
+        .with_ims(url)
+        .unwrap()
 }
 
 #[test]
