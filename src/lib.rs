@@ -27,6 +27,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub use api::{ApiHeaders, ApiResponse, DEFAULT_MAX_RESPONSE_BYTES};
 pub use client::{
     fetch_token, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRY_WAIT,
     DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_REPLY_BYTES, MAX_TIMEOUT, USER_AGENT,
@@ -39,7 +40,7 @@ pub use endpoint::Endpoint;
 pub use error::{Error, ErrorSource, ImsError};
 pub use exchange::{parse_token_reply, sign_jwt, Flow, DEFAULT_JWT_LIFETIME, MAX_JWT_LIFETIME};
 pub use key::{PrivateKey, MIN_KEY_BITS};
-pub use provider::{TokenProvider, DEFAULT_REFRESH_MARGIN};
+pub use provider::{ApiRequest, TokenProvider, DEFAULT_REFRESH_MARGIN};
 pub use refresh::{
     brake_warning, fallback_warning, Held, Invalidation, Outcome, RefreshRule, Step,
     DEFAULT_INVALIDATE_COOLDOWN, REFRESH_RETRY_PAUSE,
@@ -245,6 +246,16 @@ mod error {
             /// The underlying error.
             source: ErrorSource,
         },
+        /// The reply of an Adobe API to [`ApiRequest::send`](crate::ApiRequest::send)
+        /// could not be read whole: its headers or body are larger than the
+        /// limits. The request may have had its effect.
+        #[non_exhaustive]
+        ApiReply {
+            /// HTTP status; `None` when none was read (the headers were too large).
+            status: Option<u16>,
+            /// What is wrong, and where (the URL without its query).
+            message: String,
+        },
         /// The reply is not what IMS sends (no token in a 200, not JSON, too
         /// large, a redirect, an odd status).
         #[non_exhaustive]
@@ -392,7 +403,8 @@ mod error {
                 }
                 Error::Transport { message, .. }
                 | Error::Tls { message, .. }
-                | Error::Timeout { message, .. } => f.write_str(message),
+                | Error::Timeout { message, .. }
+                | Error::ApiReply { message, .. } => f.write_str(message),
                 Error::UnexpectedReply {
                     status,
                     message,
@@ -826,7 +838,8 @@ mod endpoint {
         Ok(host)
     }
 
-    fn is_loopback(host: &str) -> bool {
+    /// `127.0.0.1`, `::1` (without brackets) or `localhost`.
+    pub(crate) fn is_loopback(host: &str) -> bool {
         matches!(host, "127.0.0.1" | "::1" | "localhost")
     }
 
@@ -1200,6 +1213,8 @@ mod token {
     use std::time::{Duration, SystemTime};
 
     use crate::secret::Secret;
+    use crate::text::is_visible_ascii;
+    use crate::Error;
 
     /// An access token from IMS with its absolute expiry.
     ///
@@ -1234,6 +1249,35 @@ mod token {
                 received_at,
                 expires_at,
             }
+        }
+
+        /// As [`AccessToken::new`], for a token from outside IMS's replies
+        /// (a cache file, a database): refuses a token or token type that
+        /// could not go into a header or a line whole. Tokens from IMS are
+        /// checked so when they arrive.
+        ///
+        /// # Errors
+        /// [`Error::Config`](crate::Error::Config) when the token or its type
+        /// is empty or has a character other than visible ASCII (`!` to `~`):
+        /// a CR or LF would inject a header. Neither is quoted.
+        pub fn try_new(
+            token: impl Into<String>,
+            token_type: impl Into<String>,
+            received_at: SystemTime,
+            expires_at: SystemTime,
+        ) -> Result<Self, Error> {
+            let token = AccessToken::new(token, token_type, received_at, expires_at);
+            for (what, text) in [
+                ("access token", token.secret()),
+                ("token type", token.token_type()),
+            ] {
+                if !is_visible_ascii(text) {
+                    return Err(Error::config(format!(
+                        "the {what} has characters that are not visible ASCII"
+                    )));
+                }
+            }
+            Ok(token)
         }
 
         /// The access token for the `Authorization: Bearer` header. It is a
@@ -1312,6 +1356,21 @@ mod token {
         }
 
         #[test]
+        fn try_new_refuses_what_could_break_a_header() {
+            assert!(AccessToken::try_new("tok-1", "bearer", at(T0), at(T0 + 1)).is_ok());
+            for (token, kind, what) in [
+                ("tok\r\nX-Evil: s3cr3t", "bearer", "access token"),
+                ("tok é", "bearer", "access token"),
+                ("", "bearer", "access token"),
+                ("tok", "bear\ner", "token type"),
+            ] {
+                let e = AccessToken::try_new(token, kind, at(T0), at(T0 + 1)).unwrap_err();
+                let text = e.to_string();
+                assert!(text.contains(what) && !text.contains("s3cr3t"), "{text}");
+            }
+        }
+
+        #[test]
         fn tokens_compare_by_value_only() {
             let a = day_token("abc");
             assert!(a.same_token(&AccessToken::new("abc", "x", at(0), at(1))));
@@ -1337,7 +1396,7 @@ mod credentials {
     use crate::files::{read_capped, read_capped_file};
     use crate::key::certificate_not_after;
     use crate::secret::Secret;
-    use crate::text::{parse_rfc3339, rough_duration};
+    use crate::text::{is_visible_ascii, parse_rfc3339, rough_duration};
     use crate::{AccessToken, ClientSecret, Endpoint, Error, PrivateKey};
 
     /// A JWT service account (AEM "service credentials" or an Adobe Developer
@@ -2336,9 +2395,10 @@ mod credentials {
 
     fn local_token_from_json(f: &Fields<'_>) -> Result<LocalToken, Error> {
         let token = f.string("accessToken")?;
-        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if !is_visible_ascii(token) {
             return Err(Error::config(format!(
-                "credentials field `{}` is not a token: it holds spaces or control characters",
+                "credentials field `{}` is not a token: it holds spaces, control characters \
+                 or other characters that are not visible ASCII",
                 f.path("accessToken")
             )));
         }
@@ -3396,22 +3456,537 @@ mod clock {
 }
 
 // ---------------------------------------------------------------------------
+// Adobe APIs: the headers they want with a token, a request checked before it
+// is sent, and the reply. Pure: the client sends, the provider resends.
+mod api {
+    use std::fmt;
+
+    use ureq::http::{header, HeaderName, HeaderValue, Method, Uri};
+
+    use crate::client::unbracket;
+    use crate::endpoint::is_loopback;
+    use crate::secret::Secret;
+    use crate::text::is_visible_ascii;
+    use crate::{AccessToken, Credentials, Error};
+
+    /// Default cap on the body of an API's reply read by
+    /// [`ApiRequest::send`](crate::ApiRequest::send): 10 MiB.
+    pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
+
+    /// The headers an Adobe API wants with a token: `Authorization: Bearer
+    /// <token>`, `x-api-key` (the client id) and `x-gw-ims-org-id` (the org,
+    /// when the credentials know it), in that order: the lines of the
+    /// command's `--format headers`.
+    ///
+    /// Every value is visible ASCII, checked when the headers are built, so
+    /// none can add a header or a line of its own. `Debug` does not show the
+    /// token.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), ims_token::Error> {
+    /// use ims_token::{Client, Credentials, TokenProvider};
+    /// let provider = TokenProvider::new(Client::new()?, Credentials::from_file("creds.json")?);
+    /// let headers = provider.headers()?;
+    /// for (name, value) in headers.iter() {
+    ///     // Set them on a request of your own HTTP client.
+    ///     # let _ = (name, value);
+    /// }
+    /// // On 401: provider.invalidate(headers.token()), and send it again only
+    /// // if provider.headers()? now holds another token.
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[derive(Clone, Debug)]
+    pub struct ApiHeaders {
+        token: AccessToken,
+        authorization: Secret,
+        api_key: Option<String>,
+        org_id: Option<String>,
+    }
+
+    impl ApiHeaders {
+        /// The headers for `token`, with the client id and org of
+        /// `credentials` ([`Credentials::client_id`], [`Credentials::org_id`]).
+        /// An empty client id (a local development token whose payload names
+        /// none) adds no `x-api-key`; credentials without an org add no
+        /// `x-gw-ims-org-id`.
+        ///
+        /// # Errors
+        /// [`Error::Config`] when the token, the client id or the org id has
+        /// a character that is not visible ASCII (`!` to `~`), which could
+        /// inject a header. Tokens from IMS are checked when they arrive;
+        /// this covers tokens and ids from elsewhere.
+        pub fn new(token: &AccessToken, credentials: &Credentials) -> Result<Self, Error> {
+            let api_key = Some(credentials.client_id()).filter(|id| !id.is_empty());
+            let org_id = credentials.org_id();
+            header_safe("access token", token.secret())?;
+            api_key.map_or(Ok(()), |id| header_safe("client id", id))?;
+            org_id.map_or(Ok(()), |org| header_safe("org id", org))?;
+            Ok(ApiHeaders {
+                token: token.clone(),
+                authorization: Secret(format!("Bearer {}", token.secret())),
+                api_key: api_key.map(str::to_owned),
+                org_id: org_id.map(str::to_owned),
+            })
+        }
+
+        /// `(name, value)` of each header, in the order above. The
+        /// `Authorization` value holds the token: keep it out of logs.
+        pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+            [
+                ("Authorization", Some(self.authorization.0.as_str())),
+                ("x-api-key", self.api_key.as_deref()),
+                ("x-gw-ims-org-id", self.org_id.as_deref()),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|v| (name, v)))
+        }
+
+        /// The token in `Authorization`: the one to give
+        /// [`TokenProvider::invalidate`](crate::TokenProvider::invalidate)
+        /// when the API answers 401.
+        pub fn token(&self) -> &AccessToken {
+            &self.token
+        }
+
+        /// The `x-api-key` value (the client id), when there is one.
+        pub fn api_key(&self) -> Option<&str> {
+            self.api_key.as_deref()
+        }
+
+        /// The `x-gw-ims-org-id` value (the org), when there is one.
+        pub fn org_id(&self) -> Option<&str> {
+            self.org_id.as_deref()
+        }
+    }
+
+    /// Checks that `text` can go into a header, a line or an environment
+    /// variable whole; `what` names it in the error, never its value.
+    fn header_safe(what: &str, text: &str) -> Result<(), Error> {
+        if is_visible_ascii(text) {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "the {what} has characters that are not visible ASCII; check the credentials"
+        )))
+    }
+
+    /// An Adobe API's reply to [`ApiRequest::send`](crate::ApiRequest::send):
+    /// status, headers and the whole body. `Debug` shows the body's length,
+    /// not the body.
+    #[derive(Clone)]
+    pub struct ApiResponse {
+        pub(crate) status: u16,
+        pub(crate) headers: Vec<(String, String)>,
+        pub(crate) body: Vec<u8>,
+    }
+
+    impl ApiResponse {
+        /// The HTTP status.
+        pub fn status(&self) -> u16 {
+            self.status
+        }
+
+        /// Whether the status is 2xx.
+        pub fn is_success(&self) -> bool {
+            (200..300).contains(&self.status)
+        }
+
+        /// The first value of the header `name` (any case).
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+
+        /// Every header as `(name, value)`, names lowercase, in the order
+        /// received; values that are not UTF-8 are decoded lossily.
+        pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+            self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        }
+
+        /// The body.
+        pub fn body(&self) -> &[u8] {
+            &self.body
+        }
+
+        /// The body, taken.
+        pub fn into_body(self) -> Vec<u8> {
+            self.body
+        }
+    }
+
+    impl fmt::Debug for ApiResponse {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ApiResponse")
+                .field("status", &self.status)
+                .field("headers", &self.headers)
+                .field("body", &format_args!("{} bytes", self.body.len()))
+                .finish()
+        }
+    }
+
+    /// A request checked before anything is sent: the caller's method, URL,
+    /// headers and body, ready to go out with an [`ApiHeaders`].
+    pub(crate) struct ApiCall<'a> {
+        pub(crate) method: Method,
+        pub(crate) uri: Uri,
+        /// The caller's own headers.
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Option<&'a [u8]>,
+        /// The host, for NO_PROXY.
+        pub(crate) host: String,
+        /// The URL without its query, for messages: a query may hold a secret.
+        pub(crate) shown: String,
+    }
+
+    impl<'a> ApiCall<'a> {
+        /// Checks the caller's parts.
+        ///
+        /// # Errors
+        /// [`Error::Config`] for a method that is not an HTTP method, a URL
+        /// that is not absolute `https` (plain `http` only to loopback) or
+        /// that holds a user or password, and a header that cannot go into a
+        /// request (a CR or LF, say); values are never quoted.
+        pub(crate) fn check(
+            method: &str,
+            url: &str,
+            headers: &[(String, Secret)],
+            body: Option<&'a [u8]>,
+        ) -> Result<Self, Error> {
+            let method = check_method(method, body.is_some())?;
+            let (uri, host, shown) = check_url(url)?;
+            let headers = headers
+                .iter()
+                .map(|(name, value)| check_header(name, &value.0))
+                .collect::<Result<_, _>>()?;
+            Ok(ApiCall {
+                method,
+                uri,
+                headers,
+                body,
+                host,
+                shown,
+            })
+        }
+
+        /// The body to send: the caller's; an empty one for a POST, PUT or
+        /// PATCH without (`Content-Length: 0` rather than an empty chunked
+        /// body); none otherwise.
+        pub(crate) fn body(&self) -> Option<&'a [u8]> {
+            let needs_one = [Method::POST, Method::PUT, Method::PATCH].contains(&self.method);
+            self.body.or(needs_one.then_some(&[][..]))
+        }
+
+        /// Whether the caller set `Authorization` itself: a 401 is then about
+        /// its credentials, not the provider's token.
+        pub(crate) fn sets_authorization(&self) -> bool {
+            self.sets(&header::AUTHORIZATION)
+        }
+
+        fn sets(&self, name: &HeaderName) -> bool {
+            self.headers.iter().any(|(n, _)| n == name)
+        }
+
+        /// The caller's headers, then those of `ours` whose names the caller
+        /// did not set: each header once, the caller's never overwritten.
+        pub(crate) fn headers_with(&self, ours: &ApiHeaders) -> Vec<(HeaderName, HeaderValue)> {
+            let mut all = self.headers.clone();
+            for (name, value) in ours.iter() {
+                let name = HeaderName::from_static(lowercase(name));
+                // Checked visible ASCII when `ours` was built.
+                let Ok(mut value) = HeaderValue::from_str(value) else {
+                    continue;
+                };
+                if !self.sets(&name) {
+                    value.set_sensitive(name == header::AUTHORIZATION);
+                    all.push((name, value));
+                }
+            }
+            all
+        }
+    }
+
+    /// The lowercase form `HeaderName::from_static` wants, of the names
+    /// [`ApiHeaders::iter`] gives.
+    fn lowercase(name: &'static str) -> &'static str {
+        match name {
+            "Authorization" => "authorization",
+            other => other,
+        }
+    }
+
+    /// The methods HTTP/1.1 defines for requests to a resource (ureq sends
+    /// no others; `CONNECT` opens tunnels).
+    const METHODS: [Method; 8] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ];
+
+    fn check_method(method: &str, with_body: bool) -> Result<Method, Error> {
+        let Some(known) = METHODS.iter().find(|m| m.as_str() == method) else {
+            return Err(Error::config(format!(
+                "{:?} is not a method this client sends: use GET, HEAD, POST, PUT, DELETE, \
+                 OPTIONS, TRACE or PATCH",
+                crate::exchange::excerpt(method.as_bytes(), &[])
+            )));
+        };
+        if with_body && *known == Method::HEAD {
+            return Err(Error::config("a HEAD request has no body"));
+        }
+        Ok(known.clone())
+    }
+
+    /// The URI, its host and the URL to show in messages.
+    fn check_url(url: &str) -> Result<(Uri, String, String), Error> {
+        let bad = |why: &str| Error::config(format!("the request URL {why}"));
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| bad("is not a URL (https://host/path)"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(bad("is not an absolute URL (https://host/path)"));
+        };
+        if authority.as_str().contains('@') {
+            return Err(bad(
+                "holds a user or password; give credentials in a header",
+            ));
+        }
+        let host = unbracket(authority.host()).to_ascii_lowercase();
+        let shown = format!(
+            "{}://{authority}{}",
+            scheme.to_ascii_lowercase(),
+            uri.path()
+        );
+        match scheme.to_ascii_lowercase().as_str() {
+            "https" => {}
+            "http" if is_loopback(&host) => {}
+            _ => {
+                return Err(bad(&format!(
+                    "{shown} does not use https; the token may travel only encrypted \
+                     (plain http only to 127.0.0.1, ::1 or localhost)"
+                )))
+            }
+        }
+        Ok((uri, host, shown))
+    }
+
+    fn check_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error> {
+        let bad = || {
+            Error::config(format!(
+                "the request header {:?} cannot go into a request: check its name and value \
+                 (no line breaks)",
+                crate::exchange::excerpt(name.as_bytes(), &[])
+            ))
+        };
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+        let value = HeaderValue::from_str(value).map_err(|_| bad())?;
+        Ok((name, value))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::test_support::*;
+        use crate::{ClientSecret, OAuthCredentials};
+
+        fn oauth(org: Option<&str>) -> Credentials {
+            let mut builder = OAuthCredentials::builder()
+                .client_id("my-client")
+                .client_secret(ClientSecret::new("s"))
+                .scopes("openid");
+            if let Some(org) = org {
+                builder = builder.org_id(org);
+            }
+            Credentials::OAuth(builder.build().unwrap())
+        }
+
+        fn lines(headers: &ApiHeaders) -> Vec<String> {
+            headers.iter().map(|(n, v)| format!("{n}: {v}")).collect()
+        }
+
+        #[test]
+        fn the_three_headers_in_order_and_only_those_known() {
+            let token = day_token("tok-1");
+            let headers = ApiHeaders::new(&token, &oauth(Some("ORG@AdobeOrg"))).unwrap();
+            assert_eq!(
+                lines(&headers),
+                [
+                    "Authorization: Bearer tok-1",
+                    "x-api-key: my-client",
+                    "x-gw-ims-org-id: ORG@AdobeOrg"
+                ]
+            );
+            assert_eq!(headers.token().secret(), "tok-1");
+            assert!(!format!("{headers:?}").contains("tok-1"));
+            let headers = ApiHeaders::new(&token, &oauth(None)).unwrap();
+            assert_eq!(
+                lines(&headers),
+                ["Authorization: Bearer tok-1", "x-api-key: my-client"]
+            );
+        }
+
+        #[test]
+        fn values_that_could_inject_a_header_are_refused_unquoted() {
+            for (token, org, what) in [
+                ("tok\r\nX-Evil: 1", "ORG", "access token"),
+                ("tok é", "ORG", "access token"),
+                ("", "ORG", "access token"),
+                ("tok", "ORG\nX-Evil: 1", "org id"),
+            ] {
+                let token = day_token(token);
+                let e = ApiHeaders::new(&token, &oauth(Some(org))).unwrap_err();
+                let text = e.to_string();
+                assert!(matches!(e, Error::Config { .. }), "{e:?}");
+                assert!(text.contains(what) && !text.contains("Evil"), "{text}");
+            }
+        }
+
+        fn call<'a>(headers: &[(&str, &str)], body: Option<&'a [u8]>) -> ApiCall<'a> {
+            let headers: Vec<(String, Secret)> = headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), Secret(v.to_string())))
+                .collect();
+            ApiCall::check(
+                "POST",
+                "https://api.example.com/p?sig=s3cr3t",
+                &headers,
+                body,
+            )
+            .unwrap()
+        }
+
+        #[test]
+        fn each_header_goes_once_and_the_callers_own_are_kept() {
+            let ours = ApiHeaders::new(&day_token("tok"), &oauth(Some("ORG"))).unwrap();
+            let mine = call(
+                &[("X-Api-Key", "mine"), ("Accept", "application/json")],
+                None,
+            );
+            let sent: Vec<(String, String)> = mine
+                .headers_with(&ours)
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            let pairs: Vec<(&str, &str)> =
+                sent.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            assert_eq!(
+                pairs,
+                [
+                    ("x-api-key", "mine"),
+                    ("accept", "application/json"),
+                    ("authorization", "Bearer tok"),
+                    ("x-gw-ims-org-id", "ORG"),
+                ]
+            );
+            assert!(!mine.sets_authorization());
+            assert!(call(&[("authorization", "Basic x")], None).sets_authorization());
+        }
+
+        #[test]
+        fn requests_are_checked_and_the_query_is_never_shown() {
+            let ok = call(&[], Some(b"{}"));
+            assert_eq!(ok.shown, "https://api.example.com/p");
+            assert_eq!(ok.host, "api.example.com");
+            for url in [
+                "http://127.0.0.1:8080/x",
+                "http://[::1]:9/x",
+                "http://localhost/x",
+            ] {
+                assert!(ApiCall::check("GET", url, &[], None).is_ok(), "{url}");
+            }
+            for (method, url, why) in [
+                (
+                    "GET",
+                    "http://api.example.com/x?k=s3cr3t",
+                    "does not use https",
+                ),
+                ("GET", "ftp://api.example.com/x", "does not use https"),
+                ("GET", "/relative/s3cr3t", "not an absolute URL"),
+                (
+                    "GET",
+                    "https://user:s3cr3t@api.example.com/",
+                    "user or password",
+                ),
+                ("GET", "not a url s3cr3t", "not a URL"),
+                (
+                    "GE T",
+                    "https://api.example.com/",
+                    "not a method this client sends",
+                ),
+                (
+                    "PROPFIND",
+                    "https://api.example.com/",
+                    "not a method this client sends",
+                ),
+                (
+                    "get",
+                    "https://api.example.com/",
+                    "not a method this client sends",
+                ),
+            ] {
+                let e = ApiCall::check(method, url, &[], None).err().unwrap();
+                let text = e.to_string();
+                assert!(matches!(e, Error::Config { .. }), "{e:?}");
+                assert!(text.contains(why) && !text.contains("s3cr3t"), "{text}");
+            }
+            let e = ApiCall::check("HEAD", "https://a.example/", &[], Some(b"x"))
+                .err()
+                .unwrap();
+            assert_eq!(e.to_string(), "a HEAD request has no body");
+            let bad = [("X-Note".to_owned(), Secret("a\r\nX-Evil: s3cr3t".into()))];
+            let e = ApiCall::check("GET", "https://a.example/", &bad, None)
+                .err()
+                .unwrap();
+            let text = e.to_string();
+            assert!(
+                text.contains("\"X-Note\"") && !text.contains("s3cr3t"),
+                "{text}"
+            );
+        }
+
+        #[test]
+        fn a_response_debug_shows_the_body_length_only() {
+            let response = ApiResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "text/plain".into())],
+                body: b"private body".to_vec(),
+            };
+            let debug = format!("{response:?}");
+            assert!(
+                debug.contains("12 bytes") && !debug.contains("private"),
+                "{debug}"
+            );
+            assert_eq!(response.header("Content-Type"), Some("text/plain"));
+            assert!(response.is_success());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The HTTP client: agent, proxy, TLS, retries, and the ureq error mapping.
 mod client {
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
+    use crate::api::ApiCall;
     use crate::clock::{correction_moved, is_clock_refusal, ClockOffset};
     use crate::exchange::{
         check_lifetime, jwt_exchange_form, oauth_form, parse_reply, FormRequest, RawReply,
     };
     use crate::files::read_capped_file;
     use crate::secret::Secret;
-    use crate::text::{parse_http_date, seconds_between, shift};
+    use crate::text::{byte_size, parse_http_date, seconds_between, shift};
     use crate::{
-        sign_jwt, AccessToken, Credentials, Endpoint, Error, Flow, OAuthCredentials,
-        ServiceAccount, DEFAULT_JWT_LIFETIME,
+        sign_jwt, AccessToken, ApiHeaders, ApiResponse, Credentials, Endpoint, Error, Flow,
+        OAuthCredentials, ServiceAccount, DEFAULT_JWT_LIFETIME,
     };
 
     /// The `User-Agent` sent to IMS.
@@ -3958,9 +4533,100 @@ mod client {
 
         /// The proxy to reach `ims` through: none when NO_PROXY lists its host.
         fn route_to(&self, ims: &Endpoint) -> Option<&ProxyRoute> {
+            self.route_to_host(ims.bare_host())
+        }
+
+        /// The proxy to reach `host` through: none when NO_PROXY lists it.
+        fn route_to_host(&self, host: &str) -> Option<&ProxyRoute> {
             self.route
                 .as_ref()
-                .filter(|route| !no_proxy_matches(&route.no_proxy, ims.bare_host()))
+                .filter(|route| !no_proxy_matches(&route.no_proxy, host))
+        }
+
+        /// Sends `call` once with the caller's headers and `ours`, through
+        /// this client's agent (its timeouts, proxy and CA file; redirects
+        /// are not followed), and reads the reply, its body capped at
+        /// `max_body` bytes.
+        pub(crate) fn send_api(
+            &self,
+            call: &ApiCall<'_>,
+            ours: &ApiHeaders,
+            max_body: u64,
+        ) -> Result<ApiResponse, Error> {
+            let via = self.route_to_host(&call.host);
+            let mut builder = ureq::http::Request::builder()
+                .method(call.method.clone())
+                .uri(call.uri.clone());
+            for (name, value) in call.headers_with(ours) {
+                builder = builder.header(name, value);
+            }
+            let mut response = match call.body() {
+                Some(body) => self.run(builder.body(body), via),
+                None => self.run(builder.body(()), via),
+            }
+            .map_err(|e| match e {
+                ureq::Error::LargeResponseHeader(_, max) => Error::ApiReply {
+                    status: None,
+                    message: format!(
+                        "the reply of {} has headers larger than {} KiB",
+                        call.shown,
+                        max / 1024
+                    ),
+                },
+                e => {
+                    Error::from_transport(&call.shown, e, "cannot reach the API at", via, "the API")
+                }
+            })?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    (name.as_str().to_owned(), value)
+                })
+                .collect();
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(max_body)
+                .read_to_vec()
+                .map_err(|e| match e {
+                    ureq::Error::BodyExceedsLimit(_) => Error::ApiReply {
+                        status: Some(status),
+                        message: format!(
+                            "the reply of {} ({status}) is larger than {}",
+                            call.shown,
+                            byte_size(max_body)
+                        ),
+                    },
+                    e => Error::from_transport(
+                        &call.shown,
+                        e,
+                        "the reply broke off from the API at",
+                        via,
+                        "the API",
+                    ),
+                })?;
+            Ok(ApiResponse {
+                status,
+                headers,
+                body,
+            })
+        }
+
+        /// Runs a built request through the agent, around the proxy when
+        /// `via` is none (NO_PROXY lists the host).
+        fn run<B: ureq::AsSendBody>(
+            &self,
+            request: Result<ureq::http::Request<B>, ureq::http::Error>,
+            via: Option<&ProxyRoute>,
+        ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+            let mut request = request?;
+            if via.is_none() && self.route.is_some() {
+                request = self.agent.configure_request(request).proxy(None).build();
+            }
+            self.agent.run(request)
         }
 
         fn post_once(
@@ -3982,7 +4648,7 @@ mod client {
                         None,
                         format!("the IMS reply's headers are larger than {} KiB", max / 1024),
                     ),
-                    e => Error::from_transport(url, e, "cannot reach IMS at", via),
+                    e => Error::from_transport(url, e, "cannot reach IMS at", via, "IMS"),
                 })?;
             let header = |name: &str| {
                 response
@@ -4014,7 +4680,9 @@ mod client {
                             MAX_REPLY_BYTES / 1024
                         ),
                     ),
-                    e => Error::from_transport(url, e, "the reply broke off from IMS at", via),
+                    e => {
+                        Error::from_transport(url, e, "the reply broke off from IMS at", via, "IMS")
+                    }
                 })
                 .map(zeroize::Zeroizing::new)?;
             Ok(RawReply {
@@ -4048,12 +4716,14 @@ mod client {
     /// The ureq error of a request, in the crate's terms.
     impl Error {
         /// `what` says how far the call got, e.g. `cannot reach IMS at`; `via`
-        /// is the proxy the request went through.
+        /// is the proxy the request went through; `server` names what is at
+        /// `url` (`IMS`, `the API`).
         pub(crate) fn from_transport(
             url: &str,
             e: ureq::Error,
             what: &str,
             via: Option<&ProxyRoute>,
+            server: &str,
         ) -> Self {
             if let Some(route) = via {
                 if let Some(message) = proxy_problem(&e) {
@@ -4069,13 +4739,13 @@ mod client {
                         },
                         ProxyProblem::Unreachable => Error::Transport {
                             message: format!(
-                                "cannot reach the proxy {proxy} on the way to IMS at {url}"
+                                "cannot reach the proxy {proxy} on the way to {server} at {url}"
                             ),
                             source: Arc::new(e),
                         },
                         ProxyProblem::NoTunnel => Error::Transport {
                             message: format!(
-                                "the proxy {proxy} did not open a tunnel to IMS at {url}"
+                                "the proxy {proxy} did not open a tunnel to {server} at {url}"
                             ),
                             source: Arc::new(e),
                         },
@@ -4087,13 +4757,13 @@ mod client {
                 .unwrap_or_default();
             if is_timeout(&e) {
                 return Error::Timeout {
-                    message: format!("IMS at {url} did not answer in time{through}"),
+                    message: format!("{server} at {url} did not answer in time{through}"),
                     source: Arc::new(e),
                 };
             }
             match tls_problem(&e) {
                 Some(problem) => Error::Tls {
-                    message: format!("cannot reach IMS at {url}{through}: {problem}"),
+                    message: format!("cannot reach {server} at {url}{through}: {problem}"),
                     source: Arc::new(e),
                 },
                 None => Error::Transport {
@@ -5034,12 +5704,16 @@ mod refresh {
 // ---------------------------------------------------------------------------
 // The cached provider: the refresh rule in memory, for many threads.
 mod provider {
+    use std::fmt;
     use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     use std::time::{Duration, SystemTime};
 
+    use crate::api::ApiCall;
     use crate::refresh::{brake_warning, fallback_warning};
+    use crate::secret::Secret;
     use crate::{
-        AccessToken, Client, Credentials, Error, Held, Invalidation, Outcome, RefreshRule, Step,
+        AccessToken, ApiHeaders, ApiResponse, Client, Credentials, Error, Held, Invalidation,
+        Outcome, RefreshRule, Step, DEFAULT_MAX_RESPONSE_BYTES,
     };
 
     /// Default refresh margin of [`TokenProvider`].
@@ -5272,6 +5946,152 @@ mod provider {
         /// with, see [`TokenProvider::request`]).
         pub fn client(&self) -> &Client {
             &self.shared.client
+        }
+
+        /// The headers an Adobe API wants for the current token:
+        /// `Authorization: Bearer …`, `x-api-key` and `x-gw-ims-org-id` (see
+        /// [`ApiHeaders`]), for a request of your own HTTP client. On 401,
+        /// give [`ApiHeaders::token`] to [`invalidate`](TokenProvider::invalidate).
+        ///
+        /// # Errors
+        /// As [`TokenProvider::token`]; [`Error::Config`] as [`ApiHeaders::new`].
+        pub fn headers(&self) -> Result<ApiHeaders, Error> {
+            ApiHeaders::new(&self.token()?, self.credentials())
+        }
+
+        /// A request to an Adobe API with [`headers`](TokenProvider::headers),
+        /// sent by [`ApiRequest::send`] on this provider's client, with one
+        /// resend after a 401. `method` is any HTTP method (`GET`, `POST`,
+        /// `DELETE`, ...); `url` an absolute `https` URL (plain `http` only to
+        /// loopback, for tests).
+        ///
+        /// ```no_run
+        /// # fn main() -> Result<(), ims_token::Error> {
+        /// use ims_token::{Client, Credentials, TokenProvider};
+        /// let provider = TokenProvider::new(Client::new()?, Credentials::from_file("creds.json")?);
+        /// let response = provider
+        ///     .request("POST", "https://author-p1-e2.adobeaemcloud.com/api/assets")
+        ///     .header("Content-Type", "application/json")
+        ///     .body(r#"{"name":"a"}"#)
+        ///     .send()?;
+        /// if response.is_success() {
+        ///     let _json = response.body();
+        /// }
+        /// # Ok(())
+        /// # }
+        /// ```
+        pub fn request(&self, method: &str, url: &str) -> ApiRequest<'_> {
+            ApiRequest {
+                provider: self,
+                method: method.to_owned(),
+                url: url.to_owned(),
+                headers: Vec::new(),
+                body: None,
+                max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            }
+        }
+    }
+
+    /// A request to an Adobe API, made by [`TokenProvider::request`]: the
+    /// method and URL, the caller's own headers and body, and the cap on the
+    /// reply's body. `Debug` shows header names, not their values.
+    #[must_use = "a request does nothing until `send` is called"]
+    pub struct ApiRequest<'a> {
+        provider: &'a TokenProvider,
+        method: String,
+        url: String,
+        headers: Vec<(String, Secret)>,
+        body: Option<Vec<u8>>,
+        max_response_bytes: u64,
+    }
+
+    impl ApiRequest<'_> {
+        /// Adds a header of the caller's. It is sent as given, and a header
+        /// of the same name is not added by the crate: a caller's
+        /// `x-api-key` wins. A caller's own `Authorization` turns the resend
+        /// off (a 401 is then about its credentials, not the provider's
+        /// token).
+        pub fn header(mut self, name: &str, value: &str) -> Self {
+            self.headers
+                .push((name.to_owned(), Secret(value.to_owned())));
+            self
+        }
+
+        /// The body, sent as these bytes (and the same bytes again with the
+        /// resend). Without it, the request has no body.
+        pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+            self.body = Some(body.into());
+            self
+        }
+
+        /// The largest reply body read (default
+        /// [`DEFAULT_MAX_RESPONSE_BYTES`](crate::DEFAULT_MAX_RESPONSE_BYTES), 10 MiB).
+        pub fn max_response_bytes(mut self, limit: u64) -> Self {
+            self.max_response_bytes = limit;
+            self
+        }
+
+        /// Sends the request with the provider's headers and returns the
+        /// reply, whatever its status.
+        ///
+        /// - If the API answers 401, the token is given to
+        ///   [`TokenProvider::invalidate`], and the same method, URL, headers
+        ///   and body bytes are sent once more, only if the provider then
+        ///   hands out another token (not when the brake kept it, see
+        ///   [`TokenProvider::invalidate`]). The reply to that resend, or the
+        ///   401, is returned: check [`ApiResponse::status`].
+        /// - No other retry: a request that fails on the way is not sent again
+        ///   (it may have had its effect). The client's timeouts apply
+        ///   ([`ClientBuilder::timeout`](crate::ClientBuilder::timeout), 30 s by
+        ///   default, and the connect timeout), as do its proxy and CA file.
+        /// - Redirects are not followed: the 3xx is returned with its
+        ///   `Location`. Following one would send the token, the client id and
+        ///   the body wherever the `Location` points.
+        ///
+        /// # Errors
+        /// [`Error::Config`] for a method, URL or header that cannot be sent
+        /// (checked before anything is sent: the URL must be absolute
+        /// `https`, plain `http` only to loopback, without a user or
+        /// password); as [`TokenProvider::headers`] when there is no token;
+        /// [`Error::Transport`], [`Error::Timeout`] or [`Error::Tls`] when the
+        /// API cannot be reached or its reply broke off; [`Error::ApiReply`]
+        /// when the reply's headers or body are larger than the limits.
+        /// Messages show the URL without its query.
+        pub fn send(&self) -> Result<ApiResponse, Error> {
+            let call =
+                ApiCall::check(&self.method, &self.url, &self.headers, self.body.as_deref())?;
+            let client = self.provider.client();
+            let first = self.provider.headers()?;
+            let reply = client.send_api(&call, &first, self.max_response_bytes)?;
+            if reply.status() != 401 || call.sets_authorization() {
+                return Ok(reply);
+            }
+            self.provider.invalidate(first.token());
+            let again = self.provider.headers()?;
+            if again.token().same_token(first.token()) {
+                return Ok(reply);
+            }
+            log::debug!(
+                "{} answered 401; sending the request again with a new token",
+                call.shown
+            );
+            client.send_api(&call, &again, self.max_response_bytes)
+        }
+    }
+
+    impl fmt::Debug for ApiRequest<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+            f.debug_struct("ApiRequest")
+                .field("method", &self.method)
+                .field("url", &self.url.split('?').next().unwrap_or_default())
+                .field("headers", &names)
+                .field(
+                    "body",
+                    &self.body.as_ref().map(|b| format!("{} bytes", b.len())),
+                )
+                .field("max_response_bytes", &self.max_response_bytes)
+                .finish()
         }
     }
 

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ims_token::{AccessToken, Client, Credentials, Error, OAuthCredentials, ServiceAccount};
+use ims_token::{
+    AccessToken, ApiHeaders, Client, Credentials, Error, OAuthCredentials, ServiceAccount,
+};
 
 // The rooms below each start with `use super::*`: these imports and the
 // rooms' items are the vocabulary they share.
@@ -572,7 +574,8 @@ mod commands {
 
     pub(crate) fn token_command(options: &Options) -> Result<(), Failure> {
         let (credentials, _) = load(options)?;
-        let ids = ApiIds::of(&credentials);
+        // Every token the library hands out is visible ASCII: from IMS, a
+        // local development token or the cache (`AccessToken::try_new`).
         let token = match &credentials {
             // Already a token: no client, no cache.
             Credentials::LocalToken(local) => local.access_token(SystemTime::now())?,
@@ -592,71 +595,19 @@ mod commands {
                 }
             }
         };
-        check_printable(&token, &ids, options)?;
         match options.command {
-            Command::Exec => Err(exec(&options.exec, &token, &ids)),
-            _ => print_line(&render(&token, &ids, options.format, SystemTime::now())),
+            // The library checks the ids that go into headers or the
+            // environment: a CR/LF would add one of its own.
+            Command::Exec => Err(exec(&options.exec, &ApiHeaders::new(&token, &credentials)?)),
+            _ => print_line(&render(
+                &token,
+                &credentials,
+                options.format,
+                SystemTime::now(),
+            )?),
         }
     }
 
-    /// What Adobe APIs want next to the token: the client id (`x-api-key`)
-    /// and, when the credentials carry one, the org (`x-gw-ims-org-id`).
-    #[derive(Default)]
-    pub(crate) struct ApiIds {
-        client_id: Option<String>,
-        org_id: Option<String>,
-    }
-
-    impl ApiIds {
-        fn of(credentials: &Credentials) -> Self {
-            let org_id = match credentials {
-                Credentials::ServiceAccount(a) => Some(a.org_id()),
-                Credentials::OAuth(o) => o.org_id(),
-                _ => None,
-            };
-            // A local development token may not say its client id.
-            let known = |id: &str| Some(id.to_owned()).filter(|id| !id.is_empty());
-            ApiIds {
-                client_id: known(credentials.client_id()),
-                org_id: org_id.and_then(known),
-            }
-        }
-    }
-
-    /// The token, and the ids when they go into headers or the environment,
-    /// must be visible ASCII: a CR/LF would add a header or a line of its own.
-    /// (The library refuses such tokens from IMS; this covers local tokens.)
-    pub(crate) fn check_printable(
-        token: &AccessToken,
-        ids: &ApiIds,
-        options: &Options,
-    ) -> Result<(), Failure> {
-        let bad = |what: &str| {
-            Failure::Config(format!(
-                "the {what} has characters that are not visible ASCII; check the credentials"
-            ))
-        };
-        if !is_visible_ascii(token.secret()) {
-            return Err(bad("access token"));
-        }
-        if options.command != Command::Exec && options.format != Format::Headers {
-            return Ok(());
-        }
-        match (&ids.client_id, &ids.org_id) {
-            (Some(id), _) if !is_visible_ascii(id) => Err(bad("client id")),
-            (_, Some(org)) if !is_visible_ascii(org) => Err(bad("org id")),
-            _ => Ok(()),
-        }
-    }
-
-    /// Non-empty and only `!` to `~`.
-    pub(crate) fn is_visible_ascii(text: &str) -> bool {
-        !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
-    }
-
-    /// Replaces this process with COMMAND, the token in its environment (never
-    /// in its arguments, which every user of the host can read). Returns only
-    /// when COMMAND cannot be started.
     /// The credentials variables that `exec` keeps from COMMAND.
     const EXEC_HIDDEN: [&str; 3] = [
         "IMS_CLIENT_SECRET",
@@ -664,22 +615,27 @@ mod commands {
         "IMS_PRIVATE_KEY_FILE",
     ];
 
-    pub(crate) fn exec(command: &[OsString], token: &AccessToken, ids: &ApiIds) -> Failure {
+    /// Replaces this process with COMMAND, the token and ids of `headers` in
+    /// its environment (never in its arguments, which every user of the host
+    /// can read). Returns only when COMMAND cannot be started.
+    pub(crate) fn exec(command: &[OsString], headers: &ApiHeaders) -> Failure {
         use std::os::unix::process::CommandExt as _;
         let Some((program, args)) = command.split_first() else {
             // `check_exec` makes sure there is a COMMAND.
             return usage("exec needs a command after '--'");
         };
         let mut child = std::process::Command::new(program);
-        child.args(args).env("IMS_ACCESS_TOKEN", token.secret());
+        child
+            .args(args)
+            .env("IMS_ACCESS_TOKEN", headers.token().secret());
         // COMMAND gets the token, not what makes tokens.
         for name in EXEC_HIDDEN {
             child.env_remove(name);
         }
         // Only the ids of these credentials: none left over from elsewhere.
         for (name, value) in [
-            ("IMS_CLIENT_ID", &ids.client_id),
-            ("IMS_ORG_ID", &ids.org_id),
+            ("IMS_CLIENT_ID", headers.api_key()),
+            ("IMS_ORG_ID", headers.org_id()),
         ] {
             match value {
                 Some(value) => child.env(name, value),
@@ -789,21 +745,17 @@ mod commands {
 
     pub(crate) fn render(
         token: &AccessToken,
-        ids: &ApiIds,
+        credentials: &Credentials,
         format: Format,
         now: SystemTime,
-    ) -> String {
-        match format {
+    ) -> Result<String, Failure> {
+        Ok(match format {
             Format::Token => token.secret().to_owned(),
             Format::Header => format!("Authorization: Bearer {}", token.secret()),
+            // The library's headers, one a line, as `curl -H @-` reads them.
             Format::Headers => {
-                let mut lines = vec![format!("Authorization: Bearer {}", token.secret())];
-                if let Some(id) = &ids.client_id {
-                    lines.push(format!("x-api-key: {id}"));
-                }
-                if let Some(org) = &ids.org_id {
-                    lines.push(format!("x-gw-ims-org-id: {org}"));
-                }
+                let headers = ApiHeaders::new(token, credentials)?;
+                let lines: Vec<String> = headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
                 lines.join("\n")
             }
             Format::Json => serde_json::json!({
@@ -813,7 +765,7 @@ mod commands {
                 "expires_at": rfc3339(token.expires_at()),
             })
             .to_string(),
-        }
+        })
     }
 
     pub(crate) fn print_line(text: &str) -> Result<(), Failure> {
@@ -1028,7 +980,6 @@ mod cache {
     use sha2::Digest as _;
     use zeroize::Zeroize as _;
 
-    use crate::commands::is_visible_ascii;
     use crate::failure::{chain, Failure};
     use crate::output::warn;
 
@@ -1539,17 +1490,13 @@ mod cache {
     fn cached_token(json: &Value) -> Option<AccessToken> {
         // Only what IMS could have sent: a token that would break a header is
         // not handed out, whoever edited the file.
-        let token = json
-            .get("access_token")?
-            .as_str()
-            .filter(|t| is_visible_ascii(t))?;
-        let token_type = json.get("token_type")?.as_str()?;
-        Some(AccessToken::new(
-            token,
-            token_type,
+        AccessToken::try_new(
+            json.get("access_token")?.as_str()?,
+            json.get("token_type")?.as_str()?,
             epoch_time(json.get("received_at")?)?,
             epoch_time(json.get("expires_at")?)?,
-        ))
+        )
+        .ok()
     }
 
     fn cached_failure(json: &Value) -> Option<SharedFailure> {
@@ -1877,10 +1824,11 @@ mod cache {
                 "other",
             ];
 
+            /// What IMS can issue: a token and a token type of visible ASCII.
             fn cache_token() -> impl Strategy<Value = AccessToken> {
                 (
                     "[!-~]{1,80}",
-                    any::<String>(),
+                    "[!-~]{1,20}",
                     0u64..=1 << 40,
                     0u64..=1 << 40,
                 )
@@ -1903,7 +1851,8 @@ mod cache {
                     prop_assert!(text.starts_with(CACHE_MARKER));
                     let json: Value = serde_json::from_str(text).unwrap();
                     prop_assert_eq!(json["ims_token_cache"].as_u64(), Some(1));
-                    prop_assert!(is_visible_ascii(token.secret()));
+                    prop_assert!(token.secret().bytes().all(|b| b.is_ascii_graphic()));
+                    prop_assert!(token.token_type().bytes().all(|b| b.is_ascii_graphic()));
                     prop_assert_eq!(json["key"].as_str(), Some(key));
                     prop_assert_eq!(json["access_token"].as_str(), Some(token.secret()));
                     prop_assert!(!token.secret().is_empty());

@@ -576,8 +576,9 @@ fn a_bad_local_token_field_is_a_config_error() {
         (json!(""), "is empty"),
         (
             json!("abc def\r\nX-Injected: 1"),
-            "spaces or control characters",
+            "spaces, control characters",
         ),
+        (json!("abc\u{e9}def"), "not visible ASCII"),
     ] {
         let m = config_message(parse(&json!({"accessToken": value})));
         assert!(m.contains("`accessToken`") && m.contains(what), "{m}");

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    fixture_path, http_date, now_secs, oauth_reply, FakeIms, JwtExpect, OAuthExpect, Reply,
+    fixture_path, http_date, now_secs, oauth_reply, FakeApi, FakeIms, JwtExpect, OAuthExpect, Reply,
 };
 use ims_token::{Client, Credentials, TokenProvider};
 
@@ -261,4 +261,32 @@ fn a_refresh_that_unwinds_does_not_leave_its_waiters_waiting() {
         assert_eq!(token, "tok-after-panic");
     }
     assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn an_api_that_refuses_every_token_costs_at_most_three_exchanges_and_one_warning() {
+    install();
+    let tokens = (1..=30)
+        .map(|i| oauth_reply(&format!("tok-brake-SECRET{i}"), 86_399))
+        .collect();
+    let server = FakeIms::start(tokens);
+    let api = FakeApi::start(|_| (401, Vec::new(), b"{}".to_vec()));
+    let provider = TokenProvider::new(client(0), creds("oauth-credentials.sample.json", &server));
+    for _ in 0..30 {
+        let response = provider.request("GET", &api.url("/brake")).send().unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let exchanges = server.hits();
+    assert!((2..=3).contains(&exchanges), "{exchanges} exchanges");
+    // The first request and its one resend, then one request each.
+    assert_eq!(api.requests().len(), 31);
+    let warnings = logged("a new token will not help");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let (level, target, text) = &warnings[0];
+    assert_eq!(*level, log::Level::Warn);
+    assert!(target.starts_with("ims_token"), "{target}");
+    for check in ["product profile", "x-api-key", "org"] {
+        assert!(text.contains(check), "{text}");
+    }
+    assert!(!text.contains("tok-brake-SECRET"), "{text}");
 }
