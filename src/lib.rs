@@ -14,7 +14,43 @@
 //!
 //! For a long-running program, build one [`Client`] and share a
 //! [`TokenProvider`], which caches the token and refreshes it shortly
-//! before it expires, with one exchange however many threads ask.
+//! before it expires, on a thread of its own, with one exchange however
+//! many threads ask; no caller waits while the cached token is valid.
+//!
+//! To call an Adobe API (AEM, Cloud Manager, ...), let the provider send the
+//! request: it adds the three headers Adobe APIs want (`Authorization:
+//! Bearer …`, `x-api-key`, `x-gw-ims-org-id`) and, after a 401, sends the
+//! same request once more with a new token.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), ims_token::Error> {
+//! use ims_token::{Client, Credentials, TokenProvider};
+//! let provider = TokenProvider::new(Client::new()?, Credentials::from_file("creds.json")?);
+//! let response = provider
+//!     .request("GET", "https://author-p12345-e67890.adobeaemcloud.com/content/dam.json")
+//!     .send()?;
+//! println!("{}", response.status());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - [`ApiRequest::send`] takes any method (`GET`, `POST`, `PUT`, `DELETE`,
+//!   `PATCH`, ...), the caller's own headers (never overwritten) and a body
+//!   as bytes, so that the very same bytes can be sent again. ureq's
+//!   middleware cannot resend (its request body is one-shot), hence this
+//!   shape. Redirects are not followed: they would carry the token and the
+//!   body wherever the `Location` points.
+//! - For another HTTP client, [`TokenProvider::headers`] gives the headers,
+//!   and [`TokenProvider::invalidate`] drops a token an API refused.
+//! - The brake: an API that refuses every token (a product profile not
+//!   assigned, a wrong `x-api-key`, an org without the entitlement) would
+//!   otherwise cost one IMS exchange per request, and IMS throttles clients
+//!   that make too many tokens. A token that replaced an invalidated one is
+//!   not dropped again until it is 60 s old (one warning is logged, saying
+//!   what to check), so such an API costs at most one forced exchange a
+//!   minute. Change the cooldown with
+//!   [`TokenProvider::with_invalidate_cooldown`]; the rule is
+//!   [`RefreshRule::invalidate`], for code that keeps its token elsewhere.
 //!
 //! Signing ([`sign_jwt`]), building the form and parsing IMS's reply are
 //! plain functions that never touch the network or read the clock; the
@@ -4586,28 +4622,22 @@ mod client {
                     (name.as_str().to_owned(), value)
                 })
                 .collect();
-            let body = response
-                .body_mut()
-                .with_config()
-                .limit(max_body)
-                .read_to_vec()
-                .map_err(|e| match e {
-                    ureq::Error::BodyExceedsLimit(_) => Error::ApiReply {
-                        status: Some(status),
-                        message: format!(
-                            "the reply of {} ({status}) is larger than {}",
-                            call.shown,
-                            byte_size(max_body)
-                        ),
-                    },
-                    e => Error::from_transport(
-                        &call.shown,
-                        e,
-                        "the reply broke off from the API at",
-                        via,
-                        "the API",
-                    ),
-                })?;
+            let too_large = || Error::ApiReply {
+                status: Some(status),
+                message: format!(
+                    "the reply of {} ({status}) is larger than {}",
+                    call.shown,
+                    byte_size(max_body)
+                ),
+            };
+            let body = read_body(
+                &mut response,
+                max_body,
+                too_large,
+                &call.shown,
+                via,
+                "the API",
+            )?;
             Ok(ApiResponse {
                 status,
                 headers,
@@ -4667,23 +4697,16 @@ mod client {
                 .as_deref()
                 .and_then(parse_http_date)
                 .map(|date| seconds_between(SystemTime::now(), date));
-            let body = response
-                .body_mut()
-                .with_config()
-                .limit(MAX_REPLY_BYTES)
-                .read_to_vec()
-                .map_err(|e| match e {
-                    ureq::Error::BodyExceedsLimit(_) => Error::unexpected(
-                        Some(status),
-                        format!(
-                            "the IMS reply is larger than {} KiB",
-                            MAX_REPLY_BYTES / 1024
-                        ),
+            let too_large = || {
+                Error::unexpected(
+                    Some(status),
+                    format!(
+                        "the IMS reply is larger than {} KiB",
+                        MAX_REPLY_BYTES / 1024
                     ),
-                    e => {
-                        Error::from_transport(url, e, "the reply broke off from IMS at", via, "IMS")
-                    }
-                })
+                )
+            };
+            let body = read_body(&mut response, MAX_REPLY_BYTES, too_large, url, via, "IMS")
                 .map(zeroize::Zeroizing::new)?;
             Ok(RawReply {
                 status,
@@ -4694,6 +4717,28 @@ mod client {
                 body,
             })
         }
+    }
+
+    /// A reply's body, at most `limit` bytes (`too_large` past it); a read
+    /// that breaks off is a transport error naming `server` at `url`.
+    fn read_body(
+        response: &mut ureq::http::Response<ureq::Body>,
+        limit: u64,
+        too_large: impl FnOnce() -> Error,
+        url: &str,
+        via: Option<&ProxyRoute>,
+        server: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let broke = format!("the reply broke off from {server} at");
+        response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => too_large(),
+                e => Error::from_transport(url, e, &broke, via, server),
+            })
     }
 
     /// The debug line for a successful exchange: the flow, the endpoint and

@@ -1826,13 +1826,8 @@ mod cache {
 
             /// What IMS can issue: a token and a token type of visible ASCII.
             fn cache_token() -> impl Strategy<Value = AccessToken> {
-                (
-                    "[!-~]{1,80}",
-                    "[!-~]{1,20}",
-                    0u64..=1 << 40,
-                    0u64..=1 << 40,
-                )
-                    .prop_map(|(token, kind, received, lifetime)| {
+                ("[!-~]{1,80}", "[!-~]{1,20}", 0u64..=1 << 40, 0u64..=1 << 40).prop_map(
+                    |(token, kind, received, lifetime)| {
                         let received = UNIX_EPOCH + Duration::from_secs(received);
                         AccessToken::new(
                             token,
@@ -1840,7 +1835,8 @@ mod cache {
                             received,
                             received + Duration::from_secs(lifetime),
                         )
-                    })
+                    },
+                )
             }
 
             /// What `parse_cache` must give for `text`: a token only for a text
