@@ -416,6 +416,49 @@ fn the_example_prints_the_status_then_the_body() {
     assert_eq!(values(&sent[0], "authorization"), ["Bearer tok-1"]);
     assert_eq!(values(&sent[0], "x-api-key"), ["env-client"]);
     assert_eq!(values(&sent[0], "x-gw-ims-org-id"), ["ENVORG@AdobeOrg"]);
+
+    // A proxy that is not there: the API request goes through it, unless
+    // NO_PROXY lists the API's host. IMS, at `localhost`, goes direct.
+    std::env::set_var(
+        "HTTP_PROXY",
+        format!("http://127.0.0.1:{}", common::closed_port()),
+    );
+    let ims = FakeIms::start(tokens(2));
+    std::env::set_var("IMS_ENDPOINT", format!("http://localhost:{}", ims.port()));
+    let provider = |no_proxy: &str| {
+        std::env::set_var("NO_PROXY", no_proxy);
+        let credentials = Credentials::from_env().unwrap().unwrap();
+        TokenProvider::new(Client::new().unwrap(), credentials)
+    };
+    let e = provider("localhost")
+        .request("GET", &api.url("/w"))
+        .send()
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.starts_with("cannot reach the proxy 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("on the way to the API at http://127.0.0.1:"),
+        "{text}"
+    );
+    assert_eq!(ims.hits(), 1, "IMS went direct");
+    let response = provider("localhost, 127.0.0.1")
+        .request("GET", &api.url("/z"))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(api.requests().len(), 2);
+}
+
+#[test]
+fn the_provider_and_what_it_hands_out_can_go_to_other_threads() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<TokenProvider>();
+    shared::<ims_token::ApiHeaders>();
+    shared::<ims_token::ApiResponse>();
+    shared::<Error>();
 }
 
 #[test]
