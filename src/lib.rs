@@ -3782,6 +3782,23 @@ mod api {
 
     /// The URI, its host and the URL to show in messages.
     fn check_url(url: &str) -> Result<(Uri, String, String), Error> {
+        let (uri, host, shown) = parse_url(url)?;
+        match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("https") => {}
+            Some("http") if is_loopback(&host) => {}
+            _ => {
+                return Err(Error::config(format!(
+                    "the request URL {shown} does not use https; the token may travel only \
+                     encrypted (plain http only to 127.0.0.1, ::1 or localhost)"
+                )))
+            }
+        }
+        Ok((uri, host, shown))
+    }
+
+    /// An absolute URL without a user or password: the URI, its host and
+    /// the URL as messages show it (no query, which may hold a secret).
+    fn parse_url(url: &str) -> Result<(Uri, String, String), Error> {
         let bad = |why: &str| Error::config(format!("the request URL {why}"));
         let uri: Uri = url
             .parse()
@@ -3800,17 +3817,12 @@ mod api {
             scheme.to_ascii_lowercase(),
             uri.path()
         );
-        match scheme.to_ascii_lowercase().as_str() {
-            "https" => {}
-            "http" if is_loopback(&host) => {}
-            _ => {
-                return Err(bad(&format!(
-                    "{shown} does not use https; the token may travel only encrypted \
-                     (plain http only to 127.0.0.1, ::1 or localhost)"
-                )))
-            }
-        }
         Ok((uri, host, shown))
+    }
+
+    /// `url` as messages show it, or a placeholder when it is not one.
+    pub(crate) fn shown_url(url: &str) -> String {
+        parse_url(url).map_or_else(|_| "[not a valid URL]".to_owned(), |(_, _, shown)| shown)
     }
 
     fn check_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error> {
@@ -3985,6 +3997,19 @@ mod api {
                 text.contains("\"X-Note\"") && !text.contains("s3cr3t"),
                 "{text}"
             );
+        }
+
+        #[test]
+        fn urls_are_shown_without_query_or_password() {
+            assert_eq!(
+                shown_url("https://API.example.com:8443/a/b?sig=s3cr3t"),
+                "https://API.example.com:8443/a/b"
+            );
+            assert_eq!(
+                shown_url("https://u:s3cr3t@a.example/"),
+                "[not a valid URL]"
+            );
+            assert_eq!(shown_url("not a url"), "[not a valid URL]");
         }
 
         #[test]
@@ -5753,7 +5778,7 @@ mod provider {
     use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     use std::time::{Duration, SystemTime};
 
-    use crate::api::ApiCall;
+    use crate::api::{shown_url, ApiCall};
     use crate::refresh::{brake_warning, fallback_warning};
     use crate::secret::Secret;
     use crate::{
@@ -6129,7 +6154,7 @@ mod provider {
             let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
             f.debug_struct("ApiRequest")
                 .field("method", &self.method)
-                .field("url", &self.url.split('?').next().unwrap_or_default())
+                .field("url", &shown_url(&self.url))
                 .field("headers", &names)
                 .field(
                     "body",

@@ -271,6 +271,14 @@ fn bad_requests_fail_before_anything_is_sent() {
     assert!(matches!(e, Error::Config { .. }), "{e:?}");
     assert!(!e.to_string().contains("s3cr3t"), "{e}");
     assert_eq!(ims.hits(), 0);
+    // Nor does a request's Debug show a header's value or the URL's query.
+    let request = provider
+        .request("POST", "https://api.example.com/p?sig=s3cr3t")
+        .header("Authorization", "Basic s3cr3t")
+        .body("s3cr3t body");
+    let debug = format!("{request:?}");
+    assert!(debug.contains("https://api.example.com/p") && debug.contains("Authorization"));
+    assert!(!debug.contains("s3cr3t"), "{debug}");
 }
 
 #[test]
