@@ -14,7 +14,43 @@
 //!
 //! For a long-running program, build one [`Client`] and share a
 //! [`TokenProvider`], which caches the token and refreshes it shortly
-//! before it expires, with one exchange however many threads ask.
+//! before it expires, on a thread of its own, with one exchange however
+//! many threads ask; no caller waits while the cached token is valid.
+//!
+//! To call an Adobe API (AEM, Cloud Manager, ...), let the provider send the
+//! request: it adds the three headers Adobe APIs want (`Authorization:
+//! Bearer …`, `x-api-key`, `x-gw-ims-org-id`) and, after a 401, sends the
+//! same request once more with a new token.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), ims_token::Error> {
+//! use ims_token::{Client, Credentials, TokenProvider};
+//! let provider = TokenProvider::new(Client::new()?, Credentials::from_file("creds.json")?);
+//! let response = provider
+//!     .request("GET", "https://author-p12345-e67890.adobeaemcloud.com/content/dam.json")
+//!     .send()?;
+//! println!("{}", response.status());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - [`ApiRequest::send`] takes any method (`GET`, `POST`, `PUT`, `DELETE`,
+//!   `PATCH`, ...), the caller's own headers (never overwritten) and a body
+//!   as bytes, so that the very same bytes can be sent again. ureq's
+//!   middleware cannot resend (its request body is one-shot), hence this
+//!   shape. Redirects are not followed: they would carry the token and the
+//!   body wherever the `Location` points.
+//! - For another HTTP client, [`TokenProvider::headers`] gives the headers,
+//!   and [`TokenProvider::invalidate`] drops a token an API refused.
+//! - The brake: an API that refuses every token (a product profile not
+//!   assigned, a wrong `x-api-key`, an org without the entitlement) would
+//!   otherwise cost one IMS exchange per request, and IMS throttles clients
+//!   that make too many tokens. A token that replaced an invalidated one is
+//!   not dropped again until it is 60 s old (one warning is logged, saying
+//!   what to check), so such an API costs at most one forced exchange a
+//!   minute. Change the cooldown with
+//!   [`TokenProvider::with_invalidate_cooldown`]; the rule is
+//!   [`RefreshRule::invalidate`], for code that keeps its token elsewhere.
 //!
 //! Signing ([`sign_jwt`]), building the form and parsing IMS's reply are
 //! plain functions that never touch the network or read the clock; the
@@ -36,6 +72,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub use api::{ApiHeaders, ApiResponse, DEFAULT_MAX_RESPONSE_BYTES};
 pub use client::{
     fetch_token, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRY_WAIT,
     DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_REPLY_BYTES, MAX_TIMEOUT, USER_AGENT,
@@ -51,8 +88,11 @@ pub use exchange::{
 };
 pub use introspect::{decode_token, TokenClaims};
 pub use key::{PrivateKey, MIN_KEY_BITS};
-pub use provider::{TokenProvider, DEFAULT_REFRESH_MARGIN};
-pub use refresh::{fallback_warning, Held, Outcome, RefreshRule, Step, REFRESH_RETRY_PAUSE};
+pub use provider::{ApiRequest, TokenProvider, DEFAULT_REFRESH_MARGIN};
+pub use refresh::{
+    brake_warning, fallback_warning, Held, Invalidation, Outcome, RefreshRule, Step,
+    DEFAULT_INVALIDATE_COOLDOWN, REFRESH_RETRY_PAUSE,
+};
 pub use secret::{ClientSecret, SignedJwt};
 pub use text::printable_line;
 pub use text::rfc3339;
@@ -256,6 +296,16 @@ mod error {
             /// The underlying error.
             source: ErrorSource,
         },
+        /// The reply of an Adobe API to [`ApiRequest::send`](crate::ApiRequest::send)
+        /// could not be read whole: its headers or body are larger than the
+        /// limits. The request may have had its effect.
+        #[non_exhaustive]
+        ApiReply {
+            /// HTTP status; `None` when none was read (the headers were too large).
+            status: Option<u16>,
+            /// What is wrong, and where (the URL without its query).
+            message: String,
+        },
         /// The reply is not what IMS sends (no token in a 200, not JSON, too
         /// large, a redirect, an odd status).
         #[non_exhaustive]
@@ -404,7 +454,8 @@ mod error {
                 }
                 Error::Transport { message, .. }
                 | Error::Tls { message, .. }
-                | Error::Timeout { message, .. } => f.write_str(message),
+                | Error::Timeout { message, .. }
+                | Error::ApiReply { message, .. } => f.write_str(message),
                 Error::UnexpectedReply {
                     status,
                     message,
@@ -1029,22 +1080,19 @@ mod endpoint {
             // `authority` passed `check_authority` when the endpoint was parsed.
             unbracket(check_authority(&self.authority).unwrap_or(&self.authority))
         }
+    }
 
-        /// Whether the host is this machine: `localhost` or a loopback
-        /// address (127.0.0.0/8, ::1), as Go's net/http judges it. Such an
-        /// endpoint is never reached through a proxy: on the proxy's host,
-        /// `127.0.0.1` is the proxy's own loopback.
-        pub(crate) fn is_loopback(&self) -> bool {
-            let host = self.bare_host();
-            host == "localhost"
-                || match host.parse::<std::net::IpAddr>() {
-                    Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback(),
-                    Ok(std::net::IpAddr::V6(v6)) => {
-                        v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-                    }
-                    Err(_) => false,
+    /// `localhost`, or an address in 127.0.0.0/8 or `::1` (brackets off):
+    /// reached directly, whatever the proxy settings.
+    pub(crate) fn is_loopback_host(host: &str) -> bool {
+        host == "localhost"
+            || match host.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback(),
+                Ok(std::net::IpAddr::V6(v6)) => {
+                    v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
                 }
-        }
+                Err(_) => false,
+            }
     }
 
     /// Checks `host[:port]` or `[v6][:port]` and returns the host. The input is
@@ -1078,7 +1126,7 @@ mod endpoint {
     }
 
     /// The three loopback names plain http is allowed to.
-    fn allows_plain_http(host: &str) -> bool {
+    pub(crate) fn allows_plain_http(host: &str) -> bool {
         matches!(host, "127.0.0.1" | "::1" | "localhost")
     }
 
@@ -1485,6 +1533,8 @@ mod token {
     use std::time::{Duration, SystemTime};
 
     use crate::secret::Secret;
+    use crate::text::is_visible_ascii;
+    use crate::Error;
 
     /// How far a token's reception may lie after now before the token is
     /// taken for one fetched while the clock was ahead.
@@ -1531,6 +1581,35 @@ mod token {
                 received_at,
                 expires_at,
             }
+        }
+
+        /// As [`AccessToken::new`], for a token from outside IMS's replies
+        /// (a cache file, a database): refuses a token or token type that
+        /// could not go into a header or a line whole. Tokens from IMS are
+        /// checked so when they arrive.
+        ///
+        /// # Errors
+        /// [`Error::Config`](crate::Error::Config) when the token or its type
+        /// is empty or has a character other than visible ASCII (`!` to `~`):
+        /// a CR or LF would inject a header. Neither is quoted.
+        pub fn try_new(
+            token: impl Into<String>,
+            token_type: impl Into<String>,
+            received_at: SystemTime,
+            expires_at: SystemTime,
+        ) -> Result<Self, Error> {
+            let token = AccessToken::new(token, token_type, received_at, expires_at);
+            for (what, text) in [
+                ("access token", token.secret()),
+                ("token type", token.token_type()),
+            ] {
+                if !is_visible_ascii(text) {
+                    return Err(Error::config(format!(
+                        "the {what} has characters that are not visible ASCII"
+                    )));
+                }
+            }
+            Ok(token)
         }
 
         /// The access token for the `Authorization: Bearer` header. It is a
@@ -1628,6 +1707,21 @@ mod token {
             // Fetched 3 days ahead: 345,599 s left of a 86,400 s lifetime.
             assert!(!day.is_plausible(at(T0 - 3 * 86_400)));
             assert!(!day.is_plausible(at(T0 - 6)));
+        }
+
+        #[test]
+        fn try_new_refuses_what_could_break_a_header() {
+            assert!(AccessToken::try_new("tok-1", "bearer", at(T0), at(T0 + 1)).is_ok());
+            for (token, kind, what) in [
+                ("tok\r\nX-Evil: s3cr3t", "bearer", "access token"),
+                ("tok é", "bearer", "access token"),
+                ("", "bearer", "access token"),
+                ("tok", "bear\ner", "token type"),
+            ] {
+                let e = AccessToken::try_new(token, kind, at(T0), at(T0 + 1)).unwrap_err();
+                let text = e.to_string();
+                assert!(text.contains(what) && !text.contains("s3cr3t"), "{text}");
+            }
         }
 
         #[test]
@@ -2100,7 +2194,7 @@ mod credentials {
     use crate::introspect::{payload_expiry, payload_scopes, token_payload};
     use crate::key::certificate_not_after;
     use crate::secret::Secret;
-    use crate::text::{parse_rfc3339, rough_duration, split_list};
+    use crate::text::{is_visible_ascii, parse_rfc3339, rough_duration, split_list};
     use crate::{AccessToken, ClientSecret, Endpoint, Error, PrivateKey};
 
     /// A JWT service account (AEM "service credentials" or an Adobe Developer
@@ -2284,7 +2378,9 @@ mod credentials {
         pub fn client_secret(&self) -> &ClientSecret {
             &self.client_secret
         }
-        /// The organization id (`...@AdobeOrg`), the JWT's `iss`.
+        /// The organization id (`...@AdobeOrg`), the JWT's `iss`; always
+        /// there. [`Credentials::org_id`] gives it, as an `Option`, for every
+        /// kind of credentials.
         pub fn org_id(&self) -> &str {
             &self.org_id
         }
@@ -2354,6 +2450,7 @@ mod credentials {
         /// The organization id (`...@AdobeOrg`), when the source gave one
         /// (`x-gw-ims-org-id` for Adobe APIs). It is not sent to IMS: see
         /// [`OAuthCredentials::requested_org_id`] for that.
+        /// [`Credentials::org_id`] gives it for every kind of credentials.
         pub fn org_id(&self) -> Option<&str> {
             self.org_id.as_deref()
         }
@@ -2714,16 +2811,22 @@ mod credentials {
             credentials_from_vars(|name| std::env::var_os(name))
         }
 
-        /// Replaces the endpoint (e.g. a stage IMS or a local fake).
-        #[must_use = "this returns the changed credentials; the original is moved"]
-        pub fn with_ims(mut self, ims: Endpoint) -> Self {
+        /// Replaces the endpoint (e.g. a stage IMS or a local fake) with a
+        /// host or URL, as the command's `--ims` takes it (see
+        /// [`Endpoint::parse`]). A local development token is already
+        /// issued: it keeps its endpoint, though the text is still checked.
+        ///
+        /// # Errors
+        /// [`Error::Config`] for a bad endpoint, as [`Endpoint::parse`] says.
+        pub fn with_ims(mut self, ims: &str) -> Result<Self, Error> {
+            let ims = Endpoint::parse(ims)?;
             match &mut self {
                 Credentials::ServiceAccount(a) => a.ims = ims,
                 Credentials::OAuth(o) => o.ims = ims,
                 // Already issued: there is no exchange for the endpoint to change.
                 Credentials::LocalToken(_) => {}
             }
-            self
+            Ok(self)
         }
 
         /// Replaces the metascopes (service account) or scopes (OAuth) with a
@@ -2810,6 +2913,20 @@ mod credentials {
                 Credentials::OAuth(o) => &o.client_id,
                 Credentials::LocalToken(t) => &t.client_id,
             }
+        }
+
+        /// The organization id (`...@AdobeOrg`) of any kind, for Adobe APIs'
+        /// `x-gw-ims-org-id` header: a service account's (always there, its
+        /// JWT's `iss`), OAuth credentials' when their source gave one, and
+        /// `None` for a local development token (its payload names no org).
+        /// An empty id counts as none.
+        pub fn org_id(&self) -> Option<&str> {
+            let org = match self {
+                Credentials::ServiceAccount(a) => Some(a.org_id.as_str()),
+                Credentials::OAuth(o) => o.org_id.as_deref(),
+                Credentials::LocalToken(_) => None,
+            };
+            org.filter(|id| !id.is_empty())
         }
     }
 
@@ -3265,9 +3382,10 @@ mod credentials {
 
     fn local_token_from_json(f: &Fields<'_>) -> Result<LocalToken, Error> {
         let token = f.string("accessToken")?;
-        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if !is_visible_ascii(token) {
             return Err(Error::config(format!(
-                "credentials field `{}` is not a token: it holds spaces or control characters",
+                "credentials field `{}` is not a token: it holds spaces, control characters \
+                 or other characters that are not visible ASCII",
                 f.path("accessToken")
             )));
         }
@@ -3588,6 +3706,14 @@ mod credentials {
                 assert!(value.len() < 4 || !text.contains(value), "{text}");
             }
             e.to_string()
+        }
+
+        #[test]
+        fn env_credentials_know_their_org() {
+            for pairs in [oauth_vars(), jwt_vars(sample_pem())] {
+                let credentials = vars(&pairs).unwrap().unwrap();
+                assert_eq!(credentials.org_id(), Some("ENVORG@AdobeOrg"));
+            }
         }
 
         #[test]
@@ -4889,24 +5015,565 @@ mod clock {
 }
 
 // ---------------------------------------------------------------------------
+// Adobe APIs: the headers they want with a token, a request checked before it
+// is sent, and the reply. Pure: the client sends, the provider resends.
+mod api {
+    use std::fmt;
+
+    use ureq::http::{header, HeaderName, HeaderValue, Method, Uri};
+
+    use crate::client::unbracket;
+    use crate::endpoint::allows_plain_http;
+    use crate::secret::Secret;
+    use crate::text::is_visible_ascii;
+    use crate::{AccessToken, Credentials, Error};
+
+    /// Default cap on the body of an API's reply read by
+    /// [`ApiRequest::send`](crate::ApiRequest::send): 10 MiB.
+    pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
+
+    /// The headers an Adobe API wants with a token: `Authorization: Bearer
+    /// <token>`, `x-api-key` (the client id) and `x-gw-ims-org-id` (the org,
+    /// when the credentials know it), in that order: the lines of the
+    /// command's `--format headers`.
+    ///
+    /// Every value is visible ASCII, checked when the headers are built, so
+    /// none can add a header or a line of its own. `Debug` does not show the
+    /// token.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), ims_token::Error> {
+    /// use ims_token::{Client, Credentials, TokenProvider};
+    /// let provider = TokenProvider::new(Client::new()?, Credentials::from_file("creds.json")?);
+    /// let headers = provider.headers()?;
+    /// for (name, value) in headers.iter() {
+    ///     // Set them on a request of your own HTTP client.
+    ///     # let _ = (name, value);
+    /// }
+    /// // On 401: provider.invalidate(headers.token()), and send it again only
+    /// // if provider.headers()? now holds another token.
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[derive(Clone, Debug)]
+    pub struct ApiHeaders {
+        token: AccessToken,
+        authorization: Secret,
+        api_key: Option<String>,
+        org_id: Option<String>,
+    }
+
+    impl ApiHeaders {
+        /// The headers for `token`, with the client id and org of
+        /// `credentials` ([`Credentials::client_id`], [`Credentials::org_id`]).
+        /// An empty client id (a local development token whose payload names
+        /// none) adds no `x-api-key`; credentials without an org add no
+        /// `x-gw-ims-org-id`.
+        ///
+        /// # Errors
+        /// [`Error::Config`] when the token, the client id or the org id has
+        /// a character that is not visible ASCII (`!` to `~`), which could
+        /// inject a header. Tokens from IMS are checked when they arrive;
+        /// this covers tokens and ids from elsewhere.
+        pub fn new(token: &AccessToken, credentials: &Credentials) -> Result<Self, Error> {
+            let api_key = Some(credentials.client_id()).filter(|id| !id.is_empty());
+            let org_id = credentials.org_id();
+            header_safe("access token", token.secret())?;
+            api_key.map_or(Ok(()), |id| header_safe("client id", id))?;
+            org_id.map_or(Ok(()), |org| header_safe("org id", org))?;
+            Ok(ApiHeaders {
+                token: token.clone(),
+                authorization: Secret(format!("Bearer {}", token.secret())),
+                api_key: api_key.map(str::to_owned),
+                org_id: org_id.map(str::to_owned),
+            })
+        }
+
+        /// `(name, value)` of each header, in the order above. The
+        /// `Authorization` value holds the token: keep it out of logs.
+        pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+            [
+                ("Authorization", Some(self.authorization.0.as_str())),
+                ("x-api-key", self.api_key.as_deref()),
+                ("x-gw-ims-org-id", self.org_id.as_deref()),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|v| (name, v)))
+        }
+
+        /// The token in `Authorization`: the one to give
+        /// [`TokenProvider::invalidate`](crate::TokenProvider::invalidate)
+        /// when the API answers 401.
+        pub fn token(&self) -> &AccessToken {
+            &self.token
+        }
+
+        /// The `x-api-key` value (the client id), when there is one.
+        pub fn api_key(&self) -> Option<&str> {
+            self.api_key.as_deref()
+        }
+
+        /// The `x-gw-ims-org-id` value (the org), when there is one.
+        pub fn org_id(&self) -> Option<&str> {
+            self.org_id.as_deref()
+        }
+    }
+
+    /// Checks that `text` can go into a header, a line or an environment
+    /// variable whole; `what` names it in the error, never its value.
+    fn header_safe(what: &str, text: &str) -> Result<(), Error> {
+        if is_visible_ascii(text) {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "the {what} has characters that are not visible ASCII; check the credentials"
+        )))
+    }
+
+    /// An Adobe API's reply to [`ApiRequest::send`](crate::ApiRequest::send):
+    /// status, headers and the whole body. `Debug` shows the body's length,
+    /// not the body.
+    #[derive(Clone)]
+    pub struct ApiResponse {
+        pub(crate) status: u16,
+        pub(crate) headers: Vec<(String, String)>,
+        pub(crate) body: Vec<u8>,
+    }
+
+    impl ApiResponse {
+        /// The HTTP status.
+        pub fn status(&self) -> u16 {
+            self.status
+        }
+
+        /// Whether the status is 2xx.
+        pub fn is_success(&self) -> bool {
+            (200..300).contains(&self.status)
+        }
+
+        /// The first value of the header `name` (any case).
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+
+        /// Every header as `(name, value)`, names lowercase, in the order
+        /// received; values that are not UTF-8 are decoded lossily.
+        pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+            self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        }
+
+        /// The body.
+        pub fn body(&self) -> &[u8] {
+            &self.body
+        }
+
+        /// The body, taken.
+        pub fn into_body(self) -> Vec<u8> {
+            self.body
+        }
+    }
+
+    impl fmt::Debug for ApiResponse {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ApiResponse")
+                .field("status", &self.status)
+                .field("headers", &self.headers)
+                .field("body", &format_args!("{} bytes", self.body.len()))
+                .finish()
+        }
+    }
+
+    /// A request checked before anything is sent: the caller's method, URL,
+    /// headers and body, ready to go out with an [`ApiHeaders`].
+    pub(crate) struct ApiCall<'a> {
+        pub(crate) method: Method,
+        pub(crate) uri: Uri,
+        /// The caller's own headers.
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Option<&'a [u8]>,
+        /// The host, for NO_PROXY.
+        pub(crate) host: String,
+        /// The URL without its query, for messages: a query may hold a secret.
+        pub(crate) shown: String,
+    }
+
+    impl<'a> ApiCall<'a> {
+        /// Checks the caller's parts.
+        ///
+        /// # Errors
+        /// [`Error::Config`] for a method that is not an HTTP method, a URL
+        /// that is not absolute `https` (plain `http` only to loopback) or
+        /// that holds a user or password, and a header that cannot go into a
+        /// request (a CR or LF, say); values are never quoted.
+        pub(crate) fn check(
+            method: &str,
+            url: &str,
+            headers: &[(String, Secret)],
+            body: Option<&'a [u8]>,
+        ) -> Result<Self, Error> {
+            let method = check_method(method, body.is_some())?;
+            let (uri, host, shown) = check_url(url)?;
+            let headers = headers
+                .iter()
+                .map(|(name, value)| check_header(name, &value.0))
+                .collect::<Result<_, _>>()?;
+            Ok(ApiCall {
+                method,
+                uri,
+                headers,
+                body,
+                host,
+                shown,
+            })
+        }
+
+        /// The body to send: the caller's; an empty one for a POST, PUT or
+        /// PATCH without (`Content-Length: 0` rather than an empty chunked
+        /// body); none otherwise.
+        pub(crate) fn body(&self) -> Option<&'a [u8]> {
+            let needs_one = [Method::POST, Method::PUT, Method::PATCH].contains(&self.method);
+            self.body.or(needs_one.then_some(&[][..]))
+        }
+
+        /// Whether the caller set `Authorization` itself: a 401 is then about
+        /// its credentials, not the provider's token.
+        pub(crate) fn sets_authorization(&self) -> bool {
+            self.sets(&header::AUTHORIZATION)
+        }
+
+        fn sets(&self, name: &HeaderName) -> bool {
+            self.headers.iter().any(|(n, _)| n == name)
+        }
+
+        /// The caller's headers, then those of `ours` whose names the caller
+        /// did not set: each header once, the caller's never overwritten.
+        pub(crate) fn headers_with(&self, ours: &ApiHeaders) -> Vec<(HeaderName, HeaderValue)> {
+            let mut all = self.headers.clone();
+            for (name, value) in ours.iter() {
+                let name = HeaderName::from_static(lowercase(name));
+                // Checked visible ASCII when `ours` was built.
+                let Ok(mut value) = HeaderValue::from_str(value) else {
+                    continue;
+                };
+                if !self.sets(&name) {
+                    value.set_sensitive(name == header::AUTHORIZATION);
+                    all.push((name, value));
+                }
+            }
+            all
+        }
+    }
+
+    /// The lowercase form `HeaderName::from_static` wants, of the names
+    /// [`ApiHeaders::iter`] gives.
+    fn lowercase(name: &'static str) -> &'static str {
+        match name {
+            "Authorization" => "authorization",
+            other => other,
+        }
+    }
+
+    /// The methods HTTP/1.1 defines for requests to a resource (ureq sends
+    /// no others; `CONNECT` opens tunnels).
+    const METHODS: [Method; 8] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ];
+
+    fn check_method(method: &str, with_body: bool) -> Result<Method, Error> {
+        let Some(known) = METHODS.iter().find(|m| m.as_str() == method) else {
+            return Err(Error::config(format!(
+                "{:?} is not a method this client sends: use GET, HEAD, POST, PUT, DELETE, \
+                 OPTIONS, TRACE or PATCH",
+                crate::exchange::excerpt(method.as_bytes(), &[])
+            )));
+        };
+        if with_body && *known == Method::HEAD {
+            return Err(Error::config("a HEAD request has no body"));
+        }
+        Ok(known.clone())
+    }
+
+    /// The URI, its host and the URL to show in messages.
+    fn check_url(url: &str) -> Result<(Uri, String, String), Error> {
+        let (uri, host, shown) = parse_url(url)?;
+        match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("https") => {}
+            Some("http") if allows_plain_http(&host) => {}
+            _ => {
+                return Err(Error::config(format!(
+                    "the request URL {shown} does not use https; the token may travel only \
+                     encrypted (plain http only to 127.0.0.1, ::1 or localhost)"
+                )))
+            }
+        }
+        Ok((uri, host, shown))
+    }
+
+    /// An absolute URL without a user or password: the URI, its host and
+    /// the URL as messages show it (no query, which may hold a secret).
+    fn parse_url(url: &str) -> Result<(Uri, String, String), Error> {
+        let bad = |why: &str| Error::config(format!("the request URL {why}"));
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| bad("is not a URL (https://host/path)"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(bad("is not an absolute URL (https://host/path)"));
+        };
+        if authority.as_str().contains('@') {
+            return Err(bad(
+                "holds a user or password; give credentials in a header",
+            ));
+        }
+        let host = unbracket(authority.host()).to_ascii_lowercase();
+        let shown = format!(
+            "{}://{authority}{}",
+            scheme.to_ascii_lowercase(),
+            uri.path()
+        );
+        Ok((uri, host, shown))
+    }
+
+    /// `url` as messages show it, or a placeholder when it is not one.
+    pub(crate) fn shown_url(url: &str) -> String {
+        parse_url(url).map_or_else(|_| "[not a valid URL]".to_owned(), |(_, _, shown)| shown)
+    }
+
+    fn check_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error> {
+        let bad = || {
+            Error::config(format!(
+                "the request header {:?} cannot go into a request: check its name and value \
+                 (no line breaks)",
+                crate::exchange::excerpt(name.as_bytes(), &[])
+            ))
+        };
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+        let value = HeaderValue::from_str(value).map_err(|_| bad())?;
+        Ok((name, value))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::test_support::*;
+        use crate::{ClientSecret, OAuthCredentials};
+
+        fn oauth(org: Option<&str>) -> Credentials {
+            let mut builder = OAuthCredentials::builder()
+                .client_id("my-client")
+                .client_secret(ClientSecret::new("s"))
+                .scopes("openid");
+            if let Some(org) = org {
+                builder = builder.org_id(org);
+            }
+            Credentials::OAuth(builder.build().unwrap())
+        }
+
+        fn lines(headers: &ApiHeaders) -> Vec<String> {
+            headers.iter().map(|(n, v)| format!("{n}: {v}")).collect()
+        }
+
+        #[test]
+        fn the_three_headers_in_order_and_only_those_known() {
+            let token = day_token("tok-1");
+            let headers = ApiHeaders::new(&token, &oauth(Some("ORG@AdobeOrg"))).unwrap();
+            assert_eq!(
+                lines(&headers),
+                [
+                    "Authorization: Bearer tok-1",
+                    "x-api-key: my-client",
+                    "x-gw-ims-org-id: ORG@AdobeOrg"
+                ]
+            );
+            assert_eq!(headers.token().secret(), "tok-1");
+            assert!(!format!("{headers:?}").contains("tok-1"));
+            let headers = ApiHeaders::new(&token, &oauth(None)).unwrap();
+            assert_eq!(
+                lines(&headers),
+                ["Authorization: Bearer tok-1", "x-api-key: my-client"]
+            );
+        }
+
+        #[test]
+        fn values_that_could_inject_a_header_are_refused_unquoted() {
+            for (token, org, what) in [
+                ("tok\r\nX-Evil: 1", "ORG", "access token"),
+                ("tok é", "ORG", "access token"),
+                ("", "ORG", "access token"),
+                ("tok", "ORG\nX-Evil: 1", "org id"),
+            ] {
+                let token = day_token(token);
+                let e = ApiHeaders::new(&token, &oauth(Some(org))).unwrap_err();
+                let text = e.to_string();
+                assert!(matches!(e, Error::Config { .. }), "{e:?}");
+                assert!(text.contains(what) && !text.contains("Evil"), "{text}");
+            }
+        }
+
+        fn call<'a>(headers: &[(&str, &str)], body: Option<&'a [u8]>) -> ApiCall<'a> {
+            let headers: Vec<(String, Secret)> = headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), Secret(v.to_string())))
+                .collect();
+            ApiCall::check(
+                "POST",
+                "https://api.example.com/p?sig=s3cr3t",
+                &headers,
+                body,
+            )
+            .unwrap()
+        }
+
+        #[test]
+        fn each_header_goes_once_and_the_callers_own_are_kept() {
+            let ours = ApiHeaders::new(&day_token("tok"), &oauth(Some("ORG"))).unwrap();
+            let mine = call(
+                &[("X-Api-Key", "mine"), ("Accept", "application/json")],
+                None,
+            );
+            let sent: Vec<(String, String)> = mine
+                .headers_with(&ours)
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            let pairs: Vec<(&str, &str)> =
+                sent.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            assert_eq!(
+                pairs,
+                [
+                    ("x-api-key", "mine"),
+                    ("accept", "application/json"),
+                    ("authorization", "Bearer tok"),
+                    ("x-gw-ims-org-id", "ORG"),
+                ]
+            );
+            assert!(!mine.sets_authorization());
+            assert!(call(&[("authorization", "Basic x")], None).sets_authorization());
+        }
+
+        #[test]
+        fn requests_are_checked_and_the_query_is_never_shown() {
+            let ok = call(&[], Some(b"{}"));
+            assert_eq!(ok.shown, "https://api.example.com/p");
+            assert_eq!(ok.host, "api.example.com");
+            for url in [
+                "http://127.0.0.1:8080/x",
+                "http://[::1]:9/x",
+                "http://localhost/x",
+            ] {
+                assert!(ApiCall::check("GET", url, &[], None).is_ok(), "{url}");
+            }
+            for (method, url, why) in [
+                (
+                    "GET",
+                    "http://api.example.com/x?k=s3cr3t",
+                    "does not use https",
+                ),
+                ("GET", "ftp://api.example.com/x", "does not use https"),
+                ("GET", "/relative/s3cr3t", "not an absolute URL"),
+                (
+                    "GET",
+                    "https://user:s3cr3t@api.example.com/",
+                    "user or password",
+                ),
+                ("GET", "not a url s3cr3t", "not a URL"),
+                (
+                    "GE T",
+                    "https://api.example.com/",
+                    "not a method this client sends",
+                ),
+                (
+                    "PROPFIND",
+                    "https://api.example.com/",
+                    "not a method this client sends",
+                ),
+                (
+                    "get",
+                    "https://api.example.com/",
+                    "not a method this client sends",
+                ),
+            ] {
+                let e = ApiCall::check(method, url, &[], None).err().unwrap();
+                let text = e.to_string();
+                assert!(matches!(e, Error::Config { .. }), "{e:?}");
+                assert!(text.contains(why) && !text.contains("s3cr3t"), "{text}");
+            }
+            let e = ApiCall::check("HEAD", "https://a.example/", &[], Some(b"x"))
+                .err()
+                .unwrap();
+            assert_eq!(e.to_string(), "a HEAD request has no body");
+            let bad = [("X-Note".to_owned(), Secret("a\r\nX-Evil: s3cr3t".into()))];
+            let e = ApiCall::check("GET", "https://a.example/", &bad, None)
+                .err()
+                .unwrap();
+            let text = e.to_string();
+            assert!(
+                text.contains("\"X-Note\"") && !text.contains("s3cr3t"),
+                "{text}"
+            );
+        }
+
+        #[test]
+        fn urls_are_shown_without_query_or_password() {
+            assert_eq!(
+                shown_url("https://API.example.com:8443/a/b?sig=s3cr3t"),
+                "https://API.example.com:8443/a/b"
+            );
+            assert_eq!(
+                shown_url("https://u:s3cr3t@a.example/"),
+                "[not a valid URL]"
+            );
+            assert_eq!(shown_url("not a url"), "[not a valid URL]");
+        }
+
+        #[test]
+        fn a_response_debug_shows_the_body_length_only() {
+            let response = ApiResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "text/plain".into())],
+                body: b"private body".to_vec(),
+            };
+            let debug = format!("{response:?}");
+            assert!(
+                debug.contains("12 bytes") && !debug.contains("private"),
+                "{debug}"
+            );
+            assert_eq!(response.header("Content-Type"), Some("text/plain"));
+            assert!(response.is_success());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The HTTP client: agent, proxy, TLS, retries, and the ureq error mapping.
 mod client {
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
+    use crate::api::ApiCall;
     use crate::clock::{correction_moved, is_clock_refusal, ClockOffset};
     use crate::credentials::ClientSecrets;
+    use crate::endpoint::is_loopback_host;
     use crate::exchange::{
         check_lifetime, judge_reply, jwt_exchange_form, oauth_form, parse_reply, parse_validation,
         revocation_form, validation_form, FormRequest, RawReply,
     };
     use crate::files::{read_capped_file, without_bom};
     use crate::secret::Secret;
-    use crate::text::{parse_http_date, seconds_between, shift};
+    use crate::text::{byte_size, parse_http_date, seconds_between, shift};
     use crate::{
-        sign_jwt, AccessToken, ClientSecret, Credentials, Endpoint, Error, Flow, OAuthCredentials,
-        ServiceAccount, TokenValidity, DEFAULT_JWT_LIFETIME,
+        sign_jwt, AccessToken, ApiHeaders, ApiResponse, ClientSecret, Credentials, Endpoint, Error,
+        Flow, OAuthCredentials, ServiceAccount, TokenValidity, DEFAULT_JWT_LIFETIME,
     };
 
     /// The `User-Agent` sent to IMS.
@@ -5419,7 +6086,14 @@ mod client {
                 &account.ims,
                 "/ims/exchange/jwt",
                 request,
-                |reply, scrub| parse_reply(reply, Flow::JwtExchange, SystemTime::now(), scrub),
+                |reply, scrub| {
+                    parse_reply(reply, Flow::JwtExchange, SystemTime::now(), scrub).inspect(
+                        |token| {
+                            let url = account.ims.join("/ims/exchange/jwt");
+                            log::debug!("{}", exchange_line(Flow::JwtExchange, &url, token));
+                        },
+                    )
+                },
             )
         }
 
@@ -5439,7 +6113,12 @@ mod client {
                     Ok(FormRequest::new(&form, &[secret.secret()]))
                 };
                 self.post_with_retries(&oauth.ims, "/ims/token/v3", request, |reply, scrub| {
-                    parse_reply(reply, Flow::ClientCredentials, SystemTime::now(), scrub)
+                    parse_reply(reply, Flow::ClientCredentials, SystemTime::now(), scrub).inspect(
+                        |token| {
+                            let url = oauth.ims.join("/ims/token/v3");
+                            log::debug!("{}", exchange_line(Flow::ClientCredentials, &url, token));
+                        },
+                    )
                 })
             })
         }
@@ -5642,14 +6321,105 @@ mod client {
         /// a loopback endpoint or a host NO_PROXY lists; an error when it is
         /// one that cannot be used.
         fn route_to(&self, ims: &Endpoint) -> Result<Option<&ProxyRoute>, Error> {
+            self.route_to_host(ims.bare_host())
+        }
+
+        /// The proxy to reach `host` through: none for loopback or a host
+        /// NO_PROXY lists; an error when it is one that cannot be used.
+        fn route_to_host(&self, host: &str) -> Result<Option<&ProxyRoute>, Error> {
             let Some(route) = &self.route else {
                 return Ok(None);
             };
-            if ims.is_loopback() || no_proxy_matches(&route.no_proxy, ims.bare_host()) {
+            if is_loopback_host(host) || no_proxy_matches(&route.no_proxy, host) {
                 return Ok(None);
             }
             route.proxy.as_ref().map_err(Clone::clone)?;
             Ok(Some(route))
+        }
+
+        /// Sends `call` once with the caller's headers and `ours`, through
+        /// this client's agent (its timeouts, proxy and CA file; redirects
+        /// are not followed), and reads the reply, its body capped at
+        /// `max_body` bytes.
+        pub(crate) fn send_api(
+            &self,
+            call: &ApiCall<'_>,
+            ours: &ApiHeaders,
+            max_body: u64,
+        ) -> Result<ApiResponse, Error> {
+            let via = self.route_to_host(&call.host)?;
+            let mut builder = ureq::http::Request::builder()
+                .method(call.method.clone())
+                .uri(call.uri.clone());
+            for (name, value) in call.headers_with(ours) {
+                builder = builder.header(name, value);
+            }
+            let mut response = match call.body() {
+                Some(body) => self.run(builder.body(body), via),
+                None => self.run(builder.body(()), via),
+            }
+            .map_err(|e| match e {
+                ureq::Error::LargeResponseHeader(_, max) => Error::ApiReply {
+                    status: None,
+                    message: format!(
+                        "the reply of {} has headers larger than {} KiB",
+                        call.shown,
+                        max / 1024
+                    ),
+                },
+                e => {
+                    Error::from_transport(&call.shown, e, "cannot reach the API at", via, "the API")
+                }
+            })?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    (name.as_str().to_owned(), value)
+                })
+                .collect();
+            let too_large = || Error::ApiReply {
+                status: Some(status),
+                message: format!(
+                    "the reply of {} ({status}) is larger than {}",
+                    call.shown,
+                    byte_size(max_body)
+                ),
+            };
+            let body = read_body(
+                &mut response,
+                max_body,
+                too_large,
+                &call.shown,
+                via,
+                "the API",
+            )?;
+            Ok(ApiResponse {
+                status,
+                headers,
+                body,
+            })
+        }
+
+        /// Runs a built request through the agent, around the proxy when
+        /// `via` is none (NO_PROXY lists the host).
+        fn run<B: ureq::AsSendBody>(
+            &self,
+            request: Result<ureq::http::Request<B>, ureq::http::Error>,
+            via: Option<&ProxyRoute>,
+        ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+            let mut request = request?;
+            // `route_to_host` hands out only a route whose proxy can be used.
+            if let Some(proxy) = via.and_then(|route| route.proxy.as_ref().ok()) {
+                request = self
+                    .agent
+                    .configure_request(request)
+                    .proxy(Some(proxy.clone()))
+                    .build();
+            }
+            self.agent.run(request)
         }
 
         fn post_once(
@@ -5675,7 +6445,7 @@ mod client {
                         None,
                         format!("the IMS reply's headers are larger than {} KiB", max / 1024),
                     ),
-                    e => Error::from_transport(url, e, "cannot reach IMS at", via),
+                    e => Error::from_transport(url, e, "cannot reach IMS at", via, "IMS"),
                 })?;
             let header = |name: &str| {
                 response
@@ -5694,21 +6464,16 @@ mod client {
                 .as_deref()
                 .and_then(parse_http_date)
                 .map(|date| seconds_between(SystemTime::now(), date));
-            let body = response
-                .body_mut()
-                .with_config()
-                .limit(MAX_REPLY_BYTES)
-                .read_to_vec()
-                .map_err(|e| match e {
-                    ureq::Error::BodyExceedsLimit(_) => Error::unexpected(
-                        Some(status),
-                        format!(
-                            "the IMS reply is larger than {} KiB",
-                            MAX_REPLY_BYTES / 1024
-                        ),
+            let too_large = || {
+                Error::unexpected(
+                    Some(status),
+                    format!(
+                        "the IMS reply is larger than {} KiB",
+                        MAX_REPLY_BYTES / 1024
                     ),
-                    e => Error::from_transport(url, e, "the reply broke off from IMS at", via),
-                })
+                )
+            };
+            let body = read_body(&mut response, MAX_REPLY_BYTES, too_large, url, via, "IMS")
                 .map(zeroize::Zeroizing::new)?;
             Ok(RawReply {
                 status,
@@ -5739,15 +6504,56 @@ mod client {
         )
     }
 
+    /// A reply's body, at most `limit` bytes (`too_large` past it); a read
+    /// that breaks off is a transport error naming `server` at `url`.
+    fn read_body(
+        response: &mut ureq::http::Response<ureq::Body>,
+        limit: u64,
+        too_large: impl FnOnce() -> Error,
+        url: &str,
+        via: Option<&ProxyRoute>,
+        server: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let broke = format!("the reply broke off from {server} at");
+        response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => too_large(),
+                e => Error::from_transport(url, e, &broke, via, server),
+            })
+    }
+
+    /// The debug line for a successful exchange: the flow, the endpoint and
+    /// the token's lifetime; never the token.
+    fn exchange_line(flow: Flow, url: &str, token: &AccessToken) -> String {
+        let flow = match flow {
+            Flow::JwtExchange => "JWT exchange",
+            Flow::ClientCredentials => "client credentials",
+        };
+        let lifetime = token
+            .expires_at()
+            .duration_since(token.received_at())
+            .unwrap_or_default();
+        format!(
+            "IMS issued a token ({flow}, {url}) that lives {} s",
+            lifetime.as_secs()
+        )
+    }
+
     /// The ureq error of a request, in the crate's terms.
     impl Error {
         /// `what` says how far the call got, e.g. `cannot reach IMS at`; `via`
-        /// is the proxy the request went through.
+        /// is the proxy the request went through; `server` names what is at
+        /// `url` (`IMS`, `the API`).
         pub(crate) fn from_transport(
             url: &str,
             e: ureq::Error,
             what: &str,
             via: Option<&ProxyRoute>,
+            server: &str,
         ) -> Self {
             if let Some(route) = via {
                 if let Some(message) = proxy_problem(&e) {
@@ -5763,13 +6569,13 @@ mod client {
                         },
                         ProxyProblem::Unreachable => Error::Transport {
                             message: format!(
-                                "cannot reach the proxy {proxy} on the way to IMS at {url}"
+                                "cannot reach the proxy {proxy} on the way to {server} at {url}"
                             ),
                             source: Arc::new(e),
                         },
                         ProxyProblem::NoTunnel => Error::Transport {
                             message: format!(
-                                "the proxy {proxy} did not open a tunnel to IMS at {url}"
+                                "the proxy {proxy} did not open a tunnel to {server} at {url}"
                             ),
                             source: Arc::new(e),
                         },
@@ -5784,10 +6590,10 @@ mod client {
                 // CONNECT never answered): name it first.
                 let message = match via {
                     Some(route) => format!(
-                        "the proxy {} or IMS at {url} behind it did not answer in time",
+                        "the proxy {} or {server} at {url} behind it did not answer in time",
                         route.name
                     ),
-                    None => format!("IMS at {url} did not answer in time"),
+                    None => format!("{server} at {url} did not answer in time"),
                 };
                 return Error::Timeout {
                     message,
@@ -5796,7 +6602,7 @@ mod client {
             }
             match tls_problem(&e) {
                 Some(problem) => Error::Tls {
-                    message: format!("cannot reach IMS at {url}{through}: {problem}"),
+                    message: format!("cannot reach {server} at {url}{through}: {problem}"),
                     source: Arc::new(e),
                 },
                 None => Error::Transport {
@@ -6101,7 +6907,7 @@ mod client {
                 "https://[::ffff:7f00:1]",
             ] {
                 let ims = Endpoint::parse(url).unwrap();
-                assert!(ims.is_loopback(), "{url}");
+                assert!(is_loopback_host(ims.bare_host()), "{url}");
                 assert!(client.route_to(&ims).unwrap().is_none(), "{url}");
             }
             for host in [
@@ -6111,7 +6917,7 @@ mod client {
                 "[::2]",
             ] {
                 let ims = Endpoint::parse(host).unwrap();
-                assert!(!ims.is_loopback(), "{host}");
+                assert!(!is_loopback_host(ims.bare_host()), "{host}");
                 assert!(client.route_to(&ims).unwrap().is_some(), "{host}");
             }
         }
@@ -6130,6 +6936,23 @@ mod client {
             ] {
                 assert_eq!(Endpoint::parse(text).unwrap().bare_host(), host, "{text}");
             }
+        }
+
+        #[test]
+        fn the_exchange_line_tells_flow_endpoint_and_lifetime_only() {
+            let token = AccessToken::new("s3cr3t-token", "bearer", at(T0), at(T0 + 86_399));
+            let url = "https://ims-na1.adobelogin.com/ims/token/v3";
+            let line = exchange_line(Flow::ClientCredentials, url, &token);
+            assert_eq!(
+                line,
+                "IMS issued a token (client credentials, https://ims-na1.adobelogin.com/ims/token/v3) \
+                 that lives 86399 s"
+            );
+            let jwt = exchange_line(Flow::JwtExchange, url, &token);
+            assert!(
+                jwt.contains("(JWT exchange, ") && !jwt.contains("s3cr3t"),
+                "{jwt}"
+            );
         }
 
         #[test]
@@ -6199,6 +7022,11 @@ mod refresh {
     /// token is handed out before IMS is asked again.
     pub const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(30);
 
+    /// Default cooldown of the brake on invalidation (see
+    /// [`RefreshRule::invalidate`]): a token that replaced an invalidated one
+    /// is not dropped again until it is this old.
+    pub const DEFAULT_INVALIDATE_COOLDOWN: Duration = Duration::from_secs(60);
+
     /// When to refresh a token, and what to keep when a refresh fails: the
     /// one rule that [`TokenProvider`](crate::TokenProvider), the command's
     /// `--cache` and its `sink` all follow. It is pure: the caller passes
@@ -6216,6 +7044,9 @@ mod refresh {
     ///   network, timeout, TLS, proxy, an odd reply) keeps the unexpired
     ///   token, and IMS is asked again after [`REFRESH_RETRY_PAUSE`]. A
     ///   refusal ([`Error::Rejected`]) drops it.
+    /// - An invalidation (an API answered 401 to the token) drops the held
+    ///   token, with a brake: a token that replaced an invalidated one is kept
+    ///   until it is as old as the cooldown ([`RefreshRule::invalidate`]).
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
@@ -6232,6 +7063,8 @@ mod refresh {
         margin: Duration,
         /// Where in the margin the refresh point lies, in thousandths (500..=1000).
         permille: u32,
+        /// The brake on invalidation: see [`RefreshRule::invalidate`].
+        cooldown: Duration,
     }
 
     /// What a holder of a token knows: the token (if any) and, after a
@@ -6267,6 +7100,25 @@ mod refresh {
         Failed(Error),
     }
 
+    /// What [`RefreshRule::invalidate`] did with a token an API refused.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Invalidation {
+        /// It was the held token and is dropped: the next token is a new one,
+        /// and a request that was refused is worth sending again with it.
+        Dropped,
+        /// It is the held token, but it replaced an invalidated token and IMS
+        /// issued it `age` ago, less than the cooldown: it is kept. A new
+        /// token would be refused for the same reason (see [`brake_warning`]).
+        Kept {
+            /// How long ago the token was received from IMS.
+            age: Duration,
+        },
+        /// It is not the held token (another caller already dropped it, or it
+        /// never was held): nothing is dropped. The held token, if any, is
+        /// another one, worth a try.
+        NotHeld,
+    }
+
     impl RefreshRule {
         /// A rule that refreshes at a random point between `margin` and half
         /// of it before expiry (so that processes started together do not
@@ -6275,6 +7127,7 @@ mod refresh {
             RefreshRule {
                 margin,
                 permille: random_permille(),
+                cooldown: DEFAULT_INVALIDATE_COOLDOWN,
             }
         }
 
@@ -6284,7 +7137,21 @@ mod refresh {
             RefreshRule {
                 margin,
                 permille: 1000,
+                cooldown: DEFAULT_INVALIDATE_COOLDOWN,
             }
+        }
+
+        /// The same rule with another cooldown for the brake on invalidation
+        /// (default [`DEFAULT_INVALIDATE_COOLDOWN`], 60 s; zero turns the
+        /// brake off).
+        #[must_use = "this returns the changed rule"]
+        pub fn with_invalidate_cooldown(self, cooldown: Duration) -> Self {
+            RefreshRule { cooldown, ..self }
+        }
+
+        /// The cooldown of the brake on invalidation.
+        pub fn invalidate_cooldown(&self) -> Duration {
+            self.cooldown
         }
 
         /// The same spread, another margin.
@@ -6358,6 +7225,86 @@ mod refresh {
                 }
             }
         }
+
+        /// An API refused `refused` (401): drops it from `held` if it is the
+        /// held token, with a brake on refusals that a new token cannot fix.
+        ///
+        /// The state it needs besides `held` is `last_invalidation`: when an
+        /// invalidation last dropped a token (`None` if never). Keep it next
+        /// to the token (in memory, or in the cache file); this call updates
+        /// it. Then, at `now`:
+        ///
+        /// - `refused` is not the held token: [`Invalidation::NotHeld`],
+        ///   nothing changes (a storm of 401s for one token drops it once);
+        /// - the held token replaced an invalidated one (it was received less
+        ///   than the cooldown after `last_invalidation`) and is younger than
+        ///   the cooldown: [`Invalidation::Kept`]; the API refused a token
+        ///   IMS has just issued, so a new one will not help;
+        /// - otherwise (a token's first invalidation, or one older than the
+        ///   cooldown: a cache from another process, a token really revoked):
+        ///   [`Invalidation::Dropped`]; `held` is emptied and
+        ///   `last_invalidation` set to `now`.
+        ///
+        /// So an API that refuses every token costs at most one forced
+        /// exchange per cooldown.
+        ///
+        /// ```
+        /// use std::time::{Duration, SystemTime};
+        /// use ims_token::{AccessToken, Held, Invalidation, RefreshRule};
+        /// let t0 = SystemTime::now();
+        /// let rule = RefreshRule::exact(Duration::from_secs(600));
+        /// let day = Duration::from_secs(86_400);
+        /// let first = AccessToken::new("a", "bearer", t0, t0 + day);
+        /// let mut held = Held { token: Some(first.clone()), retry_at: None };
+        /// let mut last = None;
+        /// // The first 401: dropped, and the next token is a replacement.
+        /// let at = t0 + Duration::from_secs(5);
+        /// assert_eq!(rule.invalidate(&mut held, &mut last, &first, at), Invalidation::Dropped);
+        /// let second = AccessToken::new("b", "bearer", at, at + day);
+        /// held.token = Some(second.clone());
+        /// // Refused again 10 s later: kept, a new token would not help.
+        /// let later = at + Duration::from_secs(10);
+        /// let kept = Invalidation::Kept { age: Duration::from_secs(10) };
+        /// assert_eq!(rule.invalidate(&mut held, &mut last, &second, later), kept);
+        /// // A stale token (the first one) changes nothing.
+        /// assert_eq!(rule.invalidate(&mut held, &mut last, &first, later), Invalidation::NotHeld);
+        /// ```
+        pub fn invalidate(
+            &self,
+            held: &mut Held,
+            last_invalidation: &mut Option<SystemTime>,
+            refused: &AccessToken,
+            now: SystemTime,
+        ) -> Invalidation {
+            let Some(token) = held.token.as_ref().filter(|t| t.same_token(refused)) else {
+                return Invalidation::NotHeld;
+            };
+            let received = token.received_at();
+            let replacement = last_invalidation.is_some_and(|dropped| {
+                received >= dropped
+                    && received < dropped.checked_add(self.cooldown).unwrap_or(dropped)
+            });
+            let age = now.duration_since(received).unwrap_or_default();
+            if replacement && age < self.cooldown {
+                return Invalidation::Kept { age };
+            }
+            *held = Held::default();
+            *last_invalidation = Some(now);
+            Invalidation::Dropped
+        }
+    }
+
+    /// The warning for a token kept by the brake ([`Invalidation::Kept`]):
+    /// the API refused a token IMS issued `age` ago, so a new token will not
+    /// help, and what to check. Never a secret.
+    pub fn brake_warning(age: Duration) -> String {
+        format!(
+            "an Adobe API refused (401) a token IMS issued {} s ago, which replaced a token \
+             it also refused: a new token will not help, so the token is kept; check that the \
+             product profile is assigned to the technical account, that x-api-key is this \
+             client id, and that the org (x-gw-ims-org-id) is entitled to the API",
+            age.as_secs()
+        )
     }
 
     /// A token the rule hands out or keeps: unexpired, and not one received
@@ -6433,6 +7380,7 @@ mod refresh {
             RefreshRule {
                 margin: MARGIN,
                 permille,
+                cooldown: DEFAULT_INVALIDATE_COOLDOWN,
             }
         }
 
@@ -6607,6 +7555,140 @@ mod refresh {
             assert_eq!(jittered(Duration::MAX, 1000), Duration::MAX / 1000);
         }
 
+        fn token_at(name: &str, received: u64) -> AccessToken {
+            AccessToken::new(name, "bearer", at(received), at(received + 86_400))
+        }
+
+        #[test]
+        fn the_first_invalidation_of_a_token_drops_it() {
+            let mut held = holding(Some(token_at("a", T0)));
+            held.retry_at = Some(at(T0 + 5));
+            let mut last = None;
+            let verdict =
+                rule(1000).invalidate(&mut held, &mut last, &token_at("a", T0), at(T0 + 1));
+            assert_eq!(verdict, Invalidation::Dropped);
+            assert!(held.token.is_none() && held.retry_at.is_none());
+            assert_eq!(last, Some(at(T0 + 1)));
+            // The rest of a storm of 401s for that token changes nothing.
+            let verdict =
+                rule(1000).invalidate(&mut held, &mut last, &token_at("a", T0), at(T0 + 2));
+            assert_eq!(verdict, Invalidation::NotHeld);
+            assert_eq!(last, Some(at(T0 + 1)));
+        }
+
+        #[test]
+        fn a_stale_token_is_not_held_and_leaves_the_held_one() {
+            let mut held = holding(Some(token_at("new", T0)));
+            let mut last = Some(at(T0 - 1));
+            let verdict =
+                rule(1000).invalidate(&mut held, &mut last, &token_at("old", T0), at(T0 + 1));
+            assert_eq!(verdict, Invalidation::NotHeld);
+            assert_eq!(
+                held.token.map(|t| t.secret().to_owned()),
+                Some("new".into())
+            );
+            assert_eq!(last, Some(at(T0 - 1)));
+            let mut empty = holding(None);
+            let verdict = rule(1000).invalidate(&mut empty, &mut None, &token_at("x", T0), at(T0));
+            assert_eq!(verdict, Invalidation::NotHeld);
+        }
+
+        #[test]
+        fn a_replacement_is_kept_until_it_is_as_old_as_the_cooldown() {
+            // Dropped at T0; the replacement came 2 s later.
+            let replacement = token_at("b", T0 + 2);
+            let mut last = Some(at(T0));
+            for (now, verdict) in [
+                (
+                    T0 + 2,
+                    Invalidation::Kept {
+                        age: Duration::ZERO,
+                    },
+                ),
+                (
+                    T0 + 61,
+                    Invalidation::Kept {
+                        age: Duration::from_secs(59),
+                    },
+                ),
+                (T0 + 62, Invalidation::Dropped),
+            ] {
+                let mut held = holding(Some(replacement.clone()));
+                let mut state = last;
+                assert_eq!(
+                    rule(1000).invalidate(&mut held, &mut state, &replacement, at(now)),
+                    verdict,
+                    "at T0 + {}",
+                    now - T0
+                );
+                assert_eq!(held.token.is_some(), verdict != Invalidation::Dropped);
+            }
+            // Kept: the state is left as it was.
+            let mut held = holding(Some(replacement.clone()));
+            rule(1000).invalidate(&mut held, &mut last, &replacement, at(T0 + 3));
+            assert_eq!(last, Some(at(T0)));
+        }
+
+        #[test]
+        fn a_token_received_long_after_the_last_invalidation_is_no_replacement() {
+            // A normal refresh an hour after the last invalidation: its first
+            // invalidation is not braked, however young the token is.
+            let later = token_at("c", T0 + 3600);
+            let mut held = holding(Some(later.clone()));
+            let mut last = Some(at(T0));
+            let verdict = rule(1000).invalidate(&mut held, &mut last, &later, at(T0 + 3601));
+            assert_eq!(verdict, Invalidation::Dropped);
+            // Nor is a token from before it (another process's cache).
+            let older = token_at("d", T0 - 10);
+            let mut held = holding(Some(older.clone()));
+            let mut last = Some(at(T0));
+            let verdict = rule(1000).invalidate(&mut held, &mut last, &older, at(T0 + 1));
+            assert_eq!(verdict, Invalidation::Dropped);
+        }
+
+        #[test]
+        fn a_zero_cooldown_turns_the_brake_off() {
+            let rule = rule(1000).with_invalidate_cooldown(Duration::ZERO);
+            assert_eq!(rule.invalidate_cooldown(), Duration::ZERO);
+            let replacement = token_at("b", T0);
+            let mut held = holding(Some(replacement.clone()));
+            let verdict = rule.invalidate(&mut held, &mut Some(at(T0)), &replacement, at(T0));
+            assert_eq!(verdict, Invalidation::Dropped);
+        }
+
+        #[test]
+        fn an_api_that_refuses_every_token_forces_one_exchange_per_cooldown() {
+            // A request every 2 s for 10 minutes, each refused: every drop is
+            // followed by a new token at once.
+            let rule = rule(1000);
+            let (mut held, mut last) = (holding(Some(token_at("t0", T0))), None);
+            let mut exchanges = 0;
+            for now in (T0..T0 + 600).step_by(2) {
+                let refused = held.token.clone().unwrap();
+                if rule.invalidate(&mut held, &mut last, &refused, at(now)) == Invalidation::Dropped
+                {
+                    exchanges += 1;
+                    held.token = Some(token_at(&format!("t{exchanges}"), now));
+                }
+            }
+            // The first drop, then one a minute: 1 + 9.
+            assert_eq!(exchanges, 10);
+        }
+
+        #[test]
+        fn the_brake_warning_says_why_and_what_to_check() {
+            let text = brake_warning(Duration::from_secs(12));
+            for part in [
+                "12 s ago",
+                "a new token will not help",
+                "product profile",
+                "x-api-key",
+                "org",
+            ] {
+                assert!(text.contains(part), "{part}: {text}");
+            }
+        }
+
         #[test]
         fn the_fallback_warning_says_what_happens_next() {
             let token = day_token("s3cr3t");
@@ -6628,11 +7710,17 @@ mod refresh {
 // ---------------------------------------------------------------------------
 // The cached provider: the refresh rule in memory, for many threads.
 mod provider {
-    use std::sync::{Condvar, Mutex, MutexGuard};
+    use std::fmt;
+    use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     use std::time::{Duration, SystemTime};
 
-    use crate::refresh::fallback_warning;
-    use crate::{AccessToken, Client, Credentials, Error, Held, Outcome, RefreshRule, Step};
+    use crate::api::{shown_url, ApiCall};
+    use crate::refresh::{brake_warning, fallback_warning};
+    use crate::secret::Secret;
+    use crate::{
+        AccessToken, ApiHeaders, ApiResponse, Client, Credentials, Error, Held, Invalidation,
+        Outcome, RefreshRule, Step, DEFAULT_MAX_RESPONSE_BYTES,
+    };
 
     /// Default refresh margin of [`TokenProvider`].
     pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
@@ -6640,17 +7728,29 @@ mod provider {
     /// Hands out a cached token and refreshes it shortly before it expires.
     ///
     /// `Send + Sync`: share it between threads (in an `Arc` or a static).
-    /// - While the cached token is valid, no caller waits: when a refresh is
-    ///   due, the caller that notices does it and every other caller gets the
-    ///   cached token at once.
+    /// - No caller waits while the cached token is valid. When a refresh is
+    ///   due, the caller that notices starts it on a thread of its own and
+    ///   gets the cached token at once, like every other caller; callers get
+    ///   the new token once it is in. One refresh runs at a time.
     /// - Only when there is no unexpired token do callers wait, and then for
-    ///   the one refresh in flight; if it fails, each of them gets its error.
+    ///   the one refresh in flight (one of them runs it in its own thread);
+    ///   if it fails, each of them gets its error.
     /// - A refresh that fails other than by IMS's refusal (IMS 5xx or 429,
     ///   network, timeout, TLS, proxy) keeps the unexpired token in use and is
     ///   tried again after 30 s. A refusal (4xx) drops it.
     /// - Each provider refreshes at a random point between the whole refresh
     ///   margin and half of it, so processes started together do not all ask
     ///   IMS in the same second.
+    /// - [`invalidate`](TokenProvider::invalidate) drops a token an API
+    ///   refused (401), with a brake: at most one forced exchange per cooldown
+    ///   (60 s by default, [`with_invalidate_cooldown`](TokenProvider::with_invalidate_cooldown)).
+    ///
+    /// The refresh thread is a plain `std` thread named
+    /// `<caller's thread name>/ims-token-refresh`; it holds a share of the
+    /// provider's state, so dropping the provider never waits for it: the
+    /// thread ends after its one exchange (bounded by the client's timeouts,
+    /// [`Client::max_fetch_time`]). When no thread can be started, the caller
+    /// refreshes in its own thread, as it would without a token.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), ims_token::Error> {
@@ -6662,42 +7762,70 @@ mod provider {
     /// let token = provider.token()?;
     /// // ... AEM answered 401 to this token: drop it, unless another thread
     /// // already did; the next call gets a new one (one exchange in all).
-    /// provider.invalidate(&token);
+    /// if provider.invalidate(&token) {
+    ///     // A new token is worth a resend (TokenProvider::request does all this).
+    /// }
     /// # Ok(())
     /// # }
     /// ```
     #[derive(Debug)]
     pub struct TokenProvider {
+        shared: Arc<Shared>,
+    }
+
+    /// What the provider shares with its refresh thread, which holds a clone
+    /// for the length of one exchange.
+    #[derive(Debug)]
+    struct Shared {
         client: Client,
         credentials: Credentials,
-        rule: RefreshRule,
         state: Mutex<Cached>,
         refreshed: Condvar,
     }
 
     /// The provider's token, as the refresh rule sees it, and what the
-    /// provider knows of the refreshes.
-    #[derive(Debug, Default)]
+    /// provider knows of the refreshes and invalidations.
+    #[derive(Debug)]
     struct Cached {
+        rule: RefreshRule,
         held: Held,
-        /// A caller is refreshing now; others use the token or wait for it.
+        /// A refresh runs now; callers use the token or wait for it.
         refreshing: bool,
         /// Refreshes finished so far; a waiter knows its refresh ended when it changes.
         round: u64,
         /// The error of the last finished refresh, if it failed.
         failure: Option<Error>,
+        /// When an invalidation last dropped a token: the brake's state.
+        last_invalidation: Option<SystemTime>,
+        /// The brake's warning has been logged for the held token.
+        warned: bool,
+    }
+
+    impl Cached {
+        fn new(rule: RefreshRule) -> Self {
+            Cached {
+                rule,
+                held: Held::default(),
+                refreshing: false,
+                round: 0,
+                failure: None,
+                last_invalidation: None,
+                warned: false,
+            }
+        }
     }
 
     impl TokenProvider {
         /// A provider with the default refresh margin (10 minutes, never more
-        /// than half the token's lifetime).
+        /// than half the token's lifetime) and invalidation cooldown (60 s).
         pub fn new(client: Client, credentials: Credentials) -> Self {
             TokenProvider {
-                client,
-                credentials,
-                rule: RefreshRule::new(DEFAULT_REFRESH_MARGIN),
-                state: Mutex::new(Cached::default()),
-                refreshed: Condvar::new(),
+                shared: Arc::new(Shared {
+                    client,
+                    credentials,
+                    state: Mutex::new(Cached::new(RefreshRule::new(DEFAULT_REFRESH_MARGIN))),
+                    refreshed: Condvar::new(),
+                }),
             }
         }
 
@@ -6705,37 +7833,64 @@ mod provider {
         /// the provider refreshes at a random point between this margin and
         /// half of it (and never more than half the token's lifetime early).
         #[must_use = "this returns the changed provider; the original is moved"]
-        pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
-            self.rule = self.rule.with_margin(margin);
+        pub fn with_refresh_margin(self, margin: Duration) -> Self {
+            {
+                let mut state = self.shared.lock();
+                state.rule = state.rule.with_margin(margin);
+            }
+            self
+        }
+
+        /// Sets the cooldown of the brake on [`invalidate`](TokenProvider::invalidate)
+        /// (default [`DEFAULT_INVALIDATE_COOLDOWN`](crate::DEFAULT_INVALIDATE_COOLDOWN),
+        /// 60 s): a token that replaced an invalidated one is not dropped
+        /// again until it is this old. Zero turns the brake off.
+        #[must_use = "this returns the changed provider; the original is moved"]
+        pub fn with_invalidate_cooldown(self, cooldown: Duration) -> Self {
+            {
+                let mut state = self.shared.lock();
+                state.rule = state.rule.with_invalidate_cooldown(cooldown);
+            }
             self
         }
 
         /// The cached token, or a new one when it is missing or close to expiry.
         ///
-        /// Waits only when there is no unexpired token: for the refresh in
-        /// flight, or for its own. When a refresh fails other than by IMS's
-        /// refusal (IMS 5xx or 429, network, timeout, TLS, proxy, an odd reply)
-        /// and the old token has not expired, the old token is handed out (with
-        /// a warning logged) and IMS is asked again after 30 seconds.
+        /// Never waits while the cached token is unexpired: a due refresh
+        /// runs on a thread of its own (see [`TokenProvider`]). Waits only
+        /// when there is no unexpired token: for the refresh in flight, or for
+        /// its own. When a refresh fails other than by IMS's refusal (IMS 5xx
+        /// or 429, network, timeout, TLS, proxy, an odd reply) and the old
+        /// token has not expired, the old token is handed out (with a warning
+        /// logged) and IMS is asked again after 30 seconds.
         ///
         /// # Errors
         /// As [`Client::fetch`], when there is no unexpired token to fall back
         /// on or IMS refused the refresh (then no token is kept). Callers that
         /// waited for the same refresh all get its error.
         pub fn token(&self) -> Result<AccessToken, Error> {
-            let mut state = self.lock();
+            let shared = &self.shared;
+            let mut state = shared.lock();
             loop {
                 let now = SystemTime::now();
-                match self.rule.step(&state.held, now, state.refreshing) {
+                match state.rule.step(&state.held, now, state.refreshing) {
                     Step::UseCached => {
                         if let Some(token) = &state.held.token {
                             return Ok(token.clone());
                         }
                     }
-                    Step::Refresh => return self.refresh(state),
+                    Step::Refresh => {
+                        state.refreshing = true;
+                        let usable = state.held.token.clone().filter(|t| !t.is_expired(now));
+                        drop(state);
+                        return match usable {
+                            Some(cached) => refresh_behind(shared, cached, spawn_refresh_thread),
+                            None => shared.refresh(),
+                        };
+                    }
                     Step::Wait => {
                         let round = state.round;
-                        state = self
+                        state = shared
                             .refreshed
                             .wait_while(state, |s| s.round == round)
                             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -6747,41 +7902,219 @@ mod provider {
             }
         }
 
-        /// Drops the cached token if it is `token` (the one AEM refused). A
-        /// token from before the last refresh is left alone, so that a storm of
-        /// 401s for one token costs one exchange.
-        pub fn invalidate(&self, token: &AccessToken) {
-            let mut state = self.lock();
-            if state
-                .held
-                .token
-                .as_ref()
-                .is_some_and(|t| t.same_token(token))
-            {
-                state.held = Held::default();
+        /// An API refused `token` (401): drops it if it is the cached token,
+        /// so that the next call exchanges again. Returns whether it dropped
+        /// it, that is whether a request sent again will carry another token.
+        ///
+        /// - A token other than the cached one (an older one, already
+        ///   dropped by another thread) is left alone: a storm of 401s for
+        ///   one token costs one exchange. Returns `false`; the cached token,
+        ///   if any, is another one.
+        /// - The brake: a token that replaced an invalidated one is not
+        ///   dropped before it is as old as the cooldown (60 s by default,
+        ///   [`with_invalidate_cooldown`](TokenProvider::with_invalidate_cooldown)):
+        ///   the API refused a token IMS had just issued, for a reason a new
+        ///   token cannot fix (a product profile not assigned, a wrong
+        ///   `x-api-key`, an org without the entitlement). Callers keep
+        ///   getting it, `false` is returned, and one warning per such token
+        ///   is logged saying what to check. The first invalidation of a
+        ///   token, and one of a token older than the cooldown, are never
+        ///   braked. The rule is [`RefreshRule::invalidate`].
+        pub fn invalidate(&self, token: &AccessToken) -> bool {
+            let now = SystemTime::now();
+            let mut state = self.shared.lock();
+            let Cached {
+                rule,
+                held,
+                last_invalidation,
+                ..
+            } = &mut *state;
+            match rule.invalidate(held, last_invalidation, token, now) {
+                Invalidation::Dropped => true,
+                Invalidation::NotHeld => false,
+                Invalidation::Kept { age } => {
+                    let first = !std::mem::replace(&mut state.warned, true);
+                    drop(state);
+                    if first {
+                        log::warn!("{}", brake_warning(age));
+                    }
+                    false
+                }
             }
         }
 
         /// The credentials this provider uses.
         pub fn credentials(&self) -> &Credentials {
-            &self.credentials
+            &self.shared.credentials
         }
 
-        /// Runs one refresh without holding the lock, then records its outcome
-        /// and wakes the waiters. Nothing but the bookkeeping runs under the
-        /// lock: no logging, no user code.
-        fn refresh(&self, mut state: MutexGuard<'_, Cached>) -> Result<AccessToken, Error> {
-            state.refreshing = true;
-            drop(state);
-            let mut finish = RefreshGuard {
+        /// The client this provider fetches with (and sends API requests
+        /// with, see [`TokenProvider::request`]).
+        pub fn client(&self) -> &Client {
+            &self.shared.client
+        }
+
+        /// The headers an Adobe API wants for the current token:
+        /// `Authorization: Bearer …`, `x-api-key` and `x-gw-ims-org-id` (see
+        /// [`ApiHeaders`]), for a request of your own HTTP client. On 401,
+        /// give [`ApiHeaders::token`] to [`invalidate`](TokenProvider::invalidate).
+        ///
+        /// # Errors
+        /// As [`TokenProvider::token`]; [`Error::Config`] as [`ApiHeaders::new`].
+        pub fn headers(&self) -> Result<ApiHeaders, Error> {
+            ApiHeaders::new(&self.token()?, self.credentials())
+        }
+
+        /// A request to an Adobe API with [`headers`](TokenProvider::headers),
+        /// sent by [`ApiRequest::send`] on this provider's client, with one
+        /// resend after a 401. `method` is any HTTP method (`GET`, `POST`,
+        /// `DELETE`, ...); `url` an absolute `https` URL (plain `http` only to
+        /// loopback, for tests).
+        ///
+        /// ```no_run
+        /// # fn main() -> Result<(), ims_token::Error> {
+        /// use ims_token::{Client, Credentials, TokenProvider};
+        /// let provider = TokenProvider::new(Client::new()?, Credentials::from_file("creds.json")?);
+        /// let response = provider
+        ///     .request("POST", "https://author-p1-e2.adobeaemcloud.com/api/assets")
+        ///     .header("Content-Type", "application/json")
+        ///     .body(r#"{"name":"a"}"#)
+        ///     .send()?;
+        /// if response.is_success() {
+        ///     let _json = response.body();
+        /// }
+        /// # Ok(())
+        /// # }
+        /// ```
+        pub fn request(&self, method: &str, url: &str) -> ApiRequest<'_> {
+            ApiRequest {
                 provider: self,
+                method: method.to_owned(),
+                url: url.to_owned(),
+                headers: Vec::new(),
+                body: None,
+                max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            }
+        }
+    }
+
+    /// A request to an Adobe API, made by [`TokenProvider::request`]: the
+    /// method and URL, the caller's own headers and body, and the cap on the
+    /// reply's body. `Debug` shows header names, not their values.
+    #[must_use = "a request does nothing until `send` is called"]
+    pub struct ApiRequest<'a> {
+        provider: &'a TokenProvider,
+        method: String,
+        url: String,
+        headers: Vec<(String, Secret)>,
+        body: Option<Vec<u8>>,
+        max_response_bytes: u64,
+    }
+
+    impl ApiRequest<'_> {
+        /// Adds a header of the caller's. It is sent as given, and a header
+        /// of the same name is not added by the crate: a caller's
+        /// `x-api-key` wins. A caller's own `Authorization` turns the resend
+        /// off (a 401 is then about its credentials, not the provider's
+        /// token).
+        pub fn header(mut self, name: &str, value: &str) -> Self {
+            self.headers
+                .push((name.to_owned(), Secret(value.to_owned())));
+            self
+        }
+
+        /// The body, sent as these bytes (and the same bytes again with the
+        /// resend). Without it, the request has no body.
+        pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+            self.body = Some(body.into());
+            self
+        }
+
+        /// The largest reply body read (default
+        /// [`DEFAULT_MAX_RESPONSE_BYTES`](crate::DEFAULT_MAX_RESPONSE_BYTES), 10 MiB).
+        pub fn max_response_bytes(mut self, limit: u64) -> Self {
+            self.max_response_bytes = limit;
+            self
+        }
+
+        /// Sends the request with the provider's headers and returns the
+        /// reply, whatever its status.
+        ///
+        /// - If the API answers 401, the token is given to
+        ///   [`TokenProvider::invalidate`], and the same method, URL, headers
+        ///   and body bytes are sent once more, only if the provider then
+        ///   hands out another token (not when the brake kept it, see
+        ///   [`TokenProvider::invalidate`]). The reply to that resend, or the
+        ///   401, is returned: check [`ApiResponse::status`].
+        /// - No other retry: a request that fails on the way is not sent again
+        ///   (it may have had its effect). The client's timeouts apply
+        ///   ([`ClientBuilder::timeout`](crate::ClientBuilder::timeout), 30 s by
+        ///   default, and the connect timeout), as do its proxy and CA file.
+        /// - Redirects are not followed: the 3xx is returned with its
+        ///   `Location`. Following one would send the token, the client id and
+        ///   the body wherever the `Location` points.
+        ///
+        /// # Errors
+        /// [`Error::Config`] for a method, URL or header that cannot be sent
+        /// (checked before anything is sent: the URL must be absolute
+        /// `https`, plain `http` only to loopback, without a user or
+        /// password); as [`TokenProvider::headers`] when there is no token;
+        /// [`Error::Transport`], [`Error::Timeout`] or [`Error::Tls`] when the
+        /// API cannot be reached or its reply broke off; [`Error::ApiReply`]
+        /// when the reply's headers or body are larger than the limits.
+        /// Messages show the URL without its query.
+        pub fn send(&self) -> Result<ApiResponse, Error> {
+            let call =
+                ApiCall::check(&self.method, &self.url, &self.headers, self.body.as_deref())?;
+            let client = self.provider.client();
+            let first = self.provider.headers()?;
+            let reply = client.send_api(&call, &first, self.max_response_bytes)?;
+            if reply.status() != 401 || call.sets_authorization() {
+                return Ok(reply);
+            }
+            self.provider.invalidate(first.token());
+            let again = self.provider.headers()?;
+            if again.token().same_token(first.token()) {
+                return Ok(reply);
+            }
+            log::debug!(
+                "{} answered 401; sending the request again with a new token",
+                call.shown
+            );
+            client.send_api(&call, &again, self.max_response_bytes)
+        }
+    }
+
+    impl fmt::Debug for ApiRequest<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+            f.debug_struct("ApiRequest")
+                .field("method", &self.method)
+                .field("url", &shown_url(&self.url))
+                .field("headers", &names)
+                .field(
+                    "body",
+                    &self.body.as_ref().map(|b| format!("{} bytes", b.len())),
+                )
+                .field("max_response_bytes", &self.max_response_bytes)
+                .finish()
+        }
+    }
+
+    impl Shared {
+        /// Runs one refresh, already marked as running, without holding the
+        /// lock, then records its outcome and wakes the waiters. Nothing but
+        /// the bookkeeping runs under the lock: no logging, no user code.
+        fn refresh(&self) -> Result<AccessToken, Error> {
+            let mut finish = RefreshGuard {
+                shared: self,
                 done: false,
             };
             let result = self.client.fetch(&self.credentials);
             let now = SystemTime::now();
             let (outcome, retry_at) = {
                 let mut state = self.lock();
-                let outcome = record_refresh(&mut state, &self.rule, result, now);
+                let outcome = record_refresh(&mut state, result, now);
                 (outcome, state.held.retry_at)
             };
             finish.done = true;
@@ -6796,6 +8129,17 @@ mod provider {
             }
         }
 
+        /// A refresh on the refresh thread: nobody waits for its result, so
+        /// a failure that leaves no token is logged.
+        fn refresh_in_background(&self) {
+            if let Err(e) = self.refresh() {
+                log::warn!(
+                    "refreshing the IMS token failed and no token is kept; \
+                     the next call asks IMS again: {e}"
+                );
+            }
+        }
+
         fn lock(&self) -> MutexGuard<'_, Cached> {
             // Each change to the state is made in one short step under the lock
             // that calls nothing that can panic, so a poisoned lock still holds
@@ -6806,38 +8150,73 @@ mod provider {
         }
     }
 
-    /// Wakes the waiters when a refresh ends. If it ended by unwinding (a panic
-    /// in the caller's thread), it also ends the refresh, so that waiters do not
-    /// wait for it forever; they start one of their own.
+    /// Hands out `cached` at once and leaves the refresh (already marked as
+    /// running) to a thread started by `spawn`; refreshes in the caller's
+    /// thread when no thread can be started.
+    fn refresh_behind(
+        shared: &Arc<Shared>,
+        cached: AccessToken,
+        spawn: impl FnOnce(Arc<Shared>) -> std::io::Result<()>,
+    ) -> Result<AccessToken, Error> {
+        match spawn(Arc::clone(shared)) {
+            Ok(()) => Ok(cached),
+            Err(e) => {
+                log::debug!(
+                    "cannot start a thread to refresh the IMS token ({e}); refreshing in this one"
+                );
+                shared.refresh()
+            }
+        }
+    }
+
+    /// Starts the refresh thread, named after the caller's thread.
+    fn spawn_refresh_thread(shared: Arc<Shared>) -> std::io::Result<()> {
+        let name = match std::thread::current().name() {
+            Some(caller) => format!("{caller}/ims-token-refresh"),
+            None => "ims-token-refresh".to_owned(),
+        };
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || shared.refresh_in_background())
+            .map(drop)
+    }
+
+    /// Wakes the waiters when a refresh ends. If it ended by unwinding (a
+    /// panic in the refreshing thread), it also ends the refresh, so that
+    /// waiters do not wait for it forever; they start one of their own.
     struct RefreshGuard<'a> {
-        provider: &'a TokenProvider,
+        shared: &'a Shared,
         done: bool,
     }
 
     impl Drop for RefreshGuard<'_> {
         fn drop(&mut self) {
             if !self.done {
-                let mut state = self.provider.lock();
+                let mut state = self.shared.lock();
                 state.refreshing = false;
                 state.round += 1;
                 state.failure = None;
             }
-            self.provider.refreshed.notify_all();
+            self.shared.refreshed.notify_all();
         }
     }
 
     /// Ends a refresh: the rule records its result, and the round and the
-    /// error to share with the waiters are kept.
+    /// error to share with the waiters are kept. A new token has had no
+    /// brake warning yet.
     fn record_refresh(
         state: &mut Cached,
-        rule: &RefreshRule,
         result: Result<AccessToken, Error>,
         now: SystemTime,
     ) -> Outcome {
         state.refreshing = false;
         state.round += 1;
         state.failure = result.as_ref().err().cloned();
-        rule.record(&mut state.held, result, now)
+        let outcome = state.rule.record(&mut state.held, result, now);
+        if matches!(outcome, Outcome::New(_)) {
+            state.warned = false;
+        }
+        outcome
     }
 
     /// For a caller that waited for refresh number `round`: the error to share,
@@ -6855,7 +8234,7 @@ mod provider {
         use super::*;
         use crate::exchange::parse_reply;
         use crate::test_support::*;
-        use crate::Flow;
+        use crate::{Flow, OAuthCredentials};
 
         fn unavailable() -> Error {
             parse_reply(&reply(503, ""), Flow::ClientCredentials, at(T0), &[]).unwrap_err()
@@ -6867,22 +8246,17 @@ mod provider {
         }
 
         fn state_with(token: Option<AccessToken>) -> Cached {
-            Cached {
-                held: Held {
-                    token,
-                    retry_at: None,
-                },
-                ..Cached::default()
-            }
+            let mut state = Cached::new(RefreshRule::exact(DEFAULT_REFRESH_MARGIN));
+            state.held.token = token;
+            state
         }
 
         #[test]
         fn a_kept_token_leaves_no_error_to_share() {
-            let rule = RefreshRule::exact(DEFAULT_REFRESH_MARGIN);
             let mut state = state_with(Some(day_token("old")));
             state.refreshing = true;
             let now = at(T0 + 86_400 - 100);
-            let outcome = record_refresh(&mut state, &rule, Err(unavailable()), now);
+            let outcome = record_refresh(&mut state, Err(unavailable()), now);
             assert!(matches!(outcome, Outcome::Kept(..)));
             assert!(!state.refreshing && state.round == 1);
             // Waiters of that round have a token, so no error to share.
@@ -6891,20 +8265,89 @@ mod provider {
 
         #[test]
         fn a_failure_without_a_usable_token_is_shared_with_that_round_only() {
-            let rule = RefreshRule::exact(DEFAULT_REFRESH_MARGIN);
             let mut state = state_with(Some(day_token("old")));
             let now = at(T0 + 10);
-            let outcome = record_refresh(&mut state, &rule, Err(rejected()), now);
+            let outcome = record_refresh(&mut state, Err(rejected()), now);
             assert!(matches!(outcome, Outcome::Failed(Error::Rejected(_))));
             assert!(matches!(
                 shared_failure(&state, 1, now),
                 Some(Error::Rejected(_))
             ));
             assert!(shared_failure(&state, 2, now).is_none());
-            let outcome = record_refresh(&mut state, &rule, Ok(day_token("new")), at(T0));
+            state.warned = true;
+            let outcome = record_refresh(&mut state, Ok(day_token("new")), at(T0));
             assert!(matches!(outcome, Outcome::New(_)));
             assert!(state.failure.is_none());
+            assert!(!state.warned, "a new token gets its own brake warning");
             assert!(shared_failure(&state, 2, at(T0)).is_none());
+        }
+
+        /// A provider whose IMS is `listener`, with a token that is due for
+        /// a refresh and still valid.
+        fn provider_with_a_due_token(
+            listener: &std::net::TcpListener,
+            timeout: Duration,
+        ) -> TokenProvider {
+            let client = Client::builder()
+                .proxy(None)
+                .retries(0)
+                .timeout(timeout)
+                .build()
+                .unwrap();
+            let oauth = OAuthCredentials::builder()
+                .ims(format!("http://{}", listener.local_addr().unwrap()))
+                .client_id("c")
+                .client_secret(crate::ClientSecret::new("s"))
+                .scopes("openid")
+                .build()
+                .unwrap();
+            let provider = TokenProvider::new(client, Credentials::OAuth(oauth));
+            let now = SystemTime::now();
+            let due = AccessToken::new(
+                "due",
+                "bearer",
+                now - Duration::from_secs(3600),
+                now + Duration::from_secs(60),
+            );
+            provider.shared.lock().held.token = Some(due);
+            provider
+        }
+
+        #[test]
+        fn dropping_the_provider_leaves_the_refresh_thread_to_end_after_its_fetch() {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let provider = provider_with_a_due_token(&listener, Duration::from_secs(60));
+            let shared = Arc::downgrade(&provider.shared);
+            assert_eq!(provider.token().unwrap().secret(), "due");
+            // The refresh thread's request; it gets no answer until the socket closes.
+            let (socket, _) = listener.accept().unwrap();
+            // Returns while the refresh thread still waits for IMS.
+            drop(provider);
+            assert!(shared.upgrade().is_some(), "the fetch ended early");
+            drop(socket);
+            // The fetch fails; then the thread lets go of the state.
+            let until = std::time::Instant::now() + Duration::from_secs(20);
+            while shared.upgrade().is_some() && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(shared.upgrade().is_none(), "the refresh thread did not end");
+        }
+
+        #[test]
+        fn without_a_thread_the_caller_refreshes_in_its_own() {
+            // Nothing accepts: the fetch times out after 1 s.
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let provider = provider_with_a_due_token(&listener, Duration::from_secs(1));
+            let cached = provider.shared.lock().held.token.clone().unwrap();
+            provider.shared.lock().refreshing = true;
+            let refused = |_| Err(std::io::Error::other("no threads left"));
+            // The fetch fails (timeout): the caller gets the kept token, after
+            // its own refresh, which paused further ones.
+            let token = refresh_behind(&provider.shared, cached, refused).unwrap();
+            assert_eq!(token.secret(), "due");
+            let state = provider.shared.lock();
+            assert!(!state.refreshing && state.round == 1);
+            assert!(state.held.retry_at.is_some(), "the refresh did not run");
         }
     }
 }

@@ -1954,7 +1954,9 @@ mod commands {
     use std::io::{self, Write};
     use std::time::{Duration, SystemTime};
 
-    use ims_token::{AccessToken, Client, Credentials, OAuthCredentials, ServiceAccount};
+    use ims_token::{
+        AccessToken, ApiHeaders, Client, Credentials, OAuthCredentials, ServiceAccount,
+    };
     use zeroize::Zeroizing;
 
     use crate::args::{Command, Format, Options};
@@ -1965,7 +1967,8 @@ mod commands {
 
     pub(crate) fn token_command(options: &Options) -> Result<(), Failure> {
         let (credentials, _) = load(options)?;
-        let ids = ApiIds::of(&credentials);
+        // Every token the library hands out is visible ASCII: from IMS, a
+        // local development token or the cache (`AccessToken::try_new`).
         let token = match &credentials {
             // Already a token: no client, no cache.
             Credentials::LocalToken(local) => local.access_token(SystemTime::now())?,
@@ -1987,66 +1990,17 @@ mod commands {
                 }
             }
         };
-        check_printable(&token, &ids, options)?;
         match options.command {
-            Command::Exec => Err(exec(&options.exec, &token, &ids)),
-            _ => print_line(&render(&token, &ids, options.format, SystemTime::now())),
+            // The library checks the ids that go into headers or the
+            // environment: a CR/LF would add one of its own.
+            Command::Exec => Err(exec(&options.exec, &ApiHeaders::new(&token, &credentials)?)),
+            _ => print_line(&render(
+                &token,
+                &credentials,
+                options.format,
+                SystemTime::now(),
+            )?),
         }
-    }
-
-    /// What Adobe APIs want next to the token: the client id (`x-api-key`)
-    /// and, when the credentials carry one, the org (`x-gw-ims-org-id`).
-    #[derive(Default)]
-    struct ApiIds {
-        client_id: Option<String>,
-        org_id: Option<String>,
-    }
-
-    impl ApiIds {
-        fn of(credentials: &Credentials) -> Self {
-            let org_id = match credentials {
-                Credentials::ServiceAccount(a) => Some(a.org_id()),
-                Credentials::OAuth(o) => o.org_id(),
-                _ => None,
-            };
-            // A local development token may not say its client id.
-            let known = |id: &str| Some(id.to_owned()).filter(|id| !id.is_empty());
-            ApiIds {
-                client_id: known(credentials.client_id()),
-                org_id: org_id.and_then(known),
-            }
-        }
-    }
-
-    /// The token, and the ids when they go into headers or the environment,
-    /// must be visible ASCII: a CR/LF would add a header or a line of its own.
-    /// (The library refuses such tokens from IMS; this covers local tokens.)
-    fn check_printable(
-        token: &AccessToken,
-        ids: &ApiIds,
-        options: &Options,
-    ) -> Result<(), Failure> {
-        let bad = |what: &str| {
-            Failure::Config(format!(
-                "the {what} has characters that are not visible ASCII; check the credentials"
-            ))
-        };
-        if !is_visible_ascii(token.secret()) {
-            return Err(bad("access token"));
-        }
-        if options.command != Command::Exec && options.format != Format::Headers {
-            return Ok(());
-        }
-        match (&ids.client_id, &ids.org_id) {
-            (Some(id), _) if !is_visible_ascii(id) => Err(bad("client id")),
-            (_, Some(org)) if !is_visible_ascii(org) => Err(bad("org id")),
-            _ => Ok(()),
-        }
-    }
-
-    /// Non-empty and only `!` to `~`.
-    pub(crate) fn is_visible_ascii(text: &str) -> bool {
-        !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
     }
 
     /// The credentials variables that `exec` keeps from COMMAND: the secret,
@@ -2060,25 +2014,27 @@ mod commands {
         "IMS_CREDENTIALS",
     ];
 
-    /// Replaces this process with COMMAND, the token in its environment (never
-    /// in its arguments, which every user of the host can read). Returns only
-    /// when COMMAND cannot be started.
-    fn exec(command: &[OsString], token: &AccessToken, ids: &ApiIds) -> Failure {
+    /// Replaces this process with COMMAND, the token and ids of `headers` in
+    /// its environment (never in its arguments, which every user of the host
+    /// can read). Returns only when COMMAND cannot be started.
+    fn exec(command: &[OsString], headers: &ApiHeaders) -> Failure {
         use std::os::unix::process::CommandExt as _;
         let Some((program, args)) = command.split_first() else {
             // `check_exec` makes sure there is a COMMAND.
             return usage("exec needs a command after '--'");
         };
         let mut child = std::process::Command::new(program);
-        child.args(args).env("IMS_ACCESS_TOKEN", token.secret());
+        child
+            .args(args)
+            .env("IMS_ACCESS_TOKEN", headers.token().secret());
         // COMMAND gets the token, not what makes tokens.
         for name in EXEC_HIDDEN {
             child.env_remove(name);
         }
         // Only the ids of these credentials: none left over from elsewhere.
         for (name, value) in [
-            ("IMS_CLIENT_ID", &ids.client_id),
-            ("IMS_ORG_ID", &ids.org_id),
+            ("IMS_CLIENT_ID", headers.api_key()),
+            ("IMS_ORG_ID", headers.org_id()),
         ] {
             match value {
                 Some(value) => child.env(name, value),
@@ -2193,19 +2149,30 @@ mod commands {
     /// behind) and is wiped on drop.
     fn render(
         token: &AccessToken,
-        ids: &ApiIds,
+        credentials: &Credentials,
         format: Format,
         now: SystemTime,
-    ) -> Zeroizing<String> {
-        let id = ids.client_id.as_deref().unwrap_or_default();
-        let org = ids.org_id.as_deref().unwrap_or_default();
-        let room = 2 * (token.secret().len() + token.token_type().len()) + id.len() + org.len();
+    ) -> Result<Zeroizing<String>, Failure> {
+        let ids = credentials.client_id().len() + credentials.org_id().map_or(0, str::len);
+        let room = 2 * (token.secret().len() + token.token_type().len()) + ids;
         let mut out = Zeroizing::new(String::with_capacity(room + 128));
         match format {
             Format::Token => out.push_str(token.secret()),
-            Format::Header | Format::Headers => {
+            Format::Header => {
                 out.push_str("Authorization: Bearer ");
                 out.push_str(token.secret());
+            }
+            // The library's headers, one a line, as `curl -H @-` reads them.
+            Format::Headers => {
+                let headers = ApiHeaders::new(token, credentials)?;
+                for (n, (name, value)) in headers.iter().enumerate() {
+                    if n > 0 {
+                        out.push('\n');
+                    }
+                    out.push_str(name);
+                    out.push_str(": ");
+                    out.push_str(value);
+                }
             }
             Format::Json => {
                 // The keys in the order serde_json gives them.
@@ -2220,17 +2187,7 @@ mod commands {
                 out.push('}');
             }
         }
-        if format == Format::Headers {
-            for (name, value) in [
-                ("x-api-key", &ids.client_id),
-                ("x-gw-ims-org-id", &ids.org_id),
-            ] {
-                if let Some(value) = value {
-                    out.push_str(&format!("\n{name}: {value}"));
-                }
-            }
-        }
-        out
+        Ok(out)
     }
 
     pub(crate) fn print_line(text: &str) -> Result<(), Failure> {
@@ -2276,9 +2233,16 @@ mod commands {
         fn every_format_renders_in_one_buffer_as_serde_json_would() {
             let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
             let token = AccessToken::new("t\"o\\k", "bearer", t0, t0 + Duration::from_secs(60));
-            let ids = ApiIds::default();
+            let oauth = OAuthCredentials::builder()
+                .client_id("client-1")
+                .client_secret(ims_token::ClientSecret::new("s"))
+                .scopes("a")
+                .org_id("ORG@AdobeOrg")
+                .build()
+                .unwrap();
+            let ids = Credentials::OAuth(oauth);
             let now = t0 + Duration::from_secs(10);
-            let json = render(&token, &ids, Format::Json, now);
+            let json = render(&token, &ids, Format::Json, now).unwrap();
             let expected = serde_json::json!({
                 "access_token": token.secret(),
                 "token_type": "bearer",
@@ -2286,10 +2250,18 @@ mod commands {
                 "expires_at": "2023-11-14T22:14:20Z",
             });
             assert_eq!(json.as_str(), expected.to_string());
-            let header = render(&token, &ids, Format::Header, now);
+            let header = render(&token, &ids, Format::Header, now).unwrap();
             assert_eq!(header.as_str(), "Authorization: Bearer t\"o\\k");
+            // A token type or token that would break a header is refused by
+            // the library's headers; this one has none, so all three lines.
+            let plain = AccessToken::new("tok", "bearer", t0, t0 + Duration::from_secs(60));
+            let headers = render(&plain, &ids, Format::Headers, now).unwrap();
             assert_eq!(
-                render(&token, &ids, Format::Token, now).as_str(),
+                headers.as_str(),
+                "Authorization: Bearer tok\nx-api-key: client-1\nx-gw-ims-org-id: ORG@AdobeOrg"
+            );
+            assert_eq!(
+                render(&token, &ids, Format::Token, now).unwrap().as_str(),
                 token.secret()
             );
         }
@@ -2301,7 +2273,7 @@ mod credentials {
     use std::io;
     use std::time::SystemTime;
 
-    use ims_token::{Credentials, Endpoint, ServiceAccount};
+    use ims_token::{Credentials, ServiceAccount};
 
     use crate::args::Options;
     use crate::failure::{chain, usage, Failure};
@@ -2332,7 +2304,7 @@ mod credentials {
         let source = source(options);
         let mut credentials = read_credentials(&source, options.credential.as_deref())?;
         if let Some(ims) = &options.ims {
-            credentials = credentials.with_ims(Endpoint::parse(ims)?);
+            credentials = credentials.with_ims(ims)?;
         }
         if let Some(scope) = &options.scope {
             credentials = credentials.with_scopes(scope)?;
@@ -2482,7 +2454,6 @@ mod cache {
     use sha2::Digest as _;
     use zeroize::Zeroize as _;
 
-    use crate::commands::is_visible_ascii;
     use crate::failure::{chain, Failure};
     use crate::output::{push_json_string, warn};
     use zeroize::Zeroizing;
@@ -3031,17 +3002,13 @@ mod cache {
     fn cached_token(json: &Value) -> Option<AccessToken> {
         // Only what IMS could have sent: a token that would break a header is
         // not handed out, whoever edited the file.
-        let token = json
-            .get("access_token")?
-            .as_str()
-            .filter(|t| is_visible_ascii(t))?;
-        let token_type = json.get("token_type")?.as_str()?;
-        Some(AccessToken::new(
-            token,
-            token_type,
+        AccessToken::try_new(
+            json.get("access_token")?.as_str()?,
+            json.get("token_type")?.as_str()?,
             epoch_time(json.get("received_at")?)?,
             epoch_time(json.get("expires_at")?)?,
-        ))
+        )
+        .ok()
     }
 
     fn cached_failure(json: &Value) -> Option<SharedFailure> {
@@ -3418,14 +3385,10 @@ mod cache {
                 "other",
             ];
 
+            /// What IMS can issue: a token and a token type of visible ASCII.
             fn cache_token() -> impl Strategy<Value = AccessToken> {
-                (
-                    "[!-~]{1,80}",
-                    any::<String>(),
-                    0u64..=1 << 40,
-                    0u64..=1 << 40,
-                )
-                    .prop_map(|(token, kind, received, lifetime)| {
+                ("[!-~]{1,80}", "[!-~]{1,20}", 0u64..=1 << 40, 0u64..=1 << 40).prop_map(
+                    |(token, kind, received, lifetime)| {
                         let received = UNIX_EPOCH + Duration::from_secs(received);
                         AccessToken::new(
                             token,
@@ -3433,7 +3396,8 @@ mod cache {
                             received,
                             received + Duration::from_secs(lifetime),
                         )
-                    })
+                    },
+                )
             }
 
             /// What `parse_cache` must give for `text`: a token only for a text
@@ -3444,7 +3408,8 @@ mod cache {
                     prop_assert!(text.starts_with(CACHE_MARKER));
                     let json: Value = serde_json::from_str(text).unwrap();
                     prop_assert_eq!(json["ims_token_cache"].as_u64(), Some(1));
-                    prop_assert!(is_visible_ascii(token.secret()));
+                    prop_assert!(token.secret().bytes().all(|b| b.is_ascii_graphic()));
+                    prop_assert!(token.token_type().bytes().all(|b| b.is_ascii_graphic()));
                     prop_assert_eq!(json["key"].as_str(), Some(key));
                     prop_assert_eq!(json["access_token"].as_str(), Some(token.secret()));
                     prop_assert!(!token.secret().is_empty());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::run::run;
 use common::{fixture_path, http_date, now_secs, path_str, FakeIms, JwtExpect, Reply};
-use ims_token::{Client, Credentials, Endpoint, Error};
+use ims_token::{Client, Credentials, Error};
 
 const TEN_MINUTES: i64 = 600;
 const THREE_HOURS: i64 = 3 * 3600;
@@ -24,7 +24,8 @@ fn client() -> Client {
 fn jwt_creds(server: &FakeIms) -> Credentials {
     Credentials::from_file(fixture_path("service-credentials.sample.json"))
         .unwrap()
-        .with_ims(Endpoint::parse(&server.url()).unwrap())
+        .with_ims(&server.url())
+        .unwrap()
 }
 
 /// A fake whose clock is `offset` seconds ahead, judging every JWT.

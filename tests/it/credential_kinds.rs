@@ -16,7 +16,7 @@ use common::{
     closed_port, error_texts, fixture_json, fixture_path, path_str, read_fixture, unsigned_jwt,
     FakeIms, OAuthExpect, Reply, TempDir,
 };
-use ims_token::{Client, Credentials, Endpoint, Error, OAuthCredentials};
+use ims_token::{Client, Credentials, Error, OAuthCredentials};
 use serde_json::{json, Value};
 
 const PROJECT: &str = "console-project.sample.json";
@@ -79,9 +79,9 @@ fn config_message(result: Result<Credentials, Error>) -> String {
 
 fn fetch_with_fake(credentials: &Credentials, expect: OAuthExpect, token: &str) -> String {
     let server = FakeIms::start(vec![Reply::check_oauth(expect, token)]);
-    let ims = Endpoint::parse(&server.url()).unwrap();
     let client = Client::builder().retries(0).build().unwrap();
-    let got = client.fetch(&credentials.clone().with_ims(ims)).unwrap();
+    let credentials = credentials.clone().with_ims(&server.url()).unwrap();
+    let got = client.fetch(&credentials).unwrap();
     assert_eq!(server.hits(), 1);
     got.secret().to_owned()
 }
@@ -523,8 +523,8 @@ fn a_local_token_is_handed_out_as_it_is_without_a_request() {
     );
 
     // Nothing listens at the endpoint: no request is made.
-    let closed = Endpoint::parse(&format!("http://127.0.0.1:{}", closed_port())).unwrap();
-    let credentials = credentials.with_ims(closed);
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    let credentials = credentials.with_ims(&closed).unwrap();
     let client = Client::builder().retries(0).build().unwrap();
     let got = client.fetch(&credentials).unwrap();
     assert_eq!(got.secret(), token);
@@ -576,8 +576,9 @@ fn a_bad_local_token_field_is_a_config_error() {
         (json!(""), "is empty"),
         (
             json!("abc def\r\nX-Injected: 1"),
-            "spaces or control characters",
+            "spaces, control characters",
         ),
+        (json!("abc\u{e9}def"), "not visible ASCII"),
     ] {
         let m = config_message(parse(&json!({"accessToken": value})));
         assert!(m.contains("`accessToken`") && m.contains(what), "{m}");
@@ -673,4 +674,120 @@ fn a_blank_choice_is_refused_and_long_lists_are_cut() {
     }));
     let m = config_message(select(&many, "nope"));
     assert!(m.contains("and 983 more") && m.len() < 4000, "{}", m.len());
+}
+
+// ---------------------------------------------------------------------------
+// The accessors every kind answers
+
+#[test]
+fn every_kind_tells_its_org_and_client_id() {
+    const ORG: &str = "0123456789ABCDEF01234567@AdobeOrg";
+    let file = |name: &str| Credentials::from_file(fixture_path(name)).unwrap();
+    let token = local_token(local_claims(now_ms(), 86_400_000));
+    let key = ims_token::PrivateKey::from_pem(&read_fixture("sample-key.pkcs8.pem")).unwrap();
+    let account = ims_token::ServiceAccount::builder()
+        .client_id("built-jwt")
+        .client_secret(ims_token::ClientSecret::new("s"))
+        .org_id("BUILTORG@AdobeOrg")
+        .technical_account_id("T@techacct.adobe.com")
+        .private_key(key)
+        .metascopes("ent_aem_cloud_api")
+        .build()
+        .unwrap();
+    let oauth_builder = || {
+        OAuthCredentials::builder()
+            .client_id("built-oauth")
+            .client_secret(ims_token::ClientSecret::new("s"))
+            .scopes("openid")
+    };
+    let with_org = oauth_builder().org_id("BUILTORG@AdobeOrg").build().unwrap();
+    let without_org = oauth_builder().build().unwrap();
+    let empty_org = oauth_builder().org_id("").build().unwrap();
+    let cases: Vec<(&str, Credentials, Option<&str>, &str)> = vec![
+        (
+            "Developer Console project",
+            file(PROJECT),
+            Some(ORG),
+            "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+        ),
+        (
+            "AEM service credentials (JWT)",
+            file("service-credentials.sample.json"),
+            Some(ORG),
+            "cm-p12345-e67890-integration-1",
+        ),
+        (
+            "AEM OAuth Server-to-Server",
+            file("oauth-credentials.sample.json"),
+            None,
+            "cm-p12345-e67890-oauth-1",
+        ),
+        (
+            "AEM OAuth from the API",
+            file(AEM_API),
+            None,
+            "cm-p12345-e67890-oauth-2",
+        ),
+        (
+            "local development token",
+            Credentials::from_json(&json!({ "accessToken": token }).to_string()).unwrap(),
+            None,
+            "dev-console-prod",
+        ),
+        (
+            "service account builder",
+            Credentials::ServiceAccount(account),
+            Some("BUILTORG@AdobeOrg"),
+            "built-jwt",
+        ),
+        (
+            "OAuth builder with an org",
+            Credentials::OAuth(with_org),
+            Some("BUILTORG@AdobeOrg"),
+            "built-oauth",
+        ),
+        (
+            "OAuth builder without an org",
+            Credentials::OAuth(without_org),
+            None,
+            "built-oauth",
+        ),
+        (
+            "OAuth builder with an empty org",
+            Credentials::OAuth(empty_org),
+            None,
+            "built-oauth",
+        ),
+    ];
+    for (kind, credentials, org, client_id) in cases {
+        assert_eq!(credentials.org_id(), org, "{kind}");
+        assert_eq!(credentials.client_id(), client_id, "{kind}");
+    }
+}
+
+#[test]
+fn with_ims_takes_the_text_ims_takes_and_refuses_a_bad_endpoint() {
+    let credentials =
+        Credentials::from_file(fixture_path("oauth-credentials.sample.json")).unwrap();
+    let staged = credentials
+        .clone()
+        .with_ims("ims-na1-stg1.adobelogin.com")
+        .unwrap();
+    assert_eq!(staged.ims().url(), "https://ims-na1-stg1.adobelogin.com");
+    let local = credentials
+        .clone()
+        .with_ims("http://127.0.0.1:8080/")
+        .unwrap();
+    assert_eq!(local.ims().url(), "http://127.0.0.1:8080");
+    for bad in [
+        "",
+        "http://example.com",
+        "ftp://ims.example.com",
+        "https://ims.example.com/path",
+    ] {
+        let e = credentials.clone().with_ims(bad).unwrap_err();
+        let parsed = ims_token::Endpoint::parse(bad).unwrap_err();
+        assert!(matches!(e, Error::Config { .. }), "{bad}: {e:?}");
+        assert_eq!(e.to_string(), parsed.to_string(), "{bad}");
+    }
 }

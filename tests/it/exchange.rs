@@ -51,22 +51,20 @@ fn client() -> Client {
     fast().build().expect("the test client builds")
 }
 
-fn endpoint(url: &str) -> Endpoint {
-    Endpoint::parse(url).expect("the fake's URL is a valid endpoint")
-}
-
 /// The sample service credentials, pointed at `url`.
 fn jwt_creds(url: &str) -> Credentials {
     Credentials::from_file(fixture_path("service-credentials.sample.json"))
         .expect("sample service credentials load")
-        .with_ims(endpoint(url))
+        .with_ims(url)
+        .expect("the fake's URL is a valid endpoint")
 }
 
 /// The sample OAuth credentials, pointed at `url`.
 fn oauth_creds(url: &str) -> Credentials {
     Credentials::from_file(fixture_path("oauth-credentials.sample.json"))
         .expect("sample OAuth credentials load")
-        .with_ims(endpoint(url))
+        .with_ims(url)
+        .expect("the fake's URL is a valid endpoint")
 }
 
 /// A fake that judges one JWT exchange like IMS and issues [`JWT_TOKEN`].
@@ -300,7 +298,8 @@ fn wrong_client_secret_is_invalid_client() {
     json["integration"]["technicalAccount"]["clientSecret"] = "p8e-WRONG-secret-000000".into();
     let creds = Credentials::from_json(&json.to_string())
         .unwrap()
-        .with_ims(endpoint(&server.url()));
+        .with_ims(&server.url())
+        .unwrap();
     let e = client().fetch(&creds).unwrap_err();
     match &e {
         Error::Rejected(ims) => {
@@ -859,14 +858,19 @@ fn provider_margin_is_capped_at_half_the_lifetime() {
 fn provider_refreshes_a_token_within_the_margin() {
     let server = FakeIms::start(vec![
         common::oauth_reply("tok-1s-a", 1),
-        common::oauth_reply("tok-1s-b", 1),
+        common::oauth_reply("tok-day-b", 86_399),
     ]);
     let provider = TokenProvider::new(client(), oauth_creds(&server.url()))
         .with_refresh_margin(Duration::from_secs(600));
     assert_eq!(provider.token().unwrap().secret(), "tok-1s-a");
     thread::sleep(Duration::from_millis(800));
-    // 0.2 s left < min(600 s, 0.5 s) jittered to 0.25..0.5 s: refresh.
-    assert_eq!(provider.token().unwrap().secret(), "tok-1s-b");
+    // 0.2 s left < min(600 s, 0.5 s) jittered to 0.25..0.5 s: a refresh
+    // starts (behind the call while the old token lasts).
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while provider.token().unwrap().secret() != "tok-day-b" {
+        assert!(std::time::Instant::now() < until, "no refresh");
+        thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(server.hits(), 2);
 }
 

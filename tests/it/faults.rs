@@ -25,7 +25,7 @@ use common::{
     accept_polling, error_body, error_texts, fixture_json, fixture_path, json_response,
     jwt_success_body, oauth_success_body, parse_form, path_str, response, ServerThread,
 };
-use ims_token::{Client, Credentials, Endpoint, Error};
+use ims_token::{Client, Credentials, Error};
 use serde_json::Value;
 
 /// The access token the fault server issues when it answers with success.
@@ -267,7 +267,8 @@ fn credentials(kind: Kind, url: &str) -> Credentials {
     };
     Credentials::from_file(fixture_path(file))
         .expect("sample credentials load")
-        .with_ims(Endpoint::parse(url).expect("loopback URL is an endpoint"))
+        .with_ims(url)
+        .expect("loopback URL is an endpoint")
 }
 
 fn client(retries: u32, timeout: Duration) -> Client {

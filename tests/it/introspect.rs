@@ -481,7 +481,8 @@ fn the_provider_remembers_the_secret_that_worked() {
     ]);
     let credentials = Credentials::from_file(fixture_path(PROJECT))
         .unwrap()
-        .with_ims(endpoint(&server.url()));
+        .with_ims(&server.url())
+        .unwrap();
     let provider = TokenProvider::new(client(), credentials);
     let token = provider.token().unwrap();
     assert_eq!(
@@ -511,7 +512,8 @@ fn both_secrets_refused_is_one_rejection_after_two_requests() {
     ]);
     let credentials = Credentials::from_file(fixture_path(PROJECT))
         .unwrap()
-        .with_ims(endpoint(&server.url()));
+        .with_ims(&server.url())
+        .unwrap();
     let e = client().fetch(&credentials).unwrap_err();
     assert!(
         matches!(&e, Error::Rejected(ims) if ims.code.as_deref() == Some("invalid_client")),

@@ -9,9 +9,9 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    fixture_path, http_date, now_secs, oauth_reply, FakeIms, JwtExpect, OAuthExpect, Reply,
+    fixture_path, http_date, now_secs, oauth_reply, FakeApi, FakeIms, JwtExpect, OAuthExpect, Reply,
 };
-use ims_token::{Client, Credentials, Endpoint, TokenProvider};
+use ims_token::{Client, Credentials, TokenProvider};
 
 /// Every record logged on a thread of this module's tests: (level, target, text).
 static RECORDS: Mutex<Vec<(log::Level, String, String)>> = Mutex::new(Vec::new());
@@ -87,7 +87,8 @@ fn client(retries: u32) -> Client {
 fn creds(file: &str, server: &FakeIms) -> Credentials {
     Credentials::from_file(fixture_path(file))
         .unwrap()
-        .with_ims(Endpoint::parse(&server.url()).unwrap())
+        .with_ims(&server.url())
+        .unwrap()
 }
 
 /// Whether a record is ureq's hex dump of the bytes on the wire (trace
@@ -146,6 +147,15 @@ fn operators_see_fallbacks_clock_offsets_and_retries_but_no_secret() {
     let token = client(1)
         .fetch(&creds("oauth-credentials.sample.json", &server))
         .unwrap();
+    let issued = logged("IMS issued a token (client credentials, http://127.0.0.1:");
+    assert!(
+        issued
+            .iter()
+            .any(|(level, target, text)| *level == log::Level::Debug
+                && target.starts_with("ims_token")
+                && text.ends_with("/ims/token/v3) that lives 86399 s")),
+        "{issued:?}"
+    );
     let retries = logged("retrying the IMS request");
     assert!(
         retries.iter().any(
@@ -163,14 +173,17 @@ fn operators_see_fallbacks_clock_offsets_and_retries_but_no_secret() {
     let kept = provider.token().unwrap();
     thread::sleep(Duration::from_millis(3100));
     assert_eq!(provider.token().unwrap().secret(), kept.secret());
-    let fallbacks = logged("fallback-marker");
-    assert!(
-        fallbacks
-            .iter()
-            .any(|(level, _, text)| *level == log::Level::Warn
-                && text.contains("using the cached one")),
-        "{fallbacks:?}"
-    );
+    // The refresh runs on a thread named after this one, and logs there.
+    let fallback = || {
+        logged("fallback-marker").iter().any(|(level, _, text)| {
+            *level == log::Level::Warn && text.contains("using the cached one")
+        })
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !fallback() {
+        assert!(std::time::Instant::now() < until, "no fallback warning");
+        thread::sleep(Duration::from_millis(10));
+    }
 
     // A clock 10 minutes behind IMS's (warn), and the JWT signed again.
     let server = FakeIms::start_with(|host| {
@@ -248,4 +261,32 @@ fn a_refresh_that_unwinds_does_not_leave_its_waiters_waiting() {
         assert_eq!(token, "tok-after-panic");
     }
     assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn an_api_that_refuses_every_token_costs_at_most_three_exchanges_and_one_warning() {
+    install();
+    let tokens = (1..=30)
+        .map(|i| oauth_reply(&format!("tok-brake-SECRET{i}"), 86_399))
+        .collect();
+    let server = FakeIms::start(tokens);
+    let api = FakeApi::start(|_| (401, Vec::new(), b"{}".to_vec()));
+    let provider = TokenProvider::new(client(0), creds("oauth-credentials.sample.json", &server));
+    for _ in 0..30 {
+        let response = provider.request("GET", &api.url("/brake")).send().unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let exchanges = server.hits();
+    assert!((2..=3).contains(&exchanges), "{exchanges} exchanges");
+    // The first request and its one resend, then one request each.
+    assert_eq!(api.requests().len(), 31);
+    let warnings = logged("a new token will not help");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let (level, target, text) = &warnings[0];
+    assert_eq!(*level, log::Level::Warn);
+    assert!(target.starts_with("ims_token"), "{target}");
+    for check in ["product profile", "x-api-key", "org"] {
+        assert!(text.contains(check), "{text}");
+    }
+    assert!(!text.contains("tok-brake-SECRET"), "{text}");
 }

@@ -11,6 +11,7 @@
 
 mod common;
 
+mod api;
 mod cli;
 mod cli_credentials;
 mod cli_generate;

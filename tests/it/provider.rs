@@ -7,8 +7,8 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{fixture_path, oauth_reply, FakeIms, Reply};
-use ims_token::{AccessToken, Client, Credentials, Endpoint, Error, TokenProvider};
+use common::{fixture_path, oauth_reply, FakeIms, Gate, Reply};
+use ims_token::{AccessToken, Client, Credentials, Error, TokenProvider};
 
 const THREADS: usize = 8;
 
@@ -22,7 +22,8 @@ fn oauth_provider(server: &FakeIms, retries: u32) -> TokenProvider {
         .unwrap();
     let credentials = Credentials::from_file(fixture_path("oauth-credentials.sample.json"))
         .unwrap()
-        .with_ims(Endpoint::parse(&server.url()).unwrap());
+        .with_ims(&server.url())
+        .unwrap();
     TokenProvider::new(client, credentials)
 }
 
@@ -43,10 +44,34 @@ fn on_threads<T: Send>(f: impl Fn() -> T + Sync) -> Vec<T> {
 }
 
 #[test]
-fn callers_get_the_cached_token_at_once_while_one_refreshes() {
+fn the_caller_that_notices_the_refresh_gets_the_cached_token_while_it_runs() {
     // A 4 s token: the margin is capped at 2 s and jittered to 1..2 s, so
-    // after 3.1 s a refresh is due while the token has 0.9 s to live. The
-    // refresh takes 700 ms.
+    // after 3.1 s a refresh is due while the token has 0.9 s to live. IMS
+    // holds the refresh's reply until the test has had its token.
+    let gate = Gate::new();
+    let server = FakeIms::start(vec![
+        oauth_reply("tok-old", 4),
+        oauth_reply("tok-new", 86_399).held_by(&gate),
+    ]);
+    let provider = oauth_provider(&server, 0);
+    assert_eq!(provider.token().unwrap().secret(), "tok-old");
+    thread::sleep(Duration::from_millis(3100));
+    // This call notices the refresh is due, starts it and returns before
+    // IMS answers: its reply is still held.
+    assert_eq!(provider.token().unwrap().secret(), "tok-old");
+    wait_for(|| server.requests().len() == 2, "the refresh's request");
+    assert_eq!(provider.token().unwrap().secret(), "tok-old");
+    gate.open();
+    wait_for(
+        || provider.token().unwrap().secret() == "tok-new",
+        "the new token",
+    );
+    assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn callers_get_the_cached_token_at_once_while_one_refreshes() {
+    // As above, with 8 threads calling through a refresh that takes 700 ms.
     let server = FakeIms::start(vec![
         oauth_reply("tok-old", 4),
         oauth_reply("tok-new", 86_399).after_ms(700),
@@ -78,32 +103,53 @@ fn callers_get_the_cached_token_at_once_while_one_refreshes() {
             .flat_map(|h| h.join().unwrap())
             .collect()
     });
-    // The refreshing call is the first to end with the new token; it waited
-    // for its own refresh. Every call that ended before it, on the other
-    // threads, got the old token: none of them waited for the refresh.
-    let (refresher, _, refreshed_at) = calls
+    // Every thread was served while the refresh ran, each with the old
+    // token until the new one was in, and never the old one after.
+    let first_new = calls
         .iter()
         .filter(|(_, token, _)| token == "tok-new")
-        .min_by_key(|(_, _, at)| *at)
-        .cloned()
-        .expect("one call refreshed");
-    let during: Vec<_> = calls
+        .map(|(_, _, at)| *at)
+        .min();
+    let served: std::collections::BTreeSet<usize> = calls
         .iter()
-        .filter(|(_, _, at)| *at < refreshed_at)
+        .filter(|(_, token, at)| token == "tok-old" && first_new.is_none_or(|new| *at < new))
+        .map(|(n, _, _)| *n)
         .collect();
-    assert!(
-        during.iter().all(|(_, token, _)| token == "tok-old"),
-        "{during:?}"
-    );
-    assert!(during.iter().all(|(n, _, _)| *n != refresher), "{during:?}");
-    let served: std::collections::BTreeSet<usize> = during.iter().map(|(n, _, _)| *n).collect();
-    assert!(
-        served.len() >= THREADS / 2,
+    assert_eq!(
+        served.len(),
+        THREADS,
         "threads served during the refresh: {served:?}"
     );
+    for n in 0..THREADS {
+        let tokens: Vec<&str> = calls
+            .iter()
+            .filter(|(t, _, _)| *t == n)
+            .map(|(_, token, _)| token.as_str())
+            .collect();
+        let switched = tokens
+            .iter()
+            .position(|t| *t == "tok-new")
+            .unwrap_or(tokens.len());
+        assert!(
+            tokens[switched..].iter().all(|t| *t == "tok-new"),
+            "thread {n} went back to the old token"
+        );
+    }
+    wait_for(
+        || provider.token().unwrap().secret() == "tok-new",
+        "the new token",
+    );
     assert_eq!(server.hits(), 2);
-    assert_eq!(provider.token().unwrap().secret(), "tok-new");
-    assert_eq!(server.hits(), 2);
+}
+
+/// Polls `done` every 10 ms for at most 10 s; panics naming `what` if it
+/// never holds. For results that arrive from the refresh thread.
+fn wait_for(done: impl Fn() -> bool, what: &str) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < until, "{what} never came");
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -196,7 +242,7 @@ fn callers_keep_the_token_and_do_not_retry_during_the_pause() {
     provider.token().unwrap();
     thread::sleep(Duration::from_millis(3100));
     assert_eq!(provider.token().unwrap().secret(), "tok-kept");
-    assert_eq!(server.hits(), 2);
+    wait_for(|| server.hits() == 2, "the refresh");
     thread::scope(|s| {
         let handles: Vec<_> = (0..100).map(|_| s.spawn(|| provider.token())).collect();
         for h in handles {
@@ -218,7 +264,8 @@ fn errors_are_clone_and_keep_their_cause() {
         .unwrap();
     let credentials = Credentials::from_file(fixture_path("oauth-credentials.sample.json"))
         .unwrap()
-        .with_ims(Endpoint::parse(&format!("http://127.0.0.1:{}", common::closed_port())).unwrap());
+        .with_ims(&format!("http://127.0.0.1:{}", common::closed_port()))
+        .unwrap();
     let e = client.fetch(&credentials).unwrap_err();
     let copy = e.clone();
     assert_eq!(copy.to_string(), e.to_string());

@@ -4,7 +4,7 @@
 use crate::common;
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{fixture_path, oauth_reply, FakeIms, JwtExpect, Reply};
 use ims_token::{Client, Credentials, Endpoint, Error, TokenProvider};
@@ -12,7 +12,8 @@ use ims_token::{Client, Credentials, Endpoint, Error, TokenProvider};
 fn creds(file: &str, url: &str) -> Credentials {
     Credentials::from_file(fixture_path(file))
         .unwrap()
-        .with_ims(Endpoint::parse(url).unwrap())
+        .with_ims(url)
+        .unwrap()
 }
 
 #[test]
@@ -59,10 +60,19 @@ fn provider_keeps_a_valid_token_while_ims_is_down() {
     );
     assert_eq!(provider.token().unwrap().secret(), "tok-first");
     thread::sleep(Duration::from_millis(3100));
+    // The refresh starts behind this call, which gets the cached token.
     assert_eq!(provider.token().unwrap().secret(), "tok-first");
-    assert_eq!(server.hits(), 2, "the refresh was not tried");
-    // Within the pause after a failed refresh, IMS is not asked again.
-    assert_eq!(provider.token().unwrap().secret(), "tok-first");
+    let until = Instant::now() + Duration::from_secs(10);
+    while server.hits() < 2 {
+        assert!(Instant::now() < until, "the refresh was not tried");
+        thread::sleep(Duration::from_millis(10));
+    }
+    // Within the pause after the failed refresh, IMS is not asked again.
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        assert_eq!(provider.token().unwrap().secret(), "tok-first");
+        thread::sleep(Duration::from_millis(5));
+    }
     assert_eq!(server.hits(), 2);
 }
 
@@ -88,6 +98,7 @@ fn provider_drops_the_token_when_ims_rejects_the_refresh() {
     let server = FakeIms::start(vec![
         oauth_reply("tok-first", 4),
         Reply::ims_error(401, "invalid_client", "secret rotated"),
+        Reply::ims_error(401, "invalid_client", "secret rotated"),
     ]);
     let client = Client::builder().proxy(None).retries(0).build().unwrap();
     let provider = TokenProvider::new(
@@ -96,7 +107,18 @@ fn provider_drops_the_token_when_ims_rejects_the_refresh() {
     );
     provider.token().unwrap();
     thread::sleep(Duration::from_millis(3100));
-    let e = provider.token().unwrap_err();
+    // The refresh runs behind the calls; once IMS has refused it, the token
+    // is gone and the next call asks IMS itself (or, after expiry, shares
+    // the refusal).
+    let until = Instant::now() + Duration::from_secs(10);
+    let e = loop {
+        match provider.token() {
+            Ok(token) => assert_eq!(token.secret(), "tok-first"),
+            Err(e) => break e,
+        }
+        assert!(Instant::now() < until, "the refusal never came");
+        thread::sleep(Duration::from_millis(10));
+    };
     assert!(matches!(e, Error::Rejected(_)), "{e:?}");
 }
 

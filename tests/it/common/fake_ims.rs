@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -268,6 +268,38 @@ pub enum Reply {
     CheckInvalidate { expect: OAuthExpect },
     /// Read the request, wait this long (a slow IMS), then answer with `then`.
     Slow { delay_ms: u64, then: Box<Reply> },
+    /// Read the request, wait until the test opens `gate` (at most
+    /// [`GATE_LIMIT`]), then answer with `then`.
+    Gated { gate: Gate, then: Box<Reply> },
+}
+
+/// Longest a [`Reply::Gated`] waits for its gate; then it answers anyway
+/// (and the test that forgot to open it sees an answer out of order).
+pub const GATE_LIMIT: Duration = Duration::from_secs(10);
+
+/// What a [`Reply::Gated`] waits behind: opened by the test, once.
+#[derive(Clone, Debug, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Lets the gated reply go.
+    pub fn open(&self) {
+        let (open, opened) = &*self.0;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+    }
+
+    /// Waits until the gate is open, at most `limit`; whether it is.
+    fn wait(&self, limit: Duration) -> bool {
+        let (open, opened) = &*self.0;
+        let guard = open.lock().unwrap();
+        let (guard, _) = opened.wait_timeout_while(guard, limit, |o| !*o).unwrap();
+        *guard
+    }
 }
 
 impl Reply {
@@ -321,6 +353,14 @@ impl Reply {
     pub fn after_ms(self, delay_ms: u64) -> Reply {
         Reply::Slow {
             delay_ms,
+            then: Box::new(self),
+        }
+    }
+
+    /// This reply, sent once the test opens `gate` (at most [`GATE_LIMIT`]).
+    pub fn held_by(self, gate: &Gate) -> Reply {
+        Reply::Gated {
+            gate: gate.clone(),
             then: Box::new(self),
         }
     }
@@ -509,6 +549,14 @@ impl Server {
                 self.wait(Duration::from_millis(*delay_ms));
                 then
             }
+            Reply::Gated { gate, then } => {
+                let until = Instant::now() + GATE_LIMIT;
+                while !gate.wait(POLL)
+                    && Instant::now() < until
+                    && !self.stop.load(Ordering::SeqCst)
+                {}
+                then
+            }
             other => other,
         };
         stream.write_all(&response_bytes(reply, &request, &self.shared))?;
@@ -547,7 +595,9 @@ fn response_bytes(reply: &Reply, request: &Recorded, shared: &Shared) -> Vec<u8>
         }
         Reply::Raw(bytes) => bytes.clone(),
         Reply::Silent { .. } => Vec::new(),
-        Reply::Slow { then, .. } => response_bytes(then, request, shared),
+        Reply::Slow { then, .. } | Reply::Gated { then, .. } => {
+            response_bytes(then, request, shared)
+        }
         Reply::Echo {
             status,
             content_type,

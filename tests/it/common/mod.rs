@@ -5,6 +5,7 @@
 //! error chain, and the secrets of the fixtures.
 //!
 //! - [`fake_ims`]: the fake Adobe IMS, an independent referee;
+//! - [`fake_api`]: a fake Adobe API that refuses the tokens it is told to;
 //! - [`http`]: HTTP/1.1 bytes, just enough (a request read, a response
 //!   built) for the fake and for the other small servers of the tests;
 //! - [`jwt`]: compact JWTs taken apart and put together by hand, and an
@@ -13,12 +14,14 @@
 //! - [`proxy`]: a logging HTTP proxy that tunnels, refuses or stays silent.
 #![allow(dead_code)]
 
+pub mod fake_api;
 pub mod fake_ims;
 pub mod http;
 pub mod jwt;
 pub mod proxy;
 pub mod run;
 
+pub use fake_api::*;
 pub use fake_ims::*;
 pub use http::*;
 pub use jwt::*;
