@@ -2332,18 +2332,30 @@ mod output {
 
     static STDERR_LOGGER: StderrLogger = StderrLogger;
 
-    /// Makes the library's warnings the command's own, on stderr.
+    /// Makes the library's warnings the command's own, on stderr. The level
+    /// is set here, at run time, in every build: no feature caps it (an
+    /// application depending on the crate logs as it likes), and ureq's
+    /// debug and trace lines (its trace dumps the wire, secrets included)
+    /// are skipped before they are formatted.
     pub(crate) fn install_logger() {
         if log::set_logger(&STDERR_LOGGER).is_ok() {
             log::set_max_level(log::LevelFilter::Warn);
         }
     }
 
+    /// Whether a line is the crate's own: its target is `ims_token` or a
+    /// module of it (the library and this command share the name).
+    fn is_ours(target: &str) -> bool {
+        target
+            .strip_prefix("ims_token")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    }
+
     impl log::Log for StderrLogger {
         fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
             // Only the library's own lines, which never hold a secret; other
             // crates' warnings (rustls alerts, say) are not the user's business.
-            metadata.level() <= log::Level::Warn && metadata.target().starts_with("ims_token")
+            metadata.level() <= log::Level::Warn && is_ours(metadata.target())
         }
 
         fn log(&self, record: &log::Record<'_>) {
@@ -2386,6 +2398,31 @@ mod output {
     mod tests {
         use super::*;
         use std::time::Duration;
+
+        #[test]
+        fn the_logger_passes_the_crates_warnings_only() {
+            use log::{Level, Log as _};
+            let enabled = |level, target| {
+                let metadata = log::Metadata::builder().level(level).target(target).build();
+                STDERR_LOGGER.enabled(&metadata)
+            };
+            assert!(enabled(Level::Warn, "ims_token"));
+            assert!(enabled(Level::Error, "ims_token::clock"));
+            for (level, target) in [
+                (Level::Trace, "ureq_proto::util"),
+                (Level::Debug, "ureq::unversioned::transport"),
+                (Level::Warn, "ureq"),
+                (Level::Warn, "rustls::conn"),
+                (Level::Info, "ims_token"),
+                (Level::Debug, "ims_token::client"),
+                (Level::Warn, "ims_tokenizer"),
+            ] {
+                assert!(!enabled(level, target), "{level} {target}");
+            }
+            // The level is set at run time, so ureq skips its lines unformatted.
+            install_logger();
+            assert_eq!(log::max_level(), log::LevelFilter::Warn);
+        }
 
         #[test]
         fn rfc3339_formats_known_instants() {
