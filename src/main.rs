@@ -151,7 +151,7 @@ mod args {
     use std::ffi::OsString;
     use std::path::PathBuf;
 
-    use crate::failure::{usage, Failure};
+    use crate::failure::{chain, usage, Failure};
 
     /// Most retries a command line may ask for: each can take a full timeout.
     const MAX_RETRIES: u32 = 10;
@@ -591,11 +591,11 @@ mod args {
     ) -> Result<Option<Command>, Failure> {
         match flag.long {
             "credentials" => options.credentials = Some(non_empty(name, value)?),
-            "credential" => options.credential = Some(value),
-            "ims" => options.ims = Some(value),
+            "credential" => options.credential = Some(non_empty(name, value)?),
+            "ims" => options.ims = Some(endpoint(name, value)?),
             "format" => options.format = one_of(flag, name, &value, Format::from_word)?,
             "lifetime" => options.lifetime = Some(seconds(name, &value)?),
-            "scope" => options.scope = Some(value),
+            "scope" => options.scope = Some(list(name, value)?),
             "timeout" => options.timeout = Some(seconds(name, &value)?),
             "connect-timeout" => options.connect_timeout = Some(seconds(name, &value)?),
             "retries" => options.retries = Some(retries(name, &value)?),
@@ -697,6 +697,26 @@ mod args {
         Ok(value)
     }
 
+    /// An IMS endpoint as the library reads it (checked here, so that a bad
+    /// one is a usage error before any file is read).
+    fn endpoint(flag: &str, value: String) -> Result<String, Failure> {
+        match ims_token::Endpoint::parse(&value) {
+            Ok(_) => Ok(value),
+            Err(e) => Err(usage(format!("{flag}: {}", chain(&e)))),
+        }
+    }
+
+    /// A comma-separated list with an entry that is not blank (the library
+    /// trims the entries and drops empty ones).
+    fn list(flag: &str, value: String) -> Result<String, Failure> {
+        if value.split(',').all(|entry| entry.trim().is_empty()) {
+            return Err(usage(format!(
+                "{flag} needs at least one scope (a comma-separated list)"
+            )));
+        }
+        Ok(value)
+    }
+
     fn retries(flag: &str, text: &str) -> Result<u32, Failure> {
         match number(flag, text)? {
             n @ 0..=MAX_RETRIES => Ok(n),
@@ -780,6 +800,38 @@ mod args {
             let o = parse(&["-c", "-", "--ims", "--format"]).unwrap();
             assert_eq!(o.credentials.as_deref(), Some("-"));
             assert_eq!(o.ims.as_deref(), Some("--format"));
+        }
+
+        #[test]
+        fn endpoints_scopes_and_credential_names_are_checked_when_read() {
+            let usage_of = |args: &[&str]| match parse(args) {
+                Err(Failure::Usage(m)) => m,
+                other => panic!("{args:?}: {other:?}"),
+            };
+            for (ims, says) in [
+                (
+                    "ftp://x",
+                    "--ims: the IMS endpoint has scheme `ftp`; use https",
+                ),
+                (
+                    "http://example.com",
+                    "--ims: the IMS endpoint `example.com` uses plain http",
+                ),
+                ("https://ims.example/path", "--ims: "),
+                ("", "--ims: the IMS endpoint is empty"),
+            ] {
+                let m = usage_of(&["--ims", ims]);
+                assert!(m.starts_with(says), "{ims}: {m}");
+            }
+            for scope in [",", "", " ,, "] {
+                let m = usage_of(&["jwt", "--scope", scope]);
+                assert!(m.starts_with("--scope needs at least one scope"), "{m}");
+            }
+            let m = usage_of(&["--credential="]);
+            assert!(m.starts_with("--credential needs a non-empty value"), "{m}");
+            let o = parse(&["--ims", "http://[::1]:8080", "--scope", ",a ,"]).unwrap();
+            assert_eq!(o.ims.as_deref(), Some("http://[::1]:8080"));
+            assert_eq!(o.scope.as_deref(), Some(",a ,"));
         }
 
         #[test]

@@ -618,18 +618,47 @@ fn usage_error_is_a_single_prefixed_line() {
     assert_eq!(r.stderr.lines().count(), 1, "{r:#?}");
 }
 
+/// `--ims` and `--scope` are checked when the command line is read, as
+/// every other option value: exit 2 naming the option, before the
+/// credentials (here a file that does not exist) or the cache are read.
 #[test]
-fn plain_http_to_a_non_loopback_host_is_a_config_error() {
-    for ims in [
-        "http://example.com",
-        "http://10.0.0.1:8080",
-        "ftp://127.0.0.1",
-    ] {
-        let m = run(&["-c", &service_path(), "--ims", ims, "--retries", "0"]).fails(3);
-        assert!(m.contains("https"), "{m}");
+fn a_bad_ims_or_scope_is_a_usage_error_before_any_file_is_read() {
+    let dir = TempDir::new("badoption");
+    let missing = path_str(&dir.join("no-such-credentials.json"));
+    let cache = dir.join("token.cache");
+    for creds in [service_path(), missing.clone()] {
+        for (ims, says) in [
+            ("http://example.com", "plain http"),
+            ("http://10.0.0.1:8080", "plain http"),
+            ("ftp://127.0.0.1", "use https"),
+            ("ftp://x", "use https"),
+            ("https://h/path", "IMS endpoint"),
+            ("", "empty"),
+        ] {
+            let args = ["-c", &creds, "--ims", ims, "--cache", &path_str(&cache)];
+            let m = run(&args).fails_alone(2);
+            assert!(m.starts_with("ims-token: --ims: "), "{ims}: {m}");
+            assert!(m.contains(says) && m.ends_with(USAGE_HINT), "{ims}: {m}");
+        }
+        for scope in [",", " , ,", ""] {
+            let m = run(&["-c", &creds, "--scope", scope]).fails_alone(2);
+            assert!(m.contains("--scope needs at least one scope"), "{m}");
+        }
+        let m = run(&["-c", &creds, "--credential", ""]).fails_alone(2);
+        assert!(m.contains("--credential needs a non-empty value"), "{m}");
     }
-    let m = run(&["-c", &service_path(), "--ims", "https://h/path"]).fails(3);
-    assert!(m.contains("IMS endpoint"), "{m}");
+    assert!(!cache.exists() && !lock_path(&cache).exists());
+    // A loopback http endpoint and a list with a blank entry are fine.
+    let token = token_for("scopes");
+    let server = FakeIms::start_with(|host| {
+        let mut expect = JwtExpect::sample(host);
+        expect.metascopes = vec!["ent_a".into(), "ent_b".into()];
+        vec![Reply::check_jwt(expect, &token)]
+    });
+    let net = net(&server.url());
+    let creds = service_path();
+    let args = with_net(&["-c", &creds, "--scope", " ent_a, ,ent_b,"], &net);
+    run(&args).prints(&token);
 }
 
 // ---------------------------------------------------------------------------
