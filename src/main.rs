@@ -15,9 +15,7 @@ fn main() -> ExitCode {
     match run(std::env::args_os().skip(1)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            if !failure.is_quiet() {
-                let _ = writeln!(io::stderr().lock(), "ims-token: {}", failure.describe());
-            }
+            let _ = writeln!(io::stderr().lock(), "ims-token: {}", failure.describe());
             ExitCode::from(failure.exit_code())
         }
     }
@@ -63,7 +61,8 @@ mod failure {
         Ims(Box<Error>),
         /// The failed refresh of another run, which this one waited for.
         Shared(SharedFailure),
-        /// stdout was closed: end quietly.
+        /// stdout was closed before the output was written: the reader went
+        /// away, and what it asked for (a token) did not reach it.
         ClosedOutput,
         /// stdout failed otherwise.
         Output(io::Error),
@@ -79,16 +78,11 @@ mod failure {
                 Failure::Ims(e) => ims_exit_code(e),
                 // Only failures worth retrying are shared.
                 Failure::Shared(_) => 5,
-                Failure::ClosedOutput => 0,
-                Failure::Output(_) => 1,
+                Failure::ClosedOutput | Failure::Output(_) => 1,
                 // As a shell does.
                 Failure::Exec { error, .. } if error.kind() == io::ErrorKind::NotFound => 127,
                 Failure::Exec { .. } => 126,
             }
-        }
-
-        pub(crate) fn is_quiet(&self) -> bool {
-            matches!(self, Failure::ClosedOutput)
         }
 
         /// The message with its cause chain on one line.
@@ -98,7 +92,11 @@ mod failure {
                 Failure::Config(m) => m.clone(),
                 Failure::Ims(e) => chain(e),
                 Failure::Shared(f) => f.message.clone(),
-                Failure::ClosedOutput => String::new(),
+                Failure::ClosedOutput => {
+                    "cannot write the output: stdout is closed (its reader exited before \
+                     reading it); nothing was delivered"
+                        .into()
+                }
                 Failure::Output(e) => format!("cannot write the output: {e}"),
                 Failure::Exec { program, error } if error.kind() == io::ErrorKind::NotFound => {
                     format!("cannot run '{program}': command not found")

@@ -1479,19 +1479,33 @@ fn run_with_closed_stdout(mut command: Command) -> Run {
     run
 }
 
+/// A reader that went away before reading the token (`ims-token | cmd`
+/// where cmd failed to start) did not get it: exit 1 and a line that says
+/// so, not a success that a script would trust. With `--cache` the token is
+/// kept there for the next run.
 #[test]
-fn a_closed_stdout_does_not_panic() {
+fn a_closed_stdout_is_exit_1_and_says_nothing_was_delivered() {
+    let dir = TempDir::new("closed");
     let token = token_for("closed");
     let server = jwt_fake(&[&token]);
     let net = net(&server.url());
-    let r = run_with_closed_stdout(cmd(&with_net(&["-c", &service_path()], &net)));
+    let cache = path_str(&dir.join("token.cache"));
+    let creds = service_path();
+    let args = with_net(&["-c", &creds, "--cache", &cache], &net);
+    let r = run_with_closed_stdout(cmd(&args));
     assert_eq!(server.hits(), 1);
-    // The command treats a closed stdout as "the reader is gone": quiet exit 0.
-    assert_eq!(r.code, 0, "{r:#?}");
-    assert_eq!(r.stderr, "", "{r:#?}");
+    let closed = "ims-token: cannot write the output: stdout is closed";
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stderr.starts_with(closed), "{r:#?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r:#?}");
+    r.assert_no_secrets(&[]);
+    // The token was cached: the next run prints it without an exchange.
+    run(&args).prints(&token);
+    assert_eq!(server.hits(), 1);
     for args in [vec!["jwt", "-c", &service_path()], vec!["--help"]] {
         let r = run_with_closed_stdout(cmd(&args));
-        assert_eq!(r.stderr, "", "{r:#?}");
+        assert_eq!(r.code, 1, "{r:#?}");
+        assert!(r.stderr.starts_with(closed), "{r:#?}");
     }
 }
 
