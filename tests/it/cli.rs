@@ -1462,10 +1462,15 @@ fn a_missing_or_empty_ca_file_is_a_config_error() {
 // 14. closed stdout
 
 fn run_with_closed_stdout(mut command: Command) -> Run {
+    // The read end is closed before the child starts: not held open while
+    // it is spawned, when another test's fork could copy it and keep it
+    // open until that child's exec (a write would then succeed).
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    command.stdout(writer);
     let started = Instant::now();
     let what = format!("{command:?}");
     let mut child = command.spawn().expect("spawn");
-    drop(child.stdout.take()); // the read end, closed before any write
     let err = collect(child.stderr.take());
     let status = wait_bounded(&mut child, started, RUN_LIMIT, &what);
     let stderr = collected(err);
