@@ -399,16 +399,19 @@ mod args {
         Flag {
             long: "cache",
             short: None,
-            takes: Takes::File("FILE"),
-            help: "reuse a token stored there while it is still good; only a \
-                   cache file of ims-token is ever replaced",
+            takes: Takes::File("FILE|DIR"),
+            help: "reuse a token stored there while it is still good; a \
+                   directory (one that exists, or DIR/, made 0700) keeps a file \
+                   per credential set; only a cache file of ims-token is ever \
+                   replaced",
             applies: every,
         },
         Flag {
             long: "refresh-margin",
             short: None,
             takes: Takes::Text("SECS"),
-            help: "with --cache: refresh this long before expiry (default 600)",
+            help: "with --cache: refresh this long before expiry (default 600; \
+                   exact, no random spread)",
             applies: every,
         },
         Flag {
@@ -2011,9 +2014,9 @@ mod commands {
                 // file or proxy setting is not hidden by a day of cache
                 // hits (ureq builds the root store only on a connection).
                 let client = client(options)?;
-                match &options.cache {
-                    Some(path) => {
-                        let cache = Cache::new(path, &credentials);
+                let cache = options.cache.as_deref();
+                match cache.and_then(|path| Cache::new(path, &credentials)) {
+                    Some(cache) => {
                         let margin = Duration::from_secs(options.refresh_margin);
                         let rule = ims_token::RefreshRule::exact(margin);
                         cache.get_or_fetch(&rule, &client, &credentials)?
@@ -2489,7 +2492,7 @@ mod output {
 mod cache {
     use std::fs::{File, OpenOptions};
     use std::io::{self, Read as _, Write as _};
-    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
     use std::path::{Path, PathBuf};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -2511,13 +2514,39 @@ mod cache {
     pub(crate) struct Cache {
         path: PathBuf,
         key: String,
+        /// The file is one of a directory's, named by the key: no other
+        /// credentials share it.
+        in_directory: bool,
     }
 
     impl Cache {
-        pub(crate) fn new(path: &Path, credentials: &Credentials) -> Self {
-            Cache {
-                path: path.to_owned(),
-                key: credentials_key(credentials),
+        /// The cache of these credentials at `--cache`'s `path`: that file, or,
+        /// for a directory, the file in it named by the credentials' key (one
+        /// file per credential set). A directory is one that exists (not
+        /// through a symlink), or a path ending in `/`, created (mode 0700,
+        /// with its missing parents) when missing. `None`, after a warning,
+        /// when such a directory cannot be had: the run goes on without the
+        /// cache.
+        pub(crate) fn new(path: &Path, credentials: &Credentials) -> Option<Self> {
+            let key = credentials_key(credentials);
+            match cache_directory(path) {
+                Ok(Some(dir)) => Some(Cache {
+                    path: dir.join(&key),
+                    key,
+                    in_directory: true,
+                }),
+                Ok(None) => Some(Cache {
+                    path: path.to_owned(),
+                    key,
+                    in_directory: false,
+                }),
+                Err(e) => {
+                    warn(&format!(
+                        "cannot use the cache directory {}: {e}; the run goes on without the cache",
+                        path.display()
+                    ));
+                    None
+                }
             }
         }
 
@@ -2608,7 +2637,20 @@ mod cache {
                 }
                 None
             } else {
-                parse_cache(&text, &self.key)
+                let entry = parse_cache(&text, &self.key);
+                if report
+                    && entry.is_none()
+                    && !self.in_directory
+                    && is_for_other_key(&text, &self.key)
+                {
+                    warn(&format!(
+                        "the cache {} holds the token of other credentials, which this run \
+                         replaces: credentials sharing one cache file replace each other's \
+                         token on every run (give --cache a directory: a file per credential set)",
+                        self.path.display()
+                    ));
+                }
+                entry
             };
             text.zeroize();
             entry
@@ -2964,6 +3006,58 @@ mod cache {
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// `--cache`'s directory, if `path` names one: a directory there (not a
+    /// symlink to one, as a file there is not followed either), or a path
+    /// ending in `/`, which is made (mode 0700, with its missing parents)
+    /// when missing. `Ok(None)`: `path` is the cache file.
+    fn cache_directory(path: &Path) -> io::Result<Option<PathBuf>> {
+        let wants_directory = path.as_os_str().as_encoded_bytes().ends_with(b"/");
+        // Without the trailing `/`, which would make lstat follow a symlink.
+        let dir: PathBuf = path.components().collect();
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => Ok(Some(dir)),
+            Ok(_) if !wants_directory => Ok(None),
+            Ok(m) => Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("it is {}, not a directory", file_kind(&m)),
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && wants_directory => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)?;
+                Ok(Some(dir))
+            }
+            Err(_) if !wants_directory => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What a file is, in words, as `lstat` sees it.
+    fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
+        if metadata.file_type().is_symlink() {
+            "a symbolic link"
+        } else {
+            special_file(metadata).unwrap_or("a file")
+        }
+    }
+
+    /// Whether a cache text of ours was written for other credentials (its
+    /// key is another): the token it holds is wiped from the parsed copy.
+    fn is_for_other_key(text: &str, key: &str) -> bool {
+        let Ok(mut json) = serde_json::from_str::<Value>(text) else {
+            return false;
+        };
+        let other = json
+            .get("key")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k != key);
+        if let Some(Value::String(token)) = json.get_mut("access_token") {
+            token.zeroize();
+        }
+        other
+    }
+
     /// The cache file's text: JSON that starts with [`CACHE_MARKER`]; the token
     /// (if one is kept) and, after a failed refresh, when to ask IMS again and
     /// what the failure was.
@@ -3297,6 +3391,49 @@ mod cache {
             assert!(!is_legacy_cache(b"not json"));
             // Such a file is a miss, so the next write replaces it.
             assert!(parse_cache(&old.to_string(), &key).is_none());
+        }
+
+        #[test]
+        fn cache_directories_are_existing_ones_or_made_when_named_with_a_slash() {
+            use std::os::unix::fs::PermissionsExt as _;
+            let root = std::env::temp_dir().join(format!("ims-token-dirs-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir(&root).unwrap();
+            let at = |name: &str| root.join(name);
+            let named = |name: &str| PathBuf::from(format!("{}/{name}", root.display()));
+            std::fs::create_dir(at("dir")).unwrap();
+            std::fs::write(at("file"), "x").unwrap();
+            std::os::unix::fs::symlink(at("dir"), at("link")).unwrap();
+
+            assert_eq!(cache_directory(&at("dir")).unwrap(), Some(at("dir")));
+            assert_eq!(cache_directory(&named("dir/")).unwrap(), Some(at("dir")));
+            // A file, a missing file, a symlink: the cache file itself.
+            for name in ["file", "missing", "link"] {
+                assert_eq!(cache_directory(&at(name)).unwrap(), None, "{name}");
+            }
+            // Ending in `/`: made with its parents, 0700; or what is there is named.
+            let made = cache_directory(&named("new/ims-token/")).unwrap();
+            assert_eq!(made, Some(at("new/ims-token")));
+            for dir in ["new", "new/ims-token"] {
+                let mode = std::fs::metadata(at(dir)).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o700, "{dir}");
+            }
+            for (name, kind) in [("file/", "a file"), ("link/", "a symbolic link")] {
+                let e = cache_directory(&named(name)).unwrap_err();
+                assert_eq!(e.to_string(), format!("it is {kind}, not a directory"));
+            }
+            assert!(!at("dir").join("x").exists() && !at("file").is_dir());
+            std::fs::remove_dir_all(&root).unwrap();
+        }
+
+        #[test]
+        fn a_cache_text_for_other_credentials_is_told_from_a_broken_one() {
+            let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+            let text = cache_text(&entry_of(&day_token("tok", t0)), "k1");
+            assert!(is_for_other_key(&text, "k2"));
+            assert!(!is_for_other_key(&text, "k1"));
+            assert!(!is_for_other_key(&text[..text.len() - 1], "k2"));
+            assert!(!is_for_other_key(CACHE_MARKER, "k2"));
         }
 
         #[test]

@@ -1220,7 +1220,19 @@ fn cache_is_not_shared_between_credentials() {
     let cache = path_str(&dir.join("shared.cache"));
     let net = net(&server.url());
     run(&with_net(&["-c", &service_path(), "--cache", &cache], &net)).prints(&a);
-    run(&with_net(&["-c", &oauth_path(), "--cache", &cache], &net)).prints(&b);
+    // Each run that finds another credential set's token says they take
+    // turns replacing each other, and what to do.
+    let replacing = |r: &Run| {
+        let warning = format!(
+            "ims-token: warning: the cache {cache} holds the token of other credentials, \
+             which this run replaces: credentials sharing one cache file replace each \
+             other's token on every run (give --cache a directory: a file per credential set)\n"
+        );
+        assert_eq!(r.stderr, warning, "{r:#?}");
+    };
+    let r = run(&with_net(&["-c", &oauth_path(), "--cache", &cache], &net));
+    assert_eq!(r.ok(), format!("{b}\n"));
+    replacing(&r);
     let scoped = [
         "-c",
         &service_path(),
@@ -1229,12 +1241,126 @@ fn cache_is_not_shared_between_credentials() {
         "--scope",
         "other_scope",
     ];
-    run(&with_net(&scoped, &net)).prints(&c);
+    let r = run(&with_net(&scoped, &net));
+    assert_eq!(r.ok(), format!("{c}\n"));
+    replacing(&r);
     assert_eq!(server.hits(), 3);
     // The last one is cached for its own credentials.
     run(&with_net(&scoped, &net)).prints(&c);
     assert_eq!(server.hits(), 3);
     dir.assert_no_temp_files();
+}
+
+/// The cache files in `dir`: name and mode, sorted (lock files left out).
+fn cache_files(dir: &Path) -> Vec<(String, u32)> {
+    let mut files: Vec<(String, u32)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none_or(|x| x != "lock"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_str().unwrap().to_owned(),
+                mode_of(&p),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Two cron jobs with different credentials and one `--cache DIR`: a file
+/// each, named by its credentials' key, so one exchange each and none on
+/// the runs after (one cache file shared makes them exchange every run).
+#[test]
+fn two_credential_sets_sharing_a_cache_directory_make_one_exchange_each() {
+    let dir = TempDir::new("cachedir");
+    let (a, b) = (token_for("dirA"), token_for("dirB"));
+    let (a2, b2) = (a.clone(), b.clone());
+    let server = FakeIms::start_with(move |host| {
+        vec![
+            Reply::check_jwt(JwtExpect::sample(host), &a2),
+            Reply::check_oauth(OAuthExpect::sample(), &b2),
+        ]
+    });
+    let net = net(&server.url());
+    let caches = dir.join("caches");
+    fs::create_dir(&caches).unwrap();
+    let caches_s = path_str(&caches);
+    let (service_creds, oauth_creds) = (service_path(), oauth_path());
+    let service = with_net(&["-c", &service_creds, "--cache", &caches_s], &net);
+    let oauth = with_net(&["-c", &oauth_creds, "--cache", &caches_s], &net);
+    run(&service).prints(&a);
+    run(&oauth).prints(&b);
+    assert_eq!(server.hits(), 2);
+    for _ in 0..2 {
+        run(&oauth).prints(&b);
+        run(&service).prints(&a);
+    }
+    assert_eq!(server.hits(), 2, "the runs after made no exchange");
+
+    // A file each, 0600, named by the key it holds.
+    let files = cache_files(&caches);
+    assert_eq!(files.len(), 2, "{files:?}");
+    for (name, mode) in &files {
+        assert_eq!(*mode, 0o600, "{name}");
+        assert_eq!(name.len(), 64, "{name}");
+        assert_eq!(cache_key(&caches.join(name)), *name);
+    }
+    let held: Vec<String> = files
+        .iter()
+        .map(|(name, _)| {
+            read_cache(&caches.join(name))["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(held.contains(&a) && held.contains(&b), "{held:?}");
+    dir.assert_no_temp_files();
+}
+
+/// `--cache DIR/` (a trailing slash) makes the directory when it is missing,
+/// 0700 with its parents, as for `$XDG_CACHE_HOME/ims-token/`; the same path
+/// without the slash, or a file's directory, is never made.
+#[test]
+fn a_cache_directory_named_with_a_slash_is_made_private() {
+    let dir = TempDir::new("cachemkdir");
+    let tokens = tokens_for("mkdir", 3);
+    let server = jwt_fake(&tokens);
+    let net = net(&server.url());
+    let made = dir.join("home/.cache/ims-token");
+    let with_slash = format!("{}/", path_str(&made));
+    let creds = service_path();
+    let args = with_net(&["-c", &creds, "--cache", &with_slash], &net);
+    run(&args).prints(&tokens[0]);
+    run(&args).prints(&tokens[0]);
+    assert_eq!(server.hits(), 1);
+    for made in [dir.join("home"), dir.join("home/.cache"), made.clone()] {
+        assert_eq!(mode_of(&made), 0o700, "{made:?}");
+    }
+    assert_eq!(cache_files(&made).len(), 1);
+    // Without the slash it names the cache file: its directory is not made.
+    let file = path_str(&dir.join("other/token.cache"));
+    let r = run(&with_net(&["-c", &service_path(), "--cache", &file], &net));
+    assert_eq!(r.ok(), format!("{}\n", tokens[1]), "{r:#?}");
+    assert!(r.stderr.contains("cannot write the cache"), "{r:#?}");
+    assert!(!dir.join("other").exists());
+    // A slash after a file: a warning, and the run goes on without the cache.
+    let not_dir = format!("{}/", dir.file("plain", "keep me\n"));
+    let r = run(&with_net(
+        &["-c", &service_path(), "--cache", &not_dir],
+        &net,
+    ));
+    assert_eq!(r.ok(), format!("{}\n", tokens[2]), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        format!(
+            "ims-token: warning: cannot use the cache directory {not_dir}: it is a file, \
+             not a directory; the run goes on without the cache\n"
+        )
+    );
+    assert_eq!(fs::read_to_string(dir.join("plain")).unwrap(), "keep me\n");
+    assert_eq!(server.hits(), 3);
 }
 
 #[test]
@@ -1910,15 +2036,9 @@ fn files_that_are_not_a_cache_are_left_untouched() {
     fs::set_permissions(&notes, fs::Permissions::from_mode(0o600)).unwrap();
     // An old-style JSON token file of some other tool.
     let other = dir.file("other.json", r#"{"access_token":"x","expires_at":1}"#);
-    let subdir = path_str(&dir.join("a-directory"));
-    fs::create_dir(&subdir).unwrap();
+    // (A directory is a cache directory: a file per credential set in it.)
     let mut used = 0;
-    for (path, twice) in [
-        (&creds, true),
-        (&notes, false),
-        (&other, false),
-        (&subdir, false),
-    ] {
+    for (path, twice) in [(&creds, true), (&notes, false), (&other, false)] {
         let before = fs::symlink_metadata(path).unwrap();
         let content = fs::read(path).ok();
         for _ in 0..if twice { 2 } else { 1 } {
