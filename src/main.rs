@@ -1062,7 +1062,10 @@ mod help {
              its OAuth Server-to-Server credential, with the first of its \
              client_secrets; JWT entries are refused (Adobe ended them: migrate)",
         ),
-        Block::Item("AEM service credentials (privateKey): JWT service account"),
+        Block::Item(
+            "AEM service credentials (privateKey): JWT service account (AEM's \
+             still use JWT; the Developer Console's ended)",
+        ),
         Block::Item("AEM OAuth Server-to-Server (scopes), as downloaded or from the API"),
         Block::Item(
             "AEM local development token (accessToken): printed until it expires \
@@ -1103,10 +1106,25 @@ mod help {
              (network, IMS 5xx, TLS, proxy), as the library's TokenProvider does; \
              a run that finds another refreshing uses it at once, and runs with \
              no token wait for that refresh and use its outcome. Every option \
-             value is checked \
-             before the cache is read. When this host's clock is more than 30 s \
-             off IMS's (its Date header), a warning says so and the JWT is signed \
-             on IMS's time.",
+             value is checked when the command line is read (exit 2), before any \
+             file; whether the credentials have the --credential asked for is \
+             known once they are read (exit 3). When this host's clock is more \
+             than 30 s off IMS's (its Date header), a warning says so and the JWT \
+             is signed on IMS's time; an offset over 7 days is taken for a broken \
+             header and not corrected.",
+        )],
+        &[Block::Text(
+            "For cron: --cache DIR (one that exists, or DIR/, made 0700 with its \
+             parents, e.g. ~/.cache/ims-token/) keeps a file per credential set. \
+             A --cache FILE holds one: credentials sharing it replace each other's \
+             token on every run (with a warning); its directory is not made. The \
+             refresh margin is exact, with no random spread. The cache file also \
+             keeps the last failure's message, for the runs waiting on its lock. \
+             A run can block for minutes: a fetch takes up to --timeout per \
+             attempt and waits of up to 20 s (Retry-After) between them, twice \
+             for a JWT, and a run with no token waits that long plus 5 s for \
+             another's refresh. A closed stdout is exit 1: the token was not \
+             delivered (with --cache, it is kept for the next run).",
         )],
     ];
 
@@ -1169,7 +1187,8 @@ mod help {
         ("0", "success (exec: COMMAND's own exit status instead)"),
         (
             "1",
-            "anything else (e.g. a reply that is not what IMS sends)",
+            "anything else (e.g. a reply that is not what IMS sends, or a stdout \
+             closed before the output was written)",
         ),
         ("2", "usage error"),
         (
