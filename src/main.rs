@@ -15,9 +15,7 @@ fn main() -> ExitCode {
     match run(std::env::args_os().skip(1)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            if !failure.is_quiet() {
-                let _ = writeln!(io::stderr().lock(), "ims-token: {}", failure.describe());
-            }
+            let _ = writeln!(io::stderr().lock(), "ims-token: {}", failure.describe());
             ExitCode::from(failure.exit_code())
         }
     }
@@ -64,7 +62,8 @@ mod failure {
         Ims(Box<Error>),
         /// The failed refresh of another run, which this one waited for.
         Shared(SharedFailure),
-        /// stdout was closed: end quietly.
+        /// stdout was closed before the output was written: the reader went
+        /// away, and what it asked for (a token) did not reach it.
         ClosedOutput,
         /// stdout failed otherwise.
         Output(io::Error),
@@ -80,16 +79,11 @@ mod failure {
                 Failure::Ims(e) => ims_exit_code(e),
                 // Only failures worth retrying are shared.
                 Failure::Shared(_) => 5,
-                Failure::ClosedOutput => 0,
-                Failure::Output(_) => 1,
+                Failure::ClosedOutput | Failure::Output(_) => 1,
                 // As a shell does.
                 Failure::Exec { error, .. } if error.kind() == io::ErrorKind::NotFound => 127,
                 Failure::Exec { .. } => 126,
             }
-        }
-
-        pub(crate) fn is_quiet(&self) -> bool {
-            matches!(self, Failure::ClosedOutput)
         }
 
         /// The message with its cause chain on one line.
@@ -99,7 +93,11 @@ mod failure {
                 Failure::Config(m) => m.clone(),
                 Failure::Ims(e) => chain(e),
                 Failure::Shared(f) => f.message.clone(),
-                Failure::ClosedOutput => String::new(),
+                Failure::ClosedOutput => {
+                    "cannot write the output: stdout is closed (its reader exited before \
+                     reading it); nothing was delivered"
+                        .into()
+                }
                 Failure::Output(e) => format!("cannot write the output: {e}"),
                 // Quoted and escaped: COMMAND may hold a line break or an escape.
                 Failure::Exec { program, error } if error.kind() == io::ErrorKind::NotFound => {
@@ -153,7 +151,7 @@ mod args {
     use std::ffi::OsString;
     use std::path::PathBuf;
 
-    use crate::failure::{usage, Failure};
+    use crate::failure::{chain, usage, Failure};
 
     /// Most retries a command line may ask for: each can take a full timeout.
     const MAX_RETRIES: u32 = 10;
@@ -403,16 +401,19 @@ mod args {
         Flag {
             long: "cache",
             short: None,
-            takes: Takes::File("FILE"),
-            help: "reuse a token stored there while it is still good; only a \
-                   cache file of ims-token is ever replaced",
+            takes: Takes::File("FILE|DIR"),
+            help: "reuse a token stored there while it is still good; a \
+                   directory (one that exists, or DIR/, made 0700) keeps a file \
+                   per credential set; only a cache file of ims-token is ever \
+                   replaced",
             applies: every,
         },
         Flag {
             long: "refresh-margin",
             short: None,
             takes: Takes::Text("SECS"),
-            help: "with --cache: refresh this long before expiry (default 600)",
+            help: "with --cache: refresh this long before expiry (default 600; \
+                   exact, no random spread)",
             applies: every,
         },
         Flag {
@@ -593,11 +594,11 @@ mod args {
     ) -> Result<Option<Command>, Failure> {
         match flag.long {
             "credentials" => options.credentials = Some(non_empty(name, value)?),
-            "credential" => options.credential = Some(value),
-            "ims" => options.ims = Some(value),
+            "credential" => options.credential = Some(non_empty(name, value)?),
+            "ims" => options.ims = Some(endpoint(name, value)?),
             "format" => options.format = one_of(flag, name, &value, Format::from_word)?,
             "lifetime" => options.lifetime = Some(seconds(name, &value)?),
-            "scope" => options.scope = Some(value),
+            "scope" => options.scope = Some(list(name, value)?),
             "timeout" => options.timeout = Some(seconds(name, &value)?),
             "connect-timeout" => options.connect_timeout = Some(seconds(name, &value)?),
             "retries" => options.retries = Some(retries(name, &value)?),
@@ -699,6 +700,26 @@ mod args {
         Ok(value)
     }
 
+    /// An IMS endpoint as the library reads it (checked here, so that a bad
+    /// one is a usage error before any file is read).
+    fn endpoint(flag: &str, value: String) -> Result<String, Failure> {
+        match ims_token::Endpoint::parse(&value) {
+            Ok(_) => Ok(value),
+            Err(e) => Err(usage(format!("{flag}: {}", chain(&e)))),
+        }
+    }
+
+    /// A comma-separated list with an entry that is not blank (the library
+    /// trims the entries and drops empty ones).
+    fn list(flag: &str, value: String) -> Result<String, Failure> {
+        if value.split(',').all(|entry| entry.trim().is_empty()) {
+            return Err(usage(format!(
+                "{flag} needs at least one scope (a comma-separated list)"
+            )));
+        }
+        Ok(value)
+    }
+
     fn retries(flag: &str, text: &str) -> Result<u32, Failure> {
         match number(flag, text)? {
             n @ 0..=MAX_RETRIES => Ok(n),
@@ -782,6 +803,38 @@ mod args {
             let o = parse(&["-c", "-", "--ims", "--format"]).unwrap();
             assert_eq!(o.credentials.as_deref(), Some("-"));
             assert_eq!(o.ims.as_deref(), Some("--format"));
+        }
+
+        #[test]
+        fn endpoints_scopes_and_credential_names_are_checked_when_read() {
+            let usage_of = |args: &[&str]| match parse(args) {
+                Err(Failure::Usage(m)) => m,
+                other => panic!("{args:?}: {other:?}"),
+            };
+            for (ims, says) in [
+                (
+                    "ftp://x",
+                    "--ims: the IMS endpoint has scheme `ftp`; use https",
+                ),
+                (
+                    "http://example.com",
+                    "--ims: the IMS endpoint `example.com` uses plain http",
+                ),
+                ("https://ims.example/path", "--ims: "),
+                ("", "--ims: the IMS endpoint is empty"),
+            ] {
+                let m = usage_of(&["--ims", ims]);
+                assert!(m.starts_with(says), "{ims}: {m}");
+            }
+            for scope in [",", "", " ,, "] {
+                let m = usage_of(&["jwt", "--scope", scope]);
+                assert!(m.starts_with("--scope needs at least one scope"), "{m}");
+            }
+            let m = usage_of(&["--credential="]);
+            assert!(m.starts_with("--credential needs a non-empty value"), "{m}");
+            let o = parse(&["--ims", "http://[::1]:8080", "--scope", ",a ,"]).unwrap();
+            assert_eq!(o.ims.as_deref(), Some("http://[::1]:8080"));
+            assert_eq!(o.scope.as_deref(), Some(",a ,"));
         }
 
         #[test]
@@ -1011,7 +1064,10 @@ mod help {
              its OAuth Server-to-Server credential, with the first of its \
              client_secrets; JWT entries are refused (Adobe ended them: migrate)",
         ),
-        Block::Item("AEM service credentials (privateKey): JWT service account"),
+        Block::Item(
+            "AEM service credentials (privateKey): JWT service account (AEM's \
+             still use JWT; the Developer Console's ended)",
+        ),
         Block::Item("AEM OAuth Server-to-Server (scopes), as downloaded or from the API"),
         Block::Item(
             "AEM local development token (accessToken): printed until it expires \
@@ -1057,11 +1113,27 @@ mod help {
              (network, IMS 5xx, TLS, proxy), as the library's TokenProvider does; \
              a run that finds another refreshing uses it at once, and runs with \
              no token wait for that refresh and use its outcome. Every option \
-             value is checked \
-             before the cache is read. When this host's clock is more than 30 s \
-             off IMS's (its Date header), a warning says so and the JWT is signed \
-             on IMS's time. A token cached while the clock was ahead is not used; \
-             to drop a cached token, delete the cache file.",
+             value is checked when the command line is read (exit 2), before any \
+             file; whether the credentials have the --credential asked for is \
+             known once they are read (exit 3). When this host's clock is more \
+             than 30 s off IMS's (its Date header), a warning says so and the JWT \
+             is signed on IMS's time; an offset over 7 days is taken for a broken \
+             header and not corrected.",
+        )],
+        &[Block::Text(
+            "For cron: --cache DIR (one that exists, or DIR/, made 0700 with its \
+             parents, e.g. ~/.cache/ims-token/) keeps a file per credential set. \
+             A --cache FILE holds one: credentials sharing it replace each other's \
+             token on every run (with a warning); its directory is not made. The \
+             refresh margin is exact, with no random spread. The cache file also \
+             keeps the last failure's message, for the runs waiting on its lock. \
+             A run can block for minutes: a fetch takes up to --timeout per \
+             attempt and waits of up to 20 s (Retry-After) between them, twice \
+             for a JWT, and a run with no token waits that long plus 5 s for \
+             another's refresh. A closed stdout is exit 1: the token was not \
+             delivered (with --cache, it is kept for the next run). A token \
+             cached while the clock was ahead is not used; to drop a cached \
+             token, delete the cache file.",
         )],
     ];
 
@@ -1128,7 +1200,8 @@ mod help {
         ("0", "success (exec: COMMAND's own exit status instead)"),
         (
             "1",
-            "anything else (e.g. a reply that is not what IMS sends)",
+            "anything else (e.g. a reply that is not what IMS sends, or a stdout \
+             closed before the output was written)",
         ),
         ("2", "usage error"),
         (
@@ -1979,9 +2052,9 @@ mod commands {
                 let client = client(options)?;
                 // Likewise a SOCKS or malformed proxy the IMS host would use.
                 client.check_proxy(credentials.ims())?;
-                match &options.cache {
-                    Some(path) => {
-                        let cache = Cache::new(path, &credentials);
+                let cache = options.cache.as_deref();
+                match cache.and_then(|path| Cache::new(path, &credentials)) {
+                    Some(cache) => {
                         let margin = Duration::from_secs(options.refresh_margin);
                         let rule = ims_token::RefreshRule::exact(margin);
                         cache.get_or_fetch(&rule, &client, &credentials)?
@@ -2377,18 +2450,30 @@ mod output {
 
     static STDERR_LOGGER: StderrLogger = StderrLogger;
 
-    /// Makes the library's warnings the command's own, on stderr.
+    /// Makes the library's warnings the command's own, on stderr. The level
+    /// is set here, at run time, in every build: no feature caps it (an
+    /// application depending on the crate logs as it likes), and ureq's
+    /// debug and trace lines (its trace dumps the wire, secrets included)
+    /// are skipped before they are formatted.
     pub(crate) fn install_logger() {
         if log::set_logger(&STDERR_LOGGER).is_ok() {
             log::set_max_level(log::LevelFilter::Warn);
         }
     }
 
+    /// Whether a line is the crate's own: its target is `ims_token` or a
+    /// module of it (the library and this command share the name).
+    fn is_ours(target: &str) -> bool {
+        target
+            .strip_prefix("ims_token")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    }
+
     impl log::Log for StderrLogger {
         fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
             // Only the library's own lines, which never hold a secret; other
             // crates' warnings (rustls alerts, say) are not the user's business.
-            metadata.level() <= log::Level::Warn && metadata.target().starts_with("ims_token")
+            metadata.level() <= log::Level::Warn && is_ours(metadata.target())
         }
 
         fn log(&self, record: &log::Record<'_>) {
@@ -2436,6 +2521,31 @@ mod output {
                 assert_eq!(back, text, "{out}");
             }
         }
+
+        #[test]
+        fn the_logger_passes_the_crates_warnings_only() {
+            use log::{Level, Log as _};
+            let enabled = |level, target| {
+                let metadata = log::Metadata::builder().level(level).target(target).build();
+                STDERR_LOGGER.enabled(&metadata)
+            };
+            assert!(enabled(Level::Warn, "ims_token"));
+            assert!(enabled(Level::Error, "ims_token::clock"));
+            for (level, target) in [
+                (Level::Trace, "ureq_proto::util"),
+                (Level::Debug, "ureq::unversioned::transport"),
+                (Level::Warn, "ureq"),
+                (Level::Warn, "rustls::conn"),
+                (Level::Info, "ims_token"),
+                (Level::Debug, "ims_token::client"),
+                (Level::Warn, "ims_tokenizer"),
+            ] {
+                assert!(!enabled(level, target), "{level} {target}");
+            }
+            // The level is set at run time, so ureq skips its lines unformatted.
+            install_logger();
+            assert_eq!(log::max_level(), log::LevelFilter::Warn);
+        }
     }
 }
 
@@ -2443,7 +2553,7 @@ mod output {
 mod cache {
     use std::fs::{File, OpenOptions};
     use std::io::{self, Read as _, Write as _};
-    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
     use std::path::{Path, PathBuf};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -2465,13 +2575,39 @@ mod cache {
     pub(crate) struct Cache {
         path: PathBuf,
         key: String,
+        /// The file is one of a directory's, named by the key: no other
+        /// credentials share it.
+        in_directory: bool,
     }
 
     impl Cache {
-        pub(crate) fn new(path: &Path, credentials: &Credentials) -> Self {
-            Cache {
-                path: path.to_owned(),
-                key: credentials_key(credentials),
+        /// The cache of these credentials at `--cache`'s `path`: that file, or,
+        /// for a directory, the file in it named by the credentials' key (one
+        /// file per credential set). A directory is one that exists (not
+        /// through a symlink), or a path ending in `/`, created (mode 0700,
+        /// with its missing parents) when missing. `None`, after a warning,
+        /// when such a directory cannot be had: the run goes on without the
+        /// cache.
+        pub(crate) fn new(path: &Path, credentials: &Credentials) -> Option<Self> {
+            let key = credentials_key(credentials);
+            match cache_directory(path) {
+                Ok(Some(dir)) => Some(Cache {
+                    path: dir.join(&key),
+                    key,
+                    in_directory: true,
+                }),
+                Ok(None) => Some(Cache {
+                    path: path.to_owned(),
+                    key,
+                    in_directory: false,
+                }),
+                Err(e) => {
+                    warn(&format!(
+                        "cannot use the cache directory {}: {e}; the run goes on without the cache",
+                        path.display()
+                    ));
+                    None
+                }
             }
         }
 
@@ -2561,7 +2697,20 @@ mod cache {
                 }
                 None
             } else {
-                parse_cache(&text, &self.key)
+                let entry = parse_cache(&text, &self.key);
+                if report
+                    && entry.is_none()
+                    && !self.in_directory
+                    && is_for_other_key(&text, &self.key)
+                {
+                    warn(&format!(
+                        "the cache {} holds the token of other credentials, which this run \
+                         replaces: credentials sharing one cache file replace each other's \
+                         token on every run (give --cache a directory: a file per credential set)",
+                        self.path.display()
+                    ));
+                }
+                entry
             };
             text.zeroize();
             entry
@@ -2933,6 +3082,58 @@ mod cache {
         }
         let asked = serde_json::json!({ "org_id": org_id, "resource": resources });
         serde_json::json!([parts, asked]).to_string()
+    }
+
+    /// `--cache`'s directory, if `path` names one: a directory there (not a
+    /// symlink to one, as a file there is not followed either), or a path
+    /// ending in `/`, which is made (mode 0700, with its missing parents)
+    /// when missing. `Ok(None)`: `path` is the cache file.
+    fn cache_directory(path: &Path) -> io::Result<Option<PathBuf>> {
+        let wants_directory = path.as_os_str().as_encoded_bytes().ends_with(b"/");
+        // Without the trailing `/`, which would make lstat follow a symlink.
+        let dir: PathBuf = path.components().collect();
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => Ok(Some(dir)),
+            Ok(_) if !wants_directory => Ok(None),
+            Ok(m) => Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("it is {}, not a directory", file_kind(&m)),
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && wants_directory => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)?;
+                Ok(Some(dir))
+            }
+            Err(_) if !wants_directory => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What a file is, in words, as `lstat` sees it.
+    fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
+        if metadata.file_type().is_symlink() {
+            "a symbolic link"
+        } else {
+            special_file(metadata).unwrap_or("a file")
+        }
+    }
+
+    /// Whether a cache text of ours was written for other credentials (its
+    /// key is another): the token it holds is wiped from the parsed copy.
+    fn is_for_other_key(text: &str, key: &str) -> bool {
+        let Ok(mut json) = serde_json::from_str::<Value>(text) else {
+            return false;
+        };
+        let other = json
+            .get("key")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k != key);
+        if let Some(Value::String(token)) = json.get_mut("access_token") {
+            token.zeroize();
+        }
+        other
     }
 
     /// The cache file's text: JSON that starts with [`CACHE_MARKER`]; the token
@@ -3333,6 +3534,49 @@ mod cache {
                 asked(Some("B@AdobeOrg"), &["urn:a"]),
                 asked(Some("B@AdobeOrg"), &["urn:a"])
             );
+        }
+
+        #[test]
+        fn cache_directories_are_existing_ones_or_made_when_named_with_a_slash() {
+            use std::os::unix::fs::PermissionsExt as _;
+            let root = std::env::temp_dir().join(format!("ims-token-dirs-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir(&root).unwrap();
+            let at = |name: &str| root.join(name);
+            let named = |name: &str| PathBuf::from(format!("{}/{name}", root.display()));
+            std::fs::create_dir(at("dir")).unwrap();
+            std::fs::write(at("file"), "x").unwrap();
+            std::os::unix::fs::symlink(at("dir"), at("link")).unwrap();
+
+            assert_eq!(cache_directory(&at("dir")).unwrap(), Some(at("dir")));
+            assert_eq!(cache_directory(&named("dir/")).unwrap(), Some(at("dir")));
+            // A file, a missing file, a symlink: the cache file itself.
+            for name in ["file", "missing", "link"] {
+                assert_eq!(cache_directory(&at(name)).unwrap(), None, "{name}");
+            }
+            // Ending in `/`: made with its parents, 0700; or what is there is named.
+            let made = cache_directory(&named("new/ims-token/")).unwrap();
+            assert_eq!(made, Some(at("new/ims-token")));
+            for dir in ["new", "new/ims-token"] {
+                let mode = std::fs::metadata(at(dir)).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o700, "{dir}");
+            }
+            for (name, kind) in [("file/", "a file"), ("link/", "a symbolic link")] {
+                let e = cache_directory(&named(name)).unwrap_err();
+                assert_eq!(e.to_string(), format!("it is {kind}, not a directory"));
+            }
+            assert!(!at("dir").join("x").exists() && !at("file").is_dir());
+            std::fs::remove_dir_all(&root).unwrap();
+        }
+
+        #[test]
+        fn a_cache_text_for_other_credentials_is_told_from_a_broken_one() {
+            let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+            let text = cache_text(&entry_of(&day_token("tok", t0)), "k1");
+            assert!(is_for_other_key(&text, "k2"));
+            assert!(!is_for_other_key(&text, "k1"));
+            assert!(!is_for_other_key(&text[..text.len() - 1], "k2"));
+            assert!(!is_for_other_key(CACHE_MARKER, "k2"));
         }
 
         #[test]

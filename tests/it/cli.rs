@@ -619,18 +619,47 @@ fn usage_error_is_a_single_prefixed_line() {
     assert_eq!(r.stderr.lines().count(), 1, "{r:#?}");
 }
 
+/// `--ims` and `--scope` are checked when the command line is read, as
+/// every other option value: exit 2 naming the option, before the
+/// credentials (here a file that does not exist) or the cache are read.
 #[test]
-fn plain_http_to_a_non_loopback_host_is_a_config_error() {
-    for ims in [
-        "http://example.com",
-        "http://10.0.0.1:8080",
-        "ftp://127.0.0.1",
-    ] {
-        let m = run(&["-c", &service_path(), "--ims", ims, "--retries", "0"]).fails(3);
-        assert!(m.contains("https"), "{m}");
+fn a_bad_ims_or_scope_is_a_usage_error_before_any_file_is_read() {
+    let dir = TempDir::new("badoption");
+    let missing = path_str(&dir.join("no-such-credentials.json"));
+    let cache = dir.join("token.cache");
+    for creds in [service_path(), missing.clone()] {
+        for (ims, says) in [
+            ("http://example.com", "plain http"),
+            ("http://10.0.0.1:8080", "plain http"),
+            ("ftp://127.0.0.1", "use https"),
+            ("ftp://x", "use https"),
+            ("https://h/path", "IMS endpoint"),
+            ("", "empty"),
+        ] {
+            let args = ["-c", &creds, "--ims", ims, "--cache", &path_str(&cache)];
+            let m = run(&args).fails_alone(2);
+            assert!(m.starts_with("ims-token: --ims: "), "{ims}: {m}");
+            assert!(m.contains(says) && m.ends_with(USAGE_HINT), "{ims}: {m}");
+        }
+        for scope in [",", " , ,", ""] {
+            let m = run(&["-c", &creds, "--scope", scope]).fails_alone(2);
+            assert!(m.contains("--scope needs at least one scope"), "{m}");
+        }
+        let m = run(&["-c", &creds, "--credential", ""]).fails_alone(2);
+        assert!(m.contains("--credential needs a non-empty value"), "{m}");
     }
-    let m = run(&["-c", &service_path(), "--ims", "https://h/path"]).fails(3);
-    assert!(m.contains("IMS endpoint"), "{m}");
+    assert!(!cache.exists() && !lock_path(&cache).exists());
+    // A loopback http endpoint and a list with a blank entry are fine.
+    let token = token_for("scopes");
+    let server = FakeIms::start_with(|host| {
+        let mut expect = JwtExpect::sample(host);
+        expect.metascopes = vec!["ent_a".into(), "ent_b".into()];
+        vec![Reply::check_jwt(expect, &token)]
+    });
+    let net = net(&server.url());
+    let creds = service_path();
+    let args = with_net(&["-c", &creds, "--scope", " ent_a, ,ent_b,"], &net);
+    run(&args).prints(&token);
 }
 
 // ---------------------------------------------------------------------------
@@ -1192,7 +1221,19 @@ fn cache_is_not_shared_between_credentials() {
     let cache = path_str(&dir.join("shared.cache"));
     let net = net(&server.url());
     run(&with_net(&["-c", &service_path(), "--cache", &cache], &net)).prints(&a);
-    run(&with_net(&["-c", &oauth_path(), "--cache", &cache], &net)).prints(&b);
+    // Each run that finds another credential set's token says they take
+    // turns replacing each other, and what to do.
+    let replacing = |r: &Run| {
+        let warning = format!(
+            "ims-token: warning: the cache {cache} holds the token of other credentials, \
+             which this run replaces: credentials sharing one cache file replace each \
+             other's token on every run (give --cache a directory: a file per credential set)\n"
+        );
+        assert_eq!(r.stderr, warning, "{r:#?}");
+    };
+    let r = run(&with_net(&["-c", &oauth_path(), "--cache", &cache], &net));
+    assert_eq!(r.ok(), format!("{b}\n"));
+    replacing(&r);
     let scoped = [
         "-c",
         &service_path(),
@@ -1201,12 +1242,126 @@ fn cache_is_not_shared_between_credentials() {
         "--scope",
         "other_scope",
     ];
-    run(&with_net(&scoped, &net)).prints(&c);
+    let r = run(&with_net(&scoped, &net));
+    assert_eq!(r.ok(), format!("{c}\n"));
+    replacing(&r);
     assert_eq!(server.hits(), 3);
     // The last one is cached for its own credentials.
     run(&with_net(&scoped, &net)).prints(&c);
     assert_eq!(server.hits(), 3);
     dir.assert_no_temp_files();
+}
+
+/// The cache files in `dir`: name and mode, sorted (lock files left out).
+fn cache_files(dir: &Path) -> Vec<(String, u32)> {
+    let mut files: Vec<(String, u32)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none_or(|x| x != "lock"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_str().unwrap().to_owned(),
+                mode_of(&p),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Two cron jobs with different credentials and one `--cache DIR`: a file
+/// each, named by its credentials' key, so one exchange each and none on
+/// the runs after (one cache file shared makes them exchange every run).
+#[test]
+fn two_credential_sets_sharing_a_cache_directory_make_one_exchange_each() {
+    let dir = TempDir::new("cachedir");
+    let (a, b) = (token_for("dirA"), token_for("dirB"));
+    let (a2, b2) = (a.clone(), b.clone());
+    let server = FakeIms::start_with(move |host| {
+        vec![
+            Reply::check_jwt(JwtExpect::sample(host), &a2),
+            Reply::check_oauth(OAuthExpect::sample(), &b2),
+        ]
+    });
+    let net = net(&server.url());
+    let caches = dir.join("caches");
+    fs::create_dir(&caches).unwrap();
+    let caches_s = path_str(&caches);
+    let (service_creds, oauth_creds) = (service_path(), oauth_path());
+    let service = with_net(&["-c", &service_creds, "--cache", &caches_s], &net);
+    let oauth = with_net(&["-c", &oauth_creds, "--cache", &caches_s], &net);
+    run(&service).prints(&a);
+    run(&oauth).prints(&b);
+    assert_eq!(server.hits(), 2);
+    for _ in 0..2 {
+        run(&oauth).prints(&b);
+        run(&service).prints(&a);
+    }
+    assert_eq!(server.hits(), 2, "the runs after made no exchange");
+
+    // A file each, 0600, named by the key it holds.
+    let files = cache_files(&caches);
+    assert_eq!(files.len(), 2, "{files:?}");
+    for (name, mode) in &files {
+        assert_eq!(*mode, 0o600, "{name}");
+        assert_eq!(name.len(), 64, "{name}");
+        assert_eq!(cache_key(&caches.join(name)), *name);
+    }
+    let held: Vec<String> = files
+        .iter()
+        .map(|(name, _)| {
+            read_cache(&caches.join(name))["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(held.contains(&a) && held.contains(&b), "{held:?}");
+    dir.assert_no_temp_files();
+}
+
+/// `--cache DIR/` (a trailing slash) makes the directory when it is missing,
+/// 0700 with its parents, as for `$XDG_CACHE_HOME/ims-token/`; the same path
+/// without the slash, or a file's directory, is never made.
+#[test]
+fn a_cache_directory_named_with_a_slash_is_made_private() {
+    let dir = TempDir::new("cachemkdir");
+    let tokens = tokens_for("mkdir", 3);
+    let server = jwt_fake(&tokens);
+    let net = net(&server.url());
+    let made = dir.join("home/.cache/ims-token");
+    let with_slash = format!("{}/", path_str(&made));
+    let creds = service_path();
+    let args = with_net(&["-c", &creds, "--cache", &with_slash], &net);
+    run(&args).prints(&tokens[0]);
+    run(&args).prints(&tokens[0]);
+    assert_eq!(server.hits(), 1);
+    for made in [dir.join("home"), dir.join("home/.cache"), made.clone()] {
+        assert_eq!(mode_of(&made), 0o700, "{made:?}");
+    }
+    assert_eq!(cache_files(&made).len(), 1);
+    // Without the slash it names the cache file: its directory is not made.
+    let file = path_str(&dir.join("other/token.cache"));
+    let r = run(&with_net(&["-c", &service_path(), "--cache", &file], &net));
+    assert_eq!(r.ok(), format!("{}\n", tokens[1]), "{r:#?}");
+    assert!(r.stderr.contains("cannot write the cache"), "{r:#?}");
+    assert!(!dir.join("other").exists());
+    // A slash after a file: a warning, and the run goes on without the cache.
+    let not_dir = format!("{}/", dir.file("plain", "keep me\n"));
+    let r = run(&with_net(
+        &["-c", &service_path(), "--cache", &not_dir],
+        &net,
+    ));
+    assert_eq!(r.ok(), format!("{}\n", tokens[2]), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        format!(
+            "ims-token: warning: cannot use the cache directory {not_dir}: it is a file, \
+             not a directory; the run goes on without the cache\n"
+        )
+    );
+    assert_eq!(fs::read_to_string(dir.join("plain")).unwrap(), "keep me\n");
+    assert_eq!(server.hits(), 3);
 }
 
 #[test]
@@ -1434,10 +1589,15 @@ fn a_missing_or_empty_ca_file_is_a_config_error() {
 // 14. closed stdout
 
 fn run_with_closed_stdout(mut command: Command) -> Run {
+    // The read end is closed before the child starts: not held open while
+    // it is spawned, when another test's fork could copy it and keep it
+    // open until that child's exec (a write would then succeed).
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    command.stdout(writer);
     let started = Instant::now();
     let what = format!("{command:?}");
     let mut child = command.spawn().expect("spawn");
-    drop(child.stdout.take()); // the read end, closed before any write
     let err = collect(child.stderr.take());
     let status = wait_bounded(&mut child, started, RUN_LIMIT, &what);
     let stderr = collected(err);
@@ -1451,19 +1611,33 @@ fn run_with_closed_stdout(mut command: Command) -> Run {
     run
 }
 
+/// A reader that went away before reading the token (`ims-token | cmd`
+/// where cmd failed to start) did not get it: exit 1 and a line that says
+/// so, not a success that a script would trust. With `--cache` the token is
+/// kept there for the next run.
 #[test]
-fn a_closed_stdout_does_not_panic() {
+fn a_closed_stdout_is_exit_1_and_says_nothing_was_delivered() {
+    let dir = TempDir::new("closed");
     let token = token_for("closed");
     let server = jwt_fake(&[&token]);
     let net = net(&server.url());
-    let r = run_with_closed_stdout(cmd(&with_net(&["-c", &service_path()], &net)));
+    let cache = path_str(&dir.join("token.cache"));
+    let creds = service_path();
+    let args = with_net(&["-c", &creds, "--cache", &cache], &net);
+    let r = run_with_closed_stdout(cmd(&args));
     assert_eq!(server.hits(), 1);
-    // The command treats a closed stdout as "the reader is gone": quiet exit 0.
-    assert_eq!(r.code, 0, "{r:#?}");
-    assert_eq!(r.stderr, "", "{r:#?}");
+    let closed = "ims-token: cannot write the output: stdout is closed";
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stderr.starts_with(closed), "{r:#?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r:#?}");
+    r.assert_no_secrets(&[]);
+    // The token was cached: the next run prints it without an exchange.
+    run(&args).prints(&token);
+    assert_eq!(server.hits(), 1);
     for args in [vec!["jwt", "-c", &service_path()], vec!["--help"]] {
         let r = run_with_closed_stdout(cmd(&args));
-        assert_eq!(r.stderr, "", "{r:#?}");
+        assert_eq!(r.code, 1, "{r:#?}");
+        assert!(r.stderr.starts_with(closed), "{r:#?}");
     }
 }
 
@@ -1895,15 +2069,9 @@ fn files_that_are_not_a_cache_are_left_untouched() {
     fs::set_permissions(&notes, fs::Permissions::from_mode(0o600)).unwrap();
     // An old-style JSON token file of some other tool.
     let other = dir.file("other.json", r#"{"access_token":"x","expires_at":1}"#);
-    let subdir = path_str(&dir.join("a-directory"));
-    fs::create_dir(&subdir).unwrap();
+    // (A directory is a cache directory: a file per credential set in it.)
     let mut used = 0;
-    for (path, twice) in [
-        (&creds, true),
-        (&notes, false),
-        (&other, false),
-        (&subdir, false),
-    ] {
+    for (path, twice) in [(&creds, true), (&notes, false), (&other, false)] {
         let before = fs::symlink_metadata(path).unwrap();
         let content = fs::read(path).ok();
         for _ in 0..if twice { 2 } else { 1 } {

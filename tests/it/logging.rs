@@ -290,3 +290,56 @@ fn an_api_that_refuses_every_token_costs_at_most_three_exchanges_and_one_warning
     }
     assert!(!text.contains("tok-brake-SECRET"), "{text}");
 }
+
+/// The features of `log` that cargo enables in this package's build with
+/// `features` added (`{f}` of `cargo tree`: empty for none); dev-dependencies
+/// included, so what an application gets is at most this.
+fn log_features(features: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["tree", "--offline", "--locked", "--invert", "log"])
+        .args(["--depth", "0", "--prefix", "none", "--format", "{f}"])
+        .args(features)
+        .output()
+        .expect("run cargo tree");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cargo tree: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Depending on ims-token with the default features (`cargo add
+/// ims-token`) leaves an application's log levels its own, in release too.
+/// Building an application in release here would take minutes (LTO of
+/// rustls, ring and rsa); what could cap its levels is a `max_level_*` or
+/// `release_max_level_*` feature of `log`, so cargo is asked which features
+/// of `log` the default features enable, and shown to see one (`small`
+/// caps). At run time, in this build, the application's info and debug
+/// lines reach its logger.
+#[test]
+fn an_application_logs_at_its_own_levels_with_the_default_features() {
+    let default = log_features(&[]);
+    assert!(
+        !default.contains("max_level"),
+        "the default features cap log for the whole build: {default}"
+    );
+    let small = log_features(&["--features", "small"]);
+    assert!(small.contains("release_max_level_warn"), "{small:?}");
+
+    install();
+    log::info!(target: "my_app", "app-info-marker");
+    log::debug!(target: "my_app::db", "app-debug-marker");
+    log::trace!(target: "my_app", "app-trace-marker");
+    for (marker, level) in [
+        ("app-info-marker", log::Level::Info),
+        ("app-debug-marker", log::Level::Debug),
+        ("app-trace-marker", log::Level::Trace),
+    ] {
+        let lines = logged(marker);
+        assert!(
+            lines
+                .iter()
+                .any(|(l, t, _)| *l == level && t.starts_with("my_app")),
+            "{marker}: {lines:?}"
+        );
+    }
+}
