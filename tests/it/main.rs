@@ -14,6 +14,7 @@ mod common;
 mod cli;
 mod cli_credentials;
 mod cli_generate;
+mod cli_introspect;
 mod cli_refresh;
 mod clock;
 mod credential_kinds;
