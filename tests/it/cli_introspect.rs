@@ -429,19 +429,35 @@ fn org_id_and_resources_go_on_the_wire_and_into_the_cache_key() {
 }
 
 #[test]
-fn a_jwt_account_cannot_ask_for_an_org_or_a_resource() {
+fn a_jwt_account_or_a_local_token_cannot_ask_for_an_org_or_a_resource() {
     let server = FakeIms::start(vec![]);
     let url = server.url();
-    let creds = path_str(&fixture_path("service-credentials.sample.json"));
-    for (flag, what) in [("--org-id", "an `org_id`"), ("--resource", "a `resource`")] {
-        let out = run(&["-c", &creds, "--ims", &url, flag, "x"]);
-        assert_eq!(
-            out.fails(3),
-            format!(
-                "ims-token: {what} to send to IMS applies to OAuth Server-to-Server \
-                 credentials only; these are a JWT service account"
-            )
-        );
+    let jwt = path_str(&fixture_path("service-credentials.sample.json"));
+    let dir = TempDir::new("local");
+    let token = issued(0);
+    let local = dir.json("local.json", &serde_json::json!({ "accessToken": token }));
+    for (creds, kind) in [
+        (&jwt, "a JWT service account"),
+        (&local, "a local development token"),
+    ] {
+        for (flag, what) in [("--org-id", "an `org_id`"), ("--resource", "a `resource`")] {
+            let out = run(&["-c", creds, "--ims", &url, flag, "x"]);
+            assert_eq!(
+                out.fails(3),
+                format!(
+                    "ims-token: {what} to send to IMS applies to OAuth Server-to-Server \
+                     credentials only; these are {kind}"
+                )
+            );
+        }
     }
+    // A local token's file holds no client secret to revoke with.
+    let out = run_stdin(&["revoke", "-c", &local, "--ims", &url], &token);
+    let line = out.fails_alone(3);
+    assert!(
+        line.contains("a local development token comes without a client secret"),
+        "{line}"
+    );
+    assert_token_hidden(&out, &token);
     assert_eq!(server.hits(), 0);
 }

@@ -645,3 +645,10 @@ fn the_readme_systemd_units_pass_systemd_analyze_verify() {
         );
     }
 }
+
+/// Where `ims-token validate` asks when neither `--ims` nor credentials say.
+#[test]
+fn the_default_endpoint_is_production_ims() {
+    assert_eq!(Endpoint::default(), endpoint("ims-na1.adobelogin.com"));
+    assert_eq!(Endpoint::default().url(), "https://ims-na1.adobelogin.com");
+}
