@@ -652,7 +652,10 @@ mod args {
                 }
                 Arg::Word(text) => match command_named(&text) {
                     Some(command) if word.is_none() => word = Some(command),
-                    _ => return Err(stray(&text, word, UNEXPECTED)),
+                    _ => match word.filter(|w| w.reads_token()) {
+                        Some(command) => return Err(token_in_argument(command)),
+                        None => return Err(stray(&text, word, "unexpected argument")),
+                    },
                 },
                 Arg::Rest(rest) if word == Some(Command::Exec) => options.exec = rest,
                 Arg::Rest(_) => {
@@ -717,38 +720,39 @@ mod args {
     }
 
     /// What a word or option the command line does not take is told; after
-    /// exec, that COMMAND goes after '--'; after a command that reads a
-    /// token, that the token goes on stdin. A long word is not quoted: it
-    /// may be a token or a secret.
+    /// exec, that COMMAND goes after '--'. A long word is not quoted: it may
+    /// be a token or a secret.
     fn stray(text: &str, word: Option<Command>, what: &str) -> Failure {
         let shown = if text.chars().count() <= MAX_QUOTED {
             format!("'{text}'")
         } else {
             format!("({} characters, not shown)", text.chars().count())
         };
-        match word {
-            Some(Command::Exec) => usage(format!(
+        if word == Some(Command::Exec) {
+            return usage(format!(
                 "unexpected {shown}: give the command after '--' (ims-token {})",
                 synopsis(Command::Exec)
-            )),
-            Some(command) if command.reads_token() && what == UNEXPECTED => {
-                let spec = COMMANDS.iter().find(|c| c.command == command);
-                let name = spec.map_or("", |c| c.name);
-                usage(format!(
-                    "{name} takes no argument: pass the token on stdin, where ps cannot \
-                     see it (ims-token {})",
-                    synopsis(command)
-                ))
-            }
-            _ => usage(format!("{what} {shown}")),
+            ));
         }
+        usage(format!("{what} {shown}"))
     }
 
     /// Longest stray argument quoted in a usage error.
     const MAX_QUOTED: usize = 40;
 
-    /// What [`stray`] calls a word that is neither a command nor a flag.
-    const UNEXPECTED: &str = "unexpected argument";
+    /// A word after a command that reads the token on stdin: most likely
+    /// the token, which an argument shows to `ps`. Never quoted.
+    fn token_in_argument(command: Command) -> Failure {
+        let name = COMMANDS
+            .iter()
+            .find(|c| c.command == command)
+            .map_or("", |c| c.name);
+        usage(format!(
+            "{name} takes no argument: pass the token on stdin, where ps cannot see it \
+             (ims-token {})",
+            synopsis(command)
+        ))
+    }
 
     /// The command line as a whole: every flag applies to the command, and
     /// exec has a COMMAND. (Help, version and generate ignore the rest.)

@@ -11,8 +11,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use common::run::{run, run_stdin, Run};
 use common::{
-    closed_port, fixture_path, ims_access_token, path_str, FakeIms, OAuthExpect, OAuthOptions,
-    Recorded, Reply, TempDir, TokenSpec,
+    assert_token_requests, closed_port, fixture_path, ims_access_token, ims_token_of_type,
+    path_str, FakeIms, OAuthExpect, OAuthOptions, Reply, TempDir, TokenSpec,
 };
 use serde_json::Value;
 
@@ -108,12 +108,7 @@ fn decode_shows_an_expired_token_too_and_says_so() {
 
 #[test]
 fn decode_of_garbage_is_one_line_and_exit_3() {
-    let issued = ims_access_token(&TokenSpec::new("c"));
-    let (head, rest) = issued.split_once('.').unwrap();
-    let (_, signature) = rest.split_once('.').unwrap();
-    let mut refresh = TokenSpec::new("c").payload();
-    refresh["type"] = "refresh_token".into();
-    let refresh = format!("{head}.{}.{signature}", common::b64url(refresh.to_string()));
+    let refresh = ims_token_of_type(&TokenSpec::new("c"), "refresh_token");
     for (input, why) in [
         ("not a token at all\n", "it is not three base64url segments"),
         (
@@ -174,25 +169,6 @@ fn a_token_given_as_an_argument_is_refused_and_not_shown() {
 
 // ---------------------------------------------------------------------------
 // validate and revoke
-
-/// The validate and invalidate requests the fake got: the token in the
-/// form only, never in the URL, the client id in the header too.
-fn assert_token_requests(server: &FakeIms, token: &str) {
-    let asked: Vec<Recorded> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.contains("_token/"))
-        .collect();
-    assert!(!asked.is_empty());
-    for request in asked {
-        assert!(!request.path.contains('?'), "{}", request.path);
-        assert_eq!(request.form_value("token"), Some(token));
-        assert_eq!(
-            request.header("x-ims-clientid"),
-            request.form_value("client_id")
-        );
-    }
-}
 
 #[test]
 fn validate_before_and_after_revoke_and_revoke_drops_the_cached_token() {
@@ -295,6 +271,15 @@ fn revoke_leaves_a_cache_that_holds_another_token() {
     assert_eq!(out.quiet(), "revoked\n");
 }
 
+/// `ims-token revoke -c CREDS --ims URL < TOKEN`, which fails with `code`
+/// and does not show the token: its error line.
+fn revoke_refused(creds: &str, url: &str, token: &str, code: i32) -> String {
+    let out = run_stdin(&["revoke", "-c", creds, "--ims", url], token);
+    let line = out.fails_alone(code);
+    assert_token_hidden(&out, token);
+    line
+}
+
 #[test]
 fn revoke_needs_the_right_secret_and_validate_a_client() {
     let token = issued(0);
@@ -308,13 +293,11 @@ fn revoke_needs_the_right_secret_and_validate_a_client() {
     ]);
     let url = server.url();
     let creds = oauth_creds();
-    let out = run_stdin(&["revoke", "-c", &creds, "--ims", &url], &token);
-    let line = out.fails_alone(4);
+    let line = revoke_refused(&creds, &url, &token, 4);
     assert!(
         line.contains("IMS rejected the request (401 invalid_client"),
         "{line}"
     );
-    assert_token_hidden(&out, &token);
     assert_eq!(server.revoked(), 0);
     let out = run_stdin(&["validate", "-c", &creds, "--ims", &url], &token);
     let line = out.fails_alone(4);
@@ -452,12 +435,10 @@ fn a_jwt_account_or_a_local_token_cannot_ask_for_an_org_or_a_resource() {
         }
     }
     // A local token's file holds no client secret to revoke with.
-    let out = run_stdin(&["revoke", "-c", &local, "--ims", &url], &token);
-    let line = out.fails_alone(3);
+    let line = revoke_refused(&local, &url, &token, 3);
     assert!(
         line.contains("a local development token comes without a client secret"),
         "{line}"
     );
-    assert_token_hidden(&out, &token);
     assert_eq!(server.hits(), 0);
 }
