@@ -94,8 +94,7 @@ pub use refresh::{
     DEFAULT_INVALIDATE_COOLDOWN, REFRESH_RETRY_PAUSE,
 };
 pub use secret::{ClientSecret, SignedJwt};
-pub use text::printable_line;
-pub use text::rfc3339;
+pub use text::{is_visible_ascii, printable_line, rfc3339};
 pub use token::AccessToken;
 
 // ---------------------------------------------------------------------------
@@ -715,7 +714,7 @@ mod text {
     }
 
     /// Non-empty and only `!` to `~`: safe in a header, a line or an argument.
-    pub(crate) fn is_visible_ascii(text: &str) -> bool {
+    pub fn is_visible_ascii(text: &str) -> bool {
         !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
     }
 
@@ -1138,6 +1137,15 @@ mod endpoint {
         Endpoint {
             base_url: format!("https://{DEFAULT_IMS}"),
             authority: DEFAULT_IMS.to_owned(),
+        }
+    }
+
+    /// The production IMS, `https://ims-na1.adobelogin.com`, where Developer
+    /// Console credentials live (for a token to validate without
+    /// credentials, say).
+    impl Default for Endpoint {
+        fn default() -> Self {
+            default_endpoint()
         }
     }
 }
@@ -1674,7 +1682,16 @@ mod token {
         /// Compares the token strings in constant time (for a given length),
         /// so that an invalidate cannot be timed to learn the cached token.
         pub(crate) fn same_token(&self, other: &AccessToken) -> bool {
-            let (a, b) = (self.secret().as_bytes(), other.secret().as_bytes());
+            self.is_same_token(other.secret())
+        }
+
+        /// Whether this is the token `other`, compared in constant time (for
+        /// a given length): a caller that drops a token it is handed (a
+        /// revoked one, say) from what it keeps cannot be timed to learn the
+        /// kept token byte by byte. `AccessToken` has no `PartialEq`, whose
+        /// `==` would not be constant-time.
+        pub fn is_same_token(&self, other: &str) -> bool {
+            let (a, b) = (self.secret().as_bytes(), other.as_bytes());
             a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
         }
     }
@@ -1730,6 +1747,8 @@ mod token {
             assert!(a.same_token(&AccessToken::new("abc", "x", at(0), at(1))));
             assert!(!a.same_token(&day_token("abd")));
             assert!(!a.same_token(&day_token("ab")));
+            assert!(a.is_same_token("abc"));
+            assert!(!a.is_same_token("abc ") && !a.is_same_token("") && !a.is_same_token("abC"));
         }
     }
 }
@@ -4364,15 +4383,23 @@ mod exchange {
         now: SystemTime,
         secrets: &[&str],
     ) -> Result<AccessToken, Error> {
-        judge_reply(reply, secrets, |reply| parse_success(reply, unit, now))
+        let carries = match unit {
+            Flow::JwtExchange => "the client secret and the signed JWT",
+            Flow::ClientCredentials => "the client secret",
+        };
+        judge_reply(reply, secrets, carries, |reply| {
+            parse_success(reply, unit, now)
+        })
     }
 
     /// The status of any IMS reply, judged: a 200's body goes to `success`,
     /// anything else is the error it stands for. `secrets` are scrubbed
-    /// from any excerpt that goes into an error.
+    /// from any excerpt that goes into an error; `carries` names what the
+    /// request held (`the token`), which a redirect is not trusted with.
     pub(crate) fn judge_reply<T>(
         reply: &RawReply,
         secrets: &[&str],
+        carries: &str,
         success: impl FnOnce(&RawReply) -> Result<T, Error>,
     ) -> Result<T, Error> {
         match reply.status {
@@ -4383,7 +4410,7 @@ mod exchange {
                 Some(reply.status),
                 format!(
                     "IMS answered with a redirect to {}; it is not followed because the \
-                     request carries the client secret: check the IMS endpoint",
+                     request carries {carries}: check the IMS endpoint",
                     reply
                         .location
                         .as_deref()
@@ -4705,6 +4732,29 @@ mod exchange {
         }
 
         #[test]
+        fn a_redirect_names_what_the_request_carries() {
+            let carried = |flow| {
+                parse_reply(&reply(307, ""), flow, at(T0), &[])
+                    .unwrap_err()
+                    .to_string()
+            };
+            let oauth = carried(Flow::ClientCredentials);
+            assert!(
+                oauth.contains("because the request carries the client secret: check"),
+                "{oauth}"
+            );
+            let jwt = carried(Flow::JwtExchange);
+            assert!(
+                jwt.contains("carries the client secret and the signed JWT: check"),
+                "{jwt}"
+            );
+            let validate = judge_reply(&reply(302, ""), &[], "the token", |_| Ok(()))
+                .unwrap_err()
+                .to_string();
+            assert!(validate.contains("carries the token: check"), "{validate}");
+        }
+
+        #[test]
         fn excerpts_are_short_printable_and_scrubbed() {
             let body = format!("client_secret=s3cr3t&x=\u{7}{}", "y".repeat(1000));
             let text = excerpt(body.as_bytes(), &["s3cr3t"]);
@@ -4754,7 +4804,7 @@ mod exchange {
         fn validation_replies_say_valid_or_why_not() {
             let judge = |status, body: &str| {
                 let r = reply(status, body);
-                judge_reply(&r, &["SECRET-TOKEN"], |r| {
+                judge_reply(&r, &["SECRET-TOKEN"], "the token", |r| {
                     parse_validation(r, &["SECRET-TOKEN"])
                 })
             };
@@ -6163,7 +6213,9 @@ mod client {
                 Ok(FormRequest::new(&form, &[token]).with_client_id_header(client_id))
             };
             self.post_with_retries(ims, "/ims/validate_token/v1", request, |reply, scrub| {
-                judge_reply(reply, scrub, |reply| parse_validation(reply, scrub))
+                judge_reply(reply, scrub, "the token", |reply| {
+                    parse_validation(reply, scrub)
+                })
             })
         }
 
@@ -6188,7 +6240,7 @@ mod client {
                 };
                 let ims = credentials.ims();
                 self.post_with_retries(ims, "/ims/invalidate_token/v2", request, |reply, scrub| {
-                    judge_reply(reply, scrub, |_| Ok(()))
+                    judge_reply(reply, scrub, "the token and the client secret", |_| Ok(()))
                 })
             };
             match credentials {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use args::{parse_args, Command};
 use commands::{inspect_command, jwt_command, print_line, token_command};
 use failure::Failure;
+use introspect::{decode_command, revoke_command, validate_command};
 
 fn main() -> ExitCode {
     // The library logs what an operator must see (a clock off IMS's, say).
@@ -30,6 +31,9 @@ fn run(args: impl Iterator<Item = OsString>) -> Result<(), Failure> {
         Command::Token | Command::Exec => token_command(&options),
         Command::Jwt => jwt_command(&options),
         Command::Inspect => inspect_command(&options),
+        Command::Decode => decode_command(&options),
+        Command::Validate => validate_command(&options),
+        Command::Revoke => revoke_command(&options),
     }
 }
 
@@ -69,6 +73,9 @@ mod failure {
         Output(io::Error),
         /// `exec` could not start COMMAND: 127 not found, 126 otherwise.
         Exec { program: OsString, error: io::Error },
+        /// validate: IMS does not accept the token, for this reason (one
+        /// printable line, as the library gives it): exit 4.
+        NotAccepted(String),
     }
 
     impl Failure {
@@ -83,6 +90,7 @@ mod failure {
                 // As a shell does.
                 Failure::Exec { error, .. } if error.kind() == io::ErrorKind::NotFound => 127,
                 Failure::Exec { .. } => 126,
+                Failure::NotAccepted(_) => 4,
             }
         }
 
@@ -104,6 +112,7 @@ mod failure {
                     format!("cannot run {program:?}: command not found")
                 }
                 Failure::Exec { program, error } => format!("cannot run {program:?}: {error}"),
+                Failure::NotAccepted(reason) => format!("IMS does not accept the token: {reason}"),
             }
         }
     }
@@ -162,10 +171,21 @@ mod args {
         Exec,
         Jwt,
         Inspect,
+        Decode,
+        Validate,
+        Revoke,
         Help,
         Version,
         /// `--generate`: the man page or a completion script.
         Generate(Generated),
+    }
+
+    impl Command {
+        /// Reads a token on stdin: takes no argument (where `ps` would show
+        /// the token) and no credentials from stdin.
+        pub(crate) fn reads_token(self) -> bool {
+            matches!(self, Command::Decode | Command::Validate | Command::Revoke)
+        }
     }
 
     /// What `--generate` prints.
@@ -247,6 +267,25 @@ mod args {
             synopsis: "inspect [OPTIONS]",
             help: "show what the credentials hold, no secrets",
         },
+        CommandSpec {
+            name: "decode",
+            command: Command::Decode,
+            synopsis: "decode [OPTIONS] < TOKEN_FILE",
+            help: "show what the token on stdin says of itself (client, scopes, \
+                   expiry), no network",
+        },
+        CommandSpec {
+            name: "validate",
+            command: Command::Validate,
+            synopsis: "validate [OPTIONS] < TOKEN_FILE",
+            help: "ask IMS whether it still accepts the token on stdin",
+        },
+        CommandSpec {
+            name: "revoke",
+            command: Command::Revoke,
+            synopsis: "revoke [OPTIONS] < TOKEN_FILE",
+            help: "end the token on stdin at IMS now, with its client's credentials",
+        },
     ];
 
     /// What a flag takes after it.
@@ -318,6 +357,28 @@ mod args {
         true
     }
 
+    /// Every command but decode, which reads nothing but the token.
+    fn not_decode(command: Command) -> bool {
+        command != Command::Decode
+    }
+
+    /// The commands that get a token (and revoke, whose `--cache` names
+    /// the cached token by these options too).
+    fn makes_or_drops_tokens(command: Command) -> bool {
+        !matches!(command, Command::Decode | Command::Validate)
+    }
+
+    /// The commands whose OAuth request may ask for an org or a resource:
+    /// the ones that get a token, and revoke (for its `--cache`).
+    fn asks_for_oauth_options(command: Command) -> bool {
+        matches!(command, Command::Token | Command::Exec | Command::Revoke)
+    }
+
+    /// The commands that get a token from IMS.
+    fn makes_tokens(command: Command) -> bool {
+        !command.reads_token()
+    }
+
     /// Every flag, in the order `--help` lists them. Adding one: an entry
     /// here, an arm in [`apply`] and its field in [`Options`].
     pub(crate) const FLAGS: &[Flag] = &[
@@ -327,7 +388,7 @@ mod args {
             takes: Takes::File("FILE"),
             help: "credentials JSON; '-' reads stdin (default: the path in \
                    $IMS_CREDENTIALS, else IMS_* variables)",
-            applies: every,
+            applies: not_decode,
         },
         Flag {
             long: "credential",
@@ -335,14 +396,14 @@ mod args {
             takes: Takes::Text("NAME|ID"),
             help: "which Developer Console project credential (when it has \
                    several OAuth Server-to-Server)",
-            applies: every,
+            applies: not_decode,
         },
         Flag {
             long: "ims",
             short: None,
             takes: Takes::Text("HOST|URL"),
             help: "override the IMS endpoint (http: loopback only)",
-            applies: every,
+            applies: not_decode,
         },
         Flag {
             long: "format",
@@ -350,37 +411,54 @@ mod args {
             takes: Takes::OneOf("FORMAT", &["token", "header", "headers", "json"]),
             help: "token (default) | header | headers | json\n\
                    headers: Authorization, x-api-key and (when known) \
-                   x-gw-ims-org-id, one a line, for 'curl -H @-'",
-            // exec prints nothing.
-            applies: |command| command != Command::Exec,
+                   x-gw-ims-org-id, one a line, for 'curl -H @-'\n\
+                   decode, validate: text (default) or json",
+            // exec prints nothing; revoke one line.
+            applies: |command| !matches!(command, Command::Exec | Command::Revoke),
         },
         Flag {
             long: "lifetime",
             short: None,
             takes: Takes::Text("SECS"),
             help: "JWT lifetime (default 300, at most 86400)",
-            applies: every,
+            applies: makes_tokens,
         },
         Flag {
             long: "scope",
             short: None,
             takes: Takes::Text("LIST"),
             help: "override the OAuth scopes or JWT metascopes (comma-separated)",
-            applies: every,
+            applies: makes_or_drops_tokens,
+        },
+        Flag {
+            long: "org-id",
+            short: None,
+            takes: Takes::Text("ORG"),
+            help: "OAuth: ask IMS for a token for this org (the org_id field, \
+                   for a client of several orgs)",
+            applies: asks_for_oauth_options,
+        },
+        Flag {
+            long: "resource",
+            short: None,
+            takes: Takes::Text("URI"),
+            help: "OAuth: ask IMS for a token for this API (an RFC 8707 resource \
+                   field; repeatable)",
+            applies: asks_for_oauth_options,
         },
         Flag {
             long: "timeout",
             short: None,
             takes: Takes::Text("SECS"),
             help: "overall HTTP timeout per attempt (default 30, at most 86400)",
-            applies: every,
+            applies: not_decode,
         },
         Flag {
             long: "connect-timeout",
             short: None,
             takes: Takes::Text("SECS"),
             help: "connect timeout (default 10, at most 86400)",
-            applies: every,
+            applies: not_decode,
         },
         Flag {
             long: "retries",
@@ -388,7 +466,7 @@ mod args {
             takes: Takes::Text("N"),
             help: "retries on network errors, timeouts, 5xx and 429 (default 2, \
                    at most 10)",
-            applies: every,
+            applies: not_decode,
         },
         Flag {
             long: "ca-file",
@@ -396,7 +474,7 @@ mod args {
             takes: Takes::File("PEM"),
             help: "trust these CA certificates too (corporate proxy; a regular \
                    file of at most 1 MiB)",
-            applies: every,
+            applies: not_decode,
         },
         Flag {
             long: "cache",
@@ -405,8 +483,9 @@ mod args {
             help: "reuse a token stored there while it is still good; a \
                    directory (one that exists, or DIR/, made 0700) keeps a file \
                    per credential set; only a cache file of ims-token is ever \
-                   replaced",
-            applies: every,
+                   replaced\n\
+                   revoke: drop the revoked token from it",
+            applies: makes_or_drops_tokens,
         },
         Flag {
             long: "refresh-margin",
@@ -414,7 +493,7 @@ mod args {
             takes: Takes::Text("SECS"),
             help: "with --cache: refresh this long before expiry (default 600; \
                    exact, no random spread)",
-            applies: every,
+            applies: makes_tokens,
         },
         Flag {
             long: "generate",
@@ -452,6 +531,10 @@ mod args {
         pub(crate) format: Format,
         pub(crate) lifetime: Option<u64>,
         pub(crate) scope: Option<String>,
+        /// `--org-id`: the `org_id` asked of IMS.
+        pub(crate) org_id: Option<String>,
+        /// `--resource`, in order.
+        pub(crate) resources: Vec<String>,
         pub(crate) timeout: Option<u64>,
         pub(crate) connect_timeout: Option<u64>,
         pub(crate) retries: Option<u32>,
@@ -472,6 +555,8 @@ mod args {
                 format: Format::Token,
                 lifetime: None,
                 scope: None,
+                org_id: None,
+                resources: Vec::new(),
                 timeout: None,
                 connect_timeout: None,
                 retries: None,
@@ -570,7 +655,10 @@ mod args {
                 }
                 Arg::Word(text) => match command_named(&text) {
                     Some(command) if word.is_none() => word = Some(command),
-                    _ => return Err(stray(&text, word, "unexpected argument")),
+                    _ => match word.filter(|w| w.reads_token()) {
+                        Some(command) => return Err(token_in_argument(command)),
+                        None => return Err(stray(&text, word, "unexpected argument")),
+                    },
                 },
                 Arg::Rest(rest) if word == Some(Command::Exec) => options.exec = rest,
                 Arg::Rest(_) => {
@@ -599,6 +687,8 @@ mod args {
             "format" => options.format = one_of(flag, name, &value, Format::from_word)?,
             "lifetime" => options.lifetime = Some(seconds(name, &value)?),
             "scope" => options.scope = Some(list(name, value)?),
+            "org-id" => options.org_id = Some(non_empty(name, value)?),
+            "resource" => options.resources.push(non_empty(name, value)?),
             "timeout" => options.timeout = Some(seconds(name, &value)?),
             "connect-timeout" => options.connect_timeout = Some(seconds(name, &value)?),
             "retries" => options.retries = Some(retries(name, &value)?),
@@ -633,15 +723,38 @@ mod args {
     }
 
     /// What a word or option the command line does not take is told; after
-    /// exec, that COMMAND goes after '--'.
+    /// exec, that COMMAND goes after '--'. A long word is not quoted: it may
+    /// be a token or a secret.
     fn stray(text: &str, word: Option<Command>, what: &str) -> Failure {
+        let shown = if text.chars().count() <= MAX_QUOTED {
+            format!("'{text}'")
+        } else {
+            format!("({} characters, not shown)", text.chars().count())
+        };
         if word == Some(Command::Exec) {
             return usage(format!(
-                "unexpected '{text}': give the command after '--' (ims-token {})",
+                "unexpected {shown}: give the command after '--' (ims-token {})",
                 synopsis(Command::Exec)
             ));
         }
-        usage(format!("{what} '{text}'"))
+        usage(format!("{what} {shown}"))
+    }
+
+    /// Longest stray argument quoted in a usage error.
+    const MAX_QUOTED: usize = 40;
+
+    /// A word after a command that reads the token on stdin: most likely
+    /// the token, which an argument shows to `ps`. Never quoted.
+    fn token_in_argument(command: Command) -> Failure {
+        let name = COMMANDS
+            .iter()
+            .find(|c| c.command == command)
+            .map_or("", |c| c.name);
+        usage(format!(
+            "{name} takes no argument: pass the token on stdin, where ps cannot see it \
+             (ims-token {})",
+            synopsis(command)
+        ))
     }
 
     /// The command line as a whole: every flag applies to the command, and
@@ -657,6 +770,32 @@ mod args {
             return Err(usage(format!(
                 "exec needs a command after '--' (ims-token {})",
                 spec.synopsis
+            )));
+        }
+        if spec.command.reads_token() {
+            check_token_command(options, spec, given)?;
+        }
+        Ok(())
+    }
+
+    /// decode and validate print text or JSON; the token is on stdin, so
+    /// the credentials are not.
+    fn check_token_command(
+        options: &Options,
+        spec: &CommandSpec,
+        given: &[(&Flag, String)],
+    ) -> Result<(), Failure> {
+        let format = given.iter().find(|(f, _)| f.long == "format");
+        if let Some((_, name)) = format.filter(|_| options.format != Format::Json) {
+            return Err(usage(format!(
+                "{} prints text, or JSON with {name} json",
+                spec.name
+            )));
+        }
+        if options.credentials.as_deref() == Some("-") {
+            return Err(usage(format!(
+                "{} reads the token on stdin: give the credentials as a file, not '-'",
+                spec.name
             )));
         }
         Ok(())
@@ -835,6 +974,100 @@ mod args {
             let o = parse(&["--ims", "http://[::1]:8080", "--scope", ",a ,"]).unwrap();
             assert_eq!(o.ims.as_deref(), Some("http://[::1]:8080"));
             assert_eq!(o.scope.as_deref(), Some(",a ,"));
+        }
+
+        #[test]
+        fn decode_validate_and_revoke_take_the_token_on_stdin_only() {
+            let token = "eyJhbGciOiJSUzI1NiJ9.eyJ0eXBlIjoiYWNjZXNzX3Rva2VuIn0.c2lnbmF0dXJl";
+            for command in ["decode", "validate", "revoke"] {
+                for args in [
+                    vec![command, token],
+                    vec![command, "-c", "x.json", token],
+                    vec![command, "short"],
+                ] {
+                    let failure = parse(&args).unwrap_err();
+                    assert_eq!(failure.exit_code(), 2);
+                    let m = failure.describe();
+                    assert!(m.contains("pass the token on stdin"), "{m}");
+                    assert!(!m.contains(token) && !m.contains("short"), "{m}");
+                }
+                assert_eq!(
+                    parse(&[command]).unwrap().command,
+                    command_named(command).unwrap()
+                );
+            }
+            for command in ["validate", "revoke"] {
+                let m = parse(&[command, "-c", "-"]).unwrap_err().describe();
+                assert!(m.contains("give the credentials as a file"), "{m}");
+            }
+            // Before the command word, a long word is not quoted either.
+            let m = parse(&[token, "decode"]).unwrap_err().describe();
+            assert!(
+                m.starts_with("unexpected argument (65 characters, not shown)"),
+                "{m}"
+            );
+            let m = parse(&["decod"]).unwrap_err().describe();
+            assert!(m.starts_with("unexpected argument 'decod'"), "{m}");
+        }
+
+        #[test]
+        fn decode_and_validate_print_text_or_json_and_take_their_own_flags() {
+            assert_eq!(
+                parse(&["decode", "--format", "json"]).unwrap().format,
+                Format::Json
+            );
+            assert_eq!(
+                parse(&["validate", "--format=json"]).unwrap().format,
+                Format::Json
+            );
+            for bad in [
+                &["decode", "--format", "token"][..],
+                &["validate", "--format", "headers"],
+                &["revoke", "--format", "json"],
+                &["decode", "-c", "x.json"],
+                &["decode", "--ims", "localhost"],
+                &["validate", "--cache", "f"],
+                &["validate", "--org-id", "o"],
+                &["revoke", "--lifetime", "60"],
+                &["jwt", "--resource", "urn:x"],
+            ] {
+                let r = parse(bad);
+                assert!(matches!(r, Err(Failure::Usage(_))), "{bad:?}: {r:?}");
+            }
+            let m = parse(&["decode", "--format", "token"])
+                .unwrap_err()
+                .describe();
+            assert!(
+                m.starts_with("decode prints text, or JSON with --format json"),
+                "{m}"
+            );
+            let o = parse(&[
+                "revoke",
+                "-c",
+                "x.json",
+                "--cache",
+                "f",
+                "--org-id",
+                "A@AdobeOrg",
+            ]);
+            assert_eq!(o.unwrap().org_id.as_deref(), Some("A@AdobeOrg"));
+        }
+
+        #[test]
+        fn org_id_and_resources_are_kept_in_order() {
+            let o = parse(&[
+                "--org-id",
+                "A@AdobeOrg",
+                "--resource",
+                "urn:a",
+                "--resource=urn:b",
+            ])
+            .unwrap();
+            assert_eq!(o.org_id.as_deref(), Some("A@AdobeOrg"));
+            assert_eq!(o.resources, ["urn:a", "urn:b"]);
+            for bad in [&["--org-id", ""][..], &["--resource="], &["--resource"]] {
+                assert!(matches!(parse(bad), Err(Failure::Usage(_))), "{bad:?}");
+            }
         }
 
         #[test]
@@ -1062,7 +1295,9 @@ mod help {
         Block::Item(
             "Adobe Developer Console project (project.workspace.details.credentials):\n\
              its OAuth Server-to-Server credential, with the first of its \
-             client_secrets; JWT entries are refused (Adobe ended them: migrate)",
+             client_secrets, and the second (with a warning) when IMS refuses the \
+             first as invalid_client; JWT entries are refused (Adobe ended them: \
+             migrate)",
         ),
         Block::Item(
             "AEM service credentials (privateKey): JWT service account (AEM's \
@@ -1075,7 +1310,8 @@ mod help {
         ),
         Block::Item(
             "Without -c or $IMS_CREDENTIALS, the environment: IMS_CLIENT_ID, \
-             IMS_CLIENT_SECRET, IMS_ORG_ID and IMS_SCOPES (OAuth Server-to-Server); \
+             IMS_CLIENT_SECRET (or IMS_CLIENT_SECRET_FILE), IMS_ORG_ID and \
+             IMS_SCOPES (OAuth Server-to-Server); \
              for a JWT service account IMS_TECHNICAL_ACCOUNT_ID, IMS_METASCOPES and \
              IMS_PRIVATE_KEY (PEM, literal \\n allowed) or IMS_PRIVATE_KEY_FILE \
              instead of IMS_SCOPES; IMS_ENDPOINT is optional",
@@ -1101,6 +1337,22 @@ mod help {
             Block::Text(
                 "Never put the token in an argument ('curl -H \"...$(ims-token)\"'): \
                  ps shows it.",
+            ),
+        ],
+        &[
+            Block::Text(
+                "decode, validate and revoke read the token on stdin, never from an \
+                 argument. decode shows what it says of itself (no credentials, no \
+                 network; exit 0 even when it has expired). validate asks IMS, for the \
+                 client of the credentials if given, else the one the token names \
+                 (exit 4 and IMS's reason when IMS does not accept it). revoke ends it \
+                 with the credentials of its client, and with --cache drops it from \
+                 that cache so that the next run exchanges:",
+            ),
+            Block::Code(
+                "ims-token decode < token.txt\n\
+                 ims-token validate -c creds.json < token.txt\n\
+                 ims-token revoke -c creds.json --cache ~/.cache/ims-token < token.txt",
             ),
         ],
         &[Block::Text(
@@ -1154,7 +1406,8 @@ mod help {
         ),
         (
             "IMS_CLIENT_SECRET_FILE",
-            "the file that holds the client secret, instead of IMS_CLIENT_SECRET (exec keeps it from COMMAND)",
+            "the file that holds the client secret, instead of IMS_CLIENT_SECRET \
+             (systemd's LoadCredential=; exec keeps it from COMMAND)",
         ),
         (
             "IMS_ORG_ID",
@@ -1197,21 +1450,33 @@ mod help {
 
     /// Every exit code and what it means.
     pub(crate) const EXIT_CODES: &[(&str, &str)] = &[
-        ("0", "success (exec: COMMAND's own exit status instead)"),
+        (
+            "0",
+            "success (exec: COMMAND's own exit status instead; decode: an expired \
+             token too)",
+        ),
         (
             "1",
             "anything else (e.g. a reply that is not what IMS sends, or a stdout \
              closed before the output was written)",
         ),
-        ("2", "usage error"),
+        (
+            "2",
+            "usage error (also a token given as an argument, or no token on stdin)",
+        ),
         (
             "3",
             "credentials, key or configuration problem: fix your config (also a TLS \
              certificate that is not trusted, expired, not yet valid or for another \
-             host, a proxy that refuses its user and password, 407, and an expired \
-             local development token)",
+             host, a proxy that refuses its user and password, 407, an expired \
+             local development token, and for decode and validate a token that is \
+             not an IMS access token)",
         ),
-        ("4", "IMS rejected the request (4xx other than 429)"),
+        (
+            "4",
+            "IMS rejected the request (4xx other than 429); validate: IMS does not \
+             accept the token",
+        ),
         ("5", "network, timeout, IMS 5xx or 429: retry later"),
         (
             "126, 127",
@@ -1384,7 +1649,8 @@ mod help {
                 "    ims-token jwt [OPTIONS]       print a freshly signed JWT, no network",
                 "    126, 127  exec: COMMAND cannot be run (not executable, not found)",
                 "    Adobe Developer Console project (project.workspace.details.credentials):",
-                "        IMS_PRIVATE_KEY (PEM, literal \\n allowed) or IMS_PRIVATE_KEY_FILE",
+                "        IMS_CLIENT_SECRET (or IMS_CLIENT_SECRET_FILE), IMS_ORG_ID and IMS_SCOPES",
+                "    ims-token decode [OPTIONS] < TOKEN_FILE",
             ] {
                 assert!(help.lines().any(|l| l == line), "{line:?} missing:\n{help}");
             }
@@ -1995,7 +2261,11 @@ complete -c ims-token -n 'not __ims_token_own' -x -a '(__ims_token_exec_command)
             for line in man.lines().filter(|l| !l.starts_with('.')) {
                 assert!(!line.starts_with(['\'', ' ']), "{line:?}");
             }
-            assert!(man.contains("(not for exec)"), "--format is not for exec");
+            assert!(
+                man.contains("(not for exec, revoke)"),
+                "--format is not for exec"
+            );
+            assert!(man.contains("(not for decode)"), "-c is not for decode");
         }
 
         #[test]
@@ -2276,7 +2546,7 @@ mod commands {
             })
     }
 
-    fn client(options: &Options) -> Result<Client, Failure> {
+    pub(crate) fn client(options: &Options) -> Result<Client, Failure> {
         let mut builder = Client::builder();
         if let Some(secs) = options.lifetime {
             builder = builder.jwt_lifetime(Duration::from_secs(secs));
@@ -2341,6 +2611,223 @@ mod commands {
     }
 }
 
+/// decode, validate and revoke: a token read on stdin (never from an
+/// argument, where `ps` shows it), decoded here, or asked about or ended at
+/// IMS.
+mod introspect {
+    use std::io::{self, IsTerminal as _, Read as _, Write as _};
+    use std::time::SystemTime;
+
+    use ims_token::{decode_token, Endpoint, TokenValidity};
+    use zeroize::Zeroizing;
+
+    use crate::args::{Format, Options};
+    use crate::cache::Cache;
+    use ims_token::is_visible_ascii;
+
+    use crate::commands::{client, print_line};
+    use crate::credentials::{load, load_if_given};
+    use crate::failure::{chain, usage, Failure};
+    use crate::output::rfc3339;
+
+    /// Most bytes read on stdin: an IMS access token is 1 to 3 KB.
+    const MAX_TOKEN_BYTES: usize = 64 * 1024;
+
+    /// What the token says of itself, as text or JSON: no credentials, no
+    /// network. An expired token is shown too (exit 0); anything that is
+    /// not an IMS access token is the library's one line (exit 3).
+    pub(crate) fn decode_command(options: &Options) -> Result<(), Failure> {
+        let token = read_token()?;
+        let claims = decode_token(&token)?;
+        let now = SystemTime::now();
+        print_line(&match options.format {
+            Format::Json => claims.to_json(now),
+            _ => claims.to_text(now),
+        })
+    }
+
+    /// Asks IMS whether it accepts the token: for the client of the
+    /// credentials if there are any, else the one the token names; at
+    /// `--ims`, else the credentials' IMS, else production's.
+    pub(crate) fn validate_command(options: &Options) -> Result<(), Failure> {
+        let (credentials, _) = load_if_given(options)?;
+        let client = client(options)?;
+        let text = read_token()?;
+        let token = one_token(&text)?;
+        let known = credentials.as_ref().map(|c| c.client_id());
+        let client_id = match known.filter(|id| !id.is_empty()) {
+            Some(id) => id.to_owned(),
+            None => token_client_id(token)?,
+        };
+        let ims = match (&options.ims, &credentials) {
+            (Some(ims), _) => Endpoint::parse(ims)?,
+            (None, Some(credentials)) => credentials.ims().clone(),
+            (None, None) => Endpoint::default(),
+        };
+        match client.validate_token(&ims, &client_id, token)? {
+            TokenValidity::Valid { expires_at, .. } => {
+                print_line(&validity(expires_at, options.format))
+            }
+            TokenValidity::Invalid { reason, .. } => Err(Failure::NotAccepted(reason)),
+            _ => Err(Failure::NotAccepted(
+                "IMS's answer is not one ims-token knows".into(),
+            )),
+        }
+    }
+
+    /// The client the token says it was issued to; without it there is
+    /// nobody to ask IMS for.
+    fn token_client_id(token: &str) -> Result<String, Failure> {
+        decode_token(token)
+            .map(|claims| claims.client_id)
+            .map_err(|e| {
+                Failure::Config(format!(
+                    "{}; to validate it, give the credentials of its client with -c",
+                    chain(&e)
+                ))
+            })
+    }
+
+    /// `valid until 2027-05-21T14:16:46Z`, or the same as JSON.
+    fn validity(expires_at: Option<SystemTime>, format: Format) -> String {
+        match (format, expires_at) {
+            (Format::Json, _) => {
+                serde_json::json!({ "valid": true, "expires_at": expires_at.map(rfc3339) })
+                    .to_string()
+            }
+            (_, Some(at)) => format!("valid until {}", rfc3339(at)),
+            (_, None) => "valid (IMS did not say until when)".to_owned(),
+        }
+    }
+
+    /// Ends the token at IMS with the credentials' client id and secret;
+    /// with `--cache`, then drops it from that cache if it is the token
+    /// kept there, so that the next run exchanges.
+    pub(crate) fn revoke_command(options: &Options) -> Result<(), Failure> {
+        let (credentials, _) = load(options)?;
+        let client = client(options)?;
+        let text = read_token()?;
+        let token = one_token(&text)?;
+        client.revoke_token(&credentials, token)?;
+        let Some(path) = &options.cache else {
+            return print_line("revoked");
+        };
+        let shown = path.display();
+        // A cache directory that cannot be had was warned about.
+        let Some(cache) = Cache::new(path, &credentials) else {
+            return print_line("revoked");
+        };
+        match cache.drop_if_cached(token, &client, &credentials) {
+            Ok(true) => print_line(&format!("revoked, and dropped from the cache {shown}")),
+            Ok(false) => print_line(&format!("revoked; the cache {shown} does not hold it")),
+            Err(e) => Err(Failure::Config(format!(
+                "revoked, but the cache {shown} still holds the token: {e}; delete that file"
+            ))),
+        }
+    }
+
+    /// What stdin holds, white space around it dropped. A person at a
+    /// terminal is told how to end it.
+    fn read_token() -> Result<Zeroizing<String>, Failure> {
+        let stdin = io::stdin();
+        if stdin.is_terminal() {
+            let _ = writeln!(
+                io::stderr().lock(),
+                "ims-token: reading the token on stdin; end it with Ctrl-D"
+            );
+        }
+        let mut bytes = Zeroizing::new(Vec::new());
+        stdin
+            .lock()
+            .take(MAX_TOKEN_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Failure::Config(format!("cannot read the token on stdin: {e}")))?;
+        token_text(&bytes).map(|text| Zeroizing::new(text.to_owned()))
+    }
+
+    /// The text of a token read on stdin: at most [`MAX_TOKEN_BYTES`],
+    /// UTF-8, not empty once trimmed. Nothing of it goes into an error.
+    fn token_text(bytes: &[u8]) -> Result<&str, Failure> {
+        if bytes.len() > MAX_TOKEN_BYTES {
+            return Err(Failure::Config(format!(
+                "stdin holds more than {} KiB: that is not a token",
+                MAX_TOKEN_BYTES / 1024
+            )));
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| Failure::Config("stdin does not hold a token: it is not UTF-8".into()))?
+            .trim();
+        if text.is_empty() {
+            return Err(usage(
+                "no token on stdin: pass it there (ims-token decode < token.txt)",
+            ));
+        }
+        Ok(text)
+    }
+
+    /// The token to send to IMS: one word of visible ASCII, so that nothing
+    /// else (a credentials file piped by mistake) is posted as a token.
+    fn one_token(text: &str) -> Result<&str, Failure> {
+        if is_visible_ascii(text) {
+            Ok(text)
+        } else {
+            Err(Failure::Config(
+                "stdin does not hold one token: a token is one word of visible ASCII, \
+                 with no space or line break"
+                    .into(),
+            ))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_token_on_stdin_is_one_trimmed_word_never_quoted() {
+            assert_eq!(token_text(b"  a.b.c\n").unwrap(), "a.b.c");
+            let empty = token_text(b" \n").unwrap_err();
+            assert_eq!(empty.exit_code(), 2, "{}", empty.describe());
+            assert!(empty.describe().starts_with("no token on stdin"));
+            for bad in [&b"a.b\xff.c"[..], &[b'x'; MAX_TOKEN_BYTES + 1]] {
+                let e = token_text(bad).unwrap_err();
+                assert_eq!(e.exit_code(), 3, "{}", e.describe());
+                assert!(!e.describe().contains("a.b"), "{}", e.describe());
+            }
+            assert!(token_text(&[b'x'; MAX_TOKEN_BYTES]).is_ok());
+            assert_eq!(one_token("a.b.c").unwrap(), "a.b.c");
+            for bad in [
+                "s3cr3t one",
+                "{\n\"client_secret\": \"s3cr3t\"\n}",
+                "s3cr3t\u{7f}",
+            ] {
+                let e = one_token(bad).unwrap_err();
+                assert_eq!(e.exit_code(), 3);
+                assert!(!e.describe().contains("s3cr3t"), "{}", e.describe());
+            }
+        }
+
+        #[test]
+        fn validity_is_a_line_or_json() {
+            let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+            assert_eq!(
+                validity(Some(at), Format::Token),
+                "valid until 2023-11-14T22:13:20Z"
+            );
+            let json: serde_json::Value =
+                serde_json::from_str(&validity(Some(at), Format::Json)).unwrap();
+            assert_eq!(
+                json,
+                serde_json::json!({"valid": true, "expires_at": "2023-11-14T22:13:20Z"})
+            );
+            assert!(validity(None, Format::Token).starts_with("valid "));
+            let json: serde_json::Value =
+                serde_json::from_str(&validity(None, Format::Json)).unwrap();
+            assert_eq!(json["expires_at"], serde_json::Value::Null);
+        }
+    }
+}
+
 /// Where the credentials come from, and the warnings about them.
 mod credentials {
     use std::io;
@@ -2372,20 +2859,58 @@ mod credentials {
         }
     }
 
-    /// The credentials, with --ims and --scope applied, and where they came from.
+    /// The credentials, with --ims, --scope, --org-id and --resource
+    /// applied, and where they came from.
     pub(crate) fn load(options: &Options) -> Result<(Credentials, Source), Failure> {
+        match load_if_given(options)? {
+            (Some(credentials), source) => Ok((credentials, source)),
+            (None, _) => Err(usage(
+                "no credentials: give -c FILE (or '-' for stdin), set IMS_CREDENTIALS, \
+                 or set IMS_CLIENT_ID and the other IMS_* variables",
+            )),
+        }
+    }
+
+    /// [`load`], for a command that can do without credentials: none when
+    /// neither -c, $IMS_CREDENTIALS nor IMS_CLIENT_ID gives any.
+    pub(crate) fn load_if_given(
+        options: &Options,
+    ) -> Result<(Option<Credentials>, Source), Failure> {
         let source = source(options);
-        let mut credentials = read_credentials(&source, options.credential.as_deref())?;
+        if matches!(source, Source::Stdin) && options.command.reads_token() {
+            return Err(usage(
+                "the token comes on stdin: give the credentials as a file, not \
+                 $IMS_CREDENTIALS=-",
+            ));
+        }
+        let Some(credentials) = read_credentials(&source, options.credential.as_deref())? else {
+            return Ok((None, source));
+        };
+        let credentials = with_options(credentials, options)?;
+        if let Credentials::ServiceAccount(account) = &credentials {
+            warn_about_certificate(account, SystemTime::now());
+        }
+        Ok((Some(credentials), source))
+    }
+
+    /// The credentials with what the options change or ask of IMS.
+    fn with_options(
+        mut credentials: Credentials,
+        options: &Options,
+    ) -> Result<Credentials, Failure> {
         if let Some(ims) = &options.ims {
             credentials = credentials.with_ims(ims)?;
         }
         if let Some(scope) = &options.scope {
             credentials = credentials.with_scopes(scope)?;
         }
-        if let Credentials::ServiceAccount(account) = &credentials {
-            warn_about_certificate(account, SystemTime::now());
+        if let Some(org_id) = &options.org_id {
+            credentials = credentials.with_requested_org_id(org_id)?;
         }
-        Ok((credentials, source))
+        for resource in &options.resources {
+            credentials = credentials.with_resource(resource)?;
+        }
+        Ok(credentials)
     }
 
     /// -c, else $IMS_CREDENTIALS, else the environment.
@@ -2402,21 +2927,21 @@ mod credentials {
         }
     }
 
-    /// One library call per source.
-    fn read_credentials(source: &Source, credential: Option<&str>) -> Result<Credentials, Failure> {
+    /// One library call per source; none from an environment without
+    /// IMS_CLIENT_ID.
+    fn read_credentials(
+        source: &Source,
+        credential: Option<&str>,
+    ) -> Result<Option<Credentials>, Failure> {
         match source {
-            Source::File(path) => Ok(Credentials::from_file_selecting(path, credential)?),
+            Source::File(path) => Ok(Some(Credentials::from_file_selecting(path, credential)?)),
             Source::Stdin => Credentials::from_reader_selecting(io::stdin().lock(), credential)
+                .map(Some)
                 .map_err(|e| Failure::Config(format!("stdin: {}", chain(&e)))),
             Source::Environment if credential.is_some() => Err(usage(
                 "--credential chooses a credential of a Developer Console project: give the project file with -c",
             )),
-            Source::Environment => Credentials::from_env()?.ok_or_else(|| {
-                usage(
-                    "no credentials: give -c FILE (or '-' for stdin), set IMS_CREDENTIALS, \
-                     or set IMS_CLIENT_ID and the other IMS_* variables",
-                )
-            }),
+            Source::Environment => Ok(Credentials::from_env()?),
         }
     }
 
@@ -2670,6 +3195,41 @@ mod cache {
                 }
                 Outcome::Failed(e) => Err(e.into()),
             }
+        }
+
+        /// Drops `token` from the cache if it is the token kept there
+        /// (compared in constant time), under the lock, so that the next run
+        /// exchanges: a revoked token is not handed out again. Whether it
+        /// was there; an error when it could not be dropped.
+        pub(crate) fn drop_if_cached(
+            &self,
+            token: &str,
+            client: &Client,
+            credentials: &Credentials,
+        ) -> io::Result<bool> {
+            let deadline =
+                std::time::Instant::now() + client.max_fetch_time(credentials) + LOCK_SLACK;
+            let _lock = self.open_lock().and_then(|file| {
+                try_lock_until(&file, deadline)
+                    .map(|()| file)
+                    .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
+                    .ok()
+            });
+            let Some(mut entry) = self.read(false) else {
+                return Ok(false);
+            };
+            if !entry
+                .held
+                .token
+                .as_ref()
+                .is_some_and(|t| t.is_same_token(token))
+            {
+                return Ok(false);
+            }
+            entry.held = Held::default();
+            entry.failure = None;
+            entry.round = entry.round.wrapping_add(1);
+            self.write(&entry).map(|()| true)
         }
 
         /// The entry cached for these credentials. Anything unreadable or
@@ -3577,6 +4137,40 @@ mod cache {
             assert!(!is_for_other_key(&text, "k1"));
             assert!(!is_for_other_key(&text[..text.len() - 1], "k2"));
             assert!(!is_for_other_key(CACHE_MARKER, "k2"));
+        }
+
+        #[test]
+        fn a_revoked_token_is_dropped_only_when_it_is_the_cached_one() {
+            let dir = std::env::temp_dir().join(format!("ims-token-drop-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("cache");
+            let credentials = Credentials::OAuth(
+                ims_token::OAuthCredentials::builder()
+                    .client_id("client")
+                    .client_secret(ims_token::ClientSecret::new("secret"))
+                    .scopes("openid")
+                    .build()
+                    .unwrap(),
+            );
+            let client = Client::new().unwrap();
+            let cache = Cache::new(&path, &credentials).unwrap();
+            assert!(!cache.drop_if_cached("tok", &client, &credentials).unwrap());
+            let t0 = SystemTime::now();
+            let mut entry = entry_of(&day_token("tok", t0));
+            entry.round = 7;
+            cache.write(&entry).unwrap();
+            for other in ["tok2", "to", "TOK", ""] {
+                assert!(!cache.drop_if_cached(other, &client, &credentials).unwrap());
+                assert!(cache.read(false).unwrap().held.token.is_some(), "{other}");
+            }
+            assert!(cache.drop_if_cached("tok", &client, &credentials).unwrap());
+            let after = cache.read(false).unwrap();
+            assert!(after.held.token.is_none() && after.held.retry_at.is_none());
+            assert_eq!(after.round, 8);
+            // Still a cache of ours: the next run replaces it.
+            assert!(matches!(existing(&path), Existing::Replaceable(Some(_))));
+            assert!(!cache.drop_if_cached("tok", &client, &credentials).unwrap());
+            let _ = std::fs::remove_dir_all(&dir);
         }
 
         #[test]

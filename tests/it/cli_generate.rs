@@ -219,9 +219,8 @@ fn the_man_page_has_its_sections_and_renders_without_warnings() {
         );
     }
     assert_eq!(
-        commands.len(),
-        4,
-        "token, exec, jwt and inspect: {commands:?}"
+        commands,
+        ["token", "exec", "jwt", "inspect", "decode", "validate", "revoke"],
     );
     // Every IMS_* variable --help names, and every exit code it lists.
     let environment = man_tags(&man, "ENVIRONMENT").join(", ");
@@ -352,7 +351,10 @@ fn bash_completion_completes_flags_format_words_and_files() {
             assert!(replies[5].contains(name), "{name}: {:?}", replies[5]);
         }
     }
-    assert_eq!(replies[6], ["token", "exec", "jwt", "inspect"]);
+    assert_eq!(
+        replies[6],
+        ["token", "exec", "jwt", "inspect", "decode", "validate", "revoke"]
+    );
     assert_eq!(replies[7], ["jwt"]);
 }
 

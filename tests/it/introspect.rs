@@ -16,8 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::run::{command, start, Run};
 use common::{
-    check_validate, fixture_json, fixture_path, ims_access_token, path_str, FakeIms, OAuthExpect,
-    OAuthOptions, Recorded, Reply, TempDir, TokenSpec,
+    assert_token_requests, check_validate, fixture_json, fixture_path, ims_access_token,
+    ims_token_of_type, path_str, FakeIms, OAuthExpect, OAuthOptions, Recorded, Reply, TempDir,
+    TokenSpec,
 };
 use ims_token::{
     decode_token, Client, ClientSecret, Credentials, Endpoint, Error, OAuthCredentials,
@@ -101,12 +102,8 @@ fn garbage_and_other_tokens_are_not_ims_access_tokens() {
         Duration::from_secs(60),
     )
     .unwrap();
-    let issued = ims_access_token(&TokenSpec::new("c"));
-    let (head, rest) = issued.split_once('.').unwrap();
-    let (_, signature) = rest.split_once('.').unwrap();
-    let mut refresh = TokenSpec::new("c").payload();
-    refresh["type"] = "refresh_token".into();
-    let refresh = format!("{head}.{}.{signature}", common::b64url(refresh.to_string()));
+    let refresh = ims_token_of_type(&TokenSpec::new("c"), "refresh_token");
+    let signature = refresh.rsplit('.').next().unwrap();
     for (text, why) in [
         ("", "three base64url segments"),
         ("not a token at all", "three base64url segments"),
@@ -131,31 +128,6 @@ fn garbage_and_other_tokens_are_not_ims_access_tokens() {
 
 // ---------------------------------------------------------------------------
 // Validate and revoke
-
-/// The fake's verdicts on each validate or invalidate request: the token
-/// only in the form, the client id in the header too.
-fn assert_token_requests(server: &FakeIms, token: &str) {
-    let asked: Vec<Recorded> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.contains("_token/"))
-        .collect();
-    assert!(!asked.is_empty());
-    for request in asked {
-        assert!(!request.path.contains('?') && !request.path.contains(&token[..20]));
-        assert_eq!(request.form_value("token"), Some(token));
-        assert_eq!(
-            request.header("x-ims-clientid"),
-            request.form_value("client_id")
-        );
-        assert_eq!(
-            request
-                .header("content-type")
-                .map(|c| c.starts_with("application/x-www-form-urlencoded")),
-            Some(true)
-        );
-    }
-}
 
 #[test]
 fn a_token_is_valid_until_it_is_revoked() {
@@ -646,4 +618,11 @@ fn the_readme_systemd_units_pass_systemd_analyze_verify() {
             "unit {i}: {stderr}"
         );
     }
+}
+
+/// Where `ims-token validate` asks when neither `--ims` nor credentials say.
+#[test]
+fn the_default_endpoint_is_production_ims() {
+    assert_eq!(Endpoint::default(), endpoint("ims-na1.adobelogin.com"));
+    assert_eq!(Endpoint::default().url(), "https://ims-na1.adobelogin.com");
 }

@@ -15,6 +15,7 @@ mod api;
 mod cli;
 mod cli_credentials;
 mod cli_generate;
+mod cli_introspect;
 mod cli_refresh;
 mod clock;
 mod credential_kinds;

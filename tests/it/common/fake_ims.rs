@@ -203,6 +203,23 @@ pub fn ims_access_token(spec: &TokenSpec) -> String {
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
 }
 
+/// A token of [`ims_access_token`]'s shape whose payload says its `type` is
+/// `kind` (`refresh_token`, say): an IMS token that is not an access token.
+/// Its signature is the access token's, which IMS would refuse.
+pub fn ims_token_of_type(spec: &TokenSpec, kind: &str) -> String {
+    let issued = ims_access_token(spec);
+    let mut segments = issued.split('.');
+    let (Some(head), Some(_), Some(signature)) =
+        (segments.next(), segments.next(), segments.next())
+    else {
+        unreachable!("ims_access_token gives three segments")
+    };
+    let mut payload = spec.payload();
+    payload["type"] = kind.into();
+    let payload = URL_SAFE_NO_PAD.encode(payload.to_string());
+    format!("{head}.{payload}.{signature}")
+}
+
 /// The payload of a token the fake issued, or why it is not one.
 fn issued_payload(token: &str) -> Result<serde_json::Map<String, Value>, &'static str> {
     let segments: Vec<&str> = token.split('.').collect();
@@ -633,6 +650,32 @@ fn response_bytes(reply: &Reply, request: &Recorded, shared: &Shared) -> Vec<u8>
             });
             verdict_response(verdict, &http_date(now_secs()), || "{}".to_owned())
         }
+    }
+}
+
+/// The validate and invalidate requests `server` got: each with `token`
+/// in its form only, never in the URL, the client id in the
+/// `X-IMS-ClientId` header too, as a form.
+pub fn assert_token_requests(server: &FakeIms, token: &str) {
+    let asked: Vec<Recorded> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("_token/"))
+        .collect();
+    assert!(!asked.is_empty());
+    for request in asked {
+        assert!(!request.path.contains('?') && !request.path.contains(&token[..20]));
+        assert_eq!(request.form_value("token"), Some(token));
+        assert_eq!(
+            request.header("x-ims-clientid"),
+            request.form_value("client_id")
+        );
+        assert_eq!(
+            request
+                .header("content-type")
+                .map(|c| c.starts_with("application/x-www-form-urlencoded")),
+            Some(true)
+        );
     }
 }
 
