@@ -390,7 +390,10 @@ fn org_id_and_resources_go_on_the_wire_and_into_the_cache_key() {
         "tok-SECRET-org-b\n"
     );
     assert_eq!(server.hits(), 2, "another org: an exchange");
-    assert_eq!(with(&["--org-id", "A@AdobeOrg"]).quiet(), "tok-SECRET-org-a\n");
+    assert_eq!(
+        with(&["--org-id", "A@AdobeOrg"]).quiet(),
+        "tok-SECRET-org-a\n"
+    );
     assert_eq!(server.hits(), 2, "each org's token is kept in its own file");
     let out = with(&[
         "--org-id",
