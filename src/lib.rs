@@ -12,15 +12,78 @@
 //! # }
 //! ```
 //!
-//! For a long-running program, build one [`Client`] and share a
-//! [`TokenProvider`], which caches the token and refreshes it shortly
-//! before it expires, on a thread of its own, with one exchange however
-//! many threads ask; no caller waits while the cached token is valid.
+//! # Contents
+//! - [A long-running program: `TokenProvider`](#a-long-running-program-tokenprovider)
+//! - [Calling an Adobe API](#calling-an-adobe-api)
+//! - [Credentials](#credentials)
+//! - [Errors](#errors)
+//! - [Logging](#logging)
+//! - [Keeping the token elsewhere: the refresh rule](#keeping-the-token-elsewhere-the-refresh-rule)
+//! - [Beyond getting a token](#beyond-getting-a-token)
+//! - [Features](#features)
 //!
-//! To call an Adobe API (AEM, Cloud Manager, ...), let the provider send the
-//! request: it adds the three headers Adobe APIs want (`Authorization:
-//! Bearer …`, `x-api-key`, `x-gw-ims-org-id`) and, after a 401, sends the
-//! same request once more with a new token.
+//! Signing ([`sign_jwt`]), building the form and parsing IMS's reply
+//! ([`parse_token_reply`]) are plain functions that never touch the network
+//! or read the clock; the [`Client`] does the I/O around them, with a
+//! timeout, no redirects, capped replies and bounded retries.
+//!
+//! # A long-running program: `TokenProvider`
+//!
+//! Build one [`Client`] and share one [`TokenProvider`] (`Send + Sync`)
+//! between the request threads:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), ims_token::Error> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use ims_token::{Client, Credentials, TokenProvider};
+//!
+//! let client = Client::builder()
+//!     .timeout(Duration::from_secs(10))
+//!     .ca_file("/etc/ssl/corporate-ca.pem") // added to the built-in roots
+//!     .build()?;
+//! let credentials = Credentials::from_file("service-credentials.json")?;
+//! let provider = Arc::new(TokenProvider::new(client, credentials));
+//! let token = provider.token()?;
+//! // The API answered 401 to it? Drop it, unless another thread already
+//! // has: the next call exchanges again, once for all the threads.
+//! let dropped = provider.invalidate(&token);
+//! # let _ = dropped;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The waiting rules:
+//! - **No caller waits while a valid token exists.** Once the token is
+//!   within the refresh margin of expiry (10 minutes, never more than half
+//!   the token's lifetime, at a random point between the margin and half of
+//!   it), the caller that notices starts the refresh on a `std` thread of its
+//!   own and, like every other caller, gets the cached token at once.
+//! - **Only without an unexpired token do callers wait**, and then all for
+//!   the same single exchange. If it fails, each of them gets its error
+//!   ([`Error`] is `Clone`); no one starts a retry cycle of its own.
+//! - **A failed refresh keeps a working token.** When a refresh fails other
+//!   than by IMS's refusal (network, timeout, IMS 5xx or 429, TLS, a proxy,
+//!   an odd reply) and the token has not expired, the provider keeps handing
+//!   it out, logs a warning, and asks IMS again after
+//!   [`REFRESH_RETRY_PAUSE`]. IMS's refusal ([`Error::Rejected`]) drops it.
+//! - **One exchange per 401 storm, and a brake.** [`TokenProvider::invalidate`]
+//!   drops the cached token only if it is the one given, and says whether it
+//!   did. A token that replaced an invalidated one is not dropped again until
+//!   it is [`DEFAULT_INVALIDATE_COOLDOWN`] old (see
+//!   [Calling an Adobe API](#calling-an-adobe-api)).
+//! - **A wrong clock is survived.** The client learns the offset between
+//!   this host's clock and IMS's from IMS's `Date` header; a JWT that IMS
+//!   refuses as `invalid_token` while the clock is off is signed again on
+//!   IMS's time, once ([`Client::clock_offset`]).
+//! - Dropping the provider never waits for a refresh: its thread ends after
+//!   its one exchange.
+//!
+//! # Calling an Adobe API
+//!
+//! Let the provider send the request: it adds the three headers Adobe APIs
+//! want (`Authorization: Bearer …`, `x-api-key`, `x-gw-ims-org-id`) and,
+//! after a 401, sends the same request once more with a new token.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), ims_token::Error> {
@@ -40,8 +103,9 @@
 //!   middleware cannot resend (its request body is one-shot), hence this
 //!   shape. Redirects are not followed: they would carry the token and the
 //!   body wherever the `Location` points.
-//! - For another HTTP client, [`TokenProvider::headers`] gives the headers,
-//!   and [`TokenProvider::invalidate`] drops a token an API refused.
+//! - For another HTTP client, [`TokenProvider::headers`] gives the headers
+//!   ([`ApiHeaders`]), and [`TokenProvider::invalidate`] drops a token an
+//!   API refused.
 //! - The brake: an API that refuses every token (a product profile not
 //!   assigned, a wrong `x-api-key`, an org without the entitlement) would
 //!   otherwise cost one IMS exchange per request, and IMS throttles clients
@@ -49,21 +113,92 @@
 //!   not dropped again until it is 60 s old (one warning is logged, saying
 //!   what to check), so such an API costs at most one forced exchange a
 //!   minute. Change the cooldown with
-//!   [`TokenProvider::with_invalidate_cooldown`]; the rule is
-//!   [`RefreshRule::invalidate`], for code that keeps its token elsewhere.
+//!   [`TokenProvider::with_invalidate_cooldown`] (zero turns the brake off).
 //!
-//! Signing ([`sign_jwt`]), building the form and parsing IMS's reply are
-//! plain functions that never touch the network or read the clock; the
-//! [`Client`] does the I/O around them.
+//! # Credentials
 //!
-//! Beyond getting a token: [`decode_token`] reads what a token says of
-//! itself (client, user, scopes, region, expiry) with no network;
-//! [`Client::validate_token`] asks IMS whether it still accepts one and
-//! [`Client::revoke_token`] ends one. OAuth Server-to-Server credentials can
-//! ask for an `org_id` and `resource`s
-//! ([`OAuthCredentials::with_requested_org_id`],
+//! [`Credentials`] reads every kind Adobe hands out, told apart by their
+//! fields, from a file, a reader or a string ([`Credentials::from_file`],
+//! [`Credentials::from_reader`], [`Credentials::from_json`]) or from the
+//! `IMS_*` environment variables ([`Credentials::from_env`]):
+//! - AEM as a Cloud Service "service credentials" (a JWT service account,
+//!   [`ServiceAccount`]): still exchanged through the JWT flow;
+//! - OAuth Server-to-Server, from the AEM Developer Console or an Adobe
+//!   Developer Console project ([`OAuthCredentials`], [`ConsoleProject`];
+//!   Adobe ended the Developer Console's JWT credentials in 2025);
+//! - an AEM local development token ([`LocalToken`]), used as it is.
+//!
+//! The builders ([`ServiceAccount::builder`], [`OAuthCredentials::builder`])
+//! take every value directly, without a file. [`Credentials::client_id`] and
+//! [`Credentials::org_id`] give the ids Adobe APIs want in headers. The
+//! private key is parsed once, when the credentials are built (PKCS#8 or
+//! PKCS#1 PEM); the client secret, the key and the token are newtypes whose
+//! `Debug` shows `[redacted]`, wiped on drop.
+//!
+//! # Errors
+//!
+//! One [`Error`] enum, `#[non_exhaustive]`, `Clone`, `Send + Sync`. Its
+//! message says what to check, and no variant holds a secret, key, signed JWT
+//! or token. For a decision, ask it rather than matching every variant:
+//!
+//! ```no_run
+//! # fn main() {
+//! # let credentials = ims_token::Credentials::from_file("creds.json").unwrap();
+//! match ims_token::fetch_token(&credentials) {
+//!     Ok(token) => println!("expires at {}", ims_token::rfc3339(token.expires_at())),
+//!     // Fix the configuration: credentials, key, endpoint, CA file, proxy.
+//!     Err(e) if e.is_config() => eprintln!("fix the configuration: {e}"),
+//!     // Network, timeout, IMS 5xx or 429: worth trying again later.
+//!     Err(e) if e.is_retryable() => eprintln!("try again in {:?}: {e}", e.retry_after()),
+//!     // IMS refused the request (4xx): its code, description and x-debug-id.
+//!     Err(ims_token::Error::Rejected(ims)) => eprintln!("IMS said {:?}", ims.code),
+//!     Err(e) => eprintln!("{e}"),
+//! }
+//! # }
+//! ```
+//!
+//! # Logging
+//!
+//! Through the [`log`](https://docs.rs/log) facade: a refresh that failed
+//! and fell back to the cached token (warn), a clock offset over 30 s (warn),
+//! a braked invalidation (warn), a retry (debug), each successful exchange
+//! with its flow, endpoint and token lifetime (debug). No secret, JWT, token
+//! or form body is ever in a line the crate logs. ureq, below it, logs the
+//! raw bytes on the wire at trace level (targets `ureq` and `ureq_proto`),
+//! which hold the client secret and the token: keep those targets at debug
+//! or below, e.g. `RUST_LOG=debug,ureq=debug,ureq_proto=debug` with
+//! env_logger. Depending on this crate, with its default features, leaves
+//! every log level of the application its own.
+//!
+//! # Keeping the token elsewhere: the refresh rule
+//!
+//! The rule the provider, the command's `--cache` and its `sink` follow is
+//! public and pure, for code that keeps its token in a file or a database:
+//! [`RefreshRule::step`] (use the token, refresh, or wait),
+//! [`RefreshRule::record`] (the new token; the old one kept after a failure
+//! other than IMS's refusal; or the error) and [`RefreshRule::invalidate`]
+//! (the brake), over a plain [`Held`] state. [`fallback_warning`] and
+//! [`brake_warning`] word the warnings; [`Client::max_fetch_time`] tells the
+//! longest one fetch can take with its retries.
+//!
+//! # Beyond getting a token
+//!
+//! [`decode_token`] reads what a token says of itself (client, user,
+//! scopes, region, expiry) with no network; [`Client::validate_token`] asks
+//! IMS whether it still accepts one and [`Client::revoke_token`] ends one.
+//! OAuth Server-to-Server credentials can ask for an `org_id` and
+//! `resource`s ([`OAuthCredentials::with_requested_org_id`],
 //! [`OAuthCredentials::with_resource`]), and carry a second client secret
 //! while one is rotated ([`OAuthCredentialsBuilder::second_client_secret`]).
+//!
+//! # Features
+//!
+//! - `cli` (default): the `ims-token` command; the library needs none of it
+//!   (`default-features = false` for a library).
+//! - `encrypted-key`: passphrase-protected PKCS#8 keys
+//!   ([`PrivateKey::from_encrypted_pem`], with rsa's `pkcs5`).
+//! - `small`: caps logging at warn in release builds, for a size-conscious
+//!   static build of the command (it caps the whole build).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -2516,6 +2651,27 @@ mod credentials {
     }
 
     /// Builds a [`ServiceAccount`] from values given in code.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), ims_token::Error> {
+    /// use ims_token::{ClientSecret, Credentials, PrivateKey, ServiceAccount};
+    /// let pem = std::fs::read_to_string("private.key").unwrap_or_default();
+    /// let account = ServiceAccount::builder()
+    ///     .ims("ims-na1.adobelogin.com")
+    ///     .client_id("cm-p12345-e67890-integration")
+    ///     .client_secret(ClientSecret::new(std::env::var("AEM_CLIENT_SECRET").unwrap_or_default()))
+    ///     .org_id("0123456789ABCDEF01234567@AdobeOrg")
+    ///     .technical_account_id("1A2B3C4D5E6F7A8B9C0D1E2F@techacct.adobe.com")
+    ///     .metascopes("ent_aem_cloud_api")
+    ///     .private_key(PrivateKey::from_pem(&pem)?)
+    ///     .build()?;
+    /// let token = ims_token::fetch_token(&Credentials::ServiceAccount(account))?;
+    /// # let _ = token;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[derive(Debug, Default)]
     #[must_use = "a builder does nothing until `build` is called"]
     pub struct ServiceAccountBuilder {
@@ -2586,6 +2742,23 @@ mod credentials {
     }
 
     /// Builds [`OAuthCredentials`] from values given in code.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), ims_token::Error> {
+    /// use ims_token::{ClientSecret, Credentials, OAuthCredentials};
+    /// let oauth = OAuthCredentials::builder()
+    ///     .client_id("0123456789abcdef0123456789abcdef")
+    ///     .client_secret(ClientSecret::new(std::env::var("CLIENT_SECRET").unwrap_or_default()))
+    ///     .scopes("openid,AdobeID,read_organizations")
+    ///     .org_id("0123456789ABCDEF01234567@AdobeOrg") // for x-gw-ims-org-id, not sent to IMS
+    ///     .build()?;
+    /// let token = ims_token::fetch_token(&Credentials::OAuth(oauth))?;
+    /// # let _ = token;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[derive(Debug, Default)]
     #[must_use = "a builder does nothing until `build` is called"]
     pub struct OAuthCredentialsBuilder {
@@ -5671,6 +5844,23 @@ mod client {
     }
 
     /// Settings for a [`Client`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), ims_token::Error> {
+    /// use std::time::Duration;
+    /// let client = ims_token::Client::builder()
+    ///     .timeout(Duration::from_secs(10)) // each attempt, overall
+    ///     .connect_timeout(Duration::from_secs(3))
+    ///     .retries(2) // network errors, timeouts, 5xx and 429
+    ///     .ca_file("/etc/ssl/corporate-ca.pem") // added to the built-in roots
+    ///     .proxy(Some("http://proxy.example:3128")) // else from the environment
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[derive(Debug, Clone)]
     #[must_use = "a builder does nothing until `build` is called"]
     pub struct ClientBuilder {
