@@ -26,3 +26,4 @@ mod logging;
 mod properties;
 mod provider;
 mod refresh;
+mod sink;

@@ -9,11 +9,14 @@
 //!   built) for the fake and for the other small servers of the tests;
 //! - [`jwt`]: compact JWTs taken apart and put together by hand, and an
 //!   `openssl` check of a signature;
-//! - [`run`]: the `ims-token` command, started and judged.
+//! - [`run`]: the `ims-token` command, started and judged;
+//! - [`issuer`]: an IMS that issues short-lived tokens as long as it is
+//!   told to, for the sink.
 #![allow(dead_code)]
 
 pub mod fake_ims;
 pub mod http;
+pub mod issuer;
 pub mod jwt;
 pub mod run;
 
