@@ -1355,8 +1355,8 @@ mod help {
                  READY=1 once FILE is written:",
             ),
             Block::Code(
-                "ims-token sink -c creds.json --out /run/ims/token --once  # init container\n\
-                 ims-token sink -c creds.json --format env --out /run/ims/env -- ./reload.sh",
+                "ims-token sink -c creds.json --once --out /run/ims/token\n\
+                 ims-token sink -c creds.json --format env --out /run/ims/env -- ./tell",
             ),
         ],
     ];
@@ -1741,16 +1741,20 @@ mod generate {
             .map_or(String::new(), |v| format!(" \\fI{}\\fR", roff(v)));
         let mut lines = vec![".TP".into(), format!("{}{value}", names.join(", "))];
         lines.extend(man_text(flag.help));
-        let not_for: Vec<&str> = COMMANDS
-            .iter()
-            .filter(|c| !(flag.applies)(c.command))
-            .map(|c| c.name)
-            .collect();
+        let (only, not_for): (Vec<&CommandSpec>, Vec<&CommandSpec>) =
+            COMMANDS.iter().partition(|c| (flag.applies)(c.command));
+        let names = |specs: &[&CommandSpec]| {
+            let names: Vec<&str> = specs.iter().map(|c| c.name).collect();
+            names.join(", ")
+        };
         if !not_for.is_empty() {
-            lines.extend([
-                ".br".into(),
-                roff(&format!("(not for {})", not_for.join(", "))),
-            ]);
+            // Whichever list is shorter.
+            let which = if only.len() < not_for.len() {
+                format!("(for {} only)", names(&only))
+            } else {
+                format!("(not for {})", names(&not_for))
+            };
+            lines.extend([".br".into(), roff(&which)]);
         }
         lines
     }
@@ -4908,6 +4912,24 @@ mod sink {
             ] {
                 assert_eq!(parse_pid(bad), None, "{bad:?}");
             }
+        }
+
+        #[test]
+        fn a_pid_file_is_a_regular_file_with_one_pid() {
+            let dir = std::env::temp_dir().join(format!("ims-token-pid-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join("app.pid");
+            let e = read_pid(&file).unwrap_err();
+            assert!(e.starts_with("cannot be read"), "{e}");
+            assert_eq!(read_pid(&dir).unwrap_err(), "is not a regular file");
+            for text in ["0\n", "-1", "app"] {
+                std::fs::write(&file, text).unwrap();
+                assert_eq!(read_pid(&file).unwrap_err(), "holds no pid", "{text:?}");
+            }
+            std::fs::write(&file, "4242\n").unwrap();
+            assert_eq!(read_pid(&file), Ok(4242));
+            let _ = std::fs::remove_dir_all(&dir);
         }
 
         #[test]

@@ -515,7 +515,11 @@ fn the_env_format_can_be_sourced_by_sh() {
     let sink = run::run(&[&["sink", "--once", "--out", out.as_str()][..], &base].concat());
     assert_eq!(sink.ok(), "");
     assert!(sink.stderr.starts_with("ims-token: wrote "), "{sink:#?}");
-    assert_eq!(sink.stderr.lines().count(), 1, "one line for the write: {sink:#?}");
+    assert_eq!(
+        sink.stderr.lines().count(),
+        1,
+        "one line for the write: {sink:#?}"
+    );
     assert_eq!(fs::read(&written).unwrap(), fs::read(&printed).unwrap());
 
     let account = fixture_json("service-credentials.sample.json");
@@ -627,4 +631,173 @@ fn the_command_after_each_write_gets_the_file_never_the_token() {
             .contains("'sh' after the write ran longer than 1 s: killed"),
         "{run:#?}"
     );
+}
+
+/// Whether `tool` runs; when it does not, the check that needs it says it
+/// was skipped (`.ci/run` installs it).
+fn have(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        eprintln!("{tool} is not installed: skipped");
+    }
+    found
+}
+
+/// The files of `examples/<folder>`, sorted.
+fn examples(folder: &str) -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(folder);
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_kubernetes_examples_pass_kubernetes_validate_strict() {
+    if !have("kubernetes-validate") {
+        return;
+    }
+    let manifests: Vec<_> = examples("kubernetes")
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    assert!(manifests.len() >= 2, "{manifests:?}");
+    let checked = Command::new("kubernetes-validate")
+        .arg("--strict")
+        .args(&manifests)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&checked.stdout).into_owned()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "{report}");
+    for line in report.lines() {
+        assert!(
+            line.starts_with("INFO ") && line.contains(" passed "),
+            "{report}"
+        );
+    }
+    for kind in ["pod/", "deployment/ims-token-sink", "role/", "rolebinding/"] {
+        assert!(report.contains(kind), "{kind}: {report}");
+    }
+}
+
+#[test]
+fn the_systemd_units_pass_systemd_analyze_verify() {
+    if !have("systemd-analyze") {
+        return;
+    }
+    // As written, but for where this build's ims-token is (verify wants the
+    // program to be there).
+    let dir = TempDir::new("sink-units");
+    let mut units = Vec::new();
+    for file in examples("systemd") {
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(!text.contains(run::BIN));
+        let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        units.push(dir.file(&name, &text.replace("/usr/local/bin/ims-token", run::BIN)));
+    }
+    assert!(
+        units.iter().any(|u| u.ends_with("ims-token-sink.service")),
+        "{units:?}"
+    );
+    let checked = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(&units)
+        .output()
+        .unwrap();
+    // Warnings (an unknown key, say) are no failure to verify: none may show.
+    let report = String::from_utf8_lossy(&checked.stdout).into_owned()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success() && report.is_empty(), "{report}");
+}
+
+#[test]
+fn what_the_sink_cannot_keep_is_refused_before_asking_ims() {
+    let issuer = Issuer::start(Answer::Token {
+        lifetime_ms: 3_600_000,
+    });
+    let dir = TempDir::new("sink-refuses");
+    let creds = dir.file(
+        "creds.json",
+        &fs::read_to_string(service_credentials()).unwrap(),
+    );
+    let local = dir.file("local.json", r#"{"accessToken": "opaque-local-token"}"#);
+    let no_folder = dir.join("no-such-folder").join("token");
+    let cases: [(&str, &Path, &str); 3] = [
+        (
+            &creds,
+            &no_folder,
+            "does not exist (the sink does not create it)",
+        ),
+        (&creds, Path::new(&creds), "is the credentials file"),
+        (
+            &local,
+            &dir.join("token"),
+            "a local development token cannot be refreshed",
+        ),
+    ];
+    for (credentials, out, says) in cases {
+        let mut args = sink_args(&issuer, out, &[]);
+        args[2] = credentials.to_owned();
+        let run = start(&args).wait();
+        let error = run.fails(3);
+        assert!(error.contains(says), "{error}");
+    }
+    assert_eq!(issuer.requests(), 0);
+    assert_eq!(
+        fs::read_to_string(&creds).unwrap(),
+        fs::read_to_string(service_credentials()).unwrap()
+    );
+}
+
+#[test]
+fn a_failing_command_or_unreadable_credentials_leave_the_sink_running() {
+    let issuer = Issuer::start(Answer::Token {
+        lifetime_ms: 3_600_000,
+    });
+    let dir = TempDir::new("sink-goes-on");
+    let out = dir.join("token");
+    // --once runs COMMAND itself: its warning comes before the exit.
+    let mut args = sink_args(&issuer, &out, &["--once"]);
+    args.extend(["--", "/no/such/command"].map(String::from));
+    let once = start(&args).wait();
+    assert_eq!(once.code, 0, "{once:#?}");
+    assert!(
+        once.stderr
+            .contains("cannot run '/no/such/command' after the write: command not found"),
+        "{once:#?}"
+    );
+    // A command that fails, then credentials broken before a SIGHUP.
+    let creds = dir.file(
+        "creds.json",
+        &fs::read_to_string(service_credentials()).unwrap(),
+    );
+    let mut args = sink_args(&issuer, &out, &[]);
+    args[2] = creds.clone();
+    args.extend(["--", "sh", "-c", "exit 3"].map(String::from));
+    let first = issuer.issued().len() + 1;
+    let sink = start(&args);
+    wait_until("the first write", || token_number(&out) == Some(first));
+    fs::write(&creds, "{}").unwrap();
+    sink.signal("HUP");
+    // Refreshed all the same, with the credentials read before.
+    wait_until("the refresh after SIGHUP", || {
+        token_number(&out) == Some(first + 1)
+    });
+    let run = stopped(sink, "TERM");
+    for says in [
+        "'sh' after the write failed: exit status: 3",
+        "cannot read the credentials again, the ones read before are used: ",
+    ] {
+        assert!(run.stderr.contains(says), "{says}: {run:#?}");
+    }
 }
