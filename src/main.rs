@@ -4151,10 +4151,12 @@ mod sink {
         /// write tried again, a refresh started when the rule says so.
         fn on_time(&mut self, now: SystemTime) -> Result<(), Failure> {
             if self.written.as_ref().is_some_and(|t| t.is_expired(now)) {
-                let cause = self.last_error.clone().unwrap_or_default();
+                let cause = match &self.last_error {
+                    Some(e) => format!(" (last error: {e})"),
+                    None => " (a refresh still runs)".into(),
+                };
                 warn(&format!(
-                    "the token in {} expired before a new one could be had: {0} removed \
-                     (last error: {cause})",
+                    "the token in {} expired before a new one could be had: {0} removed{cause}",
                     self.out.display()
                 ));
                 self.remove(Holds::Expired, now);
@@ -4228,8 +4230,8 @@ mod sink {
         }
 
         /// Reads the credentials again (a rotated secret); on a problem they
-        /// stay as they were, with a warning when `asked` (SIGHUP) or when
-        /// the problem is with the new ones.
+        /// stay as they were, with a warning. Credentials from stdin cannot
+        /// be read again: said only when `asked` (SIGHUP).
         fn read_credentials(&mut self, asked: bool) {
             if matches!(self.source, Source::Stdin) {
                 if asked {

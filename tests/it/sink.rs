@@ -99,6 +99,14 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A sink writing `out` and `status_file`, started, its first token written.
+fn started(issuer: &Issuer, out: &Path, status_file: &Path) -> Pending {
+    let status_arg = path_str(status_file);
+    let sink = start(&sink_args(issuer, out, &["--status-file", &status_arg]));
+    wait_until("the first write", || out.exists());
+    sink
+}
+
 fn stopped(sink: Pending, signal: &str) -> Run {
     let run = sink.stop(signal, STOP_LIMIT);
     assert_eq!(run.code, 0, "{run:#?}");
@@ -170,12 +178,7 @@ fn an_outage_keeps_the_token_while_it_works_then_removes_the_file_without_hammer
     let issuer = Issuer::start(Answer::Token { lifetime_ms: 2000 });
     let dir = TempDir::new("sink-outage");
     let (out, status_file) = (dir.join("token"), dir.join("status.json"));
-    let sink = start(&sink_args(
-        &issuer,
-        &out,
-        &["--status-file", &path_str(&status_file)],
-    ));
-    wait_until("the first write", || out.exists());
+    let sink = started(&issuer, &out, &status_file);
     let first = issuer.issued()[0].token.clone();
     issuer.answer(Answer::Error {
         status: 503,
@@ -230,12 +233,7 @@ fn ims_refusal_removes_the_file_at_once_and_the_status_says_why() {
     let issuer = Issuer::start(Answer::Token { lifetime_ms: 1500 });
     let dir = TempDir::new("sink-refused");
     let (out, status_file) = (dir.join("token"), dir.join("status.json"));
-    let sink = start(&sink_args(
-        &issuer,
-        &out,
-        &["--status-file", &path_str(&status_file)],
-    ));
-    wait_until("the first write", || out.exists());
+    let sink = started(&issuer, &out, &status_file);
     issuer.answer(Answer::Error {
         status: 401,
         code: "invalid_client",
@@ -581,12 +579,7 @@ fn a_planted_symlink_fifo_or_directory_at_file_is_refused() {
     let _ = fs::remove_dir(&out);
     let issuer = Issuer::start(Answer::Token { lifetime_ms: 800 });
     let status_file = dir.join("status.json");
-    let sink = start(&sink_args(
-        &issuer,
-        &out,
-        &["--status-file", &path_str(&status_file)],
-    ));
-    wait_until("the first write", || out.exists());
+    let sink = started(&issuer, &out, &status_file);
     plant("symbolic link");
     wait_until("the refused write", || {
         status(&status_file)["last_error"]
