@@ -4,7 +4,8 @@
 #   bench/run.sh            # from the repo root (or anywhere: it cds there)
 #
 # Knobs (environment): BENCH_RUNS (default 30), BENCH_CACHE_RUNS (50),
-# BENCH_SIGN_N (200). Needs cargo, gcc, binutils, python3, openssl, curl
+# BENCH_SIGN_N (200), BENCH_IDLE_SECS (60: the sink's idle minute, run twice,
+# bench/sink_idle.sh). Needs cargo, gcc, binutils, python3, openssl, curl
 # (valgrind for the instruction counts: without it those rows say n/a). All
 # network traffic stays on 127.0.0.1 (a fake IMS in bench/fake_ims.py); cargo
 # may fetch crates for the build like any build does.
@@ -23,7 +24,7 @@ TRIPLE=x86_64-unknown-linux-gnu
 export CARGO_TERM_COLOR=never
 
 cmdline="bench/run.sh"
-for v in BENCH_RUNS BENCH_CACHE_RUNS BENCH_SIGN_N; do
+for v in BENCH_RUNS BENCH_CACHE_RUNS BENCH_SIGN_N BENCH_IDLE_SECS; do
     [[ -n ${!v:-} ]] && cmdline="$v=${!v} $cmdline"
 done
 
@@ -127,6 +128,12 @@ if ! python3 -B bench/measure.py --helper "$TMP/rusage_exec" --bin "$BIN" --stat
         --version "$(cargo pkgid | sed 's/.*[#@]//')" >>"$ROWS"; then
     fail "bench/measure.py failed"
 fi
+
+# 7. The sink at rest -------------------------------------------------------------
+say "the sink over an idle ${BENCH_IDLE_SECS:-60} s, twice (bench/sink_idle.sh)"
+bash bench/sink_idle.sh "$BIN" "sink" >>"$ROWS" || fail "bench/sink_idle.sh failed"
+bash bench/sink_idle.sh "$STATIC" "sink (static)" | grep -v '^anchors|' >>"$ROWS" ||
+    fail "bench/sink_idle.sh failed"
 
 # Table -----------------------------------------------------------------------
 python3 - "$ROWS" "$cmdline" "$(nproc)" "$(rustc --version)" \

@@ -226,7 +226,7 @@ pub use key::{PrivateKey, MIN_KEY_BITS};
 pub use provider::{ApiRequest, TokenProvider, DEFAULT_REFRESH_MARGIN};
 pub use refresh::{
     brake_warning, fallback_warning, Held, Invalidation, Outcome, RefreshRule, Step,
-    DEFAULT_INVALIDATE_COOLDOWN, REFRESH_RETRY_PAUSE,
+    DEFAULT_INVALIDATE_COOLDOWN, REFRESH_RETRY_MAX_PAUSE, REFRESH_RETRY_PAUSE,
 };
 pub use secret::{ClientSecret, SignedJwt};
 pub use text::{is_visible_ascii, printable_line, rfc3339};
@@ -7269,6 +7269,10 @@ mod refresh {
     /// is not dropped again until it is this old.
     pub const DEFAULT_INVALIDATE_COOLDOWN: Duration = Duration::from_secs(60);
 
+    /// The longest pause between refreshes that keep failing, for a holder
+    /// that counts them ([`RefreshRule::retry_at`]).
+    pub const REFRESH_RETRY_MAX_PAUSE: Duration = Duration::from_secs(300);
+
     /// When to refresh a token, and what to keep when a refresh fails: the
     /// one rule that [`TokenProvider`](crate::TokenProvider), the command's
     /// `--cache` and its `sink` all follow. It is pure: the caller passes
@@ -7289,6 +7293,9 @@ mod refresh {
     /// - An invalidation (an API answered 401 to the token) drops the held
     ///   token, with a brake: a token that replaced an invalidated one is kept
     ///   until it is as old as the cooldown ([`RefreshRule::invalidate`]).
+    /// - A holder that counts the failures in a row (the `sink`) backs off:
+    ///   [`retry_at`](RefreshRule::retry_at) doubles the pause up to
+    ///   [`REFRESH_RETRY_MAX_PAUSE`], never past the kept token's expiry.
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
@@ -7435,6 +7442,43 @@ mod refresh {
             }
         }
 
+        /// When [`step`](RefreshRule::step) next says [`Step::Refresh`] for
+        /// `held` with no refresh running, as seen at `now`: the refresh
+        /// point of the token or the end of the pause after a failed
+        /// refresh, whichever is later, and never after the token expires;
+        /// `now` when no unexpired token is held. A holder that sleeps
+        /// until a refresh (the `sink`) wakes then.
+        pub fn next_refresh(&self, held: &Held, now: SystemTime) -> SystemTime {
+            let Some(token) = held.token.as_ref().filter(|t| !t.is_expired(now)) else {
+                return now;
+            };
+            let due = self.refresh_at(token);
+            let due = match held.retry_at {
+                Some(at) if is_pausing(held, now) => due.max(at),
+                _ => due,
+            };
+            due.min(token.expires_at()).max(now)
+        }
+
+        /// When to ask IMS again after `failures` refreshes in a row have
+        /// failed (1 after the first): [`REFRESH_RETRY_PAUSE`] after the
+        /// first, twice the pause after each further one, at most
+        /// [`REFRESH_RETRY_MAX_PAUSE`]; and while `held` keeps a token that
+        /// works, never after it expires. [`record`](RefreshRule::record)
+        /// pauses for the first; a holder that counts failures sets
+        /// `held.retry_at` to this (or, holding no token, waits until then).
+        pub fn retry_at(&self, held: &Held, failures: u32, now: SystemTime) -> SystemTime {
+            let doublings = failures.saturating_sub(1).min(16);
+            let pause = REFRESH_RETRY_PAUSE
+                .saturating_mul(1 << doublings)
+                .min(REFRESH_RETRY_MAX_PAUSE);
+            let at = now + pause;
+            match held.token.as_ref().filter(|t| !t.is_expired(now)) {
+                Some(token) => at.min(token.expires_at()),
+                None => at,
+            }
+        }
+
         /// Records a refresh's result in `held` and says what the caller
         /// gets: the new token; the old one, for a pause, while it works and
         /// IMS did not refuse; or the error.
@@ -7557,11 +7601,11 @@ mod refresh {
     }
 
     /// Whether `held` is in the pause after a failed refresh. A pause longer
-    /// than [`REFRESH_RETRY_PAUSE`] is not one of ours (a clock stepped back,
-    /// a file edited by hand): it is ignored.
+    /// than [`REFRESH_RETRY_MAX_PAUSE`] is not one of ours (a clock stepped
+    /// back, a file edited by hand): it is ignored.
     fn is_pausing(held: &Held, now: SystemTime) -> bool {
         held.retry_at
-            .is_some_and(|at| now < at && at <= now + REFRESH_RETRY_PAUSE)
+            .is_some_and(|at| now < at && at <= now + REFRESH_RETRY_MAX_PAUSE)
     }
 
     /// The warning for a token handed out after a refresh failed: why, how
@@ -7680,11 +7724,92 @@ mod refresh {
         #[test]
         fn a_pause_longer_than_ours_is_ignored() {
             let mut held = holding(Some(day_token("t")));
-            let now = at(T0 + 86_400 - 300);
-            held.retry_at = Some(now + REFRESH_RETRY_PAUSE);
+            let now = at(T0 + 86_400 - 600);
+            held.retry_at = Some(now + REFRESH_RETRY_MAX_PAUSE);
             assert_eq!(rule(1000).step(&held, now, false), Step::UseCached);
-            held.retry_at = Some(now + REFRESH_RETRY_PAUSE + Duration::from_secs(1));
+            held.retry_at = Some(now + REFRESH_RETRY_MAX_PAUSE + Duration::from_secs(1));
             assert_eq!(rule(1000).step(&held, now, false), Step::Refresh);
+        }
+
+        #[test]
+        fn failures_in_a_row_back_off_up_to_the_cap_and_never_past_expiry() {
+            let held = holding(Some(day_token("t")));
+            let now = at(T0 + 3600);
+            let pauses: Vec<u64> = (1..=7)
+                .map(|n| {
+                    let at = rule(1000).retry_at(&held, n, now);
+                    at.duration_since(now).unwrap().as_secs()
+                })
+                .collect();
+            assert_eq!(pauses, [30, 60, 120, 240, 300, 300, 300]);
+            assert_eq!(
+                rule(1000).retry_at(&held, u32::MAX, now),
+                now + REFRESH_RETRY_MAX_PAUSE
+            );
+            // 0 counts as the first failure.
+            assert_eq!(
+                rule(1000).retry_at(&held, 0, now),
+                now + REFRESH_RETRY_PAUSE
+            );
+            // The kept token expires in 100 s: the last try is at its expiry.
+            let late = at(T0 + 86_400 - 100);
+            assert_eq!(rule(1000).retry_at(&held, 3, late), at(T0 + 86_400));
+            // Without a token that works, the pause alone.
+            let expired = at(T0 + 86_400 + 1);
+            assert_eq!(
+                rule(1000).retry_at(&held, 2, expired),
+                expired + Duration::from_secs(60)
+            );
+            assert_eq!(
+                rule(1000).retry_at(&Held::default(), 9, now),
+                now + REFRESH_RETRY_MAX_PAUSE
+            );
+        }
+
+        #[test]
+        fn a_backed_off_pause_is_kept_by_step() {
+            let mut held = holding(Some(day_token("t")));
+            let now = at(T0 + 86_400 - 550);
+            held.retry_at = Some(rule(1000).retry_at(&held, 4, now));
+            assert_eq!(
+                rule(1000).step(&held, now + Duration::from_secs(239), false),
+                Step::UseCached
+            );
+            assert_eq!(
+                rule(1000).step(&held, now + Duration::from_secs(240), false),
+                Step::Refresh
+            );
+        }
+
+        #[test]
+        fn next_refresh_is_when_step_first_says_refresh() {
+            let r = rule(1000);
+            let token = day_token("t");
+            let now = at(T0 + 10);
+            let fresh = holding(Some(token.clone()));
+            let due = r.refresh_at(&token);
+            assert_eq!(r.next_refresh(&fresh, now), due);
+            // After a failed refresh: the end of the pause.
+            let mut paused = fresh.clone();
+            let failed_at = due + Duration::from_secs(5);
+            paused.retry_at = Some(r.retry_at(&paused, 3, failed_at));
+            let end = failed_at + Duration::from_secs(120);
+            assert_eq!(r.next_refresh(&paused, failed_at), end);
+            // Near expiry the pause ends with the token.
+            let mut late = fresh.clone();
+            let near = at(T0 + 86_400 - 10);
+            late.retry_at = Some(near + REFRESH_RETRY_PAUSE);
+            assert_eq!(r.next_refresh(&late, near), token.expires_at());
+            // Nothing to wait for without a token that works.
+            assert_eq!(r.next_refresh(&Held::default(), now), now);
+            assert_eq!(r.next_refresh(&fresh, at(T0 + 86_400)), at(T0 + 86_400));
+            // It is what step says, just before and at that time.
+            for (held, at_time) in [(&fresh, now), (&paused, failed_at), (&late, near)] {
+                let next = r.next_refresh(held, at_time);
+                let before = next - Duration::from_secs(1);
+                assert_eq!(r.step(held, before, false), Step::UseCached);
+                assert_eq!(r.step(held, next, false), Step::Refresh);
+            }
         }
 
         fn unavailable() -> Error {

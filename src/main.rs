@@ -34,6 +34,7 @@ fn run(args: impl Iterator<Item = OsString>) -> Result<(), Failure> {
         Command::Decode => decode_command(&options),
         Command::Validate => validate_command(&options),
         Command::Revoke => revoke_command(&options),
+        Command::Sink => sink::sink_command(&options),
     }
 }
 
@@ -160,6 +161,7 @@ mod args {
     use std::ffi::OsString;
     use std::path::PathBuf;
 
+    use crate::atomic::Owner;
     use crate::failure::{chain, usage, Failure};
 
     /// Most retries a command line may ask for: each can take a full timeout.
@@ -174,6 +176,8 @@ mod args {
         Decode,
         Validate,
         Revoke,
+        /// Keep a file fresh with the token.
+        Sink,
         Help,
         Version,
         /// `--generate`: the man page or a completion script.
@@ -216,6 +220,9 @@ mod args {
         Header,
         Headers,
         Json,
+        /// `IMS_ACCESS_TOKEN=...` and the ids, for `. FILE` and systemd's
+        /// `EnvironmentFile=`.
+        Env,
     }
 
     impl Format {
@@ -226,9 +233,22 @@ mod args {
                 "header" => Some(Format::Header),
                 "headers" => Some(Format::Headers),
                 "json" => Some(Format::Json),
+                "env" => Some(Format::Env),
                 _ => None,
             }
         }
+
+        /// Whether the client id and org go in too.
+        pub(crate) fn has_ids(self) -> bool {
+            matches!(self, Format::Headers | Format::Env)
+        }
+    }
+
+    /// The signals `--signal` sends, by the names `kill -s` takes.
+    pub(crate) const SIGNALS: &[&str] = &["HUP", "USR1", "USR2", "INT", "TERM", "QUIT", "WINCH"];
+
+    fn signal_word(word: &str) -> Option<String> {
+        SIGNALS.contains(&word).then(|| word.to_owned())
     }
 
     /// A command word, as `--help`, the man page and the completions show it.
@@ -285,6 +305,13 @@ mod args {
             command: Command::Revoke,
             synopsis: "revoke [OPTIONS] < TOKEN_FILE",
             help: "end the token on stdin at IMS now, with its client's credentials",
+        },
+        CommandSpec {
+            name: "sink",
+            command: Command::Sink,
+            synopsis: "sink --out FILE [OPTIONS] [-- COMMAND [ARGS...]]",
+            help: "keep FILE fresh with the token, for other processes; \
+                   COMMAND runs after each write",
         },
     ];
 
@@ -379,6 +406,11 @@ mod args {
         !command.reads_token()
     }
 
+    /// The sink's own flags.
+    fn sink_only(command: Command) -> bool {
+        command == Command::Sink
+    }
+
     /// Every flag, in the order `--help` lists them. Adding one: an entry
     /// here, an arm in [`apply`] and its field in [`Options`].
     pub(crate) const FLAGS: &[Flag] = &[
@@ -408,10 +440,12 @@ mod args {
         Flag {
             long: "format",
             short: None,
-            takes: Takes::OneOf("FORMAT", &["token", "header", "headers", "json"]),
-            help: "token (default) | header | headers | json\n\
+            takes: Takes::OneOf("FORMAT", &["token", "header", "headers", "json", "env"]),
+            help: "token (default) | header | headers | json | env\n\
                    headers: Authorization, x-api-key and (when known) \
-                   x-gw-ims-org-id, one a line, for 'curl -H @-'\n\
+                   x-gw-ims-org-id, one a line, for 'curl -H @-'; env: \
+                   IMS_ACCESS_TOKEN, IMS_CLIENT_ID and (when known) \
+                   IMS_ORG_ID, for '. FILE' and systemd's EnvironmentFile=\n\
                    decode, validate: text (default) or json",
             // exec prints nothing; revoke one line.
             applies: |command| !matches!(command, Command::Exec | Command::Revoke),
@@ -485,15 +519,81 @@ mod args {
                    per credential set; only a cache file of ims-token is ever \
                    replaced\n\
                    revoke: drop the revoked token from it",
-            applies: makes_or_drops_tokens,
+            // The sink keeps its token in memory and in --out.
+            applies: |command| makes_or_drops_tokens(command) && command != Command::Sink,
         },
         Flag {
             long: "refresh-margin",
             short: None,
             takes: Takes::Text("SECS"),
-            help: "with --cache: refresh this long before expiry (default 600; \
-                   exact, no random spread)",
+            help: "with --cache or sink: refresh this long before expiry \
+                   (default 600; --cache: exact, no random spread; sink: at a \
+                   random point between it and half of it)",
             applies: makes_tokens,
+        },
+        Flag {
+            long: "out",
+            short: None,
+            takes: Takes::File("FILE"),
+            help: "sink: the file to keep fresh (its folder must exist)",
+            applies: sink_only,
+        },
+        Flag {
+            long: "mode",
+            short: None,
+            takes: Takes::Text("OCTAL"),
+            help: "sink: FILE's mode, set on every write (default 0600; \
+                   never group- or world-writable)",
+            applies: sink_only,
+        },
+        Flag {
+            long: "owner",
+            short: None,
+            takes: Takes::Text("UID[:GID]"),
+            help: "sink: FILE's owner and group, by number, set on every write",
+            applies: sink_only,
+        },
+        Flag {
+            long: "once",
+            short: None,
+            takes: Takes::Nothing,
+            help: "sink: write FILE once and exit, with a token run's exit code \
+                   (for an init container); no FILE when it fails",
+            applies: sink_only,
+        },
+        Flag {
+            long: "status-file",
+            short: None,
+            takes: Takes::File("FILE"),
+            help: "sink: JSON of the last attempt (expires_at, refreshed_at, \
+                   last_error, ok), no secret; a name ending in .prom gets \
+                   node_exporter's text format",
+            applies: sink_only,
+        },
+        Flag {
+            long: "signal",
+            short: None,
+            takes: Takes::OneOf("NAME", SIGNALS),
+            help: "sink: send this signal after each write (HUP, USR1, USR2, \
+                   INT, TERM, QUIT or WINCH) to the process whose pid is in the \
+                   --pid-file",
+            applies: sink_only,
+        },
+        Flag {
+            long: "pid-file",
+            short: None,
+            takes: Takes::File("FILE"),
+            help: "sink: the file that holds the pid --signal goes to, read \
+                   afresh each time",
+            applies: sink_only,
+        },
+        Flag {
+            long: "command-timeout",
+            short: None,
+            takes: Takes::Text("SECS"),
+            help: "sink: how long COMMAND may run after a write before it is \
+                   killed (default 30, at most 86400)",
+            applies: sink_only,
         },
         Flag {
             long: "generate",
@@ -543,6 +643,17 @@ mod args {
         pub(crate) refresh_margin: u64,
         /// `exec`: COMMAND and its arguments, as given.
         pub(crate) exec: Vec<OsString>,
+        /// `sink`: the file kept fresh.
+        pub(crate) out: Option<PathBuf>,
+        pub(crate) mode: u32,
+        pub(crate) owner: Owner,
+        pub(crate) once: bool,
+        pub(crate) status_file: Option<PathBuf>,
+        pub(crate) signal: Option<String>,
+        pub(crate) pid_file: Option<PathBuf>,
+        pub(crate) command_timeout: u64,
+        /// `sink`: the command run after each write, as given.
+        pub(crate) then: Vec<OsString>,
     }
 
     impl Default for Options {
@@ -564,6 +675,15 @@ mod args {
                 cache: None,
                 refresh_margin: ims_token::DEFAULT_REFRESH_MARGIN.as_secs(),
                 exec: Vec::new(),
+                out: None,
+                mode: 0o600,
+                owner: Owner::default(),
+                once: false,
+                status_file: None,
+                signal: None,
+                pid_file: None,
+                command_timeout: 30,
+                then: Vec::new(),
             }
         }
     }
@@ -661,8 +781,11 @@ mod args {
                     },
                 },
                 Arg::Rest(rest) if word == Some(Command::Exec) => options.exec = rest,
+                Arg::Rest(rest) if word == Some(Command::Sink) => options.then = rest,
                 Arg::Rest(_) => {
-                    return Err(usage("unexpected '--': only exec takes a command after it"))
+                    return Err(usage(
+                        "unexpected '--': only exec and sink take a command after it",
+                    ))
                 }
             }
         }
@@ -695,6 +818,14 @@ mod args {
             "ca-file" => options.ca_file = Some(non_empty(name, value)?.into()),
             "cache" => options.cache = Some(non_empty(name, value)?.into()),
             "refresh-margin" => options.refresh_margin = number(name, &value)?,
+            "out" => options.out = Some(non_empty(name, value)?.into()),
+            "mode" => options.mode = file_mode(name, &value)?,
+            "owner" => options.owner = owner(name, &value)?,
+            "once" => options.once = true,
+            "status-file" => options.status_file = Some(non_empty(name, value)?.into()),
+            "signal" => options.signal = Some(one_of(flag, name, &value, signal_word)?),
+            "pid-file" => options.pid_file = Some(non_empty(name, value)?.into()),
+            "command-timeout" => options.command_timeout = seconds(name, &value)?,
             "generate" => {
                 let what = one_of(flag, name, &value, Generated::from_word)?;
                 return Ok(Some(Command::Generate(what)));
@@ -775,6 +906,9 @@ mod args {
         if spec.command.reads_token() {
             check_token_command(options, spec, given)?;
         }
+        if spec.command == Command::Sink {
+            check_sink(options)?;
+        }
         Ok(())
     }
 
@@ -799,6 +933,65 @@ mod args {
             )));
         }
         Ok(())
+    }
+
+    /// The sink has a FILE, a pid file for its signal (and a signal for its
+    /// pid file), and writes its status elsewhere than FILE.
+    fn check_sink(options: &Options) -> Result<(), Failure> {
+        let Some(out) = &options.out else {
+            return Err(usage(format!(
+                "sink needs --out FILE (ims-token {})",
+                synopsis(Command::Sink)
+            )));
+        };
+        match (&options.signal, &options.pid_file) {
+            (Some(_), None) => return Err(usage("--signal needs --pid-file FILE")),
+            (None, Some(_)) => return Err(usage("--pid-file needs --signal NAME")),
+            _ => {}
+        }
+        if options.status_file.as_ref() == Some(out) {
+            return Err(usage("--status-file must be another file than --out"));
+        }
+        Ok(())
+    }
+
+    /// A file mode in octal, such as 0640: read and execute bits only for the
+    /// group and others (nobody else may write a token file).
+    fn file_mode(flag: &str, text: &str) -> Result<u32, Failure> {
+        let mode = u32::from_str_radix(text.trim(), 8).map_err(|_| {
+            usage(format!(
+                "{flag} needs an octal mode such as 0640, not '{text}'"
+            ))
+        })?;
+        if mode > 0o777 || mode & 0o022 != 0 {
+            return Err(usage(format!(
+                "{flag} must be at most 0777 and not let the group or others write ('{text}')"
+            )));
+        }
+        Ok(mode)
+    }
+
+    /// `UID`, `UID:GID` or `:GID`, by number.
+    fn owner(flag: &str, text: &str) -> Result<Owner, Failure> {
+        let (uid, gid) = text.split_once(':').unwrap_or((text, ""));
+        let id = |part: &str| -> Result<Option<u32>, Failure> {
+            match part {
+                "" => Ok(None),
+                _ => part.parse().map(Some).map_err(|_| {
+                    usage(format!(
+                        "{flag} takes numbers, UID[:GID], not '{text}' (id -u NAME tells a user's)"
+                    ))
+                }),
+            }
+        };
+        let owner = Owner {
+            uid: id(uid)?,
+            gid: id(gid)?,
+        };
+        if owner == Owner::default() {
+            return Err(usage(format!("{flag} needs UID[:GID]")));
+        }
+        Ok(owner)
     }
 
     /// The word of a [`Takes::OneOf`] flag, as `from_word` reads it.
@@ -1172,11 +1365,101 @@ mod args {
             }
             check("format", Format::from_word);
             check("generate", Generated::from_word);
+            check("signal", signal_word);
             // A word of another flag is refused.
             assert!(matches!(
                 parse(&["--format", "man"]),
                 Err(Failure::Usage(_))
             ));
+        }
+
+        #[test]
+        fn args_parse_the_sink_and_its_command() {
+            let o = parse(&[
+                "sink",
+                "--out",
+                "t",
+                "--mode",
+                "0640",
+                "--owner",
+                "1000:27",
+                "--signal",
+                "USR1",
+                "--pid-file",
+                "p",
+                "--status-file",
+                "s.prom",
+                "--once",
+                "--format",
+                "env",
+                "--command-timeout",
+                "5",
+                "--",
+                "systemctl",
+                "reload",
+                "x",
+            ])
+            .unwrap();
+            assert_eq!(o.command, Command::Sink);
+            assert_eq!((o.mode, o.once, o.command_timeout), (0o640, true, 5));
+            assert_eq!(
+                o.owner,
+                Owner {
+                    uid: Some(1000),
+                    gid: Some(27)
+                }
+            );
+            assert_eq!(o.signal.as_deref(), Some("USR1"));
+            assert_eq!(o.format, Format::Env);
+            assert_eq!(o.then, ["systemctl", "reload", "x"].map(OsString::from));
+            assert_eq!(
+                parse(&["sink", "--out=t", "--owner", ":5"])
+                    .unwrap()
+                    .owner
+                    .gid,
+                Some(5)
+            );
+            assert_eq!(parse(&["sink", "--out=t"]).unwrap().mode, 0o600);
+            for (bad, says) in [
+                (&["sink"][..], "sink needs --out FILE"),
+                (
+                    &["sink", "--out", "t", "--signal", "HUP"],
+                    "--signal needs --pid-file",
+                ),
+                (
+                    &["sink", "--out", "t", "--pid-file", "p"],
+                    "--pid-file needs --signal",
+                ),
+                (
+                    &["sink", "--out", "t", "--signal", "KILL", "--pid-file", "p"],
+                    "--signal must be",
+                ),
+                (
+                    &["sink", "--out", "t", "--status-file", "t"],
+                    "another file than --out",
+                ),
+                (
+                    &["sink", "--out", "t", "--mode", "0660"],
+                    "not let the group or others write",
+                ),
+                (&["sink", "--out", "t", "--mode", "1600"], "at most 0777"),
+                (&["sink", "--out", "t", "--mode", "rw"], "octal"),
+                (
+                    &["sink", "--out", "t", "--owner", "www-data"],
+                    "takes numbers",
+                ),
+                (&["sink", "--out", "t", "--owner", ":"], "needs UID[:GID]"),
+                (
+                    &["sink", "--out", "t", "--cache", "c"],
+                    "--cache does not apply to sink",
+                ),
+                (&["--out", "t"], "--out does not apply to token"),
+                (&["jwt", "--once"], "--once does not apply to jwt"),
+                (&["--", "x"], "only exec and sink take a command"),
+            ] {
+                let m = parse(bad).unwrap_err().describe();
+                assert!(m.contains(says), "{bad:?}: {m}");
+            }
         }
 
         /// Property tests of the command line: no panic, and a usage error
@@ -1387,6 +1670,27 @@ mod help {
              cached while the clock was ahead is not used; to drop a cached \
              token, delete the cache file.",
         )],
+        &[
+            Block::Text(
+                "sink keeps FILE fresh for other processes: it writes the token in \
+                 --format, atomically (a reader never sees FILE missing, empty or \
+                 partial), with --mode and --owner on every write, refreshes it at \
+                 a random point of the margin before expiry and sleeps in between. \
+                 After each write it sends --signal to the pid in --pid-file and \
+                 runs COMMAND with IMS_TOKEN_FILE set (the token is never in its \
+                 arguments or environment). A failed refresh keeps FILE while its \
+                 token works, trying again after 30 s, then 1, 2, 4 and at most 5 \
+                 minutes; IMS's refusal, or the token's expiry with no new one, \
+                 removes FILE: FILE is there only with a token that works. SIGHUP \
+                 reads the credentials again and refreshes now; SIGTERM and SIGINT \
+                 exit 0, leaving FILE. With NOTIFY_SOCKET set, systemd is told \
+                 READY=1 once FILE is written:",
+            ),
+            Block::Code(
+                "ims-token sink -c creds.json --once --out /run/ims/token\n\
+                 ims-token sink -c creds.json --format env --out /run/ims/env -- ./tell",
+            ),
+        ],
     ];
 
     /// The environment variables ims-token reads or sets (the man page's
@@ -1439,6 +1743,14 @@ mod help {
         ),
         ("IMS_ACCESS_TOKEN", "exec: the token, for COMMAND"),
         (
+            "IMS_TOKEN_FILE",
+            "sink: FILE, for the COMMAND run after each write",
+        ),
+        (
+            "NOTIFY_SOCKET",
+            "sink: systemd's socket (a path, or @ and an abstract name), told READY=1",
+        ),
+        (
             "HTTPS_PROXY, ALL_PROXY",
             "the proxy, http://[user:password@]host:port (the first set, either case; HTTP_PROXY is never read)",
         ),
@@ -1453,7 +1765,7 @@ mod help {
         (
             "0",
             "success (exec: COMMAND's own exit status instead; decode: an expired \
-             token too)",
+             token too; sink: stopped by SIGTERM or SIGINT)",
         ),
         (
             "1",
@@ -1642,7 +1954,7 @@ mod help {
             for line in [
                 "    -c, --credentials FILE   credentials JSON; '-' reads stdin (default: the",
                 "        --credential NAME|ID which Developer Console project credential (when it",
-                "        --format FORMAT      token (default) | header | headers | json",
+                "        --format FORMAT      token (default) | header | headers | json | env",
                 "        --connect-timeout SECS  connect timeout (default 10, at most 86400)",
                 "    ims-token exec [OPTIONS] -- COMMAND [ARGS...]",
                 "                                  run COMMAND with the token in its environment",
@@ -1776,16 +2088,20 @@ mod generate {
             .map_or(String::new(), |v| format!(" \\fI{}\\fR", roff(v)));
         let mut lines = vec![".TP".into(), format!("{}{value}", names.join(", "))];
         lines.extend(man_text(flag.help));
-        let not_for: Vec<&str> = COMMANDS
-            .iter()
-            .filter(|c| !(flag.applies)(c.command))
-            .map(|c| c.name)
-            .collect();
+        let (only, not_for): (Vec<&CommandSpec>, Vec<&CommandSpec>) =
+            COMMANDS.iter().partition(|c| (flag.applies)(c.command));
+        let names = |specs: &[&CommandSpec]| {
+            let names: Vec<&str> = specs.iter().map(|c| c.name).collect();
+            names.join(", ")
+        };
         if !not_for.is_empty() {
-            lines.extend([
-                ".br".into(),
-                roff(&format!("(not for {})", not_for.join(", "))),
-            ]);
+            // Whichever list is shorter.
+            let which = if only.len() < not_for.len() {
+                format!("(for {} only)", names(&only))
+            } else {
+                format!("(not for {})", names(&not_for))
+            };
+            lines.extend([".br".into(), roff(&which)]);
         }
         lines
     }
@@ -2298,7 +2614,8 @@ mod commands {
     use std::time::{Duration, SystemTime};
 
     use ims_token::{
-        AccessToken, ApiHeaders, Client, Credentials, OAuthCredentials, ServiceAccount,
+        is_visible_ascii, AccessToken, ApiHeaders, Client, Credentials, OAuthCredentials,
+        ServiceAccount,
     };
     use zeroize::Zeroizing;
 
@@ -2346,10 +2663,33 @@ mod commands {
         }
     }
 
-    /// The credentials variables that `exec` keeps from COMMAND: the secret,
-    /// the key and the path to the credentials file (COMMAND needs none of
-    /// them, and a COMMAND that logs or leaks its environment leaks less).
-    const EXEC_HIDDEN: [&str; 5] = [
+    /// The ids that go into headers, a file or the environment (`headers`,
+    /// `env`, exec) must be visible ASCII: a CR/LF would add a header or a
+    /// line of its own. Checked before anything is fetched.
+    pub(crate) fn check_ids(credentials: &Credentials, options: &Options) -> Result<(), Failure> {
+        if options.command != Command::Exec && !options.format.has_ids() {
+            return Ok(());
+        }
+        let ids = [
+            ("client id", Some(credentials.client_id())),
+            ("org id", credentials.org_id()),
+        ];
+        match ids
+            .iter()
+            .find(|(_, id)| id.is_some_and(|id| !id.is_empty() && !is_visible_ascii(id)))
+        {
+            Some((what, _)) => Err(Failure::Config(format!(
+                "the {what} has characters that are not visible ASCII; check the credentials"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The credentials variables that `exec` keeps from COMMAND (and the
+    /// sink from the command it runs): the secret, the key and the path to
+    /// the credentials file (COMMAND needs none of them, and a COMMAND that
+    /// logs or leaks its environment leaks less).
+    pub(crate) const EXEC_HIDDEN: [&str; 5] = [
         "IMS_CLIENT_SECRET",
         "IMS_CLIENT_SECRET_FILE",
         "IMS_PRIVATE_KEY",
@@ -2490,7 +2830,7 @@ mod commands {
     /// What the command prints for `format`. It holds the token: it is
     /// written into one buffer that never grows (growing would leave copies
     /// behind) and is wiped on drop.
-    fn render(
+    pub(crate) fn render(
         token: &AccessToken,
         credentials: &Credentials,
         format: Format,
@@ -2529,8 +2869,38 @@ mod commands {
                 push_json_string(&mut out, token.token_type());
                 out.push('}');
             }
+            Format::Env => {
+                // The library's checks: visible ASCII, nothing to inject.
+                let headers = ApiHeaders::new(token, credentials)?;
+                push_env_line(&mut out, "IMS_ACCESS_TOKEN", token.secret());
+                for (name, value) in [
+                    ("IMS_CLIENT_ID", headers.api_key()),
+                    ("IMS_ORG_ID", headers.org_id()),
+                ] {
+                    if let Some(value) = value {
+                        out.push('\n');
+                        push_env_line(&mut out, name, value);
+                    }
+                }
+            }
         }
         Ok(out)
+    }
+
+    /// `NAME="value"`, read alike by sh's `.` and systemd's
+    /// `EnvironmentFile=`: inside double quotes both take a `\` before `"`,
+    /// `\`, `` ` `` or `$` as that character, and nothing else is special
+    /// (the values are visible ASCII: no newline, no space).
+    fn push_env_line(out: &mut String, name: &str, value: &str) {
+        out.push_str(name);
+        out.push_str("=\"");
+        for c in value.chars() {
+            if matches!(c, '"' | '\\' | '`' | '$') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
     }
 
     pub(crate) fn print_line(text: &str) -> Result<(), Failure> {
@@ -2606,6 +2976,34 @@ mod commands {
             assert_eq!(
                 render(&token, &ids, Format::Token, now).unwrap().as_str(),
                 token.secret()
+            );
+        }
+
+        #[test]
+        fn the_env_format_quotes_what_sh_and_systemd_would_read_otherwise() {
+            let env_line = |name: &str, value: &str| {
+                let mut out = String::new();
+                push_env_line(&mut out, name, value);
+                out
+            };
+            assert_eq!(env_line("A", "abc.DEF-123"), "A=\"abc.DEF-123\"");
+            assert_eq!(
+                env_line("A", r#"a"b\c`d$e'f;g&h|i#j"#),
+                r#"A="a\"b\\c\`d\$e'f;g&h|i#j""#
+            );
+            let now = SystemTime::now();
+            let token = AccessToken::new("t$1", "bearer", now, now + Duration::from_secs(60));
+            let ids = Credentials::OAuth(
+                OAuthCredentials::builder()
+                    .client_id("cid")
+                    .client_secret(ims_token::ClientSecret::new("s"))
+                    .scopes("a")
+                    .build()
+                    .unwrap(),
+            );
+            assert_eq!(
+                render(&token, &ids, Format::Env, now).unwrap().as_str(),
+                "IMS_ACCESS_TOKEN=\"t\\$1\"\nIMS_CLIENT_ID=\"cid\""
             );
         }
     }
@@ -3014,6 +3412,11 @@ mod output {
         let _ = writeln!(io::stderr().lock(), "ims-token: warning: {message}");
     }
 
+    /// A line of news on stderr, such as the sink's after each refresh.
+    pub(crate) fn note(message: &str) {
+        let _ = writeln!(io::stderr().lock(), "ims-token: {message}");
+    }
+
     /// `2027-05-21T14:16:46Z`: the library's, so that every date the
     /// command prints reads the same.
     pub(crate) use ims_token::rfc3339;
@@ -3074,10 +3477,169 @@ mod output {
     }
 }
 
+/// Files replaced whole, so that a reader sees the old file or the new one,
+/// never a missing, empty or partial one, and never through a planted link:
+/// the cache and the sink write this way.
+mod atomic {
+    use std::fs::{OpenOptions, Permissions};
+    use std::io::{self, Write as _};
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    use std::path::{Path, PathBuf};
+
+    /// Between the file's name and the writing process's id in a temp file.
+    pub(crate) const TEMP_INFIX: &str = ".tmp.";
+
+    /// Who is to own a file [`replace`] writes, by number; `None` leaves
+    /// that part to the writer.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub(crate) struct Owner {
+        pub(crate) uid: Option<u32>,
+        pub(crate) gid: Option<u32>,
+    }
+
+    /// Replaces `path` with `bytes`: they go to a new temp file in the same
+    /// folder (`PATH.tmp.PID`, created exclusively, never through a link,
+    /// never blocking on a FIFO), which gets `owner` and then `mode` before
+    /// any byte is written, is synced, and renamed over `path`. When `path`
+    /// is there but is not a regular file (a symlink, a FIFO, a directory),
+    /// nothing is written and the error says what it is. On failure the temp
+    /// file is removed and `path` is as it was.
+    pub(crate) fn replace(path: &Path, bytes: &[u8], mode: u32, owner: Owner) -> io::Result<()> {
+        check_replaceable(path)?;
+        let temp = temp_path(path);
+        let result =
+            write_new(&temp, bytes, mode, owner).and_then(|()| std::fs::rename(&temp, path));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
+    fn write_new(temp: &Path, bytes: &[u8], mode: u32, owner: Owner) -> io::Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(temp)?;
+        if owner != Owner::default() {
+            std::os::unix::fs::fchown(&file, owner.uid, owner.gid)?;
+        }
+        // After the chown (which may clear bits), and whatever the umask
+        // took away at creation.
+        file.set_permissions(Permissions::from_mode(mode))?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+
+    /// Nothing, or a regular file: what may be replaced (judged without
+    /// following a link).
+    pub(crate) fn check_replaceable(path: &Path) -> io::Result<()> {
+        let metadata = match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            other => other?,
+        };
+        let kind = if metadata.file_type().is_symlink() {
+            Some("a symbolic link")
+        } else {
+            special_file(&metadata)
+        };
+        match kind {
+            Some(kind) => Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("it is {kind}, not a regular file: it is left as it is"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `PATH.tmp.PID`.
+    fn temp_path(path: &Path) -> PathBuf {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!("{TEMP_INFIX}{}", std::process::id()));
+        PathBuf::from(name)
+    }
+
+    /// What a file that is not a regular file is, in words.
+    pub(crate) fn special_file(metadata: &std::fs::Metadata) -> Option<&'static str> {
+        use std::os::unix::fs::FileTypeExt as _;
+        let kind = metadata.file_type();
+        if kind.is_file() {
+            None
+        } else if kind.is_dir() {
+            Some("a directory")
+        } else if kind.is_fifo() {
+            Some("a FIFO")
+        } else if kind.is_char_device() || kind.is_block_device() {
+            Some("a device")
+        } else {
+            Some("a special file")
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use std::os::unix::fs::MetadataExt as _;
+
+        fn temp_dir(tag: &str) -> PathBuf {
+            let dir =
+                std::env::temp_dir().join(format!("ims-token-atomic-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        }
+
+        #[test]
+        fn replace_writes_the_mode_on_every_write_and_leaves_no_temp_file() {
+            let dir = temp_dir("mode");
+            let path = dir.join("token");
+            replace(&path, b"one\n", 0o640, Owner::default()).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), b"one\n");
+            std::fs::set_permissions(&path, Permissions::from_mode(0o666)).unwrap();
+            replace(&path, b"two\n", 0o640, Owner::default()).unwrap();
+            let metadata = std::fs::metadata(&path).unwrap();
+            assert_eq!(metadata.mode() & 0o777, 0o640);
+            assert_eq!(std::fs::read(&path).unwrap(), b"two\n");
+            let names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+            assert_eq!(names.len(), 1, "{names:?}");
+            // Owned by whoever we are already: allowed without privileges.
+            let own = Owner {
+                uid: Some(metadata.uid()),
+                gid: Some(metadata.gid()),
+            };
+            replace(&path, b"three\n", 0o600, own).unwrap();
+            assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+
+        #[test]
+        fn replace_refuses_links_fifos_and_directories() {
+            let dir = temp_dir("special");
+            let target = dir.join("target");
+            std::fs::write(&target, b"keep").unwrap();
+            let link = dir.join("link");
+            std::os::unix::fs::symlink(&target, &link).unwrap();
+            let e = replace(&link, b"x", 0o600, Owner::default()).unwrap_err();
+            assert!(e.to_string().contains("a symbolic link"), "{e}");
+            assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+            assert!(std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink());
+            let e = replace(&dir, b"x", 0o600, Owner::default()).unwrap_err();
+            assert!(e.to_string().contains("a directory"), "{e}");
+            let names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+            assert_eq!(names.len(), 2, "{names:?}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
 /// The cache file: a token kept between runs, safe in shared directories.
 mod cache {
     use std::fs::{File, OpenOptions};
-    use std::io::{self, Read as _, Write as _};
+    use std::io::{self, Read as _};
     use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
     use std::path::{Path, PathBuf};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -3089,6 +3651,7 @@ mod cache {
     use sha2::Digest as _;
     use zeroize::Zeroize as _;
 
+    use crate::atomic::{self, special_file, Owner, TEMP_INFIX};
     use crate::failure::{chain, Failure};
     use crate::output::{push_json_string, warn};
     use zeroize::Zeroizing;
@@ -3288,17 +3851,8 @@ mod cache {
                 ));
             }
             self.remove_stale_temp_files();
-            let temp = self.sibling(&format!("{TEMP_INFIX}{}", std::process::id()));
-            let result = open_private(&temp, OpenOptions::new().write(true).create_new(true))
-                .and_then(|mut f| {
-                    f.write_all(cache_text(entry, &self.key).as_bytes())?;
-                    f.sync_all()
-                })
-                .and_then(|()| std::fs::rename(&temp, &self.path));
-            if result.is_err() {
-                let _ = std::fs::remove_file(&temp);
-            }
-            result
+            let text = cache_text(entry, &self.key);
+            atomic::replace(&self.path, text.as_bytes(), 0o600, Owner::default())
         }
 
         /// Removes temp files a killed run left next to the cache (they hold a
@@ -3468,9 +4022,6 @@ mod cache {
     /// known to be ours, and so safe to replace, even when it was cut short.
     const CACHE_MARKER: &str = "{\"ims_token_cache\":1,";
 
-    /// Between the cache's name and the writing process's id in a temp file.
-    const TEMP_INFIX: &str = ".tmp.";
-
     /// A temp file this old is not being written any more: a write takes
     /// milliseconds.
     const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
@@ -3555,23 +4106,6 @@ mod cache {
     }
 
     const NOT_OURS: &str = "not a cache file of ims-token";
-
-    /// What a file that is not a regular file is, in words.
-    fn special_file(metadata: &std::fs::Metadata) -> Option<&'static str> {
-        use std::os::unix::fs::FileTypeExt as _;
-        let kind = metadata.file_type();
-        if kind.is_file() {
-            None
-        } else if kind.is_dir() {
-            Some("a directory")
-        } else if kind.is_fifo() {
-            Some("a FIFO")
-        } else if kind.is_char_device() || kind.is_block_device() {
-            Some("a device")
-        } else {
-            Some("a special file")
-        }
-    }
 
     /// The lock file must be a regular file of ours: a FIFO, a device or
     /// another user's file held open is not waited on.
@@ -4349,6 +4883,1039 @@ mod cache {
                         assert!(parsed.is_ok(), "parse_cache panicked on {text}");
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `sink`: keeps a file fresh with the token for other processes, containers
+/// and systemd. It follows the library's refresh rule (`RefreshRule`, as
+/// `TokenProvider` and `--cache` do) and sleeps until the rule's next point,
+/// woken early only by a signal or a finished refresh.
+///
+/// What FILE holds: the newest token that works, or nothing. A refresh that
+/// fails other than by IMS's refusal keeps the token in FILE while it works
+/// (the rule keeps it); IMS's refusal removes FILE at once (the rule drops
+/// the token: a refused credential gets no token), and so does the token's
+/// expiry with no new one (an expired token only gets 401s). So a reader
+/// that finds FILE has a token that has not expired.
+mod sink {
+    use std::ffi::{OsStr, OsString};
+    use std::fs::OpenOptions;
+    use std::io::{self, Read as _};
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, ExitStatus, Stdio};
+    use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    use ims_token::{
+        fallback_warning, AccessToken, Client, Credentials, Error, Held, Outcome, RefreshRule, Step,
+    };
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+    use crate::args::Options;
+    use crate::atomic::{self, Owner};
+    use crate::commands::{check_ids, client, render, EXEC_HIDDEN};
+    use crate::credentials::{load, Source};
+    use crate::failure::{chain, Failure};
+    use crate::output::{note, rfc3339, warn};
+
+    /// The status file's mode: it holds no secret, and a probe or a
+    /// node_exporter of another user reads it.
+    const STATUS_MODE: u32 = 0o644;
+
+    /// Largest pid file read.
+    const MAX_PID_FILE_BYTES: u64 = 64;
+
+    /// What wakes the sink besides its timer.
+    enum Event {
+        Signal(i32),
+        Fetched(Result<AccessToken, Error>),
+    }
+
+    pub(crate) fn sink_command(options: &Options) -> Result<(), Failure> {
+        // First: from here on a SIGTERM ends the sink cleanly. (--once keeps
+        // the default: a killed run leaves FILE as it was.)
+        let (events, receiver) = mpsc::channel();
+        if !options.once {
+            watch_signals(events.clone())?;
+        }
+        let out = check_targets(options)?;
+        let (credentials, source) = load(options)?;
+        check_not_credentials(options, &source)?;
+        check_ids(&credentials, options)?;
+        let client = client(options)?;
+        let margin = Duration::from_secs(options.refresh_margin);
+        let mut sink = Sink {
+            options,
+            out,
+            client,
+            credentials: Arc::new(credentials),
+            source,
+            rule: RefreshRule::new(margin),
+            held: Held::default(),
+            written: None,
+            holds: Holds::Nothing,
+            failures: 0,
+            next_try: SystemTime::now(),
+            rewrite_at: None,
+            fetching: false,
+            again: false,
+            reload: false,
+            ready: false,
+            attempted_at: None,
+            refreshed_at: None,
+            last_error: None,
+            fetcher: None,
+            runner: None,
+        };
+        if options.once {
+            return sink.once();
+        }
+        if matches!(*sink.credentials, Credentials::LocalToken(_)) {
+            return Err(Failure::Config(
+                "a local development token cannot be refreshed: sink --once writes it \
+                 as it is, or use credentials that IMS exchanges"
+                    .into(),
+            ));
+        }
+        sink.fetcher = Some(spawn_fetcher(sink.client.clone(), events)?);
+        if !options.then.is_empty() {
+            sink.runner = Some(spawn_runner(options, &sink.out)?);
+        }
+        sink.run(&receiver)
+    }
+
+    /// What FILE holds, for the status file and the log.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Holds {
+        /// Nothing written yet.
+        Nothing,
+        /// The token of the last refresh.
+        Fresh,
+        /// The token before a refresh that failed other than by a refusal.
+        Kept,
+        /// Nothing: removed after IMS's refusal.
+        Refused,
+        /// Nothing: removed when its token expired with no new one.
+        Expired,
+    }
+
+    impl Holds {
+        fn word(self) -> &'static str {
+            match self {
+                Holds::Nothing => "none",
+                Holds::Fresh => "fresh",
+                Holds::Kept => "kept",
+                Holds::Refused => "refused",
+                Holds::Expired => "expired",
+            }
+        }
+
+        fn note(self) -> &'static str {
+            match self {
+                Holds::Nothing => "FILE has not been written yet",
+                Holds::Fresh => "FILE holds the token of the last refresh, until expires_at",
+                Holds::Kept => {
+                    "the last refresh failed other than by IMS's refusal: FILE keeps the \
+                     token before it, which works until expires_at; IMS is asked again at \
+                     next_attempt_at"
+                }
+                Holds::Refused => {
+                    "IMS refused the credentials: FILE was removed, as a refused credential \
+                     gets no token; IMS is asked again at next_attempt_at, with the \
+                     credentials read again"
+                }
+                Holds::Expired => {
+                    "the token expired before a new one could be had: FILE was removed, as \
+                     an expired token only gets 401s; IMS is asked again at next_attempt_at"
+                }
+            }
+        }
+    }
+
+    struct Sink<'a> {
+        options: &'a Options,
+        out: PathBuf,
+        client: Client,
+        credentials: Arc<Credentials>,
+        source: Source,
+        rule: RefreshRule,
+        /// The token as the rule sees it.
+        held: Held,
+        /// The token in FILE, while FILE holds one.
+        written: Option<AccessToken>,
+        holds: Holds,
+        /// Failed attempts in a row (fetches or writes).
+        failures: u32,
+        /// Holding no token that works: when to ask IMS again.
+        next_try: SystemTime,
+        /// After a new token could not be written: when to write it again.
+        rewrite_at: Option<SystemTime>,
+        fetching: bool,
+        /// SIGHUP came during a fetch: fetch again after it.
+        again: bool,
+        /// IMS refused: read the credentials again before the next fetch.
+        reload: bool,
+        /// FILE has been written once (systemd told).
+        ready: bool,
+        attempted_at: Option<SystemTime>,
+        refreshed_at: Option<SystemTime>,
+        last_error: Option<String>,
+        /// The refresh thread (without it, `--once` fetches itself).
+        fetcher: Option<Sender<Arc<Credentials>>>,
+        /// The thread that runs COMMAND after writes (without it, `--once`
+        /// runs COMMAND itself).
+        runner: Option<Sender<()>>,
+    }
+
+    impl Sink<'_> {
+        /// `--once`: fetch, write, tell, exit with a token run's code.
+        fn once(mut self) -> Result<(), Failure> {
+            let result = self.client.fetch(&self.credentials);
+            let now = SystemTime::now();
+            self.attempted_at = Some(now);
+            match result {
+                Ok(token) => {
+                    self.held.token = Some(token.clone());
+                    self.write(token, now)
+                }
+                Err(e) => {
+                    self.last_error = Some(chain(&e));
+                    self.write_status(now);
+                    Err(e.into())
+                }
+            }
+        }
+
+        fn run(mut self, events: &Receiver<Event>) -> Result<(), Failure> {
+            loop {
+                self.on_time(SystemTime::now())?;
+                let now = SystemTime::now();
+                let event = match self.wake_at(now) {
+                    Some(at) => {
+                        let wait = at.duration_since(now).unwrap_or_default();
+                        match events.recv_timeout(wait) {
+                            Ok(event) => Some(event),
+                            Err(RecvTimeoutError::Timeout) => None,
+                            Err(RecvTimeoutError::Disconnected) => return Err(stopped()),
+                        }
+                    }
+                    None => Some(events.recv().map_err(|_| stopped())?),
+                };
+                match event {
+                    None => {}
+                    Some(Event::Signal(SIGHUP)) => self.hang_up()?,
+                    Some(Event::Signal(_)) => {
+                        self.stop();
+                        return Ok(());
+                    }
+                    Some(Event::Fetched(result)) => self.fetched(result)?,
+                }
+            }
+        }
+
+        /// What is due at `now`: FILE removed when its token expires, a
+        /// write tried again, a refresh started when the rule says so.
+        fn on_time(&mut self, now: SystemTime) -> Result<(), Failure> {
+            if self.written.as_ref().is_some_and(|t| t.is_expired(now)) {
+                let cause = match &self.last_error {
+                    Some(e) => format!(" (last error: {e})"),
+                    None => " (a refresh still runs)".into(),
+                };
+                warn(&format!(
+                    "the token in {} expired before a new one could be had: {0} removed{cause}",
+                    self.out.display()
+                ));
+                self.remove(Holds::Expired, now);
+            }
+            if self.rewrite_at.is_some_and(|at| at <= now) {
+                self.rewrite_at = None;
+                if let Some(token) = self.usable(now).cloned() {
+                    self.write(token, now)?;
+                }
+            }
+            if !self.fetching && self.refresh_due(now) {
+                self.start_fetch()?;
+            }
+            Ok(())
+        }
+
+        /// The held token, if it works at `now`.
+        fn usable(&self, now: SystemTime) -> Option<&AccessToken> {
+            self.held.token.as_ref().filter(|t| !t.is_expired(now))
+        }
+
+        fn refresh_due(&self, now: SystemTime) -> bool {
+            match self.usable(now) {
+                Some(_) => self.rule.step(&self.held, now, false) == Step::Refresh,
+                None => now >= self.next_try,
+            }
+        }
+
+        /// When the next refresh is due (none while one runs).
+        fn next_refresh(&self, now: SystemTime) -> Option<SystemTime> {
+            if self.fetching {
+                return None;
+            }
+            Some(match self.usable(now) {
+                Some(_) => self.rule.next_refresh(&self.held, now),
+                None => self.next_try.max(now),
+            })
+        }
+
+        /// When to wake with no event: the first of FILE's token expiring, a
+        /// write to try again and the next refresh.
+        fn wake_at(&self, now: SystemTime) -> Option<SystemTime> {
+            let expiry = self.written.as_ref().map(AccessToken::expires_at);
+            [expiry, self.rewrite_at, self.next_refresh(now)]
+                .into_iter()
+                .flatten()
+                .min()
+        }
+
+        fn start_fetch(&mut self) -> Result<(), Failure> {
+            if std::mem::take(&mut self.reload) {
+                self.read_credentials(false);
+            }
+            let fetcher = self.fetcher.as_ref().ok_or_else(stopped)?;
+            fetcher
+                .send(self.credentials.clone())
+                .map_err(|_| stopped())?;
+            self.fetching = true;
+            Ok(())
+        }
+
+        /// SIGHUP: the credentials read again, and a refresh now.
+        fn hang_up(&mut self) -> Result<(), Failure> {
+            self.read_credentials(true);
+            if self.fetching {
+                self.again = true;
+                Ok(())
+            } else {
+                self.start_fetch()
+            }
+        }
+
+        /// Reads the credentials again (a rotated secret); on a problem they
+        /// stay as they were, with a warning. Credentials from stdin cannot
+        /// be read again: said only when `asked` (SIGHUP).
+        fn read_credentials(&mut self, asked: bool) {
+            if matches!(self.source, Source::Stdin) {
+                if asked {
+                    warn("the credentials came from stdin, which cannot be read again: kept as they were");
+                }
+                return;
+            }
+            let checked = load(self.options).and_then(|(credentials, _)| {
+                if matches!(credentials, Credentials::LocalToken(_)) {
+                    return Err(Failure::Config(
+                        "they are a local development token, which cannot be refreshed".into(),
+                    ));
+                }
+                check_ids(&credentials, self.options)?;
+                Ok(credentials)
+            });
+            match checked {
+                Ok(credentials) => {
+                    self.credentials = Arc::new(credentials);
+                }
+                Err(failure) => warn(&format!(
+                    "cannot read the credentials again, the ones read before are used: {}",
+                    failure.describe()
+                )),
+            }
+        }
+
+        /// A refresh ended: the rule records it, and FILE follows.
+        fn fetched(&mut self, result: Result<AccessToken, Error>) -> Result<(), Failure> {
+            self.fetching = false;
+            let now = SystemTime::now();
+            self.attempted_at = Some(now);
+            match self.rule.record(&mut self.held, result, now) {
+                Outcome::New(token) => {
+                    self.failures = 0;
+                    self.last_error = None;
+                    self.write(token, now)?;
+                }
+                Outcome::Kept(old, e) => {
+                    self.failures = self.failures.saturating_add(1);
+                    self.held.retry_at = Some(self.rule.retry_at(&self.held, self.failures, now));
+                    let cause = chain(&e);
+                    warn(&fallback_warning(&old, self.held.retry_at, now, &cause));
+                    self.last_error = Some(cause);
+                    if self.written.is_some() {
+                        self.holds = Holds::Kept;
+                    }
+                    self.write_status(now);
+                }
+                Outcome::Failed(e) => self.failed(&e, now)?,
+            }
+            if std::mem::take(&mut self.again) {
+                self.start_fetch()?;
+            }
+            Ok(())
+        }
+
+        /// A refresh failed with no token to keep. Before the first write, a
+        /// failure that retrying will not fix ends the sink with a token
+        /// run's exit code; afterwards the sink goes on, backing off.
+        fn failed(&mut self, e: &Error, now: SystemTime) -> Result<(), Failure> {
+            let cause = chain(e);
+            self.last_error = Some(cause.clone());
+            self.failures = self.failures.saturating_add(1);
+            self.next_try = self.rule.retry_at(&self.held, self.failures, now);
+            let refused = matches!(e, Error::Rejected(_));
+            if !self.ready && !e.is_retryable() {
+                self.write_status(now);
+                return Err(Failure::Ims(Box::new(e.clone())));
+            }
+            let wait = self
+                .next_try
+                .duration_since(now)
+                .unwrap_or_default()
+                .as_secs();
+            let what = if refused {
+                self.reload = true;
+                if self.ready {
+                    self.remove(Holds::Refused, now);
+                }
+                format!(
+                    "IMS refused the credentials, so {} holds no token; IMS is asked again \
+                     in {wait} s, with the credentials read again",
+                    self.out.display()
+                )
+            } else {
+                if self.written.is_some() {
+                    self.remove(Holds::Expired, now);
+                }
+                format!("getting a new token failed; IMS is asked again in {wait} s")
+            };
+            warn(&format!("{what}: {cause}"));
+            self.write_status(now);
+            Ok(())
+        }
+
+        /// Writes `token` to FILE and tells whoever waits for it. Before the
+        /// first write a failure ends the sink (exit 3: the folder, the
+        /// permissions or what is at FILE need fixing); afterwards it is
+        /// tried again, backing off, while FILE keeps what it had.
+        fn write(&mut self, token: AccessToken, now: SystemTime) -> Result<(), Failure> {
+            let mut text = render(&token, &self.credentials, self.options.format, now)?;
+            text.push('\n');
+            let written = atomic::replace(
+                &self.out,
+                text.as_bytes(),
+                self.options.mode,
+                self.options.owner,
+            );
+            if let Err(e) = written {
+                let message = format!("cannot write {}: {e}", self.out.display());
+                self.last_error = Some(message.clone());
+                if !self.ready {
+                    self.write_status(now);
+                    return Err(Failure::Config(message));
+                }
+                self.failures = self.failures.saturating_add(1);
+                let at = self.rule.retry_at(&self.held, self.failures, now);
+                self.rewrite_at = Some(at);
+                if self.written.is_some() {
+                    self.holds = Holds::Kept;
+                }
+                warn(&format!(
+                    "{message}; tried again in {} s",
+                    at.duration_since(now).unwrap_or_default().as_secs()
+                ));
+                self.write_status(now);
+                return Ok(());
+            }
+            let expires_at = token.expires_at();
+            self.written = Some(token);
+            self.holds = Holds::Fresh;
+            self.refreshed_at = Some(now);
+            let next = match self.next_refresh(now) {
+                Some(at) if !self.options.once => format!("; next refresh at {}", rfc3339(at)),
+                _ => String::new(),
+            };
+            note(&format!(
+                "wrote {}: a new token, which expires at {}{next}",
+                self.out.display(),
+                rfc3339(expires_at)
+            ));
+            self.write_status(now);
+            let status = format!("STATUS=a token until {}", rfc3339(expires_at));
+            if self.ready {
+                notify(&status);
+            } else {
+                self.ready = true;
+                notify(&format!("READY=1\n{status}"));
+            }
+            self.tell_consumers();
+            Ok(())
+        }
+
+        /// Removes FILE: it is to hold no token.
+        fn remove(&mut self, why: Holds, now: SystemTime) {
+            self.written = None;
+            self.holds = why;
+            match std::fs::remove_file(&self.out) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    warn(&format!("cannot remove {}: {e}", self.out.display()));
+                }
+                _ => {}
+            }
+            notify(&format!("STATUS=no token: {}", why.word()));
+            self.write_status(now);
+        }
+
+        /// After a write: the signal, then COMMAND (on its own thread while
+        /// the sink runs, so that nothing delays a refresh or a SIGTERM).
+        fn tell_consumers(&self) {
+            if let (Some(name), Some(pid_file)) = (&self.options.signal, &self.options.pid_file) {
+                send_signal(name, pid_file);
+            }
+            match &self.runner {
+                Some(runner) => {
+                    let _ = runner.send(());
+                }
+                None if !self.options.then.is_empty() => run_command(self.options, &self.out),
+                None => {}
+            }
+        }
+
+        /// SIGTERM or SIGINT: FILE stays as it is.
+        fn stop(&mut self) {
+            self.fetcher = None;
+            notify("STOPPING=1");
+            note(&format!(
+                "stopping; {} is left as it is",
+                self.out.display()
+            ));
+            self.write_status(SystemTime::now());
+        }
+
+        fn write_status(&self, now: SystemTime) {
+            let Some(path) = &self.options.status_file else {
+                return;
+            };
+            let report = Report {
+                out: &self.out,
+                // The refresh thread is there while the sink runs.
+                running: self.fetcher.is_some(),
+                holds: self.holds,
+                ok: self.written.as_ref().is_some_and(|t| !t.is_expired(now)),
+                expires_at: self.written.as_ref().map(AccessToken::expires_at),
+                refreshed_at: self.refreshed_at,
+                attempted_at: self.attempted_at,
+                next_attempt_at: self.next_refresh(now).filter(|_| !self.options.once),
+                failures: self.failures,
+                last_error: self.last_error.as_deref(),
+            };
+            let text = if path.extension().is_some_and(|e| e == "prom") {
+                status_prom(&report)
+            } else {
+                status_json(&report)
+            };
+            if let Err(e) = atomic::replace(path, text.as_bytes(), STATUS_MODE, Owner::default()) {
+                warn(&format!(
+                    "cannot write the status file {}: {e}",
+                    path.display()
+                ));
+            }
+        }
+    }
+
+    fn stopped() -> Failure {
+        Failure::Config("the sink's refresh thread ended".into())
+    }
+
+    /// SIGTERM, SIGINT and SIGHUP, as events.
+    fn watch_signals(events: Sender<Event>) -> Result<(), Failure> {
+        let cannot = |e: io::Error| Failure::Config(format!("cannot watch for signals: {e}"));
+        let mut signals =
+            signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(cannot)?;
+        std::thread::Builder::new()
+            .name("signals".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                for signal in signals.forever() {
+                    if events.send(Event::Signal(signal)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(cannot)?;
+        Ok(())
+    }
+
+    /// The thread that fetches: one request at a time, its result an event,
+    /// so that the sink stays free for signals while IMS takes its time.
+    fn spawn_fetcher(
+        client: Client,
+        events: Sender<Event>,
+    ) -> Result<Sender<Arc<Credentials>>, Failure> {
+        let (requests, received) = mpsc::channel::<Arc<Credentials>>();
+        std::thread::Builder::new()
+            .name("refresh".into())
+            .spawn(move || {
+                for credentials in received {
+                    let result = client.fetch(&credentials);
+                    if events.send(Event::Fetched(result)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Failure::Config(format!("cannot start the refresh thread: {e}")))?;
+        Ok(requests)
+    }
+
+    /// The thread that runs COMMAND after writes, one run at a time; writes
+    /// during a run are one more run after it (FILE has the newest token).
+    fn spawn_runner(options: &Options, out: &Path) -> Result<Sender<()>, Failure> {
+        let (requests, received) = mpsc::channel::<()>();
+        let command = options.then.clone();
+        let timeout = Duration::from_secs(options.command_timeout);
+        let out = out.to_owned();
+        std::thread::Builder::new()
+            .name("command".into())
+            .spawn(move || {
+                while received.recv().is_ok() {
+                    while received.try_recv().is_ok() {}
+                    run_after_write(&command, &out, timeout);
+                }
+            })
+            .map_err(|e| Failure::Config(format!("cannot start the command thread: {e}")))?;
+        Ok(requests)
+    }
+
+    fn run_command(options: &Options, out: &Path) {
+        let timeout = Duration::from_secs(options.command_timeout);
+        run_after_write(&options.then, out, timeout);
+    }
+
+    /// Runs COMMAND with `IMS_TOKEN_FILE` set to FILE: the token is never
+    /// in its arguments or environment, nor what makes tokens. Waits for it
+    /// at most `timeout`, then kills it; its failure is a warning.
+    fn run_after_write(command: &[OsString], out: &Path, timeout: Duration) {
+        let Some((program, args)) = command.split_first() else {
+            return;
+        };
+        let name = program.to_string_lossy();
+        let mut child = Command::new(program);
+        child
+            .args(args)
+            .env("IMS_TOKEN_FILE", out)
+            .env_remove("IMS_ACCESS_TOKEN")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null());
+        for hidden in EXEC_HIDDEN {
+            child.env_remove(hidden);
+        }
+        let mut child = match child.spawn() {
+            Ok(child) => child,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                warn(&format!(
+                    "cannot run '{name}' after the write: command not found"
+                ));
+                return;
+            }
+            Err(e) => {
+                warn(&format!("cannot run '{name}' after the write: {e}"));
+                return;
+            }
+        };
+        match wait_at_most(&mut child, timeout) {
+            Ok(Some(status)) if status.success() => {}
+            Ok(Some(status)) => warn(&format!("'{name}' after the write failed: {status}")),
+            Ok(None) => warn(&format!(
+                "'{name}' after the write ran longer than {} s: killed",
+                timeout.as_secs()
+            )),
+            Err(e) => warn(&format!("cannot wait for '{name}' after the write: {e}")),
+        }
+    }
+
+    /// The child's status, or `None` once it has been killed after
+    /// `timeout`. Looks at the child while it runs only (std has no wait
+    /// with a timeout), less and less often.
+    fn wait_at_most(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Some(status));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(None);
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends signal `name` to the pid in `pid_file`, read now (the consumer
+    /// may have restarted). std cannot send a signal and this crate writes
+    /// no unsafe code: `kill` of the shell does it (`sh -c`, the pid and the
+    /// name as arguments, never as code). A stale pid is a warning.
+    fn send_signal(name: &str, pid_file: &Path) {
+        let pid = match read_pid(pid_file) {
+            Ok(pid) => pid,
+            Err(why) => {
+                warn(&format!(
+                    "SIG{name} not sent: the pid file {} {why}",
+                    pid_file.display()
+                ));
+                return;
+            }
+        };
+        let sent = Command::new("sh")
+            .args(["-c", "kill -s \"$1\" \"$2\" 2>/dev/null", "kill", name])
+            .arg(pid.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        match sent {
+            Ok(status) if status.success() => {}
+            Ok(_) => warn(&format!(
+                "SIG{name} not sent: there is no process {pid} of ours (from {}); is the \
+                 pid file stale?",
+                pid_file.display()
+            )),
+            Err(e) => warn(&format!("SIG{name} not sent: cannot run sh: {e}")),
+        }
+    }
+
+    /// The pid in a pid file: a regular file (opened without blocking on a
+    /// FIFO) holding one number above 0 (0 or a negative number would
+    /// signal whole process groups).
+    fn read_pid(path: &Path) -> Result<u32, String> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| format!("cannot be read ({e})"))?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err("is not a regular file".into());
+        }
+        let mut text = String::new();
+        file.take(MAX_PID_FILE_BYTES)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot be read ({e})"))?;
+        parse_pid(&text).ok_or_else(|| "holds no pid".into())
+    }
+
+    fn parse_pid(text: &str) -> Option<u32> {
+        let text = text.trim();
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        text.parse::<u32>()
+            .ok()
+            .filter(|pid| (1..=i32::MAX as u32).contains(pid))
+    }
+
+    /// Tells systemd (`$NOTIFY_SOCKET`, a path or an abstract name after
+    /// `@`) the sink's state, with std's `UnixDatagram`; nothing without it.
+    fn notify(message: &str) {
+        let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+            return;
+        };
+        if let Err(e) = send_notify(&socket, message) {
+            warn(&format!(
+                "cannot tell systemd on NOTIFY_SOCKET {}: {e}",
+                socket.to_string_lossy()
+            ));
+        }
+    }
+
+    fn send_notify(socket: &OsStr, message: &str) -> io::Result<()> {
+        let datagram = std::os::unix::net::UnixDatagram::unbound()?;
+        match socket.as_encoded_bytes().strip_prefix(b"@") {
+            Some(name) => send_abstract(&datagram, name, message),
+            None => datagram.send_to(message.as_bytes(), socket).map(drop),
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn send_abstract(
+        datagram: &std::os::unix::net::UnixDatagram,
+        name: &[u8],
+        message: &str,
+    ) -> io::Result<()> {
+        use std::os::linux::net::SocketAddrExt as _;
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+        datagram
+            .send_to_addr(message.as_bytes(), &address)
+            .map(drop)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn send_abstract(_: &std::os::unix::net::UnixDatagram, _: &[u8], _: &str) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "abstract socket names are Linux's",
+        ))
+    }
+
+    /// `--out` and `--status-file` before anything runs: their folders
+    /// exist, and what is there now may be replaced. Returns FILE.
+    fn check_targets(options: &Options) -> Result<PathBuf, Failure> {
+        let Some(out) = &options.out else {
+            return Err(Failure::Usage("sink needs --out FILE".into()));
+        };
+        check_target("--out", out)?;
+        if let Some(status) = &options.status_file {
+            check_target("--status-file", status)?;
+        }
+        Ok(out.clone())
+    }
+
+    fn check_target(flag: &str, path: &Path) -> Result<(), Failure> {
+        let folder = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if !folder.is_dir() {
+            return Err(Failure::Config(format!(
+                "{flag} {}: the folder {} does not exist (the sink does not create it)",
+                path.display(),
+                folder.display()
+            )));
+        }
+        atomic::check_replaceable(path)
+            .map_err(|e| Failure::Config(format!("{flag} {}: {e}", path.display())))
+    }
+
+    /// Neither FILE nor the status file is the credentials file: the sink
+    /// replaces them.
+    fn check_not_credentials(options: &Options, source: &Source) -> Result<(), Failure> {
+        let Source::File(credentials) = source else {
+            return Ok(());
+        };
+        let targets = [
+            ("--out", &options.out),
+            ("--status-file", &options.status_file),
+        ];
+        for (flag, target) in targets {
+            if target
+                .as_ref()
+                .is_some_and(|t| same_file(t, Path::new(credentials)))
+            {
+                return Err(Failure::Config(format!(
+                    "{flag} is the credentials file {credentials}: the sink would replace it"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn same_file(a: &Path, b: &Path) -> bool {
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+
+    /// What the status file says; never a secret.
+    struct Report<'a> {
+        out: &'a Path,
+        running: bool,
+        holds: Holds,
+        ok: bool,
+        expires_at: Option<SystemTime>,
+        refreshed_at: Option<SystemTime>,
+        attempted_at: Option<SystemTime>,
+        next_attempt_at: Option<SystemTime>,
+        failures: u32,
+        last_error: Option<&'a str>,
+    }
+
+    fn status_json(r: &Report<'_>) -> String {
+        let time = |t: Option<SystemTime>| t.map(rfc3339);
+        serde_json::json!({
+            "ims_token_sink": 1,
+            "out": r.out.to_string_lossy(),
+            "running": r.running,
+            "ok": r.ok,
+            "file": r.holds.word(),
+            "expires_at": time(r.expires_at),
+            "refreshed_at": time(r.refreshed_at),
+            "attempted_at": time(r.attempted_at),
+            "next_attempt_at": time(r.next_attempt_at),
+            "failures": r.failures,
+            "last_error": r.last_error,
+            "note": r.holds.note(),
+        })
+        .to_string()
+            + "\n"
+    }
+
+    /// The same facts in node_exporter's textfile format (times as Unix
+    /// seconds, 0 for none).
+    fn status_prom(r: &Report<'_>) -> String {
+        let out = prom_label(&r.out.to_string_lossy());
+        let secs = |t: Option<SystemTime>| {
+            t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs())
+        };
+        let metrics: [(&str, &str, u64); 6] = [
+            (
+                "ok",
+                "1 when the file holds a token that has not expired",
+                u64::from(r.ok),
+            ),
+            ("running", "1 while the sink runs", u64::from(r.running)),
+            (
+                "expires_at_seconds",
+                "when the token in the file expires, Unix time (0: none)",
+                secs(r.expires_at),
+            ),
+            (
+                "refreshed_at_seconds",
+                "when the file was last written, Unix time (0: never)",
+                secs(r.refreshed_at),
+            ),
+            (
+                "next_attempt_at_seconds",
+                "when IMS is asked next, Unix time (0: not planned)",
+                secs(r.next_attempt_at),
+            ),
+            (
+                "failures",
+                "refreshes that failed in a row",
+                u64::from(r.failures),
+            ),
+        ];
+        let mut text = String::new();
+        for (name, help, value) in metrics {
+            text.push_str(&format!(
+                "# HELP ims_token_sink_{name} {help}\n# TYPE ims_token_sink_{name} gauge\n\
+                 ims_token_sink_{name}{{out=\"{out}\"}} {value}\n"
+            ));
+        }
+        text
+    }
+
+    /// A Prometheus label value: `\`, `"` and newlines escaped.
+    fn prom_label(value: &str) -> String {
+        value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn report(holds: Holds) -> Report<'static> {
+            let at = |s: u64| Some(UNIX_EPOCH + Duration::from_secs(s));
+            Report {
+                out: Path::new("/run/ims \"token\"\\x"),
+                running: true,
+                holds,
+                ok: holds == Holds::Fresh,
+                expires_at: at(1_700_086_400),
+                refreshed_at: at(1_700_000_000),
+                attempted_at: at(1_700_000_000),
+                next_attempt_at: at(1_700_086_000),
+                failures: 0,
+                last_error: None,
+            }
+        }
+
+        #[test]
+        fn the_status_says_what_file_holds_in_json() {
+            let json: serde_json::Value =
+                serde_json::from_str(&status_json(&report(Holds::Fresh))).unwrap();
+            assert_eq!(json["ok"], true);
+            assert_eq!(json["file"], "fresh");
+            assert_eq!(json["expires_at"], "2023-11-15T22:13:20Z");
+            assert_eq!(json["refreshed_at"], "2023-11-14T22:13:20Z");
+            assert_eq!(json["last_error"], serde_json::Value::Null);
+            let mut refused = report(Holds::Refused);
+            refused.last_error = Some("IMS rejected the credentials (401 invalid_client)");
+            refused.expires_at = None;
+            let json: serde_json::Value = serde_json::from_str(&status_json(&refused)).unwrap();
+            assert_eq!(json["file"], "refused");
+            assert_eq!(json["ok"], false);
+            assert_eq!(json["expires_at"], serde_json::Value::Null);
+            assert!(json["note"].as_str().unwrap().contains("FILE was removed"));
+            assert!(json["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("invalid_client"));
+        }
+
+        #[test]
+        fn the_status_in_prometheus_format_escapes_the_label() {
+            let text = status_prom(&report(Holds::Fresh));
+            assert!(
+                text.contains("ims_token_sink_ok{out=\"/run/ims \\\"token\\\"\\\\x\"} 1\n"),
+                "{text}"
+            );
+            assert!(text.contains("} 1700086400\n"), "{text}");
+            assert_eq!(text.lines().count(), 18);
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                assert!(line.starts_with("ims_token_sink_"), "{line}");
+            }
+        }
+
+        #[test]
+        fn a_pid_is_one_number_above_zero() {
+            assert_eq!(parse_pid("1234\n"), Some(1234));
+            assert_eq!(parse_pid(" 1 "), Some(1));
+            for bad in [
+                "",
+                "0",
+                "-1",
+                "+5",
+                "12 34",
+                "abc",
+                "99999999999",
+                "4294967295",
+            ] {
+                assert_eq!(parse_pid(bad), None, "{bad:?}");
+            }
+        }
+
+        #[test]
+        fn a_pid_file_is_a_regular_file_with_one_pid() {
+            let dir = std::env::temp_dir().join(format!("ims-token-pid-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join("app.pid");
+            let e = read_pid(&file).unwrap_err();
+            assert!(e.starts_with("cannot be read"), "{e}");
+            assert_eq!(read_pid(&dir).unwrap_err(), "is not a regular file");
+            for text in ["0\n", "-1", "app"] {
+                std::fs::write(&file, text).unwrap();
+                assert_eq!(read_pid(&file).unwrap_err(), "holds no pid", "{text:?}");
+            }
+            std::fs::write(&file, "4242\n").unwrap();
+            assert_eq!(read_pid(&file), Ok(4242));
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+
+        #[test]
+        fn every_state_has_a_word_and_a_note() {
+            let states = [
+                Holds::Nothing,
+                Holds::Fresh,
+                Holds::Kept,
+                Holds::Refused,
+                Holds::Expired,
+            ];
+            let words: std::collections::BTreeSet<&str> = states.iter().map(|h| h.word()).collect();
+            assert_eq!(words.len(), states.len());
+            for state in states {
+                assert!(state.note().starts_with(char::is_alphabetic));
             }
         }
     }

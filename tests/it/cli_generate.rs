@@ -220,7 +220,7 @@ fn the_man_page_has_its_sections_and_renders_without_warnings() {
     }
     assert_eq!(
         commands,
-        ["token", "exec", "jwt", "inspect", "decode", "validate", "revoke"],
+        ["token", "exec", "jwt", "inspect", "decode", "validate", "revoke", "sink"],
     );
     // Every IMS_* variable --help names, and every exit code it lists.
     let environment = man_tags(&man, "ENVIRONMENT").join(", ");
@@ -338,6 +338,7 @@ fn bash_completion_completes_flags_format_words_and_files() {
             &["-"],
             &[""],
             &["-c", "x", "j"],
+            &["sink", "-"],
         ],
     );
     assert_eq!(replies[0], ["--format"]);
@@ -346,14 +347,17 @@ fn bash_completion_completes_flags_format_words_and_files() {
     assert_eq!(replies[3], [creds]);
     // exec prints nothing: --format is not for it.
     assert!(replies[4].is_empty(), "{:?}", replies[4]);
+    // Every flag, for the default command or for sink's own.
     for flag in documented_flags() {
         for name in &flag.names {
-            assert!(replies[5].contains(name), "{name}: {:?}", replies[5]);
+            let found = replies[5].contains(name) || replies[8].contains(name);
+            assert!(found, "{name}: {:?}\n{:?}", replies[5], replies[8]);
         }
     }
+    assert!(replies[8].contains(&"--out".to_owned()) && !replies[5].contains(&"--out".to_owned()));
     assert_eq!(
         replies[6],
-        ["token", "exec", "jwt", "inspect", "decode", "validate", "revoke"]
+        ["token", "exec", "jwt", "inspect", "decode", "validate", "revoke", "sink"]
     );
     assert_eq!(replies[7], ["jwt"]);
 }
@@ -388,7 +392,9 @@ fn zsh_and_fish_completions_parse_and_fish_completes_flags_and_words() {
             .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
             .collect()
     };
-    let longs = complete("ims-token --");
+    let mut longs = complete("ims-token --");
+    assert!(!longs.iter().any(|l| l == "--out"), "{longs:?}");
+    longs.extend(complete("ims-token sink --"));
     for flag in documented_flags() {
         assert!(
             longs.iter().any(|l| l == flag.long()),

@@ -30,3 +30,4 @@ mod logging;
 mod properties;
 mod provider;
 mod refresh;
+mod sink;

@@ -12,11 +12,14 @@
 //!   `openssl` check of a signature;
 //! - [`run`]: the `ims-token` command, started and judged;
 //! - [`proxy`]: a logging HTTP proxy that tunnels, refuses or stays silent.
+//! - [`issuer`]: an IMS that issues short-lived tokens as long as it is
+//!   told to, for the sink.
 #![allow(dead_code)]
 
 pub mod fake_api;
 pub mod fake_ims;
 pub mod http;
+pub mod issuer;
 pub mod jwt;
 pub mod proxy;
 pub mod run;

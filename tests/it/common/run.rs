@@ -101,8 +101,31 @@ pub fn start(mut command: Command, stdin: Option<&[u8]>) -> Pending {
 impl Pending {
     /// Waits for the child, killing it after [`RUN_LIMIT`]; it must not
     /// have panicked.
-    pub fn wait(mut self) -> Run {
-        let status = wait_bounded(&mut self.child, self.started, RUN_LIMIT, &self.what);
+    pub fn wait(self) -> Run {
+        let started = self.started;
+        self.wait_from(started, RUN_LIMIT)
+    }
+
+    /// Sends the signal `name` (as `kill -s` takes it) to the child.
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("sh")
+            .args(["-c", "kill -s \"$1\" \"$2\"", "kill", name])
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run sh");
+        assert!(sent.success(), "kill -s {name} {}", self.child.id());
+    }
+
+    /// Sends the signal `name` and waits for the child to end, at most
+    /// `limit` from now: a child still running then is killed and the test
+    /// fails.
+    pub fn stop(self, name: &str, limit: Duration) -> Run {
+        self.signal(name);
+        self.wait_from(Instant::now(), limit)
+    }
+
+    fn wait_from(mut self, from: Instant, limit: Duration) -> Run {
+        let status = wait_bounded(&mut self.child, from, limit, &self.what);
         let elapsed = self.started.elapsed();
         let run = Run {
             code: status.code().unwrap_or(-1),
