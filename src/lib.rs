@@ -750,12 +750,20 @@ mod text {
     pub fn printable_line(text: &str) -> String {
         text.chars()
             .filter(|&c| !is_bidi_control(c))
-            .map(|c| match c {
-                '\u{2028}' | '\u{2029}' => ' ',
-                c if c.is_control() => ' ',
-                c => c,
-            })
+            .map(|c| if breaks_a_line(c) { ' ' } else { c })
             .collect()
+    }
+
+    /// A control character (C0, DEL, C1) or a Unicode line or paragraph
+    /// separator: what may end a line or start an escape on a terminal.
+    fn breaks_a_line(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+    }
+
+    /// Whether `c` must not reach a terminal as it is: a control, a line or
+    /// paragraph separator, or a bidi control ([`printable_line`]'s rule).
+    pub(crate) fn is_unsafe_on_terminal(c: char) -> bool {
+        breaks_a_line(c) || is_bidi_control(c)
     }
 
     /// The embeddings, overrides and isolates (U+202A to U+202E, U+2066 to
@@ -1896,7 +1904,7 @@ mod introspect {
     use base64::Engine as _;
     use serde_json::{Map, Value};
 
-    use crate::text::{rfc3339, rough_duration, split_list};
+    use crate::text::{is_unsafe_on_terminal, printable_line, rfc3339, rough_duration, split_list};
     use crate::Error;
 
     /// The `type` of an IMS access token.
@@ -2146,9 +2154,7 @@ mod introspect {
 
     /// Control characters as `?`.
     fn printable(text: &str) -> String {
-        text.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect()
+        printable_line(text)
     }
 
     /// The control characters serde_json leaves as they are (DEL and the C1
@@ -2157,7 +2163,7 @@ mod introspect {
     fn escape_controls(json: &str) -> String {
         let mut out = String::with_capacity(json.len());
         for c in json.chars() {
-            if c.is_control() {
+            if is_unsafe_on_terminal(c) {
                 out.push_str(&format!("\\u{:04x}", u32::from(c)));
             } else {
                 out.push(c);
@@ -2298,18 +2304,21 @@ mod introspect {
         #[test]
         fn hostile_claims_cannot_write_lines_or_escapes() {
             let mut payload = sample_payload();
-            payload["client_id"] = "x\nexpires_at: never\u{1b}[2J\u{9b}31m".into();
+            payload["client_id"] =
+                "x\nexpires_at: never\u{1b}[2J\u{9b}31m\u{202e}ab\u{2028}c".into();
             payload.as_object_mut().unwrap().remove("user_id");
             payload.as_object_mut().unwrap().remove("as");
             let claims = decode_token(&token_with(&payload)).unwrap();
             let text = claims.to_text(at(T0));
             assert_eq!(text.lines().count(), 5, "{text}");
+            // The one sanitizer of errors and inspect: controls and line
+            // separators become spaces, bidi controls are dropped.
             assert!(
-                text.contains("client_id: x?expires_at: never?[2J?31m"),
+                text.contains("client_id: x expires_at: never [2J 31mab c"),
                 "{text}"
             );
             let json = claims.to_json(at(T0));
-            assert!(!json.chars().any(char::is_control), "{json}");
+            assert!(!json.chars().any(is_unsafe_on_terminal), "{json}");
             let back: Value = serde_json::from_str(&json).unwrap();
             assert_eq!(back["client_id"], payload["client_id"]);
             assert_eq!(
@@ -5793,7 +5802,7 @@ mod client {
     };
     use crate::files::{read_capped_file, without_bom};
     use crate::secret::Secret;
-    use crate::text::{byte_size, parse_http_date, seconds_between, shift};
+    use crate::text::{byte_size, is_visible_ascii, parse_http_date, seconds_between, shift};
     use crate::{
         sign_jwt, AccessToken, ApiHeaders, ApiResponse, ClientSecret, Credentials, Endpoint, Error,
         Flow, OAuthCredentials, ServiceAccount, TokenValidity, DEFAULT_JWT_LIFETIME,
@@ -6390,7 +6399,8 @@ mod client {
         /// [`Error::Transport`] or [`Error::Timeout`] when it is worth trying
         /// later; [`Error::UnexpectedReply`] for a 200 without `valid`. A
         /// token IMS does not accept is not an error: it is
-        /// [`TokenValidity::Invalid`].
+        /// [`TokenValidity::Invalid`]. [`Error::Config`] for a client id that
+        /// could not go into a header (a decoded token's, say).
         pub fn validate_token(
             &self,
             ims: &Endpoint,
@@ -6398,6 +6408,7 @@ mod client {
             token: &str,
         ) -> Result<TokenValidity, Error> {
             let token = token.trim();
+            check_header_value(client_id, "client id")?;
             let request = || {
                 let form = validation_form(client_id, token);
                 Ok(FormRequest::new(&form, &[token]).with_client_id_header(client_id))
@@ -6421,6 +6432,7 @@ mod client {
         /// As [`Client::fetch`]; [`Error::Config`] for a local development
         /// token's credentials, which hold no client secret.
         pub fn revoke_token(&self, credentials: &Credentials, token: &str) -> Result<(), Error> {
+            check_header_value(credentials.client_id(), "client id")?;
             let token = token.trim();
             let revoke = |client_id: &str, secret: &ClientSecret| {
                 let request = || {
@@ -6746,6 +6758,19 @@ mod client {
         )
     }
 
+    /// A value for a request header (`X-IMS-ClientId`) must be visible
+    /// ASCII: a CR/LF would end the header, and ureq refuses it only after
+    /// the request was tried, as a transport error worth retrying.
+    fn check_header_value(value: &str, what: &str) -> Result<(), Error> {
+        if is_visible_ascii(value) {
+            Ok(())
+        } else {
+            Err(Error::config(format!(
+                "the {what} has characters that are not visible ASCII; it cannot go into a header"
+            )))
+        }
+    }
+
     /// A reply's body, at most `limit` bytes (`too_large` past it); a read
     /// that breaks off is a transport error naming `server` at `url`.
     fn read_body(
@@ -6939,6 +6964,18 @@ mod client {
     mod tests {
         use super::*;
         use crate::test_support::*;
+
+        #[test]
+        fn a_client_id_that_would_break_a_header_is_refused_before_any_request() {
+            // Port 9 on loopback: nothing listens; the check comes first.
+            let client = Client::builder().proxy(None).retries(3).build().unwrap();
+            let ims = Endpoint::parse("http://127.0.0.1:9").unwrap();
+            for id in ["cid\r\nX-Injected: 1", "c id", ""] {
+                let e = client.validate_token(&ims, id, "a.b.c").unwrap_err();
+                assert!(matches!(e, Error::Config { .. }), "{id:?}: {e:?}");
+                assert!(e.to_string().contains("client id"), "{e}");
+            }
+        }
 
         /// One case per NO_PROXY form curl reads (`lib/noproxy.c` of curl
         /// 7.88 to 8.20; its unit test 1614 holds the same cases).
@@ -7326,6 +7363,16 @@ mod refresh {
         pub retry_at: Option<SystemTime>,
     }
 
+    impl Held {
+        /// The held token, if it still works at `now`: not expired, and not
+        /// received in the future (fetched while the clock was ahead, it
+        /// claims more time than IMS granted). The only test of a token's
+        /// use, for [`RefreshRule::step`] and whoever hands a token out.
+        pub fn usable(&self, now: SystemTime) -> Option<&AccessToken> {
+            self.token.as_ref().filter(|t| is_usable(t, now))
+        }
+    }
+
     /// What the holder of a token does next, by [`RefreshRule::step`].
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Step {
@@ -7428,7 +7475,7 @@ mod refresh {
         /// refresh already runs elsewhere (another thread, or another process
         /// holding the cache's lock).
         pub fn step(&self, held: &Held, now: SystemTime, refreshing: bool) -> Step {
-            match held.token.as_ref().filter(|t| is_usable(t, now)) {
+            match held.usable(now) {
                 Some(token) => {
                     let due = now >= self.refresh_at(token);
                     if due && !is_pausing(held, now) && !refreshing {
@@ -8248,7 +8295,7 @@ mod provider {
                     }
                     Step::Refresh => {
                         state.refreshing = true;
-                        let usable = state.held.token.clone().filter(|t| !t.is_expired(now));
+                        let usable = state.held.usable(now).cloned();
                         drop(state);
                         return match usable {
                             Some(cached) => refresh_behind(shared, cached, spawn_refresh_thread),
@@ -8589,7 +8636,7 @@ mod provider {
     /// For a caller that waited for refresh number `round`: the error to share,
     /// when that refresh failed and left no token to use.
     fn shared_failure(state: &Cached, round: u64, now: SystemTime) -> Option<Error> {
-        let no_token = state.held.token.as_ref().is_none_or(|t| t.is_expired(now));
+        let no_token = state.held.usable(now).is_none();
         match &state.failure {
             Some(e) if state.round == round && no_token => Some(e.clone()),
             _ => None,
