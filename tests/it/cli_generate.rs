@@ -220,7 +220,16 @@ fn the_man_page_has_its_sections_and_renders_without_warnings() {
     }
     assert_eq!(
         commands,
-        ["token", "exec", "jwt", "inspect", "decode", "validate", "revoke"],
+        [
+            "token",
+            "exec",
+            "jwt",
+            "inspect",
+            "decode",
+            "validate",
+            "revoke",
+            "invalidate"
+        ],
     );
     // Every IMS_* variable --help names, and every exit code it lists.
     let environment = man_tags(&man, "ENVIRONMENT").join(", ");
@@ -353,7 +362,16 @@ fn bash_completion_completes_flags_format_words_and_files() {
     }
     assert_eq!(
         replies[6],
-        ["token", "exec", "jwt", "inspect", "decode", "validate", "revoke"]
+        [
+            "token",
+            "exec",
+            "jwt",
+            "inspect",
+            "decode",
+            "validate",
+            "revoke",
+            "invalidate"
+        ]
     );
     assert_eq!(replies[7], ["jwt"]);
 }

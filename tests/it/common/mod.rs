@@ -173,6 +173,25 @@ pub fn path_str(path: &Path) -> String {
     path.to_str().expect("UTF-8 path").to_owned()
 }
 
+/// Changes the command's cache file at `path` with `edit`, and writes it
+/// back as the command writes it: its `ims_token_cache` marker first (the
+/// file keeps its mode 0600).
+pub fn edit_cache(path: &Path, edit: impl FnOnce(&mut Value)) {
+    let mut json: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    edit(&mut json);
+    let version = json
+        .as_object_mut()
+        .unwrap()
+        .remove("ims_token_cache")
+        .unwrap();
+    let rest = json.to_string();
+    fs::write(
+        path,
+        format!("{{\"ims_token_cache\":{version},{}", &rest[1..]),
+    )
+    .unwrap();
+}
+
 // ---------------------------------------------------------------------------
 // Temp dirs
 
