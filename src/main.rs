@@ -3388,22 +3388,14 @@ mod cache {
             client: &Client,
             credentials: &Credentials,
         ) -> io::Result<bool> {
-            let _lock = self.lock_for_change(client, credentials);
-            let Some(mut entry) = self.read(false) else {
-                return Ok(false);
-            };
-            if !entry
-                .held
-                .token
-                .as_ref()
-                .is_some_and(|t| t.is_same_token(token))
-            {
-                return Ok(false);
-            }
-            entry.held = Held::default();
-            entry.failure = None;
-            entry.round = entry.round.wrapping_add(1);
-            self.write(&entry).map(|()| true)
+            self.drop_under_lock(client, credentials, |entry| {
+                let cached = entry.held.token.as_ref();
+                if !cached.is_some_and(|t| t.is_same_token(token)) {
+                    return false;
+                }
+                entry.held = Held::default();
+                true
+            })
         }
 
         /// An API refused `refused` (401): drops it from the cache if it is
@@ -3420,21 +3412,37 @@ mod cache {
             client: &Client,
             credentials: &Credentials,
         ) -> io::Result<Invalidation> {
+            let mut outcome = Invalidation::NotHeld;
+            self.drop_under_lock(client, credentials, |entry| {
+                let now = SystemTime::now();
+                let (held, last) = (&mut entry.held, &mut entry.last_invalidation);
+                outcome = rule.invalidate(held, last, refused, now);
+                outcome == Invalidation::Dropped
+            })?;
+            Ok(outcome)
+        }
+
+        /// Reads the entry under the lock; `drop` empties its token or says
+        /// it did not. A dropped token's entry is written back: whether it
+        /// was, or an error when it could not be written.
+        fn drop_under_lock(
+            &self,
+            client: &Client,
+            credentials: &Credentials,
+            drop: impl FnOnce(&mut Entry) -> bool,
+        ) -> io::Result<bool> {
             let _lock = self.lock_for_change(client, credentials);
             let Some(mut entry) = self.read(false) else {
-                return Ok(Invalidation::NotHeld);
+                return Ok(false);
             };
-            let now = SystemTime::now();
-            let outcome =
-                rule.invalidate(&mut entry.held, &mut entry.last_invalidation, refused, now);
-            if outcome == Invalidation::Dropped {
-                // A failure kept for the runs waiting on the lock is not
-                // theirs to share now: they exchange.
-                entry.failure = None;
-                entry.round = entry.round.wrapping_add(1);
-                self.write(&entry)?;
+            if !drop(&mut entry) {
+                return Ok(false);
             }
-            Ok(outcome)
+            // A failure kept for the runs waiting on the lock is not theirs
+            // to share now: they exchange.
+            entry.failure = None;
+            entry.round = entry.round.wrapping_add(1);
+            self.write(&entry).map(|()| true)
         }
 
         /// The lock, for a change to the cached entry: waited for as long as
@@ -4377,11 +4385,11 @@ mod cache {
             assert!(!is_for_other_key(CACHE_MARKER, "k2"));
         }
 
-        #[test]
-        fn a_revoked_token_is_dropped_only_when_it_is_the_cached_one() {
-            let dir = std::env::temp_dir().join(format!("ims-token-drop-{}", std::process::id()));
+        /// A cache file in a fresh temp dir (named by `tag`), for OAuth
+        /// credentials; a client to wait on its lock with.
+        fn temp_cache(tag: &str) -> (PathBuf, Cache, Credentials, Client) {
+            let dir = std::env::temp_dir().join(format!("ims-token-{tag}-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
-            let path = dir.join("cache");
             let credentials = Credentials::OAuth(
                 ims_token::OAuthCredentials::builder()
                     .client_id("client")
@@ -4390,8 +4398,13 @@ mod cache {
                     .build()
                     .unwrap(),
             );
-            let client = Client::new().unwrap();
-            let cache = Cache::new(&path, &credentials).unwrap();
+            let cache = Cache::new(&dir.join("cache"), &credentials).unwrap();
+            (dir, cache, credentials, Client::new().unwrap())
+        }
+
+        #[test]
+        fn a_revoked_token_is_dropped_only_when_it_is_the_cached_one() {
+            let (dir, cache, credentials, client) = temp_cache("drop");
             assert!(!cache.drop_if_cached("tok", &client, &credentials).unwrap());
             let t0 = SystemTime::now();
             let mut entry = entry_of(&day_token("tok", t0));
@@ -4406,28 +4419,18 @@ mod cache {
             assert!(after.held.token.is_none() && after.held.retry_at.is_none());
             assert_eq!(after.round, 8);
             // Still a cache of ours: the next run replaces it.
-            assert!(matches!(existing(&path), Existing::Replaceable(Some(_))));
+            assert!(matches!(
+                existing(&cache.path),
+                Existing::Replaceable(Some(_))
+            ));
             assert!(!cache.drop_if_cached("tok", &client, &credentials).unwrap());
             let _ = std::fs::remove_dir_all(&dir);
         }
 
         #[test]
         fn invalidate_drops_the_cached_token_with_the_brake_and_keeps_its_time() {
-            let dir =
-                std::env::temp_dir().join(format!("ims-token-invalidate-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let path = dir.join("cache");
-            let credentials = Credentials::OAuth(
-                ims_token::OAuthCredentials::builder()
-                    .client_id("client")
-                    .client_secret(ims_token::ClientSecret::new("secret"))
-                    .scopes("openid")
-                    .build()
-                    .unwrap(),
-            );
-            let client = Client::new().unwrap();
+            let (dir, cache, credentials, client) = temp_cache("invalidate");
             let rule = RefreshRule::exact(MARGIN);
-            let cache = Cache::new(&path, &credentials).unwrap();
             let now = SystemTime::now();
             let invalidate = |name: &str| {
                 let refused = day_token(name, now);

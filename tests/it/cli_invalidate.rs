@@ -276,18 +276,8 @@ fn invalidate_takes_the_token_on_stdin_only_and_needs_a_cache() {
 
 /// The shell script of the README's section on invalidate.
 fn readme_recipe() -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("the README");
-    let section = readme
-        .split("\n### ")
-        .find(|s| s.starts_with("After a 401"))
-        .expect("a section 'After a 401' in the README");
-    let script = section
-        .split("```sh\n")
-        .nth(1)
-        .and_then(|block| block.split("```").next())
-        .expect("a sh block in it");
-    script.to_owned()
+    let blocks = common::readme_blocks("After a 401", "sh");
+    blocks.first().expect("a sh block in it").clone()
 }
 
 /// `sh SCRIPT URL` as cron would run it: this `HOME`, ims-token on the
