@@ -6432,9 +6432,9 @@ mod client {
         /// As [`Client::fetch`]; [`Error::Config`] for a local development
         /// token's credentials, which hold no client secret.
         pub fn revoke_token(&self, credentials: &Credentials, token: &str) -> Result<(), Error> {
-            check_header_value(credentials.client_id(), "client id")?;
             let token = token.trim();
             let revoke = |client_id: &str, secret: &ClientSecret| {
+                check_header_value(client_id, "client id")?;
                 let request = || {
                     let form = revocation_form(client_id, secret, token);
                     Ok(FormRequest::new(&form, &[secret.secret(), token])

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use args::{parse_args, Command};
 use commands::{inspect_command, jwt_command, print_line, token_command};
 use failure::Failure;
-use introspect::{decode_command, revoke_command, validate_command};
+use introspect::{decode_command, invalidate_command, revoke_command, validate_command};
 
 fn main() -> ExitCode {
     // The library logs what an operator must see (a clock off IMS's, say).
@@ -35,6 +35,7 @@ fn run(args: impl Iterator<Item = OsString>) -> Result<(), Failure> {
         Command::Validate => validate_command(&options),
         Command::Revoke => revoke_command(&options),
         Command::Sink => sink::sink_command(&options),
+        Command::Invalidate => invalidate_command(&options),
     }
 }
 
@@ -52,6 +53,7 @@ fn proptest_config(cases: u32) -> proptest::prelude::ProptestConfig {
 mod failure {
     use std::ffi::OsString;
     use std::io;
+    use std::time::Duration;
 
     use ims_token::Error;
 
@@ -77,6 +79,14 @@ mod failure {
         /// validate: IMS does not accept the token, for this reason (one
         /// printable line, as the library gives it): exit 4.
         NotAccepted(String),
+        /// invalidate: the cache keeps the token, by the brake: it replaced
+        /// a token an API refused, and IMS issued it this long ago, less
+        /// than the cooldown. A new token would not help: exit 6.
+        Braked(Duration),
+        /// invalidate: the cache (this path, as given) does not hold the
+        /// token: another run replaced it already, or none is cached. A
+        /// retry gets another token: exit 7.
+        NotCached(String),
     }
 
     impl Failure {
@@ -92,6 +102,8 @@ mod failure {
                 Failure::Exec { error, .. } if error.kind() == io::ErrorKind::NotFound => 127,
                 Failure::Exec { .. } => 126,
                 Failure::NotAccepted(_) => 4,
+                Failure::Braked(_) => 6,
+                Failure::NotCached(_) => 7,
             }
         }
 
@@ -114,6 +126,11 @@ mod failure {
                 }
                 Failure::Exec { program, error } => format!("cannot run {program:?}: {error}"),
                 Failure::NotAccepted(reason) => format!("IMS does not accept the token: {reason}"),
+                Failure::Braked(age) => ims_token::brake_warning(*age),
+                Failure::NotCached(cache) => format!(
+                    "the cache {cache} does not hold this token (another run has replaced \
+                     it, or none is cached): nothing dropped; a retry gets another token"
+                ),
             }
         }
     }
@@ -178,6 +195,8 @@ mod args {
         Revoke,
         /// Keep a file fresh with the token.
         Sink,
+        /// Drop the token on stdin from `--cache`, an API having refused it.
+        Invalidate,
         Help,
         Version,
         /// `--generate`: the man page or a completion script.
@@ -188,7 +207,10 @@ mod args {
         /// Reads a token on stdin: takes no argument (where `ps` would show
         /// the token) and no credentials from stdin.
         pub(crate) fn reads_token(self) -> bool {
-            matches!(self, Command::Decode | Command::Validate | Command::Revoke)
+            matches!(
+                self,
+                Command::Decode | Command::Validate | Command::Revoke | Command::Invalidate
+            )
         }
     }
 
@@ -313,6 +335,14 @@ mod args {
             help: "keep FILE fresh with the token, for other processes; \
                    COMMAND runs after each write",
         },
+        CommandSpec {
+            name: "invalidate",
+            command: Command::Invalidate,
+            synopsis: "invalidate [OPTIONS] < TOKEN_FILE",
+            help: "after an API refused the token on stdin (401): drop it from \
+                   --cache if it is the cached one, with the brake; the exit \
+                   status says whether a retry makes sense (0, 6, 7)",
+        },
     ];
 
     /// What a flag takes after it.
@@ -389,16 +419,20 @@ mod args {
         command != Command::Decode
     }
 
-    /// The commands that get a token (and revoke, whose `--cache` names
-    /// the cached token by these options too).
+    /// The commands that get a token (and revoke and invalidate, whose
+    /// `--cache` names the cached token by these options too).
     fn makes_or_drops_tokens(command: Command) -> bool {
         !matches!(command, Command::Decode | Command::Validate)
     }
 
     /// The commands whose OAuth request may ask for an org or a resource:
-    /// the ones that get a token, and revoke (for its `--cache`).
+    /// the ones that get a token, and revoke and invalidate (for their
+    /// `--cache`).
     fn asks_for_oauth_options(command: Command) -> bool {
-        matches!(command, Command::Token | Command::Exec | Command::Revoke)
+        matches!(
+            command,
+            Command::Token | Command::Exec | Command::Revoke | Command::Invalidate
+        )
     }
 
     /// The commands that get a token from IMS.
@@ -447,8 +481,13 @@ mod args {
                    IMS_ACCESS_TOKEN, IMS_CLIENT_ID and (when known) \
                    IMS_ORG_ID, for '. FILE' and systemd's EnvironmentFile=\n\
                    decode, validate: text (default) or json",
-            // exec prints nothing; revoke one line.
-            applies: |command| !matches!(command, Command::Exec | Command::Revoke),
+            // exec prints nothing; revoke and invalidate one line.
+            applies: |command| {
+                !matches!(
+                    command,
+                    Command::Exec | Command::Revoke | Command::Invalidate
+                )
+            },
         },
         Flag {
             long: "lifetime",
@@ -518,7 +557,8 @@ mod args {
                    directory (one that exists, or DIR/, made 0700) keeps a file \
                    per credential set; only a cache file of ims-token is ever \
                    replaced\n\
-                   revoke: drop the revoked token from it",
+                   revoke: drop the revoked token from it\n\
+                   invalidate: drop the refused token from it (required)",
             // The sink keeps its token in memory and in --out.
             applies: |command| makes_or_drops_tokens(command) && command != Command::Sink,
         },
@@ -903,6 +943,13 @@ mod args {
                 spec.synopsis
             )));
         }
+        if spec.command == Command::Invalidate && options.cache.is_none() {
+            return Err(usage(format!(
+                "invalidate needs --cache: it drops the token from the cache, and \
+                 without one there is nothing to invalidate (ims-token {})",
+                spec.synopsis
+            )));
+        }
         if spec.command.reads_token() {
             check_token_command(options, spec, given)?;
         }
@@ -1201,6 +1248,64 @@ mod args {
             );
             let m = parse(&["decod"]).unwrap_err().describe();
             assert!(m.starts_with("unexpected argument 'decod'"), "{m}");
+        }
+
+        #[test]
+        fn invalidate_needs_a_cache_and_takes_the_token_on_stdin_only() {
+            let token = "eyJhbGciOiJSUzI1NiJ9.eyJ0eXBlIjoiYWNjZXNzX3Rva2VuIn0.c2lnbmF0dXJl";
+            let usage_of = |args: &[&str]| match parse(args) {
+                Err(failure @ Failure::Usage(_)) => failure.describe(),
+                other => panic!("{args:?}: {other:?}"),
+            };
+            for args in [
+                &["invalidate", "--cache", "d/", token][..],
+                &["invalidate", token, "--cache", "d/"],
+                &["invalidate", token],
+            ] {
+                let m = usage_of(args);
+                assert!(m.contains("invalidate takes no argument"), "{m}");
+                assert!(
+                    m.contains("pass the token on stdin") && !m.contains(token),
+                    "{m}"
+                );
+            }
+            let m = usage_of(&["invalidate", "-c", "x.json"]);
+            assert!(m.starts_with("invalidate needs --cache"), "{m}");
+            let m = usage_of(&["invalidate", "-c", "-", "--cache", "d/"]);
+            assert!(m.contains("give the credentials as a file"), "{m}");
+            // The options that name the cached token, and the network's (for
+            // how long to wait on the cache's lock); not what makes a token.
+            let o = parse(&[
+                "invalidate",
+                "-c",
+                "x.json",
+                "--cache",
+                "d/",
+                "--scope",
+                "a",
+                "--org-id",
+                "A@AdobeOrg",
+                "--resource",
+                "urn:x",
+                "--ims",
+                "localhost",
+                "--timeout",
+                "5",
+            ])
+            .unwrap();
+            assert_eq!(o.command, Command::Invalidate);
+            assert_eq!(o.cache.as_deref(), Some(std::path::Path::new("d/")));
+            for (flag, value) in [
+                ("--format", "json"),
+                ("--lifetime", "60"),
+                ("--refresh-margin", "60"),
+            ] {
+                let m = usage_of(&["invalidate", "--cache", "d/", flag, value]);
+                assert!(
+                    m.starts_with(&format!("{flag} does not apply to invalidate")),
+                    "{m}"
+                );
+            }
         }
 
         #[test]
@@ -1638,6 +1743,24 @@ mod help {
                  ims-token revoke -c creds.json --cache ~/.cache/ims-token < token.txt",
             ),
         ],
+        &[
+            Block::Text(
+                "invalidate is for a script whose API call got 401: it reads the \
+                 refused token on stdin and, under the cache's lock, drops it from \
+                 --cache (required) if it is the cached one, so that jobs refused \
+                 the same token make one new exchange between them. It has the \
+                 library's brake: a cached token that replaced an invalidated one \
+                 less than 60 s ago is kept, as a new token would be refused too. \
+                 Exit 0: dropped, retry once; 7: another run replaced it already, \
+                 retry once with the token a run gives now; 6: kept by the brake, \
+                 do not retry (check the product profile, x-api-key and the org):",
+            ),
+            Block::Code(
+                "printf %s \"$IMS_ACCESS_TOKEN\" |   # printf is a shell builtin: no argv\n\
+                 ims-token invalidate -c creds.json --cache ~/.cache/ims-token/\n\
+                 case $? in 0|7) retry once ;; *) give up ;; esac",
+            ),
+        ],
         &[Block::Text(
             "The proxy comes from https_proxy, HTTPS_PROXY, all_proxy or ALL_PROXY \
              (the first set, as curl reads them for https); HTTP_PROXY is never \
@@ -1667,8 +1790,9 @@ mod help {
              for a JWT, and a run with no token waits that long plus 5 s for \
              another's refresh. A closed stdout is exit 1: the token was not \
              delivered (with --cache, it is kept for the next run). A token \
-             cached while the clock was ahead is not used; to drop a cached \
-             token, delete the cache file.",
+             cached while the clock was ahead is not used. After an API refused \
+             the cached token (401), invalidate drops it; to drop it otherwise, \
+             delete the cache file.",
         )],
         &[
             Block::Text(
@@ -1765,7 +1889,8 @@ mod help {
         (
             "0",
             "success (exec: COMMAND's own exit status instead; decode: an expired \
-             token too; sink: stopped by SIGTERM or SIGINT)",
+             token too; sink: stopped by SIGTERM or SIGINT; invalidate: the token \
+             was dropped, a retry gets a new one)",
         ),
         (
             "1",
@@ -1790,6 +1915,17 @@ mod help {
              accept the token",
         ),
         ("5", "network, timeout, IMS 5xx or 429: retry later"),
+        (
+            "6",
+            "invalidate: the token was kept by the brake (it replaced a token an \
+             API refused, less than 60 s ago): a new token will not help, do not \
+             retry; check the product profile, x-api-key and the org",
+        ),
+        (
+            "7",
+            "invalidate: the cache does not hold the token (another run replaced \
+             it already, or none is cached): retry with the token a run gives now",
+        ),
         (
             "126, 127",
             "exec: COMMAND cannot be run (not executable, not found)",
@@ -2578,7 +2714,7 @@ complete -c ims-token -n 'not __ims_token_own' -x -a '(__ims_token_exec_command)
                 assert!(!line.starts_with(['\'', ' ']), "{line:?}");
             }
             assert!(
-                man.contains("(not for exec, revoke)"),
+                man.contains("(not for exec, revoke, invalidate)"),
                 "--format is not for exec"
             );
             assert!(man.contains("(not for decode)"), "-c is not for decode");
@@ -3009,14 +3145,16 @@ mod commands {
     }
 }
 
-/// decode, validate and revoke: a token read on stdin (never from an
-/// argument, where `ps` shows it), decoded here, or asked about or ended at
-/// IMS.
+/// decode, validate, revoke and invalidate: a token read on stdin (never
+/// from an argument, where `ps` shows it), decoded here, asked about or
+/// ended at IMS, or dropped from the cache after an API refused it.
 mod introspect {
     use std::io::{self, IsTerminal as _, Read as _, Write as _};
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-    use ims_token::{decode_token, Endpoint, TokenValidity};
+    use ims_token::{
+        decode_token, AccessToken, Credentials, Endpoint, Invalidation, RefreshRule, TokenValidity,
+    };
     use zeroize::Zeroizing;
 
     use crate::args::{Format, Options};
@@ -3120,6 +3258,49 @@ mod introspect {
             Ok(false) => print_line(&format!("revoked; the cache {shown} does not hold it")),
             Err(e) => Err(Failure::Config(format!(
                 "revoked, but the cache {shown} still holds the token: {e}; delete that file"
+            ))),
+        }
+    }
+
+    /// An API refused the token on stdin (401): drops it from `--cache`
+    /// if it is the cached one, with the library's brake (see
+    /// [`Cache::invalidate`]). Exit 0 when it was dropped (a retry gets a
+    /// new token); 6 when the brake kept it (a new token would be refused
+    /// too); 7 when the cache does not hold it (another run replaced it: a
+    /// retry gets that token).
+    pub(crate) fn invalidate_command(options: &Options) -> Result<(), Failure> {
+        let (credentials, _) = load(options)?;
+        if matches!(credentials, Credentials::LocalToken(_)) {
+            return Err(Failure::Config(
+                "these credentials are a local development token, which --cache does not \
+                 keep: there is nothing to invalidate; download a new token"
+                    .into(),
+            ));
+        }
+        let client = client(options)?;
+        let text = read_token()?;
+        // Only its text is compared (in constant time) with the cached
+        // token's: the times are not read.
+        let refused = AccessToken::new(one_token(&text)?, "bearer", UNIX_EPOCH, UNIX_EPOCH);
+        // `check_command` makes sure there is a --cache.
+        let Some(path) = &options.cache else {
+            return Err(usage("invalidate needs --cache"));
+        };
+        let shown = path.display().to_string();
+        // A cache directory that cannot be had was warned about; a token run
+        // goes on without the cache, and so gets a new token.
+        let Some(cache) = Cache::new(path, &credentials) else {
+            return Err(Failure::NotCached(shown));
+        };
+        let rule = RefreshRule::exact(Duration::from_secs(options.refresh_margin));
+        match cache.invalidate(&rule, &refused, &client, &credentials) {
+            Ok(Invalidation::Dropped) => print_line(&format!(
+                "dropped from the cache {shown}: the next run gets a new token"
+            )),
+            Ok(Invalidation::Kept { age }) => Err(Failure::Braked(age)),
+            Ok(_) => Err(Failure::NotCached(shown)),
+            Err(e) => Err(Failure::Config(format!(
+                "the cache {shown} still holds the token: {e}; delete that file"
             ))),
         }
     }
@@ -3645,7 +3826,8 @@ mod cache {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use ims_token::{
-        fallback_warning, AccessToken, Client, Credentials, Error, Held, Outcome, RefreshRule, Step,
+        fallback_warning, AccessToken, Client, Credentials, Error, Held, Invalidation, Outcome,
+        RefreshRule, Step,
     };
     use serde_json::Value;
     use sha2::Digest as _;
@@ -3770,29 +3952,75 @@ mod cache {
             client: &Client,
             credentials: &Credentials,
         ) -> io::Result<bool> {
+            self.drop_under_lock(client, credentials, |entry| {
+                let cached = entry.held.token.as_ref();
+                if !cached.is_some_and(|t| t.is_same_token(token)) {
+                    return false;
+                }
+                entry.held = Held::default();
+                true
+            })
+        }
+
+        /// An API refused `refused` (401): drops it from the cache if it is
+        /// the token kept there, with the brake of the library's refresh
+        /// rule ([`RefreshRule::invalidate`], as `TokenProvider::invalidate`),
+        /// under the lock. When the last drop happened is kept in the file,
+        /// so that the token that replaces the dropped one is known for a
+        /// replacement by the runs after. An error when the token could not
+        /// be dropped.
+        pub(crate) fn invalidate(
+            &self,
+            rule: &RefreshRule,
+            refused: &AccessToken,
+            client: &Client,
+            credentials: &Credentials,
+        ) -> io::Result<Invalidation> {
+            let mut outcome = Invalidation::NotHeld;
+            self.drop_under_lock(client, credentials, |entry| {
+                let now = SystemTime::now();
+                let (held, last) = (&mut entry.held, &mut entry.last_invalidation);
+                outcome = rule.invalidate(held, last, refused, now);
+                outcome == Invalidation::Dropped
+            })?;
+            Ok(outcome)
+        }
+
+        /// Reads the entry under the lock; `drop` empties its token or says
+        /// it did not. A dropped token's entry is written back: whether it
+        /// was, or an error when it could not be written.
+        fn drop_under_lock(
+            &self,
+            client: &Client,
+            credentials: &Credentials,
+            drop: impl FnOnce(&mut Entry) -> bool,
+        ) -> io::Result<bool> {
+            let _lock = self.lock_for_change(client, credentials);
+            let Some(mut entry) = self.read(false) else {
+                return Ok(false);
+            };
+            if !drop(&mut entry) {
+                return Ok(false);
+            }
+            // A failure kept for the runs waiting on the lock is not theirs
+            // to share now: they exchange.
+            entry.failure = None;
+            entry.round = entry.round.wrapping_add(1);
+            self.write(&entry).map(|()| true)
+        }
+
+        /// The lock, for a change to the cached entry: waited for as long as
+        /// a run waits for another's refresh. Without it (after a warning)
+        /// the change is made all the same.
+        fn lock_for_change(&self, client: &Client, credentials: &Credentials) -> Option<File> {
             let deadline =
                 std::time::Instant::now() + client.max_fetch_time(credentials) + LOCK_SLACK;
-            let _lock = self.open_lock().and_then(|file| {
+            self.open_lock().and_then(|file| {
                 try_lock_until(&file, deadline)
                     .map(|()| file)
                     .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
                     .ok()
-            });
-            let Some(mut entry) = self.read(false) else {
-                return Ok(false);
-            };
-            if !entry
-                .held
-                .token
-                .as_ref()
-                .is_some_and(|t| t.is_same_token(token))
-            {
-                return Ok(false);
-            }
-            entry.held = Held::default();
-            entry.failure = None;
-            entry.round = entry.round.wrapping_add(1);
-            self.write(&entry).map(|()| true)
+            })
         }
 
         /// The entry cached for these credentials. Anything unreadable or
@@ -3959,6 +4187,10 @@ mod cache {
         /// Counts the writes, so that a run can tell a failure written while it
         /// waited on the lock from an older one without comparing clocks.
         round: u64,
+        /// When `invalidate` last dropped a token (the brake's state, see
+        /// [`RefreshRule::invalidate`]); kept through the writes of new
+        /// tokens, so that a replacement is known for one.
+        last_invalidation: Option<SystemTime>,
     }
 
     /// A failed refresh worth retrying (exit 5), for the runs that waited on
@@ -4248,6 +4480,9 @@ mod cache {
             json["failure"] = serde_json::json!({ "message": failure.message });
         }
         json["round"] = entry.round.into();
+        if let Some(at) = entry.last_invalidation {
+            json["last_invalidation"] = epoch_secs(at).into();
+        }
         let fields = json.to_string();
         // `fields` is a JSON object: the marker (and the token) take the
         // place of its `{`.
@@ -4291,6 +4526,7 @@ mod cache {
             },
             failure: json.get("failure").and_then(cached_failure),
             round: json.get("round").and_then(Value::as_u64).unwrap_or(0),
+            last_invalidation: json.get("last_invalidation").and_then(epoch_time),
         })
     }
 
@@ -4513,6 +4749,7 @@ mod cache {
                     message: "IMS could not serve the request (503)".into(),
                 }),
                 round: 3,
+                last_invalidation: Some(t0 - Duration::from_secs(5)),
             };
             let text = cache_text(&entry, "k1");
             let back = parse_cache(&text, "k1").unwrap();
@@ -4520,6 +4757,16 @@ mod cache {
             assert_eq!(back.held.retry_at, entry.held.retry_at);
             assert_eq!(back.failure, entry.failure);
             assert_eq!(back.round, 3);
+            assert_eq!(back.last_invalidation, entry.last_invalidation);
+            // A cache of an ims-token before the brake has none; a mistyped
+            // one is left out, the rest read as ever.
+            let mut json: Value = serde_json::from_str(&text).unwrap();
+            json.as_object_mut().unwrap().remove("last_invalidation");
+            let old = parse_cache(&marked(&json), "k1").unwrap();
+            assert!(old.last_invalidation.is_none() && old.held.token.is_some());
+            json["last_invalidation"] = "yesterday".into();
+            let odd = parse_cache(&marked(&json), "k1").unwrap();
+            assert!(odd.last_invalidation.is_none() && odd.held.token.is_some());
             // A failure alone, and a message that is not one printable line.
             let only = Entry {
                 failure: entry.failure.clone(),
@@ -4673,11 +4920,11 @@ mod cache {
             assert!(!is_for_other_key(CACHE_MARKER, "k2"));
         }
 
-        #[test]
-        fn a_revoked_token_is_dropped_only_when_it_is_the_cached_one() {
-            let dir = std::env::temp_dir().join(format!("ims-token-drop-{}", std::process::id()));
+        /// A cache file in a fresh temp dir (named by `tag`), for OAuth
+        /// credentials; a client to wait on its lock with.
+        fn temp_cache(tag: &str) -> (PathBuf, Cache, Credentials, Client) {
+            let dir = std::env::temp_dir().join(format!("ims-token-{tag}-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
-            let path = dir.join("cache");
             let credentials = Credentials::OAuth(
                 ims_token::OAuthCredentials::builder()
                     .client_id("client")
@@ -4686,8 +4933,13 @@ mod cache {
                     .build()
                     .unwrap(),
             );
-            let client = Client::new().unwrap();
-            let cache = Cache::new(&path, &credentials).unwrap();
+            let cache = Cache::new(&dir.join("cache"), &credentials).unwrap();
+            (dir, cache, credentials, Client::new().unwrap())
+        }
+
+        #[test]
+        fn a_revoked_token_is_dropped_only_when_it_is_the_cached_one() {
+            let (dir, cache, credentials, client) = temp_cache("drop");
             assert!(!cache.drop_if_cached("tok", &client, &credentials).unwrap());
             let t0 = SystemTime::now();
             let mut entry = entry_of(&day_token("tok", t0));
@@ -4702,8 +4954,57 @@ mod cache {
             assert!(after.held.token.is_none() && after.held.retry_at.is_none());
             assert_eq!(after.round, 8);
             // Still a cache of ours: the next run replaces it.
-            assert!(matches!(existing(&path), Existing::Replaceable(Some(_))));
+            assert!(matches!(
+                existing(&cache.path),
+                Existing::Replaceable(Some(_))
+            ));
             assert!(!cache.drop_if_cached("tok", &client, &credentials).unwrap());
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+
+        #[test]
+        fn invalidate_drops_the_cached_token_with_the_brake_and_keeps_its_time() {
+            let (dir, cache, credentials, client) = temp_cache("invalidate");
+            let rule = RefreshRule::exact(MARGIN);
+            let now = SystemTime::now();
+            let invalidate = |name: &str| {
+                let refused = day_token(name, now);
+                cache
+                    .invalidate(&rule, &refused, &client, &credentials)
+                    .unwrap()
+            };
+            // No cache file: nothing held.
+            assert_eq!(invalidate("first"), Invalidation::NotHeld);
+            let hour = Duration::from_secs(3600);
+            let mut entry = entry_of(&day_token("first", now - hour));
+            entry.round = 4;
+            entry.failure = Some(SharedFailure {
+                message: "IMS could not serve the request (503)".into(),
+            });
+            cache.write(&entry).unwrap();
+            assert_eq!(invalidate("other"), Invalidation::NotHeld);
+            assert_eq!(cache.read(false).unwrap().round, 4, "not written");
+            assert_eq!(invalidate("first"), Invalidation::Dropped);
+            let after = cache.read(false).unwrap();
+            assert!(after.held.token.is_none() && after.failure.is_none());
+            assert_eq!(after.round, 5);
+            let dropped_at = after.last_invalidation.expect("the time of the drop");
+            let since = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
+            assert!(epoch_secs(dropped_at) >= since, "{dropped_at:?}");
+
+            // A fetch writes the replacement and keeps the time of the drop.
+            let (entry, _) =
+                entry_after_fetch(&rule, Some(after), Ok(day_token("second", now)), now);
+            assert_eq!(entry.last_invalidation, Some(dropped_at));
+            cache.write(&entry).unwrap();
+            // The replacement, refused at once: kept by the brake.
+            assert!(matches!(invalidate("second"), Invalidation::Kept { .. }));
+            assert!(cache.read(false).unwrap().held.token.is_some());
+            // The same token, when the drop was over a cooldown before it came.
+            let mut long_ago = cache.read(false).unwrap();
+            long_ago.last_invalidation = Some(now - hour);
+            cache.write(&long_ago).unwrap();
+            assert_eq!(invalidate("second"), Invalidation::Dropped);
             let _ = std::fs::remove_dir_all(&dir);
         }
 

@@ -11,6 +11,20 @@ use crate::common;
 use common::run::{command, run, start, Run};
 use common::TempDir;
 
+/// The command words, in the order --help, the man page and the
+/// completions give them.
+const COMMAND_WORDS: [&str; 9] = [
+    "token",
+    "exec",
+    "jwt",
+    "inspect",
+    "decode",
+    "validate",
+    "revoke",
+    "sink",
+    "invalidate",
+];
+
 /// A flag as the man page's OPTIONS shows it.
 #[derive(Debug)]
 pub struct DocumentedFlag {
@@ -218,10 +232,7 @@ fn the_man_page_has_its_sections_and_renders_without_warnings() {
             "{command}: {commands:?}"
         );
     }
-    assert_eq!(
-        commands,
-        ["token", "exec", "jwt", "inspect", "decode", "validate", "revoke", "sink"],
-    );
+    assert_eq!(commands, COMMAND_WORDS);
     // Every IMS_* variable --help names, and every exit code it lists.
     let environment = man_tags(&man, "ENVIRONMENT").join(", ");
     let variables = help
@@ -355,10 +366,7 @@ fn bash_completion_completes_flags_format_words_and_files() {
         }
     }
     assert!(replies[8].contains(&"--out".to_owned()) && !replies[5].contains(&"--out".to_owned()));
-    assert_eq!(
-        replies[6],
-        ["token", "exec", "jwt", "inspect", "decode", "validate", "revoke", "sink"]
-    );
+    assert_eq!(replies[6], COMMAND_WORDS);
     assert_eq!(replies[7], ["jwt"]);
 }
 

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::proxy::{proxied_ims, proxied_url, LoggingProxy, Mode};
 use common::run::{run, runs_at_once};
-use common::{fixture_path, now_secs, oauth_reply, FakeIms, Reply, TempDir};
-use serde_json::Value;
+use common::{edit_cache, fixture_path, now_secs, oauth_reply, FakeIms, Reply, TempDir};
 
 fn oauth_token(token: &str) -> Reply {
     oauth_reply(token, 86_399)
@@ -18,21 +17,10 @@ fn oauth_token(token: &str) -> Reply {
 
 /// Moves the cached token to `left` seconds before expiry, within the margin.
 fn age_cache(path: &Path, left: i64) {
-    let mut json: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
-    json["received_at"] = (now_secs() - 86_000).into();
-    json["expires_at"] = (now_secs() + left).into();
-    // Written back as the command writes it: its marker first.
-    let version = json
-        .as_object_mut()
-        .unwrap()
-        .remove("ims_token_cache")
-        .unwrap();
-    let rest = json.to_string();
-    fs::write(
-        path,
-        format!("{{\"ims_token_cache\":{version},{}", &rest[1..]),
-    )
-    .unwrap();
+    edit_cache(path, |json| {
+        json["received_at"] = (now_secs() - 86_000).into();
+        json["expires_at"] = (now_secs() + left).into();
+    });
 }
 
 fn token_args<'a>(url: &'a str, cache: &'a str) -> Vec<&'a str> {

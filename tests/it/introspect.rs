@@ -577,17 +577,7 @@ fn a_secret_file_that_is_a_fifo_missing_or_doubled_is_exit_3_at_once() {
 
 /// The `ini` blocks of the README's systemd section.
 fn readme_units() -> Vec<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("the README");
-    let section = readme
-        .split("\n### ")
-        .find(|s| s.starts_with("systemd"))
-        .expect("a systemd section in the README");
-    section
-        .split("```ini\n")
-        .skip(1)
-        .map(|block| block.split("```").next().unwrap().to_owned())
-        .collect()
+    common::readme_blocks("systemd", "ini")
 }
 
 #[test]

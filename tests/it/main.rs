@@ -16,6 +16,7 @@ mod cli;
 mod cli_credentials;
 mod cli_generate;
 mod cli_introspect;
+mod cli_invalidate;
 mod cli_refresh;
 mod clock;
 mod credential_kinds;

@@ -176,6 +176,41 @@ pub fn path_str(path: &Path) -> String {
     path.to_str().expect("UTF-8 path").to_owned()
 }
 
+/// The README's section (`### ` heading) whose title starts with `title`,
+/// and the text of its fenced blocks of `language`, in order.
+pub fn readme_blocks(title: &str, language: &str) -> Vec<String> {
+    let readme =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("the README");
+    let section = readme
+        .split("\n### ")
+        .find(|s| s.starts_with(title))
+        .unwrap_or_else(|| panic!("no section '{title}' in the README"));
+    section
+        .split(&format!("```{language}\n"))
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Changes the command's cache file at `path` with `edit`, and writes it
+/// back as the command writes it: its `ims_token_cache` marker first (the
+/// file keeps its mode 0600).
+pub fn edit_cache(path: &Path, edit: impl FnOnce(&mut Value)) {
+    let mut json: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    edit(&mut json);
+    let version = json
+        .as_object_mut()
+        .unwrap()
+        .remove("ims_token_cache")
+        .unwrap();
+    let rest = json.to_string();
+    fs::write(
+        path,
+        format!("{{\"ims_token_cache\":{version},{}", &rest[1..]),
+    )
+    .unwrap();
+}
+
 // ---------------------------------------------------------------------------
 // Temp dirs
 
