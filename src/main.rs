@@ -245,18 +245,45 @@ mod args {
         /// `IMS_ACCESS_TOKEN=...` and the ids, for `. FILE` and systemd's
         /// `EnvironmentFile=`.
         Env,
+        /// decode and validate: lines for people (their default).
+        Text,
     }
 
     impl Format {
-        /// The words of `--format` in [`FLAGS`].
+        /// Every format, in the order of its words in [`FLAGS`].
+        const ALL: [Format; 6] = [
+            Format::Token,
+            Format::Header,
+            Format::Headers,
+            Format::Json,
+            Format::Env,
+            Format::Text,
+        ];
+
+        /// Its word of `--format` in [`FLAGS`].
+        fn word(self) -> &'static str {
+            match self {
+                Format::Token => "token",
+                Format::Header => "header",
+                Format::Headers => "headers",
+                Format::Json => "json",
+                Format::Env => "env",
+                Format::Text => "text",
+            }
+        }
+
         fn from_word(word: &str) -> Option<Format> {
-            match word {
-                "token" => Some(Format::Token),
-                "header" => Some(Format::Header),
-                "headers" => Some(Format::Headers),
-                "json" => Some(Format::Json),
-                "env" => Some(Format::Env),
-                _ => None,
+            Format::ALL.into_iter().find(|f| f.word() == word)
+        }
+
+        /// Whether `command` prints this format: decode and validate print
+        /// text or JSON, the others (that take `--format`) a token.
+        fn is_for(self, command: Command) -> bool {
+            let describes = matches!(command, Command::Decode | Command::Validate);
+            match self {
+                Format::Json => true,
+                Format::Text => describes,
+                _ => !describes,
             }
         }
 
@@ -474,13 +501,16 @@ mod args {
         Flag {
             long: "format",
             short: None,
-            takes: Takes::OneOf("FORMAT", &["token", "header", "headers", "json", "env"]),
-            help: "token (default) | header | headers | json | env\n\
+            takes: Takes::OneOf(
+                "FORMAT",
+                &["token", "header", "headers", "json", "env", "text"],
+            ),
+            help: "token (default) | header | headers | json | env; \
+                   decode, validate: text (default) | json\n\
                    headers: Authorization, x-api-key and (when known) \
                    x-gw-ims-org-id, one a line, for 'curl -H @-'; env: \
                    IMS_ACCESS_TOKEN, IMS_CLIENT_ID and (when known) \
-                   IMS_ORG_ID, for '. FILE' and systemd's EnvironmentFile=\n\
-                   decode, validate: text (default) or json",
+                   IMS_ORG_ID, for '. FILE' and systemd's EnvironmentFile=",
             // exec prints nothing; revoke and invalidate one line.
             applies: |command| {
                 !matches!(
@@ -950,8 +980,11 @@ mod args {
                 spec.synopsis
             )));
         }
+        if let Some((_, name)) = given.iter().find(|(f, _)| f.long == "format") {
+            check_format(options.format, spec, name)?;
+        }
         if spec.command.reads_token() {
-            check_token_command(options, spec, given)?;
+            check_token_command(options, spec)?;
         }
         if spec.command == Command::Sink {
             check_sink(options)?;
@@ -959,20 +992,25 @@ mod args {
         Ok(())
     }
 
-    /// decode and validate print text or JSON; the token is on stdin, so
-    /// the credentials are not.
-    fn check_token_command(
-        options: &Options,
-        spec: &CommandSpec,
-        given: &[(&Flag, String)],
-    ) -> Result<(), Failure> {
-        let format = given.iter().find(|(f, _)| f.long == "format");
-        if let Some((_, name)) = format.filter(|_| options.format != Format::Json) {
-            return Err(usage(format!(
-                "{} prints text, or JSON with {name} json",
-                spec.name
-            )));
+    /// decode and validate print text or JSON; the other commands that
+    /// take `--format` (`name` as written) print a token, in any format but
+    /// text.
+    fn check_format(format: Format, spec: &CommandSpec, name: &str) -> Result<(), Failure> {
+        if format.is_for(spec.command) {
+            return Ok(());
         }
+        Err(usage(match format {
+            Format::Text => format!("{name} text is for decode and validate, not {}", spec.name),
+            _ => format!(
+                "{} prints {name} text (the default) or json, not {}",
+                spec.name,
+                format.word()
+            ),
+        }))
+    }
+
+    /// The token is on stdin, so the credentials are not.
+    fn check_token_command(options: &Options, spec: &CommandSpec) -> Result<(), Failure> {
         if options.credentials.as_deref() == Some("-") {
             return Err(usage(format!(
                 "{} reads the token on stdin: give the credentials as a file, not '-'",
@@ -1336,7 +1374,7 @@ mod args {
                 .unwrap_err()
                 .describe();
             assert!(
-                m.starts_with("decode prints text, or JSON with --format json"),
+                m.starts_with("decode prints --format text (the default) or json, not token"),
                 "{m}"
             );
             let o = parse(&[
@@ -1349,6 +1387,27 @@ mod args {
                 "A@AdobeOrg",
             ]);
             assert_eq!(o.unwrap().org_id.as_deref(), Some("A@AdobeOrg"));
+        }
+
+        #[test]
+        fn format_text_is_for_decode_and_validate_only() {
+            for args in [
+                &["decode", "--format", "text"][..],
+                &["validate", "--format=text"],
+            ] {
+                assert_eq!(parse(args).unwrap().format, Format::Text, "{args:?}");
+            }
+            for args in [
+                &["--format", "text"][..],
+                &["token", "--format=text"],
+                &["sink", "--out", "t", "--format", "text"],
+            ] {
+                let m = parse(args).unwrap_err().describe();
+                assert!(
+                    m.starts_with("--format text is for decode and validate"),
+                    "{args:?}: {m}"
+                );
+            }
         }
 
         #[test]
@@ -2090,7 +2149,7 @@ mod help {
             for line in [
                 "    -c, --credentials FILE   credentials JSON; '-' reads stdin (default: the",
                 "        --credential NAME|ID which Developer Console project credential (when it",
-                "        --format FORMAT      token (default) | header | headers | json | env",
+                "        --format FORMAT      token (default) | header | headers | json | env;",
                 "        --connect-timeout SECS  connect timeout (default 10, at most 86400)",
                 "    ims-token exec [OPTIONS] -- COMMAND [ARGS...]",
                 "                                  run COMMAND with the token in its environment",
@@ -3019,6 +3078,8 @@ mod commands {
                     }
                 }
             }
+            // The command line refuses it for a token (`check_format`).
+            Format::Text => return Err(usage("--format text is for decode and validate")),
         }
         Ok(out)
     }
