@@ -453,18 +453,58 @@ mod args {
     }
 
     /// The commands whose OAuth request may ask for an org or a resource:
-    /// the ones that get a token, and revoke and invalidate (for their
-    /// `--cache`).
+    /// the ones that get a token from IMS, and revoke and invalidate (for
+    /// their `--cache`).
     fn asks_for_oauth_options(command: Command) -> bool {
+        matches!(
+            command,
+            Command::Token | Command::Exec | Command::Sink | Command::Revoke | Command::Invalidate
+        )
+    }
+
+    /// The commands that print in a `--format`.
+    fn prints_formats(command: Command) -> bool {
+        matches!(
+            command,
+            Command::Token | Command::Sink | Command::Decode | Command::Validate
+        )
+    }
+
+    /// The commands that sign a JWT (for a JWT service account).
+    fn signs_jwts(command: Command) -> bool {
+        matches!(
+            command,
+            Command::Token | Command::Exec | Command::Sink | Command::Jwt
+        )
+    }
+
+    /// The commands that send requests to IMS.
+    fn talks_to_ims(command: Command) -> bool {
+        matches!(
+            command,
+            Command::Token | Command::Exec | Command::Sink | Command::Validate | Command::Revoke
+        )
+    }
+
+    /// The commands that send requests to IMS, and invalidate, which waits
+    /// on the cache's lock as long as a fetch can take (by the timeout and
+    /// the retries).
+    fn waits_on_ims(command: Command) -> bool {
+        talks_to_ims(command) || command == Command::Invalidate
+    }
+
+    /// The commands that read or change `--cache`.
+    fn uses_the_cache(command: Command) -> bool {
         matches!(
             command,
             Command::Token | Command::Exec | Command::Revoke | Command::Invalidate
         )
     }
 
-    /// The commands that get a token from IMS.
-    fn makes_tokens(command: Command) -> bool {
-        !command.reads_token()
+    /// The commands that refresh a token before it expires: with `--cache`,
+    /// and the sink.
+    fn refreshes(command: Command) -> bool {
+        matches!(command, Command::Token | Command::Exec | Command::Sink)
     }
 
     /// The sink's own flags.
@@ -511,20 +551,16 @@ mod args {
                    x-gw-ims-org-id, one a line, for 'curl -H @-'; env: \
                    IMS_ACCESS_TOKEN, IMS_CLIENT_ID and (when known) \
                    IMS_ORG_ID, for '. FILE' and systemd's EnvironmentFile=",
-            // exec prints nothing; revoke and invalidate one line.
-            applies: |command| {
-                !matches!(
-                    command,
-                    Command::Exec | Command::Revoke | Command::Invalidate
-                )
-            },
+            // exec prints nothing; jwt prints the JWT, inspect its lines,
+            // revoke and invalidate one line.
+            applies: prints_formats,
         },
         Flag {
             long: "lifetime",
             short: None,
             takes: Takes::Text("SECS"),
             help: "JWT lifetime (default 300, at most 86400)",
-            applies: makes_tokens,
+            applies: signs_jwts,
         },
         Flag {
             long: "scope",
@@ -554,14 +590,14 @@ mod args {
             short: None,
             takes: Takes::Text("SECS"),
             help: "overall HTTP timeout per attempt (default 30, at most 86400)",
-            applies: not_decode,
+            applies: waits_on_ims,
         },
         Flag {
             long: "connect-timeout",
             short: None,
             takes: Takes::Text("SECS"),
             help: "connect timeout (default 10, at most 86400)",
-            applies: not_decode,
+            applies: talks_to_ims,
         },
         Flag {
             long: "retries",
@@ -569,7 +605,7 @@ mod args {
             takes: Takes::Text("N"),
             help: "retries on network errors, timeouts, 5xx and 429 (default 2, \
                    at most 10)",
-            applies: not_decode,
+            applies: waits_on_ims,
         },
         Flag {
             long: "ca-file",
@@ -577,7 +613,7 @@ mod args {
             takes: Takes::File("PEM"),
             help: "trust these CA certificates too (corporate proxy; a regular \
                    file of at most 1 MiB)",
-            applies: not_decode,
+            applies: talks_to_ims,
         },
         Flag {
             long: "cache",
@@ -590,7 +626,7 @@ mod args {
                    revoke: drop the revoked token from it\n\
                    invalidate: drop the refused token from it (required)",
             // The sink keeps its token in memory and in --out.
-            applies: |command| makes_or_drops_tokens(command) && command != Command::Sink,
+            applies: uses_the_cache,
         },
         Flag {
             long: "refresh-margin",
@@ -599,7 +635,7 @@ mod args {
             help: "with --cache or sink: refresh this long before expiry \
                    (default 600; --cache: exact, no random spread; sink: at a \
                    random point between it and half of it)",
-            applies: makes_tokens,
+            applies: refreshes,
         },
         Flag {
             long: "out",
@@ -967,6 +1003,15 @@ mod args {
         if let Some((_, name)) = given.iter().find(|(f, _)| !(f.applies)(spec.command)) {
             return Err(usage(format!("{name} does not apply to {}", spec.name)));
         }
+        if options.cache.is_none() {
+            let cache_only = given.iter().find(|(f, _)| only_with_cache(f, spec.command));
+            if let Some((_, name)) = cache_only {
+                return Err(usage(format!(
+                    "{name} applies to {} with --cache only",
+                    spec.name
+                )));
+            }
+        }
         if spec.command == Command::Exec && options.exec.is_empty() {
             return Err(usage(format!(
                 "exec needs a command after '--' (ims-token {})",
@@ -990,6 +1035,17 @@ mod args {
             check_sink(options)?;
         }
         Ok(())
+    }
+
+    /// Whether `flag` does something for `command` only with `--cache`: the
+    /// refresh margin of a token run, and what names the cached token for
+    /// revoke (which sends none of it to IMS).
+    fn only_with_cache(flag: &Flag, command: Command) -> bool {
+        match flag.long {
+            "refresh-margin" => matches!(command, Command::Token | Command::Exec),
+            "scope" | "org-id" | "resource" => command == Command::Revoke,
+            _ => false,
+        }
     }
 
     /// decode and validate print text or JSON; the other commands that
@@ -1206,11 +1262,12 @@ mod args {
 
         #[test]
         fn args_parse_commands_and_values() {
-            let o = parse(&["jwt", "-c", "x.json", "--lifetime=60", "--format", "json"]).unwrap();
+            let o = parse(&["jwt", "-c", "x.json", "--lifetime=60", "--scope", "a"]).unwrap();
             assert_eq!(o.command, Command::Jwt);
             assert_eq!(o.credentials.as_deref(), Some("x.json"));
             assert_eq!(o.lifetime, Some(60));
-            assert_eq!(o.format, Format::Json);
+            assert_eq!(o.scope.as_deref(), Some("a"));
+            assert_eq!(parse(&["--format", "json"]).unwrap().format, Format::Json);
             assert!(matches!(
                 parse(&["--lifetime", "soon"]),
                 Err(Failure::Usage(_))
@@ -1408,6 +1465,174 @@ mod args {
                     "{args:?}: {m}"
                 );
             }
+        }
+
+        /// What each flag does for each command, written out here apart
+        /// from the table's `applies`: a flag a command would ignore is a
+        /// usage error, never accepted silently.
+        #[test]
+        fn every_flag_applies_exactly_where_it_does_something() {
+            const ALL: &[&str] = &[
+                "token",
+                "exec",
+                "jwt",
+                "inspect",
+                "decode",
+                "validate",
+                "revoke",
+                "sink",
+                "invalidate",
+            ];
+            const READS_CREDENTIALS: &[&str] = &[
+                "token",
+                "exec",
+                "jwt",
+                "inspect",
+                "validate",
+                "revoke",
+                "sink",
+                "invalidate",
+            ];
+            const SINK: &[&str] = &["sink"];
+            // Where it applies, and a value it takes.
+            let expected: &[(&str, &[&str], &str)] = &[
+                ("credentials", READS_CREDENTIALS, "x.json"),
+                ("credential", READS_CREDENTIALS, "n"),
+                ("ims", READS_CREDENTIALS, "localhost"),
+                ("format", &["token", "decode", "validate", "sink"], "json"),
+                ("lifetime", &["token", "exec", "jwt", "sink"], "60"),
+                (
+                    "scope",
+                    &[
+                        "token",
+                        "exec",
+                        "jwt",
+                        "inspect",
+                        "revoke",
+                        "sink",
+                        "invalidate",
+                    ],
+                    "a",
+                ),
+                (
+                    "org-id",
+                    &["token", "exec", "revoke", "sink", "invalidate"],
+                    "o",
+                ),
+                (
+                    "resource",
+                    &["token", "exec", "revoke", "sink", "invalidate"],
+                    "urn:x",
+                ),
+                // invalidate waits on the cache's lock for as long as a
+                // fetch can take, by these two.
+                (
+                    "timeout",
+                    &["token", "exec", "validate", "revoke", "sink", "invalidate"],
+                    "5",
+                ),
+                (
+                    "retries",
+                    &["token", "exec", "validate", "revoke", "sink", "invalidate"],
+                    "1",
+                ),
+                (
+                    "connect-timeout",
+                    &["token", "exec", "validate", "revoke", "sink"],
+                    "5",
+                ),
+                (
+                    "ca-file",
+                    &["token", "exec", "validate", "revoke", "sink"],
+                    "ca.pem",
+                ),
+                ("cache", &["token", "exec", "revoke", "invalidate"], "c"),
+                ("refresh-margin", &["token", "exec", "sink"], "60"),
+                ("out", SINK, "t"),
+                ("mode", SINK, "0640"),
+                ("owner", SINK, "1000"),
+                ("once", SINK, ""),
+                ("status-file", SINK, "s"),
+                ("signal", SINK, "HUP"),
+                ("pid-file", SINK, "p"),
+                ("command-timeout", SINK, "5"),
+                ("generate", ALL, "man"),
+                ("help", ALL, ""),
+                ("version", ALL, ""),
+            ];
+            assert_eq!(expected.len(), FLAGS.len());
+            assert_eq!(ALL.len(), COMMANDS.len());
+            for flag in FLAGS {
+                let (_, applies, value) = expected
+                    .iter()
+                    .find(|(long, ..)| *long == flag.long)
+                    .unwrap_or_else(|| panic!("--{} has no row", flag.long));
+                for spec in COMMANDS {
+                    // What the command needs besides, so that only the flag
+                    // can make the line wrong.
+                    let mut args = vec![spec.name];
+                    args.extend(match spec.command {
+                        Command::Token | Command::Revoke | Command::Invalidate => {
+                            &["--cache", "c"][..]
+                        }
+                        Command::Sink => &["--out", "t", "--signal", "HUP", "--pid-file", "p"],
+                        _ => &[],
+                    });
+                    let name = format!("--{}", flag.long);
+                    args.push(&name);
+                    if flag.takes.name().is_some() {
+                        args.push(value);
+                    }
+                    if spec.command == Command::Exec {
+                        args.extend(["--cache", "c", "--", "true"]);
+                    }
+                    let result = parse(&args);
+                    if applies.contains(&spec.name) {
+                        assert!(result.is_ok(), "{args:?}: {result:?}");
+                    } else {
+                        let Err(failure) = result else {
+                            panic!("{args:?} is accepted");
+                        };
+                        let m = failure.describe();
+                        let says = format!("{name} does not apply to {}", spec.name);
+                        assert!(m.starts_with(&says), "{args:?}: {m}");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn flags_that_name_the_cached_token_need_a_cache() {
+            for (args, says) in [
+                (
+                    &["--refresh-margin", "60"][..],
+                    "--refresh-margin applies to token with --cache only",
+                ),
+                (
+                    &["exec", "--refresh-margin=60", "--", "true"],
+                    "--refresh-margin applies to exec with --cache only",
+                ),
+                (
+                    &["revoke", "--scope", "a"],
+                    "--scope applies to revoke with --cache only",
+                ),
+                (
+                    &["revoke", "--org-id", "o"],
+                    "--org-id applies to revoke with --cache only",
+                ),
+                (
+                    &["revoke", "--resource", "urn:x"],
+                    "--resource applies to revoke with --cache only",
+                ),
+            ] {
+                let m = parse(args).unwrap_err().describe();
+                assert!(m.starts_with(says), "{args:?}: {m}");
+                let mut cached = args.to_vec();
+                cached.splice(0..0, ["--cache", "c"]);
+                assert!(parse(&cached).is_ok(), "{cached:?}");
+            }
+            let o = parse(&["sink", "--out", "t", "--refresh-margin", "60"]).unwrap();
+            assert_eq!(o.refresh_margin, 60);
         }
 
         #[test]
@@ -1831,7 +2056,7 @@ mod help {
              a run that finds another refreshing uses it at once, and runs with \
              no token wait for that refresh and use its outcome. Every option \
              value is checked when the command line is read (exit 2), before any \
-             file; whether the credentials have the --credential asked for is \
+             file, and so is an option the command would ignore; whether the credentials have the --credential asked for is \
              known once they are read (exit 3). When this host's clock is more \
              than 30 s off IMS's (its Date header), a warning says so and the JWT \
              is signed on IMS's time; an offset over 7 days is taken for a broken \
@@ -2773,8 +2998,8 @@ complete -c ims-token -n 'not __ims_token_own' -x -a '(__ims_token_exec_command)
                 assert!(!line.starts_with(['\'', ' ']), "{line:?}");
             }
             assert!(
-                man.contains("(not for exec, revoke, invalidate)"),
-                "--format is not for exec"
+                man.contains("(for token, decode, validate, sink only)"),
+                "--format is for the commands that print in a format"
             );
             assert!(man.contains("(not for decode)"), "-c is not for decode");
         }
