@@ -963,11 +963,7 @@ mod args {
     /// exec, that COMMAND goes after '--'. A long word is not quoted: it may
     /// be a token or a secret.
     fn stray(text: &str, word: Option<Command>, what: &str) -> Failure {
-        let shown = if text.chars().count() <= MAX_QUOTED {
-            format!("'{text}'")
-        } else {
-            format!("({} characters, not shown)", text.chars().count())
-        };
+        let shown = quoted(text);
         if word == Some(Command::Exec) {
             return usage(format!(
                 "unexpected {shown}: give the command after '--' (ims-token {})",
@@ -977,8 +973,23 @@ mod args {
         usage(format!("{what} {shown}"))
     }
 
-    /// Longest stray argument quoted in a usage error.
-    const MAX_QUOTED: usize = 40;
+    /// Longest argument quoted in a usage error: shorter than a client
+    /// secret (36 characters with its `p8e-`) or a token.
+    const MAX_QUOTED: usize = 24;
+
+    /// An argument as every usage error quotes it: `'…'`, escaped as Rust's
+    /// `{:?}` escapes (a control character, line separator or bidi control
+    /// cannot reach the terminal, and the message stays one line); an
+    /// argument longer than [`MAX_QUOTED`] only by its length (it may be a
+    /// secret or a token pasted in the wrong place).
+    fn quoted(text: &str) -> String {
+        let count = text.chars().count();
+        if count <= MAX_QUOTED {
+            format!("'{}'", text.escape_debug())
+        } else {
+            format!("({count} characters, not shown)")
+        }
+    }
 
     /// A word after a command that reads the token on stdin: most likely
     /// the token, which an argument shows to `ps`. Never quoted.
@@ -1101,12 +1112,14 @@ mod args {
     fn file_mode(flag: &str, text: &str) -> Result<u32, Failure> {
         let mode = u32::from_str_radix(text.trim(), 8).map_err(|_| {
             usage(format!(
-                "{flag} needs an octal mode such as 0640, not '{text}'"
+                "{flag} needs an octal mode such as 0640, not {}",
+                quoted(text)
             ))
         })?;
         if mode > 0o777 || mode & 0o022 != 0 {
             return Err(usage(format!(
-                "{flag} must be at most 0777 and not let the group or others write ('{text}')"
+                "{flag} must be at most 0777 and not let the group or others write ({})",
+                quoted(text)
             )));
         }
         Ok(mode)
@@ -1120,7 +1133,8 @@ mod args {
                 "" => Ok(None),
                 _ => part.parse().map(Some).map_err(|_| {
                     usage(format!(
-                        "{flag} takes numbers, UID[:GID], not '{text}' (id -u NAME tells a user's)"
+                        "{flag} takes numbers, UID[:GID], not {} (id -u NAME tells a user's)",
+                        quoted(text)
                     ))
                 }),
             }
@@ -1150,8 +1164,9 @@ mod args {
             .filter(|_| words.contains(&value))
             .ok_or_else(|| {
                 usage(format!(
-                    "{name} must be {}, not '{value}'",
-                    alternatives(words)
+                    "{name} must be {}, not {}",
+                    alternatives(words),
+                    quoted(value)
                 ))
             })
     }
@@ -1212,7 +1227,7 @@ mod args {
     fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, Failure> {
         text.trim()
             .parse()
-            .map_err(|_| usage(format!("{flag} needs a whole number, not '{text}'")))
+            .map_err(|_| usage(format!("{flag} needs a whole number, not {}", quoted(text))))
     }
 
     #[cfg(test)]
@@ -1633,6 +1648,52 @@ mod args {
             }
             let o = parse(&["sink", "--out", "t", "--refresh-margin", "60"]).unwrap();
             assert_eq!(o.refresh_margin, 60);
+        }
+
+        /// Every value a usage error quotes goes through one rule: escaped
+        /// (no escape sequence or line break reaches the terminal) and only
+        /// when short (a client secret or a token pasted into the wrong
+        /// place is never shown).
+        #[test]
+        fn usage_errors_quote_values_escaped_and_short_values_only() {
+            // The length of an Adobe client secret: p8e- and 32 more.
+            let secret = "p8e-0123456789abcdefABCDEFGHIJ012345";
+            assert_eq!(secret.len(), 36);
+            let hostile = "x\u{1b}]0;t\u{7}\u{202e}\n";
+            let valued = [
+                "--timeout",
+                "--connect-timeout",
+                "--retries",
+                "--lifetime",
+                "--refresh-margin",
+                "--command-timeout",
+                "--format",
+                "--signal",
+                "--generate",
+                "--mode",
+                "--owner",
+            ];
+            for value in [secret, hostile] {
+                let mut lines: Vec<Vec<String>> = valued
+                    .iter()
+                    .map(|flag| vec![flag.to_string(), value.to_owned()])
+                    .collect();
+                lines.push(vec![value.to_owned()]);
+                lines.push(vec![format!("-{value}")]);
+                lines.push(vec!["exec".into(), value.to_owned()]);
+                for args in lines {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let m = parse(&args).unwrap_err().describe();
+                    assert!(!m.contains(secret), "{args:?}: {m}");
+                    let shown = ims_token::printable_line(&m);
+                    assert_eq!(shown, m, "{args:?}: {m:?}");
+                    if value == secret {
+                        assert!(m.contains("characters, not shown"), "{args:?}: {m}");
+                    } else {
+                        assert!(m.contains(r"x\u{1b}]0;t\u{7}"), "{args:?}: {m}");
+                    }
+                }
+            }
         }
 
         #[test]
