@@ -7371,6 +7371,16 @@ mod refresh {
         pub fn usable(&self, now: SystemTime) -> Option<&AccessToken> {
             self.token.as_ref().filter(|t| is_usable(t, now))
         }
+
+        /// Whether `now` is in the pause after a failed refresh that kept
+        /// the token (before `retry_at`), as [`RefreshRule::step`] sees it:
+        /// a pause longer than [`REFRESH_RETRY_MAX_PAUSE`] is not one of the
+        /// rule's (a clock stepped back, a file edited by hand) and does not
+        /// count. A holder that hands out a due token says why (see
+        /// [`fallback_warning`]) only inside the pause.
+        pub fn is_pausing(&self, now: SystemTime) -> bool {
+            is_pausing(self, now)
+        }
     }
 
     /// What the holder of a token does next, by [`RefreshRule::step`].
@@ -7775,6 +7785,22 @@ mod refresh {
             held.retry_at = Some(now + REFRESH_RETRY_MAX_PAUSE);
             assert_eq!(rule(1000).step(&held, now, false), Step::UseCached);
             held.retry_at = Some(now + REFRESH_RETRY_MAX_PAUSE + Duration::from_secs(1));
+            assert_eq!(rule(1000).step(&held, now, false), Step::Refresh);
+        }
+
+        #[test]
+        fn held_is_pausing_as_step_sees_the_pause() {
+            let mut held = holding(Some(day_token("t")));
+            let now = at(T0 + 86_400 - 300);
+            assert!(!held.is_pausing(now));
+            held.retry_at = Some(now + Duration::from_secs(20));
+            assert!(held.is_pausing(now));
+            // Over, or longer than ours: no pause.
+            assert!(!held.is_pausing(now + Duration::from_secs(20)));
+            held.retry_at = Some(now + REFRESH_RETRY_MAX_PAUSE + Duration::from_secs(1));
+            assert!(!held.is_pausing(now));
+            held.retry_at = Some(now - Duration::from_secs(60));
+            assert!(!held.is_pausing(now));
             assert_eq!(rule(1000).step(&held, now, false), Step::Refresh);
         }
 

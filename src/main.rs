@@ -2129,7 +2129,9 @@ mod help {
              A --cache FILE holds one: credentials sharing it replace each other's \
              token on every run (with a warning); its directory is not made. The \
              refresh margin is exact, with no random spread. The cache file also \
-             keeps the last failure's message, for the runs waiting on its lock. \
+             keeps the last failure's message, for the warning of the runs in the \
+             pause after it and, when worth retrying, for the runs waiting on \
+             its lock (exit 5). \
              A run can block for minutes: a fetch takes up to --timeout per \
              attempt and waits of up to 20 s (Retry-After) between them, twice \
              for a JWT, and a run with no token waits that long plus 5 s for \
@@ -4173,8 +4175,8 @@ mod cache {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use ims_token::{
-        fallback_warning, AccessToken, Client, Credentials, Error, Held, Invalidation, Outcome,
-        RefreshRule, Step,
+        fallback_warning, printable_line, AccessToken, Client, Credentials, Error, Held,
+        Invalidation, Outcome, RefreshRule, Step,
     };
     use serde_json::Value;
     use sha2::Digest as _;
@@ -4525,12 +4527,11 @@ mod cache {
     const LOCK_SLACK: Duration = Duration::from_secs(5);
 
     /// What the cache file holds: the token as the refresh rule sees it and,
-    /// after a refresh that failed in a way worth retrying, what the failure
-    /// was.
+    /// after a failed refresh, what the failure was.
     #[derive(Debug, Default)]
     struct Entry {
         held: Held,
-        failure: Option<SharedFailure>,
+        failure: Option<KeptFailure>,
         /// Counts the writes, so that a run can tell a failure written while it
         /// waited on the lock from an older one without comparing clocks.
         round: u64,
@@ -4538,6 +4539,25 @@ mod cache {
         /// [`RefreshRule::invalidate`]); kept through the writes of new
         /// tokens, so that a replacement is known for one.
         last_invalidation: Option<SystemTime>,
+    }
+
+    /// A failed refresh, as the cache file keeps it: its message (one
+    /// printable line), the cause in the warning of the runs that use the
+    /// kept token in the pause after it; and whether it is worth retrying,
+    /// and so shared (exit 5) with the runs that waited on the lock.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct KeptFailure {
+        message: String,
+        shareable: bool,
+    }
+
+    impl KeptFailure {
+        fn of(e: &Error) -> Self {
+            KeptFailure {
+                message: chain(e),
+                shareable: e.is_retryable(),
+            }
+        }
     }
 
     /// A failed refresh worth retrying (exit 5), for the runs that waited on
@@ -4548,8 +4568,8 @@ mod cache {
     }
 
     /// The cached token, if the refresh rule says to hand it out now;
-    /// `refreshing`: another run holds the lock. A token handed out after a
-    /// failed refresh comes with the warning the library words.
+    /// `refreshing`: another run holds the lock. A token handed out in the
+    /// pause after a failed refresh comes with the warning the library words.
     fn use_cached(
         rule: &RefreshRule,
         entry: Option<&Entry>,
@@ -4560,18 +4580,33 @@ mod cache {
         if rule.step(&entry.held, now, refreshing) != Step::UseCached {
             return None;
         }
-        let token = entry.held.token.as_ref()?;
-        let due = now >= rule.refresh_at(token);
-        if due && entry.held.retry_at.is_some() {
-            let cause = entry.failure.as_ref().map_or("", |f| f.message.as_str());
-            warn(&fallback_warning(token, entry.held.retry_at, now, &cause));
+        if let Some(warning) = pause_warning(rule, entry, now) {
+            warn(&warning);
         }
-        Some(token.clone())
+        entry.held.token.clone()
+    }
+
+    /// The warning for the cached token handed out at `now`, when it is due
+    /// and in the pause after a failed refresh (as the rule sees the pause:
+    /// [`Held::is_pausing`]), with the failure's cause; none otherwise.
+    fn pause_warning(rule: &RefreshRule, entry: &Entry, now: SystemTime) -> Option<String> {
+        let held = &entry.held;
+        let token = held.token.as_ref()?;
+        let due = now >= rule.refresh_at(token);
+        (due && held.is_pausing(now)).then(|| {
+            let cause = entry
+                .failure
+                .as_ref()
+                .map_or("its cause is not in the cache file", |f| f.message.as_str());
+            fallback_warning(token, held.retry_at, now, &cause)
+        })
     }
 
     /// The entry to write after a fetch, and what the run gets: the refresh
     /// rule records the result (a new token; the old one kept for a pause; or
-    /// none), and a failure worth retrying is kept for the runs that waited.
+    /// none). The failure is kept with a kept token (for the warning of the
+    /// runs in the pause), and with none when it is worth retrying (for the
+    /// runs that waited).
     fn entry_after_fetch(
         rule: &RefreshRule,
         old: Option<Entry>,
@@ -4580,21 +4615,25 @@ mod cache {
     ) -> (Entry, Outcome) {
         let mut entry = old.unwrap_or_default();
         entry.round = entry.round.wrapping_add(1);
-        entry.failure = result
-            .as_ref()
-            .err()
-            .filter(|e| e.is_retryable())
-            .map(|e| SharedFailure { message: chain(e) });
         let outcome = rule.record(&mut entry.held, result, now);
+        entry.failure = match &outcome {
+            Outcome::New(_) => None,
+            Outcome::Kept(_, e) => Some(KeptFailure::of(e)),
+            Outcome::Failed(e) => Some(KeptFailure::of(e)).filter(|f| f.shareable),
+        };
         (entry, outcome)
     }
 
-    /// The failure that another run wrote while this one waited on the lock:
-    /// one in the entry read after the lock that was not there before it.
+    /// The failure worth retrying that another run wrote while this one
+    /// waited on the lock: one in the entry read after the lock that was not
+    /// there before it.
     fn shared_failure(before: Option<&Entry>, after: Option<&Entry>) -> Option<SharedFailure> {
         let after = after?;
         let written_since = before.is_none_or(|b| b.round != after.round);
-        after.failure.clone().filter(|_| written_since)
+        let failure = after.failure.as_ref().filter(|f| f.shareable)?;
+        written_since.then(|| SharedFailure {
+            message: failure.message.clone(),
+        })
     }
 
     /// The first bytes of every cache file ims-token writes: how a file is
@@ -4824,7 +4863,10 @@ mod cache {
             json["retry_at"] = epoch_secs(at).into();
         }
         if let Some(failure) = &entry.failure {
-            json["failure"] = serde_json::json!({ "message": failure.message });
+            json["failure"] = serde_json::json!({
+                "message": failure.message,
+                "shareable": failure.shareable,
+            });
         }
         json["round"] = entry.round.into();
         if let Some(at) = entry.last_invalidation {
@@ -4889,12 +4931,14 @@ mod cache {
         .ok()
     }
 
-    fn cached_failure(json: &Value) -> Option<SharedFailure> {
-        // Printed on stderr: one line of printable text.
-        let message = json.get("message")?.as_str()?;
-        let printable = !message.is_empty() && !message.chars().any(char::is_control);
-        printable.then(|| SharedFailure {
-            message: message.to_owned(),
+    fn cached_failure(json: &Value) -> Option<KeptFailure> {
+        // Printed on stderr: one printable line, by the library's rule,
+        // whoever edited the file.
+        let message = printable_line(json.get("message")?.as_str()?);
+        Some(KeptFailure {
+            message: Some(message).filter(|m| !m.trim().is_empty())?,
+            // Before `shareable`, only a failure worth retrying was kept.
+            shareable: json.get("shareable").map_or(Some(true), Value::as_bool)?,
         })
     }
 
@@ -4999,12 +5043,18 @@ mod cache {
             assert!(use_cached(&rule, None, t0, false).is_none());
         }
 
+        /// IMS's 503, as the cache file keeps it.
+        fn unavailable() -> Option<KeptFailure> {
+            Some(KeptFailure {
+                message: "IMS could not serve the request (503)".into(),
+                shareable: true,
+            })
+        }
+
         #[test]
         fn only_a_failure_written_while_waiting_is_shared() {
             let failed = |round| Entry {
-                failure: Some(SharedFailure {
-                    message: "IMS could not serve the request (503)".into(),
-                }),
+                failure: unavailable(),
                 round,
                 ..Entry::default()
             };
@@ -5018,6 +5068,45 @@ mod cache {
             assert!(shared_failure(Some(&failed(5)), Some(&failed(5))).is_none());
             assert!(shared_failure(Some(&quiet), Some(&quiet)).is_none());
             assert!(shared_failure(Some(&quiet), None).is_none());
+            // Not worth retrying: each waiting run tries for itself.
+            let mut odd = failed(5);
+            odd.failure = Some(KeptFailure {
+                message: "unexpected IMS reply (200): the IMS reply is not JSON".into(),
+                shareable: false,
+            });
+            assert!(shared_failure(Some(&quiet), Some(&odd)).is_none());
+        }
+
+        #[test]
+        fn runs_in_the_pause_warn_with_the_cause_and_only_in_the_pause() {
+            let rule = RefreshRule::exact(MARGIN);
+            let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            let due = t0 + Duration::from_secs(86_400 - 300);
+            let token = day_token("tok", t0);
+            let mut entry = paused(&token, Some(due + Duration::from_secs(20)));
+            entry.failure = Some(KeptFailure {
+                message: "the TLS certificate is not trusted".into(),
+                shareable: false,
+            });
+            let warning = pause_warning(&rule, &entry, due).unwrap();
+            assert!(
+                warning.ends_with("IMS is asked again in 20 s: the TLS certificate is not trusted"),
+                "{warning}"
+            );
+            // Without the failure (a file of an earlier ims-token): not an
+            // empty cause.
+            entry.failure = None;
+            let warning = pause_warning(&rule, &entry, due).unwrap();
+            assert!(
+                warning.ends_with(": its cause is not in the cache file"),
+                "{warning}"
+            );
+            // The pause is over (another run refreshes, holding the lock), or
+            // the token is not due: no warning.
+            let over = paused(&token, Some(due - Duration::from_secs(60)));
+            assert!(pause_warning(&rule, &over, due).is_none());
+            assert!(use_cached(&rule, Some(&over), due, true).is_some());
+            assert!(pause_warning(&rule, &entry, t0 + Duration::from_secs(60)).is_none());
         }
 
         /// What the library makes of an IMS error reply.
@@ -5061,20 +5150,25 @@ mod cache {
                 kept.held.retry_at,
                 Some(t0 + ims_token::REFRESH_RETRY_PAUSE)
             );
-            assert!(kept.failure.unwrap().message.contains("503"));
+            let failure = kept.failure.unwrap();
+            assert!(failure.message.contains("503") && failure.shareable);
             let unavailable = ims_reply(503, "temporarily_unavailable", t0);
             let (nothing_old, _) = entry_after_fetch(&rule, None, unavailable, t0);
             assert!(nothing_old.held.token.is_none() && nothing_old.held.retry_at.is_none());
             assert_eq!(nothing_old.round, 1);
 
             // A TLS or configuration problem keeps a working token too (as the
-            // provider does), but is not shared: waiting runs try for themselves.
+            // provider does), but is not shared: waiting runs try for
+            // themselves. Its message is kept, for the runs in the pause.
             let config = Err(Endpoint::parse("ftp://ims.example").unwrap_err());
             assert!(config.as_ref().is_err_and(Error::is_config));
             let old = entry_of(&day_token("old", t0));
             let (kept, outcome) = entry_after_fetch(&rule, Some(old), config, t0);
             assert!(matches!(outcome, Outcome::Kept(..)));
-            assert!(kept.held.token.is_some() && kept.failure.is_none());
+            let failure = kept.failure.as_ref().unwrap();
+            assert!(failure.message.contains("scheme `ftp`"), "{failure:?}");
+            assert!(kept.held.token.is_some() && !failure.shareable);
+            assert!(shared_failure(None, Some(&kept)).is_none());
 
             // IMS's refusal drops the token, and is not shared either.
             let rejected = ims_reply(401, "invalid_client", t0);
@@ -5092,9 +5186,7 @@ mod cache {
                     token: Some(day_token("tok", t0)),
                     retry_at: Some(t0 + Duration::from_secs(30)),
                 },
-                failure: Some(SharedFailure {
-                    message: "IMS could not serve the request (503)".into(),
-                }),
+                failure: unavailable(),
                 round: 3,
                 last_invalidation: Some(t0 - Duration::from_secs(5)),
             };
@@ -5122,9 +5214,26 @@ mod cache {
             let back = parse_cache(&cache_text(&only, "k1"), "k1").unwrap();
             assert!(back.held.token.is_none() && back.failure.is_some());
             let mut json: Value = serde_json::from_str(&cache_text(&only, "k1")).unwrap();
-            json["failure"]["message"] = "two\nlines".into();
-            let text = marked(&json);
-            assert!(parse_cache(&text, "k1").unwrap().failure.is_none());
+            json["failure"]["message"] = "two\nlines\u{1b}]0;x\u{7}\u{202e}".into();
+            let back = parse_cache(&marked(&json), "k1").unwrap().failure.unwrap();
+            assert_eq!(back.message, "two lines ]0;x ");
+            json["failure"]["message"] = " \n".into();
+            assert!(parse_cache(&marked(&json), "k1").unwrap().failure.is_none());
+            // Not worth sharing, kept so; a failure of an ims-token before
+            // `shareable` was one worth retrying.
+            let odd = Entry {
+                failure: Some(KeptFailure {
+                    message: "unexpected IMS reply (200)".into(),
+                    shareable: false,
+                }),
+                ..Entry::default()
+            };
+            let back = parse_cache(&cache_text(&odd, "k1"), "k1").unwrap();
+            assert_eq!(back.failure, odd.failure);
+            let mut json: Value = serde_json::from_str(&cache_text(&only, "k1")).unwrap();
+            json["failure"].as_object_mut().unwrap().remove("shareable");
+            let back = parse_cache(&marked(&json), "k1").unwrap();
+            assert_eq!(back.failure, only.failure);
         }
 
         #[test]
@@ -5325,9 +5434,7 @@ mod cache {
             let hour = Duration::from_secs(3600);
             let mut entry = entry_of(&day_token("first", now - hour));
             entry.round = 4;
-            entry.failure = Some(SharedFailure {
-                message: "IMS could not serve the request (503)".into(),
-            });
+            entry.failure = unavailable();
             cache.write(&entry).unwrap();
             assert_eq!(invalidate("other"), Invalidation::NotHeld);
             assert_eq!(cache.read(false).unwrap().round, 4, "not written");
