@@ -8484,7 +8484,8 @@ mod provider {
         ///   [`TokenProvider::invalidate`], and the same method, URL, headers
         ///   and body bytes are sent once more, only if the provider then
         ///   hands out another token (not when the brake kept it, see
-        ///   [`TokenProvider::invalidate`]). The reply to that resend, or the
+        ///   [`TokenProvider::invalidate`], nor when getting one fails: that
+        ///   error is logged as a warning). The reply to that resend, or the
         ///   401, is returned: check [`ApiResponse::status`].
         /// - No other retry: a request that fails on the way is not sent again
         ///   (it may have had its effect). The client's timeouts apply
@@ -8513,7 +8514,19 @@ mod provider {
                 return Ok(reply);
             }
             self.provider.invalidate(first.token());
-            let again = self.provider.headers()?;
+            // Without a new token there is no resend: the caller gets the
+            // API's 401, which says what the API said.
+            let again = match self.provider.headers() {
+                Ok(again) => again,
+                Err(e) => {
+                    log::warn!(
+                        "{} answered 401, and getting a new token failed, so the request \
+                         is not sent again: {e}",
+                        call.shown
+                    );
+                    return Ok(reply);
+                }
+            };
             if again.token().same_token(first.token()) {
                 return Ok(reply);
             }
