@@ -1710,6 +1710,17 @@ mod token {
     /// let t = ims_token::AccessToken::new("a", "bearer", SystemTime::now(), SystemTime::now());
     /// let _ = t == t.clone();
     /// ```
+    ///
+    /// It makes no refresh decision of its own: when to refresh, and what
+    /// to keep when a refresh fails, is [`RefreshRule`](crate::RefreshRule)'s
+    /// one rule (`step`, `refresh_at`), with its jitter and its check of a
+    /// token received while the clock was ahead.
+    ///
+    /// ```compile_fail,E0599
+    /// # use std::time::{Duration, SystemTime};
+    /// let t = ims_token::AccessToken::new("a", "bearer", SystemTime::now(), SystemTime::now());
+    /// let _ = t.needs_refresh(SystemTime::now(), Duration::from_secs(600));
+    /// ```
     #[derive(Clone, Debug)]
     pub struct AccessToken {
         token: Secret,
@@ -1804,15 +1815,6 @@ mod token {
             self.received_at <= now + CLOCK_STEP_SLACK
         }
 
-        /// Whether it is time to get a new token at `now`: at most `margin` is
-        /// left. The margin used is never more than half the token's lifetime,
-        /// so a short-lived token is still used for a while. A token that needs
-        /// a refresh but has not expired still works: hand it out if the
-        /// refresh fails.
-        pub fn needs_refresh(&self, now: SystemTime, margin: Duration) -> bool {
-            self.expires_in(now) <= self.capped_margin(margin)
-        }
-
         /// `margin`, capped at half the token's lifetime.
         pub(crate) fn capped_margin(&self, margin: Duration) -> Duration {
             let lifetime = self
@@ -1848,11 +1850,9 @@ mod token {
         fn refresh_margin_is_capped_at_half_the_lifetime() {
             let token = AccessToken::new("t", "bearer", at(T0), at(T0 + 100));
             let margin = Duration::from_secs(600);
-            assert!(!token.needs_refresh(at(T0 + 49), margin));
-            assert!(token.needs_refresh(at(T0 + 50), margin));
+            assert_eq!(token.capped_margin(margin), Duration::from_secs(50));
             let day = AccessToken::new("t", "bearer", at(T0), at(T0 + 86_400));
-            assert!(!day.needs_refresh(at(T0 + 86_400 - 601), margin));
-            assert!(day.needs_refresh(at(T0 + 86_400 - 600), margin));
+            assert_eq!(day.capped_margin(margin), margin);
             assert!(!day.is_expired(at(T0 + 86_399)));
             assert!(day.is_expired(at(T0 + 86_400)));
         }
