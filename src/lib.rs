@@ -5844,7 +5844,9 @@ mod client {
     pub struct Client {
         agent: ureq::Agent,
         timeout: Duration,
-        /// The proxy the agent goes through, if any.
+        /// The proxy requests go through, if any, and the hosts that go
+        /// direct: the agent has none, each request names its own
+        /// (`route_to_host`).
         route: Option<ProxyRoute>,
         retries: u32,
         max_retry_wait: Duration,
@@ -6491,7 +6493,9 @@ mod client {
         /// The longest one [`Client::fetch`] of `credentials` can take with
         /// these settings: every attempt timing out and the longest waits between
         /// them; for a JWT exchange, twice that (the one more exchange on IMS's
-        /// time); none for a local development token. A caller waiting for
+        /// time); for OAuth, that once per client secret (twice for a
+        /// project credential with two, the second tried when IMS refuses
+        /// the first); none for a local development token. A caller waiting for
         /// another's fetch waits this long at most.
         pub fn max_fetch_time(&self, credentials: &Credentials) -> Duration {
             let attempts = self.retries.saturating_add(1);
@@ -6657,8 +6661,9 @@ mod client {
             })
         }
 
-        /// Runs a built request through the agent, around the proxy when
-        /// `via` is none (NO_PROXY lists the host).
+        /// Runs a built request through the agent: through the proxy of
+        /// `via` when there is one, else direct (the agent has no proxy of
+        /// its own).
         fn run<B: ureq::AsSendBody>(
             &self,
             request: Result<ureq::http::Request<B>, ureq::http::Error>,

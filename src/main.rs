@@ -53,6 +53,7 @@ fn proptest_config(cases: u32) -> proptest::prelude::ProptestConfig {
 mod failure {
     use std::ffi::OsString;
     use std::io;
+    use std::path::PathBuf;
     use std::time::Duration;
 
     use ims_token::Error;
@@ -86,7 +87,7 @@ mod failure {
         /// invalidate: the cache (this path, as given) does not hold the
         /// token: another run replaced it already, or none is cached. A
         /// retry gets another token: exit 7.
-        NotCached(String),
+        NotCached(PathBuf),
     }
 
     impl Failure {
@@ -128,7 +129,7 @@ mod failure {
                 Failure::NotAccepted(reason) => format!("IMS does not accept the token: {reason}"),
                 Failure::Braked(age) => ims_token::brake_warning(*age),
                 Failure::NotCached(cache) => format!(
-                    "the cache {cache} does not hold this token (another run has replaced \
+                    "the cache {cache:?} does not hold this token (another run has replaced \
                      it, or none is cached): nothing dropped; a retry gets another token"
                 ),
             }
@@ -2134,12 +2135,15 @@ mod help {
              its lock (exit 5). \
              A run can block for minutes: a fetch takes up to --timeout per \
              attempt and waits of up to 20 s (Retry-After) between them, twice \
-             for a JWT, and a run with no token waits that long plus 5 s for \
-             another's refresh. A closed stdout is exit 1: the token was not \
-             delivered (with --cache, it is kept for the next run). A token \
-             cached while the clock was ahead is not used. After an API refused \
-             the cached token (401), invalidate drops it; to drop it otherwise, \
-             delete the cache file.",
+             for a JWT or a credential with two client secrets, and a run with \
+             no token waits that long plus 5 s for another's refresh. A closed \
+             stdout is exit 1: the token was not delivered (with --cache, it is \
+             kept for the next run). A token cached while the clock was ahead is \
+             not used. After an API refused the cached token (401), invalidate \
+             drops it, and revoke --cache drops the token it revokes; to drop \
+             the cached token otherwise, pipe it to invalidate ('ims-token \
+             OPTIONS | ims-token invalidate OPTIONS', the same -c and --cache): \
+             in a --cache DIR, its file is named by a hash of the credentials.",
         )],
         &[
             Block::Text(
@@ -3597,16 +3601,17 @@ mod introspect {
         let Some(path) = &options.cache else {
             return print_line("revoked");
         };
-        let shown = path.display();
         // A cache directory that cannot be had was warned about.
         let Some(cache) = Cache::new(path, &credentials) else {
             return print_line("revoked");
         };
+        // Paths quoted escaped: each line stays one line.
         match cache.drop_if_cached(token, &client, &credentials) {
-            Ok(true) => print_line(&format!("revoked, and dropped from the cache {shown}")),
-            Ok(false) => print_line(&format!("revoked; the cache {shown} does not hold it")),
+            Ok(true) => print_line(&format!("revoked, and dropped from the cache {path:?}")),
+            Ok(false) => print_line(&format!("revoked; the cache {path:?} does not hold it")),
             Err(e) => Err(Failure::Config(format!(
-                "revoked, but the cache {shown} still holds the token: {e}; delete that file"
+                "revoked, but the cache file {:?} still holds the token: {e}; delete that file",
+                cache.file()
             ))),
         }
     }
@@ -3635,21 +3640,21 @@ mod introspect {
         let Some(path) = &options.cache else {
             return Err(usage("invalidate needs --cache"));
         };
-        let shown = path.display().to_string();
         // A cache directory that cannot be had was warned about; a token run
         // goes on without the cache, and so gets a new token.
         let Some(cache) = Cache::new(path, &credentials) else {
-            return Err(Failure::NotCached(shown));
+            return Err(Failure::NotCached(path.clone()));
         };
         let rule = RefreshRule::exact(Duration::from_secs(options.refresh_margin));
         match cache.invalidate(&rule, &refused, &client, &credentials) {
             Ok(Invalidation::Dropped) => print_line(&format!(
-                "dropped from the cache {shown}: the next run gets a new token"
+                "dropped from the cache {path:?}: the next run gets a new token"
             )),
             Ok(Invalidation::Kept { age }) => Err(Failure::Braked(age)),
-            Ok(_) => Err(Failure::NotCached(shown)),
+            Ok(_) => Err(Failure::NotCached(path.clone())),
             Err(e) => Err(Failure::Config(format!(
-                "the cache {shown} still holds the token: {e}; delete that file"
+                "the cache file {:?} still holds the token: {e}; delete that file",
+                cache.file()
             ))),
         }
     }
@@ -4222,12 +4227,18 @@ mod cache {
                 }),
                 Err(e) => {
                     warn(&format!(
-                        "cannot use the cache directory {}: {e}; the run goes on without the cache",
-                        path.display()
+                        "cannot use the cache directory {path:?}: {e}; the run goes on without \
+                         the cache"
                     ));
                     None
                 }
             }
+        }
+
+        /// The file that holds the token (in a `--cache` directory, the one
+        /// named by the credentials' key).
+        pub(crate) fn file(&self) -> &Path {
+            &self.path
         }
 
         /// The cached token while the refresh rule says to use it; otherwise
@@ -4404,10 +4415,10 @@ mod cache {
                     && is_for_other_key(&text, &self.key)
                 {
                     warn(&format!(
-                        "the cache {} holds the token of other credentials, which this run \
+                        "the cache {:?} holds the token of other credentials, which this run \
                          replaces: credentials sharing one cache file replace each other's \
                          token on every run (give --cache a directory: a file per credential set)",
-                        self.path.display()
+                        self.path
                     ));
                 }
                 entry

@@ -241,7 +241,7 @@ fn validate_before_and_after_revoke_and_revoke_drops_the_cached_token() {
     );
     assert_eq!(
         out.quiet(),
-        format!("revoked, and dropped from the cache {cache}\n")
+        format!("revoked, and dropped from the cache {cache:?}\n")
     );
     assert_token_hidden(&out, &first);
     assert_eq!(server.revoked(), 1);
@@ -282,7 +282,7 @@ fn revoke_leaves_a_cache_that_holds_another_token() {
     );
     assert_eq!(
         out.quiet(),
-        format!("revoked; the cache {cache} does not hold it\n")
+        format!("revoked; the cache {cache:?} does not hold it\n")
     );
     // Still served from the cache: no third request.
     assert_eq!(run(&token_args).quiet(), format!("{cached}\n"));
