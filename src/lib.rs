@@ -1710,6 +1710,17 @@ mod token {
     /// let t = ims_token::AccessToken::new("a", "bearer", SystemTime::now(), SystemTime::now());
     /// let _ = t == t.clone();
     /// ```
+    ///
+    /// It makes no refresh decision of its own: when to refresh, and what
+    /// to keep when a refresh fails, is [`RefreshRule`](crate::RefreshRule)'s
+    /// one rule (`step`, `refresh_at`), with its jitter and its check of a
+    /// token received while the clock was ahead.
+    ///
+    /// ```compile_fail,E0599
+    /// # use std::time::{Duration, SystemTime};
+    /// let t = ims_token::AccessToken::new("a", "bearer", SystemTime::now(), SystemTime::now());
+    /// let _ = t.needs_refresh(SystemTime::now(), Duration::from_secs(600));
+    /// ```
     #[derive(Clone, Debug)]
     pub struct AccessToken {
         token: Secret,
@@ -1804,15 +1815,6 @@ mod token {
             self.received_at <= now + CLOCK_STEP_SLACK
         }
 
-        /// Whether it is time to get a new token at `now`: at most `margin` is
-        /// left. The margin used is never more than half the token's lifetime,
-        /// so a short-lived token is still used for a while. A token that needs
-        /// a refresh but has not expired still works: hand it out if the
-        /// refresh fails.
-        pub fn needs_refresh(&self, now: SystemTime, margin: Duration) -> bool {
-            self.expires_in(now) <= self.capped_margin(margin)
-        }
-
         /// `margin`, capped at half the token's lifetime.
         pub(crate) fn capped_margin(&self, margin: Duration) -> Duration {
             let lifetime = self
@@ -1848,11 +1850,9 @@ mod token {
         fn refresh_margin_is_capped_at_half_the_lifetime() {
             let token = AccessToken::new("t", "bearer", at(T0), at(T0 + 100));
             let margin = Duration::from_secs(600);
-            assert!(!token.needs_refresh(at(T0 + 49), margin));
-            assert!(token.needs_refresh(at(T0 + 50), margin));
+            assert_eq!(token.capped_margin(margin), Duration::from_secs(50));
             let day = AccessToken::new("t", "bearer", at(T0), at(T0 + 86_400));
-            assert!(!day.needs_refresh(at(T0 + 86_400 - 601), margin));
-            assert!(day.needs_refresh(at(T0 + 86_400 - 600), margin));
+            assert_eq!(day.capped_margin(margin), margin);
             assert!(!day.is_expired(at(T0 + 86_399)));
             assert!(day.is_expired(at(T0 + 86_400)));
         }
@@ -5844,7 +5844,9 @@ mod client {
     pub struct Client {
         agent: ureq::Agent,
         timeout: Duration,
-        /// The proxy the agent goes through, if any.
+        /// The proxy requests go through, if any, and the hosts that go
+        /// direct: the agent has none, each request names its own
+        /// (`route_to_host`).
         route: Option<ProxyRoute>,
         retries: u32,
         max_retry_wait: Duration,
@@ -6491,7 +6493,9 @@ mod client {
         /// The longest one [`Client::fetch`] of `credentials` can take with
         /// these settings: every attempt timing out and the longest waits between
         /// them; for a JWT exchange, twice that (the one more exchange on IMS's
-        /// time); none for a local development token. A caller waiting for
+        /// time); for OAuth, that once per client secret (twice for a
+        /// project credential with two, the second tried when IMS refuses
+        /// the first); none for a local development token. A caller waiting for
         /// another's fetch waits this long at most.
         pub fn max_fetch_time(&self, credentials: &Credentials) -> Duration {
             let attempts = self.retries.saturating_add(1);
@@ -6657,8 +6661,9 @@ mod client {
             })
         }
 
-        /// Runs a built request through the agent, around the proxy when
-        /// `via` is none (NO_PROXY lists the host).
+        /// Runs a built request through the agent: through the proxy of
+        /// `via` when there is one, else direct (the agent has no proxy of
+        /// its own).
         fn run<B: ureq::AsSendBody>(
             &self,
             request: Result<ureq::http::Request<B>, ureq::http::Error>,
@@ -7371,6 +7376,16 @@ mod refresh {
         pub fn usable(&self, now: SystemTime) -> Option<&AccessToken> {
             self.token.as_ref().filter(|t| is_usable(t, now))
         }
+
+        /// Whether `now` is in the pause after a failed refresh that kept
+        /// the token (before `retry_at`), as [`RefreshRule::step`] sees it:
+        /// a pause longer than [`REFRESH_RETRY_MAX_PAUSE`] is not one of the
+        /// rule's (a clock stepped back, a file edited by hand) and does not
+        /// count. A holder that hands out a due token says why (see
+        /// [`fallback_warning`]) only inside the pause.
+        pub fn is_pausing(&self, now: SystemTime) -> bool {
+            is_pausing(self, now)
+        }
     }
 
     /// What the holder of a token does next, by [`RefreshRule::step`].
@@ -7775,6 +7790,22 @@ mod refresh {
             held.retry_at = Some(now + REFRESH_RETRY_MAX_PAUSE);
             assert_eq!(rule(1000).step(&held, now, false), Step::UseCached);
             held.retry_at = Some(now + REFRESH_RETRY_MAX_PAUSE + Duration::from_secs(1));
+            assert_eq!(rule(1000).step(&held, now, false), Step::Refresh);
+        }
+
+        #[test]
+        fn held_is_pausing_as_step_sees_the_pause() {
+            let mut held = holding(Some(day_token("t")));
+            let now = at(T0 + 86_400 - 300);
+            assert!(!held.is_pausing(now));
+            held.retry_at = Some(now + Duration::from_secs(20));
+            assert!(held.is_pausing(now));
+            // Over, or longer than ours: no pause.
+            assert!(!held.is_pausing(now + Duration::from_secs(20)));
+            held.retry_at = Some(now + REFRESH_RETRY_MAX_PAUSE + Duration::from_secs(1));
+            assert!(!held.is_pausing(now));
+            held.retry_at = Some(now - Duration::from_secs(60));
+            assert!(!held.is_pausing(now));
             assert_eq!(rule(1000).step(&held, now, false), Step::Refresh);
         }
 
@@ -8458,7 +8489,8 @@ mod provider {
         ///   [`TokenProvider::invalidate`], and the same method, URL, headers
         ///   and body bytes are sent once more, only if the provider then
         ///   hands out another token (not when the brake kept it, see
-        ///   [`TokenProvider::invalidate`]). The reply to that resend, or the
+        ///   [`TokenProvider::invalidate`], nor when getting one fails: that
+        ///   error is logged as a warning). The reply to that resend, or the
         ///   401, is returned: check [`ApiResponse::status`].
         /// - No other retry: a request that fails on the way is not sent again
         ///   (it may have had its effect). The client's timeouts apply
@@ -8487,7 +8519,19 @@ mod provider {
                 return Ok(reply);
             }
             self.provider.invalidate(first.token());
-            let again = self.provider.headers()?;
+            // Without a new token there is no resend: the caller gets the
+            // API's 401, which says what the API said.
+            let again = match self.provider.headers() {
+                Ok(again) => again,
+                Err(e) => {
+                    log::warn!(
+                        "{} answered 401, and getting a new token failed, so the request \
+                         is not sent again: {e}",
+                        call.shown
+                    );
+                    return Ok(reply);
+                }
+            };
             if again.token().same_token(first.token()) {
                 return Ok(reply);
             }

@@ -53,6 +53,7 @@ fn proptest_config(cases: u32) -> proptest::prelude::ProptestConfig {
 mod failure {
     use std::ffi::OsString;
     use std::io;
+    use std::path::PathBuf;
     use std::time::Duration;
 
     use ims_token::Error;
@@ -86,7 +87,7 @@ mod failure {
         /// invalidate: the cache (this path, as given) does not hold the
         /// token: another run replaced it already, or none is cached. A
         /// retry gets another token: exit 7.
-        NotCached(String),
+        NotCached(PathBuf),
     }
 
     impl Failure {
@@ -128,7 +129,7 @@ mod failure {
                 Failure::NotAccepted(reason) => format!("IMS does not accept the token: {reason}"),
                 Failure::Braked(age) => ims_token::brake_warning(*age),
                 Failure::NotCached(cache) => format!(
-                    "the cache {cache} does not hold this token (another run has replaced \
+                    "the cache {cache:?} does not hold this token (another run has replaced \
                      it, or none is cached): nothing dropped; a retry gets another token"
                 ),
             }
@@ -245,18 +246,45 @@ mod args {
         /// `IMS_ACCESS_TOKEN=...` and the ids, for `. FILE` and systemd's
         /// `EnvironmentFile=`.
         Env,
+        /// decode and validate: lines for people (their default).
+        Text,
     }
 
     impl Format {
-        /// The words of `--format` in [`FLAGS`].
+        /// Every format, in the order of its words in [`FLAGS`].
+        const ALL: [Format; 6] = [
+            Format::Token,
+            Format::Header,
+            Format::Headers,
+            Format::Json,
+            Format::Env,
+            Format::Text,
+        ];
+
+        /// Its word of `--format` in [`FLAGS`].
+        fn word(self) -> &'static str {
+            match self {
+                Format::Token => "token",
+                Format::Header => "header",
+                Format::Headers => "headers",
+                Format::Json => "json",
+                Format::Env => "env",
+                Format::Text => "text",
+            }
+        }
+
         fn from_word(word: &str) -> Option<Format> {
-            match word {
-                "token" => Some(Format::Token),
-                "header" => Some(Format::Header),
-                "headers" => Some(Format::Headers),
-                "json" => Some(Format::Json),
-                "env" => Some(Format::Env),
-                _ => None,
+            Format::ALL.into_iter().find(|f| f.word() == word)
+        }
+
+        /// Whether `command` prints this format: decode and validate print
+        /// text or JSON, the others (that take `--format`) a token.
+        fn is_for(self, command: Command) -> bool {
+            let describes = matches!(command, Command::Decode | Command::Validate);
+            match self {
+                Format::Json => true,
+                Format::Text => describes,
+                _ => !describes,
             }
         }
 
@@ -426,18 +454,58 @@ mod args {
     }
 
     /// The commands whose OAuth request may ask for an org or a resource:
-    /// the ones that get a token, and revoke and invalidate (for their
-    /// `--cache`).
+    /// the ones that get a token from IMS, and revoke and invalidate (for
+    /// their `--cache`).
     fn asks_for_oauth_options(command: Command) -> bool {
+        matches!(
+            command,
+            Command::Token | Command::Exec | Command::Sink | Command::Revoke | Command::Invalidate
+        )
+    }
+
+    /// The commands that print in a `--format`.
+    fn prints_formats(command: Command) -> bool {
+        matches!(
+            command,
+            Command::Token | Command::Sink | Command::Decode | Command::Validate
+        )
+    }
+
+    /// The commands that sign a JWT (for a JWT service account).
+    fn signs_jwts(command: Command) -> bool {
+        matches!(
+            command,
+            Command::Token | Command::Exec | Command::Sink | Command::Jwt
+        )
+    }
+
+    /// The commands that send requests to IMS.
+    fn talks_to_ims(command: Command) -> bool {
+        matches!(
+            command,
+            Command::Token | Command::Exec | Command::Sink | Command::Validate | Command::Revoke
+        )
+    }
+
+    /// The commands that send requests to IMS, and invalidate, which waits
+    /// on the cache's lock as long as a fetch can take (by the timeout and
+    /// the retries).
+    fn waits_on_ims(command: Command) -> bool {
+        talks_to_ims(command) || command == Command::Invalidate
+    }
+
+    /// The commands that read or change `--cache`.
+    fn uses_the_cache(command: Command) -> bool {
         matches!(
             command,
             Command::Token | Command::Exec | Command::Revoke | Command::Invalidate
         )
     }
 
-    /// The commands that get a token from IMS.
-    fn makes_tokens(command: Command) -> bool {
-        !command.reads_token()
+    /// The commands that refresh a token before it expires: with `--cache`,
+    /// and the sink.
+    fn refreshes(command: Command) -> bool {
+        matches!(command, Command::Token | Command::Exec | Command::Sink)
     }
 
     /// The sink's own flags.
@@ -474,27 +542,26 @@ mod args {
         Flag {
             long: "format",
             short: None,
-            takes: Takes::OneOf("FORMAT", &["token", "header", "headers", "json", "env"]),
-            help: "token (default) | header | headers | json | env\n\
+            takes: Takes::OneOf(
+                "FORMAT",
+                &["token", "header", "headers", "json", "env", "text"],
+            ),
+            help: "token (default) | header | headers | json | env; \
+                   decode, validate: text (default) | json\n\
                    headers: Authorization, x-api-key and (when known) \
                    x-gw-ims-org-id, one a line, for 'curl -H @-'; env: \
                    IMS_ACCESS_TOKEN, IMS_CLIENT_ID and (when known) \
-                   IMS_ORG_ID, for '. FILE' and systemd's EnvironmentFile=\n\
-                   decode, validate: text (default) or json",
-            // exec prints nothing; revoke and invalidate one line.
-            applies: |command| {
-                !matches!(
-                    command,
-                    Command::Exec | Command::Revoke | Command::Invalidate
-                )
-            },
+                   IMS_ORG_ID, for '. FILE' and systemd's EnvironmentFile=",
+            // exec prints nothing; jwt prints the JWT, inspect its lines,
+            // revoke and invalidate one line.
+            applies: prints_formats,
         },
         Flag {
             long: "lifetime",
             short: None,
             takes: Takes::Text("SECS"),
             help: "JWT lifetime (default 300, at most 86400)",
-            applies: makes_tokens,
+            applies: signs_jwts,
         },
         Flag {
             long: "scope",
@@ -524,14 +591,14 @@ mod args {
             short: None,
             takes: Takes::Text("SECS"),
             help: "overall HTTP timeout per attempt (default 30, at most 86400)",
-            applies: not_decode,
+            applies: waits_on_ims,
         },
         Flag {
             long: "connect-timeout",
             short: None,
             takes: Takes::Text("SECS"),
             help: "connect timeout (default 10, at most 86400)",
-            applies: not_decode,
+            applies: talks_to_ims,
         },
         Flag {
             long: "retries",
@@ -539,7 +606,7 @@ mod args {
             takes: Takes::Text("N"),
             help: "retries on network errors, timeouts, 5xx and 429 (default 2, \
                    at most 10)",
-            applies: not_decode,
+            applies: waits_on_ims,
         },
         Flag {
             long: "ca-file",
@@ -547,7 +614,7 @@ mod args {
             takes: Takes::File("PEM"),
             help: "trust these CA certificates too (corporate proxy; a regular \
                    file of at most 1 MiB)",
-            applies: not_decode,
+            applies: talks_to_ims,
         },
         Flag {
             long: "cache",
@@ -560,7 +627,7 @@ mod args {
                    revoke: drop the revoked token from it\n\
                    invalidate: drop the refused token from it (required)",
             // The sink keeps its token in memory and in --out.
-            applies: |command| makes_or_drops_tokens(command) && command != Command::Sink,
+            applies: uses_the_cache,
         },
         Flag {
             long: "refresh-margin",
@@ -569,7 +636,7 @@ mod args {
             help: "with --cache or sink: refresh this long before expiry \
                    (default 600; --cache: exact, no random spread; sink: at a \
                    random point between it and half of it)",
-            applies: makes_tokens,
+            applies: refreshes,
         },
         Flag {
             long: "out",
@@ -897,11 +964,7 @@ mod args {
     /// exec, that COMMAND goes after '--'. A long word is not quoted: it may
     /// be a token or a secret.
     fn stray(text: &str, word: Option<Command>, what: &str) -> Failure {
-        let shown = if text.chars().count() <= MAX_QUOTED {
-            format!("'{text}'")
-        } else {
-            format!("({} characters, not shown)", text.chars().count())
-        };
+        let shown = quoted(text);
         if word == Some(Command::Exec) {
             return usage(format!(
                 "unexpected {shown}: give the command after '--' (ims-token {})",
@@ -911,8 +974,23 @@ mod args {
         usage(format!("{what} {shown}"))
     }
 
-    /// Longest stray argument quoted in a usage error.
-    const MAX_QUOTED: usize = 40;
+    /// Longest argument quoted in a usage error: shorter than a client
+    /// secret (36 characters with its `p8e-`) or a token.
+    const MAX_QUOTED: usize = 24;
+
+    /// An argument as every usage error quotes it: `'…'`, escaped as Rust's
+    /// `{:?}` escapes (a control character, line separator or bidi control
+    /// cannot reach the terminal, and the message stays one line); an
+    /// argument longer than [`MAX_QUOTED`] only by its length (it may be a
+    /// secret or a token pasted in the wrong place).
+    fn quoted(text: &str) -> String {
+        let count = text.chars().count();
+        if count <= MAX_QUOTED {
+            format!("'{}'", text.escape_debug())
+        } else {
+            format!("({count} characters, not shown)")
+        }
+    }
 
     /// A word after a command that reads the token on stdin: most likely
     /// the token, which an argument shows to `ps`. Never quoted.
@@ -937,6 +1015,15 @@ mod args {
         if let Some((_, name)) = given.iter().find(|(f, _)| !(f.applies)(spec.command)) {
             return Err(usage(format!("{name} does not apply to {}", spec.name)));
         }
+        if options.cache.is_none() {
+            let cache_only = given.iter().find(|(f, _)| only_with_cache(f, spec.command));
+            if let Some((_, name)) = cache_only {
+                return Err(usage(format!(
+                    "{name} applies to {} with --cache only",
+                    spec.name
+                )));
+            }
+        }
         if spec.command == Command::Exec && options.exec.is_empty() {
             return Err(usage(format!(
                 "exec needs a command after '--' (ims-token {})",
@@ -950,8 +1037,11 @@ mod args {
                 spec.synopsis
             )));
         }
+        if let Some((_, name)) = given.iter().find(|(f, _)| f.long == "format") {
+            check_format(options.format, spec, name)?;
+        }
         if spec.command.reads_token() {
-            check_token_command(options, spec, given)?;
+            check_token_command(options, spec)?;
         }
         if spec.command == Command::Sink {
             check_sink(options)?;
@@ -959,20 +1049,36 @@ mod args {
         Ok(())
     }
 
-    /// decode and validate print text or JSON; the token is on stdin, so
-    /// the credentials are not.
-    fn check_token_command(
-        options: &Options,
-        spec: &CommandSpec,
-        given: &[(&Flag, String)],
-    ) -> Result<(), Failure> {
-        let format = given.iter().find(|(f, _)| f.long == "format");
-        if let Some((_, name)) = format.filter(|_| options.format != Format::Json) {
-            return Err(usage(format!(
-                "{} prints text, or JSON with {name} json",
-                spec.name
-            )));
+    /// Whether `flag` does something for `command` only with `--cache`: the
+    /// refresh margin of a token run, and what names the cached token for
+    /// revoke (which sends none of it to IMS).
+    fn only_with_cache(flag: &Flag, command: Command) -> bool {
+        match flag.long {
+            "refresh-margin" => matches!(command, Command::Token | Command::Exec),
+            "scope" | "org-id" | "resource" => command == Command::Revoke,
+            _ => false,
         }
+    }
+
+    /// decode and validate print text or JSON; the other commands that
+    /// take `--format` (`name` as written) print a token, in any format but
+    /// text.
+    fn check_format(format: Format, spec: &CommandSpec, name: &str) -> Result<(), Failure> {
+        if format.is_for(spec.command) {
+            return Ok(());
+        }
+        Err(usage(match format {
+            Format::Text => format!("{name} text is for decode and validate, not {}", spec.name),
+            _ => format!(
+                "{} prints {name} text (the default) or json, not {}",
+                spec.name,
+                format.word()
+            ),
+        }))
+    }
+
+    /// The token is on stdin, so the credentials are not.
+    fn check_token_command(options: &Options, spec: &CommandSpec) -> Result<(), Failure> {
         if options.credentials.as_deref() == Some("-") {
             return Err(usage(format!(
                 "{} reads the token on stdin: give the credentials as a file, not '-'",
@@ -1007,12 +1113,14 @@ mod args {
     fn file_mode(flag: &str, text: &str) -> Result<u32, Failure> {
         let mode = u32::from_str_radix(text.trim(), 8).map_err(|_| {
             usage(format!(
-                "{flag} needs an octal mode such as 0640, not '{text}'"
+                "{flag} needs an octal mode such as 0640, not {}",
+                quoted(text)
             ))
         })?;
         if mode > 0o777 || mode & 0o022 != 0 {
             return Err(usage(format!(
-                "{flag} must be at most 0777 and not let the group or others write ('{text}')"
+                "{flag} must be at most 0777 and not let the group or others write ({})",
+                quoted(text)
             )));
         }
         Ok(mode)
@@ -1026,7 +1134,8 @@ mod args {
                 "" => Ok(None),
                 _ => part.parse().map(Some).map_err(|_| {
                     usage(format!(
-                        "{flag} takes numbers, UID[:GID], not '{text}' (id -u NAME tells a user's)"
+                        "{flag} takes numbers, UID[:GID], not {} (id -u NAME tells a user's)",
+                        quoted(text)
                     ))
                 }),
             }
@@ -1056,8 +1165,9 @@ mod args {
             .filter(|_| words.contains(&value))
             .ok_or_else(|| {
                 usage(format!(
-                    "{name} must be {}, not '{value}'",
-                    alternatives(words)
+                    "{name} must be {}, not {}",
+                    alternatives(words),
+                    quoted(value)
                 ))
             })
     }
@@ -1118,7 +1228,7 @@ mod args {
     fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, Failure> {
         text.trim()
             .parse()
-            .map_err(|_| usage(format!("{flag} needs a whole number, not '{text}'")))
+            .map_err(|_| usage(format!("{flag} needs a whole number, not {}", quoted(text))))
     }
 
     #[cfg(test)]
@@ -1168,11 +1278,12 @@ mod args {
 
         #[test]
         fn args_parse_commands_and_values() {
-            let o = parse(&["jwt", "-c", "x.json", "--lifetime=60", "--format", "json"]).unwrap();
+            let o = parse(&["jwt", "-c", "x.json", "--lifetime=60", "--scope", "a"]).unwrap();
             assert_eq!(o.command, Command::Jwt);
             assert_eq!(o.credentials.as_deref(), Some("x.json"));
             assert_eq!(o.lifetime, Some(60));
-            assert_eq!(o.format, Format::Json);
+            assert_eq!(o.scope.as_deref(), Some("a"));
+            assert_eq!(parse(&["--format", "json"]).unwrap().format, Format::Json);
             assert!(matches!(
                 parse(&["--lifetime", "soon"]),
                 Err(Failure::Usage(_))
@@ -1336,7 +1447,7 @@ mod args {
                 .unwrap_err()
                 .describe();
             assert!(
-                m.starts_with("decode prints text, or JSON with --format json"),
+                m.starts_with("decode prints --format text (the default) or json, not token"),
                 "{m}"
             );
             let o = parse(&[
@@ -1349,6 +1460,206 @@ mod args {
                 "A@AdobeOrg",
             ]);
             assert_eq!(o.unwrap().org_id.as_deref(), Some("A@AdobeOrg"));
+        }
+
+        #[test]
+        fn format_text_is_for_decode_and_validate_only() {
+            for args in [
+                &["decode", "--format", "text"][..],
+                &["validate", "--format=text"],
+            ] {
+                assert_eq!(parse(args).unwrap().format, Format::Text, "{args:?}");
+            }
+            for args in [
+                &["--format", "text"][..],
+                &["token", "--format=text"],
+                &["sink", "--out", "t", "--format", "text"],
+            ] {
+                let m = parse(args).unwrap_err().describe();
+                assert!(
+                    m.starts_with("--format text is for decode and validate"),
+                    "{args:?}: {m}"
+                );
+            }
+        }
+
+        /// What each flag does for each command, written out here apart
+        /// from the table's `applies`: a flag a command would ignore is a
+        /// usage error, never accepted silently.
+        #[test]
+        fn every_flag_applies_exactly_where_it_does_something() {
+            let all: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+            const READS_CREDENTIALS: &[&str] = &[
+                "token",
+                "exec",
+                "jwt",
+                "inspect",
+                "validate",
+                "revoke",
+                "sink",
+                "invalidate",
+            ];
+            const SINK: &[&str] = &["sink"];
+            const ASKS_OAUTH: &[&str] = &["token", "exec", "revoke", "sink", "invalidate"];
+            const NETWORK: &[&str] = &["token", "exec", "validate", "revoke", "sink"];
+            // invalidate waits on the cache's lock for as long as a fetch can
+            // take, by the timeout and the retries.
+            const WAITS: &[&str] = &["token", "exec", "validate", "revoke", "sink", "invalidate"];
+            let scope = [
+                "token",
+                "exec",
+                "jwt",
+                "inspect",
+                "revoke",
+                "sink",
+                "invalidate",
+            ];
+            // Where it applies, and a value it takes.
+            let expected: &[(&str, &[&str], &str)] = &[
+                ("credentials", READS_CREDENTIALS, "x.json"),
+                ("credential", READS_CREDENTIALS, "n"),
+                ("ims", READS_CREDENTIALS, "localhost"),
+                ("format", &["token", "decode", "validate", "sink"], "json"),
+                ("lifetime", &["token", "exec", "jwt", "sink"], "60"),
+                ("scope", &scope, "a"),
+                ("org-id", ASKS_OAUTH, "o"),
+                ("resource", ASKS_OAUTH, "urn:x"),
+                ("timeout", WAITS, "5"),
+                ("retries", WAITS, "1"),
+                ("connect-timeout", NETWORK, "5"),
+                ("ca-file", NETWORK, "ca.pem"),
+                ("cache", &["token", "exec", "revoke", "invalidate"], "c"),
+                ("refresh-margin", &["token", "exec", "sink"], "60"),
+                ("out", SINK, "t"),
+                ("mode", SINK, "0640"),
+                ("owner", SINK, "1000"),
+                ("once", SINK, ""),
+                ("status-file", SINK, "s"),
+                ("signal", SINK, "HUP"),
+                ("pid-file", SINK, "p"),
+                ("command-timeout", SINK, "5"),
+                ("generate", &all, "man"),
+                ("help", &all, ""),
+                ("version", &all, ""),
+            ];
+            assert_eq!(expected.len(), FLAGS.len());
+            for flag in FLAGS {
+                let (_, applies, value) = expected
+                    .iter()
+                    .find(|(long, ..)| *long == flag.long)
+                    .unwrap_or_else(|| panic!("--{} has no row", flag.long));
+                for spec in COMMANDS {
+                    // What the command needs besides, so that only the flag
+                    // can make the line wrong.
+                    let mut args = vec![spec.name];
+                    args.extend(match spec.command {
+                        Command::Token | Command::Revoke | Command::Invalidate => {
+                            &["--cache", "c"][..]
+                        }
+                        Command::Sink => &["--out", "t", "--signal", "HUP", "--pid-file", "p"],
+                        _ => &[],
+                    });
+                    let name = format!("--{}", flag.long);
+                    args.push(&name);
+                    if flag.takes.name().is_some() {
+                        args.push(value);
+                    }
+                    if spec.command == Command::Exec {
+                        args.extend(["--cache", "c", "--", "true"]);
+                    }
+                    let result = parse(&args);
+                    if applies.contains(&spec.name) {
+                        assert!(result.is_ok(), "{args:?}: {result:?}");
+                    } else {
+                        let Err(failure) = result else {
+                            panic!("{args:?} is accepted");
+                        };
+                        let m = failure.describe();
+                        let says = format!("{name} does not apply to {}", spec.name);
+                        assert!(m.starts_with(&says), "{args:?}: {m}");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn flags_that_name_the_cached_token_need_a_cache() {
+            for (args, says) in [
+                (
+                    &["--refresh-margin", "60"][..],
+                    "--refresh-margin applies to token with --cache only",
+                ),
+                (
+                    &["exec", "--refresh-margin=60", "--", "true"],
+                    "--refresh-margin applies to exec with --cache only",
+                ),
+                (
+                    &["revoke", "--scope", "a"],
+                    "--scope applies to revoke with --cache only",
+                ),
+                (
+                    &["revoke", "--org-id", "o"],
+                    "--org-id applies to revoke with --cache only",
+                ),
+                (
+                    &["revoke", "--resource", "urn:x"],
+                    "--resource applies to revoke with --cache only",
+                ),
+            ] {
+                let m = parse(args).unwrap_err().describe();
+                assert!(m.starts_with(says), "{args:?}: {m}");
+                let mut cached = args.to_vec();
+                cached.splice(0..0, ["--cache", "c"]);
+                assert!(parse(&cached).is_ok(), "{cached:?}");
+            }
+            let o = parse(&["sink", "--out", "t", "--refresh-margin", "60"]).unwrap();
+            assert_eq!(o.refresh_margin, 60);
+        }
+
+        /// Every value a usage error quotes goes through one rule: escaped
+        /// (no escape sequence or line break reaches the terminal) and only
+        /// when short (a client secret or a token pasted into the wrong
+        /// place is never shown).
+        #[test]
+        fn usage_errors_quote_values_escaped_and_short_values_only() {
+            // The length of an Adobe client secret: p8e- and 32 more.
+            let secret = "p8e-0123456789abcdefABCDEFGHIJ012345";
+            assert_eq!(secret.len(), 36);
+            let hostile = "x\u{1b}]0;t\u{7}\u{202e}\n";
+            let valued = [
+                "--timeout",
+                "--connect-timeout",
+                "--retries",
+                "--lifetime",
+                "--refresh-margin",
+                "--command-timeout",
+                "--format",
+                "--signal",
+                "--generate",
+                "--mode",
+                "--owner",
+            ];
+            for value in [secret, hostile] {
+                let mut lines: Vec<Vec<String>> = valued
+                    .iter()
+                    .map(|flag| vec![flag.to_string(), value.to_owned()])
+                    .collect();
+                lines.push(vec![value.to_owned()]);
+                lines.push(vec![format!("-{value}")]);
+                lines.push(vec!["exec".into(), value.to_owned()]);
+                for args in lines {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let m = parse(&args).unwrap_err().describe();
+                    assert!(!m.contains(secret), "{args:?}: {m}");
+                    let shown = ims_token::printable_line(&m);
+                    assert_eq!(shown, m, "{args:?}: {m:?}");
+                    if value == secret {
+                        assert!(m.contains("characters, not shown"), "{args:?}: {m}");
+                    } else {
+                        assert!(m.contains(r"x\u{1b}]0;t\u{7}"), "{args:?}: {m}");
+                    }
+                }
+            }
         }
 
         #[test]
@@ -1772,7 +2083,7 @@ mod help {
              a run that finds another refreshing uses it at once, and runs with \
              no token wait for that refresh and use its outcome. Every option \
              value is checked when the command line is read (exit 2), before any \
-             file; whether the credentials have the --credential asked for is \
+             file, and so is an option the command would ignore; whether the credentials have the --credential asked for is \
              known once they are read (exit 3). When this host's clock is more \
              than 30 s off IMS's (its Date header), a warning says so and the JWT \
              is signed on IMS's time; an offset over 7 days is taken for a broken \
@@ -1784,15 +2095,20 @@ mod help {
              A --cache FILE holds one: credentials sharing it replace each other's \
              token on every run (with a warning); its directory is not made. The \
              refresh margin is exact, with no random spread. The cache file also \
-             keeps the last failure's message, for the runs waiting on its lock. \
+             keeps the last failure's message, for the warning of the runs in the \
+             pause after it and, when worth retrying, for the runs waiting on \
+             its lock (exit 5). \
              A run can block for minutes: a fetch takes up to --timeout per \
              attempt and waits of up to 20 s (Retry-After) between them, twice \
-             for a JWT, and a run with no token waits that long plus 5 s for \
-             another's refresh. A closed stdout is exit 1: the token was not \
-             delivered (with --cache, it is kept for the next run). A token \
-             cached while the clock was ahead is not used. After an API refused \
-             the cached token (401), invalidate drops it; to drop it otherwise, \
-             delete the cache file.",
+             for a JWT or a credential with two client secrets, and a run with \
+             no token waits that long plus 5 s for another's refresh. A closed \
+             stdout is exit 1: the token was not delivered (with --cache, it is \
+             kept for the next run). A token cached while the clock was ahead is \
+             not used. After an API refused the cached token (401), invalidate \
+             drops it, and revoke --cache drops the token it revokes; to drop \
+             the cached token otherwise, pipe it to invalidate ('ims-token \
+             OPTIONS | ims-token invalidate OPTIONS', the same -c and --cache): \
+             in a --cache DIR, its file is named by a hash of the credentials.",
         )],
         &[
             Block::Text(
@@ -2090,7 +2406,7 @@ mod help {
             for line in [
                 "    -c, --credentials FILE   credentials JSON; '-' reads stdin (default: the",
                 "        --credential NAME|ID which Developer Console project credential (when it",
-                "        --format FORMAT      token (default) | header | headers | json | env",
+                "        --format FORMAT      token (default) | header | headers | json | env;",
                 "        --connect-timeout SECS  connect timeout (default 10, at most 86400)",
                 "    ims-token exec [OPTIONS] -- COMMAND [ARGS...]",
                 "                                  run COMMAND with the token in its environment",
@@ -2714,8 +3030,8 @@ complete -c ims-token -n 'not __ims_token_own' -x -a '(__ims_token_exec_command)
                 assert!(!line.starts_with(['\'', ' ']), "{line:?}");
             }
             assert!(
-                man.contains("(not for exec, revoke, invalidate)"),
-                "--format is not for exec"
+                man.contains("(for token, decode, validate, sink only)"),
+                "--format is for the commands that print in a format"
             );
             assert!(man.contains("(not for decode)"), "-c is not for decode");
         }
@@ -3019,6 +3335,8 @@ mod commands {
                     }
                 }
             }
+            // The command line refuses it for a token (`check_format`).
+            Format::Text => return Err(usage("--format text is for decode and validate")),
         }
         Ok(out)
     }
@@ -3248,16 +3566,17 @@ mod introspect {
         let Some(path) = &options.cache else {
             return print_line("revoked");
         };
-        let shown = path.display();
         // A cache directory that cannot be had was warned about.
         let Some(cache) = Cache::new(path, &credentials) else {
             return print_line("revoked");
         };
+        // Paths quoted escaped: each line stays one line.
         match cache.drop_if_cached(token, &client, &credentials) {
-            Ok(true) => print_line(&format!("revoked, and dropped from the cache {shown}")),
-            Ok(false) => print_line(&format!("revoked; the cache {shown} does not hold it")),
+            Ok(true) => print_line(&format!("revoked, and dropped from the cache {path:?}")),
+            Ok(false) => print_line(&format!("revoked; the cache {path:?} does not hold it")),
             Err(e) => Err(Failure::Config(format!(
-                "revoked, but the cache {shown} still holds the token: {e}; delete that file"
+                "revoked, but the cache file {:?} still holds the token: {e}; delete that file",
+                cache.file()
             ))),
         }
     }
@@ -3286,21 +3605,21 @@ mod introspect {
         let Some(path) = &options.cache else {
             return Err(usage("invalidate needs --cache"));
         };
-        let shown = path.display().to_string();
         // A cache directory that cannot be had was warned about; a token run
         // goes on without the cache, and so gets a new token.
         let Some(cache) = Cache::new(path, &credentials) else {
-            return Err(Failure::NotCached(shown));
+            return Err(Failure::NotCached(path.clone()));
         };
         let rule = RefreshRule::exact(Duration::from_secs(options.refresh_margin));
         match cache.invalidate(&rule, &refused, &client, &credentials) {
             Ok(Invalidation::Dropped) => print_line(&format!(
-                "dropped from the cache {shown}: the next run gets a new token"
+                "dropped from the cache {path:?}: the next run gets a new token"
             )),
             Ok(Invalidation::Kept { age }) => Err(Failure::Braked(age)),
-            Ok(_) => Err(Failure::NotCached(shown)),
+            Ok(_) => Err(Failure::NotCached(path.clone())),
             Err(e) => Err(Failure::Config(format!(
-                "the cache {shown} still holds the token: {e}; delete that file"
+                "the cache file {:?} still holds the token: {e}; delete that file",
+                cache.file()
             ))),
         }
     }
@@ -3826,8 +4145,8 @@ mod cache {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use ims_token::{
-        fallback_warning, AccessToken, Client, Credentials, Error, Held, Invalidation, Outcome,
-        RefreshRule, Step,
+        fallback_warning, printable_line, AccessToken, Client, Credentials, Error, Held,
+        Invalidation, Outcome, RefreshRule, Step,
     };
     use serde_json::Value;
     use sha2::Digest as _;
@@ -3873,12 +4192,18 @@ mod cache {
                 }),
                 Err(e) => {
                     warn(&format!(
-                        "cannot use the cache directory {}: {e}; the run goes on without the cache",
-                        path.display()
+                        "cannot use the cache directory {path:?}: {e}; the run goes on without \
+                         the cache"
                     ));
                     None
                 }
             }
+        }
+
+        /// The file that holds the token (in a `--cache` directory, the one
+        /// named by the credentials' key).
+        pub(crate) fn file(&self) -> &Path {
+            &self.path
         }
 
         /// The cached token while the refresh rule says to use it; otherwise
@@ -4055,10 +4380,10 @@ mod cache {
                     && is_for_other_key(&text, &self.key)
                 {
                     warn(&format!(
-                        "the cache {} holds the token of other credentials, which this run \
+                        "the cache {:?} holds the token of other credentials, which this run \
                          replaces: credentials sharing one cache file replace each other's \
                          token on every run (give --cache a directory: a file per credential set)",
-                        self.path.display()
+                        self.path
                     ));
                 }
                 entry
@@ -4178,12 +4503,11 @@ mod cache {
     const LOCK_SLACK: Duration = Duration::from_secs(5);
 
     /// What the cache file holds: the token as the refresh rule sees it and,
-    /// after a refresh that failed in a way worth retrying, what the failure
-    /// was.
+    /// after a failed refresh, what the failure was.
     #[derive(Debug, Default)]
     struct Entry {
         held: Held,
-        failure: Option<SharedFailure>,
+        failure: Option<KeptFailure>,
         /// Counts the writes, so that a run can tell a failure written while it
         /// waited on the lock from an older one without comparing clocks.
         round: u64,
@@ -4191,6 +4515,25 @@ mod cache {
         /// [`RefreshRule::invalidate`]); kept through the writes of new
         /// tokens, so that a replacement is known for one.
         last_invalidation: Option<SystemTime>,
+    }
+
+    /// A failed refresh, as the cache file keeps it: its message (one
+    /// printable line), the cause in the warning of the runs that use the
+    /// kept token in the pause after it; and whether it is worth retrying,
+    /// and so shared (exit 5) with the runs that waited on the lock.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct KeptFailure {
+        message: String,
+        shareable: bool,
+    }
+
+    impl KeptFailure {
+        fn of(e: &Error) -> Self {
+            KeptFailure {
+                message: chain(e),
+                shareable: e.is_retryable(),
+            }
+        }
     }
 
     /// A failed refresh worth retrying (exit 5), for the runs that waited on
@@ -4201,8 +4544,8 @@ mod cache {
     }
 
     /// The cached token, if the refresh rule says to hand it out now;
-    /// `refreshing`: another run holds the lock. A token handed out after a
-    /// failed refresh comes with the warning the library words.
+    /// `refreshing`: another run holds the lock. A token handed out in the
+    /// pause after a failed refresh comes with the warning the library words.
     fn use_cached(
         rule: &RefreshRule,
         entry: Option<&Entry>,
@@ -4213,18 +4556,33 @@ mod cache {
         if rule.step(&entry.held, now, refreshing) != Step::UseCached {
             return None;
         }
-        let token = entry.held.token.as_ref()?;
-        let due = now >= rule.refresh_at(token);
-        if due && entry.held.retry_at.is_some() {
-            let cause = entry.failure.as_ref().map_or("", |f| f.message.as_str());
-            warn(&fallback_warning(token, entry.held.retry_at, now, &cause));
+        if let Some(warning) = pause_warning(rule, entry, now) {
+            warn(&warning);
         }
-        Some(token.clone())
+        entry.held.token.clone()
+    }
+
+    /// The warning for the cached token handed out at `now`, when it is due
+    /// and in the pause after a failed refresh (as the rule sees the pause:
+    /// [`Held::is_pausing`]), with the failure's cause; none otherwise.
+    fn pause_warning(rule: &RefreshRule, entry: &Entry, now: SystemTime) -> Option<String> {
+        let held = &entry.held;
+        let token = held.token.as_ref()?;
+        let due = now >= rule.refresh_at(token);
+        (due && held.is_pausing(now)).then(|| {
+            let cause = entry
+                .failure
+                .as_ref()
+                .map_or("its cause is not in the cache file", |f| f.message.as_str());
+            fallback_warning(token, held.retry_at, now, &cause)
+        })
     }
 
     /// The entry to write after a fetch, and what the run gets: the refresh
     /// rule records the result (a new token; the old one kept for a pause; or
-    /// none), and a failure worth retrying is kept for the runs that waited.
+    /// none). The failure is kept with a kept token (for the warning of the
+    /// runs in the pause), and with none when it is worth retrying (for the
+    /// runs that waited).
     fn entry_after_fetch(
         rule: &RefreshRule,
         old: Option<Entry>,
@@ -4233,21 +4591,25 @@ mod cache {
     ) -> (Entry, Outcome) {
         let mut entry = old.unwrap_or_default();
         entry.round = entry.round.wrapping_add(1);
-        entry.failure = result
-            .as_ref()
-            .err()
-            .filter(|e| e.is_retryable())
-            .map(|e| SharedFailure { message: chain(e) });
         let outcome = rule.record(&mut entry.held, result, now);
+        entry.failure = match &outcome {
+            Outcome::New(_) => None,
+            Outcome::Kept(_, e) => Some(KeptFailure::of(e)),
+            Outcome::Failed(e) => Some(KeptFailure::of(e)).filter(|f| f.shareable),
+        };
         (entry, outcome)
     }
 
-    /// The failure that another run wrote while this one waited on the lock:
-    /// one in the entry read after the lock that was not there before it.
+    /// The failure worth retrying that another run wrote while this one
+    /// waited on the lock: one in the entry read after the lock that was not
+    /// there before it.
     fn shared_failure(before: Option<&Entry>, after: Option<&Entry>) -> Option<SharedFailure> {
         let after = after?;
         let written_since = before.is_none_or(|b| b.round != after.round);
-        after.failure.clone().filter(|_| written_since)
+        let failure = after.failure.as_ref().filter(|f| f.shareable)?;
+        written_since.then(|| SharedFailure {
+            message: failure.message.clone(),
+        })
     }
 
     /// The first bytes of every cache file ims-token writes: how a file is
@@ -4477,7 +4839,10 @@ mod cache {
             json["retry_at"] = epoch_secs(at).into();
         }
         if let Some(failure) = &entry.failure {
-            json["failure"] = serde_json::json!({ "message": failure.message });
+            json["failure"] = serde_json::json!({
+                "message": failure.message,
+                "shareable": failure.shareable,
+            });
         }
         json["round"] = entry.round.into();
         if let Some(at) = entry.last_invalidation {
@@ -4542,12 +4907,14 @@ mod cache {
         .ok()
     }
 
-    fn cached_failure(json: &Value) -> Option<SharedFailure> {
-        // Printed on stderr: one line of printable text.
-        let message = json.get("message")?.as_str()?;
-        let printable = !message.is_empty() && !message.chars().any(char::is_control);
-        printable.then(|| SharedFailure {
-            message: message.to_owned(),
+    fn cached_failure(json: &Value) -> Option<KeptFailure> {
+        // Printed on stderr: one printable line, by the library's rule,
+        // whoever edited the file.
+        let message = printable_line(json.get("message")?.as_str()?);
+        Some(KeptFailure {
+            message: Some(message).filter(|m| !m.trim().is_empty())?,
+            // Before `shareable`, only a failure worth retrying was kept.
+            shareable: json.get("shareable").map_or(Some(true), Value::as_bool)?,
         })
     }
 
@@ -4652,12 +5019,18 @@ mod cache {
             assert!(use_cached(&rule, None, t0, false).is_none());
         }
 
+        /// IMS's 503, as the cache file keeps it.
+        fn unavailable() -> Option<KeptFailure> {
+            Some(KeptFailure {
+                message: "IMS could not serve the request (503)".into(),
+                shareable: true,
+            })
+        }
+
         #[test]
         fn only_a_failure_written_while_waiting_is_shared() {
             let failed = |round| Entry {
-                failure: Some(SharedFailure {
-                    message: "IMS could not serve the request (503)".into(),
-                }),
+                failure: unavailable(),
                 round,
                 ..Entry::default()
             };
@@ -4671,6 +5044,45 @@ mod cache {
             assert!(shared_failure(Some(&failed(5)), Some(&failed(5))).is_none());
             assert!(shared_failure(Some(&quiet), Some(&quiet)).is_none());
             assert!(shared_failure(Some(&quiet), None).is_none());
+            // Not worth retrying: each waiting run tries for itself.
+            let mut odd = failed(5);
+            odd.failure = Some(KeptFailure {
+                message: "unexpected IMS reply (200): the IMS reply is not JSON".into(),
+                shareable: false,
+            });
+            assert!(shared_failure(Some(&quiet), Some(&odd)).is_none());
+        }
+
+        #[test]
+        fn runs_in_the_pause_warn_with_the_cause_and_only_in_the_pause() {
+            let rule = RefreshRule::exact(MARGIN);
+            let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            let due = t0 + Duration::from_secs(86_400 - 300);
+            let token = day_token("tok", t0);
+            let mut entry = paused(&token, Some(due + Duration::from_secs(20)));
+            entry.failure = Some(KeptFailure {
+                message: "the TLS certificate is not trusted".into(),
+                shareable: false,
+            });
+            let warning = pause_warning(&rule, &entry, due).unwrap();
+            assert!(
+                warning.ends_with("IMS is asked again in 20 s: the TLS certificate is not trusted"),
+                "{warning}"
+            );
+            // Without the failure (a file of an earlier ims-token): not an
+            // empty cause.
+            entry.failure = None;
+            let warning = pause_warning(&rule, &entry, due).unwrap();
+            assert!(
+                warning.ends_with(": its cause is not in the cache file"),
+                "{warning}"
+            );
+            // The pause is over (another run refreshes, holding the lock), or
+            // the token is not due: no warning.
+            let over = paused(&token, Some(due - Duration::from_secs(60)));
+            assert!(pause_warning(&rule, &over, due).is_none());
+            assert!(use_cached(&rule, Some(&over), due, true).is_some());
+            assert!(pause_warning(&rule, &entry, t0 + Duration::from_secs(60)).is_none());
         }
 
         /// What the library makes of an IMS error reply.
@@ -4714,20 +5126,25 @@ mod cache {
                 kept.held.retry_at,
                 Some(t0 + ims_token::REFRESH_RETRY_PAUSE)
             );
-            assert!(kept.failure.unwrap().message.contains("503"));
+            let failure = kept.failure.unwrap();
+            assert!(failure.message.contains("503") && failure.shareable);
             let unavailable = ims_reply(503, "temporarily_unavailable", t0);
             let (nothing_old, _) = entry_after_fetch(&rule, None, unavailable, t0);
             assert!(nothing_old.held.token.is_none() && nothing_old.held.retry_at.is_none());
             assert_eq!(nothing_old.round, 1);
 
             // A TLS or configuration problem keeps a working token too (as the
-            // provider does), but is not shared: waiting runs try for themselves.
+            // provider does), but is not shared: waiting runs try for
+            // themselves. Its message is kept, for the runs in the pause.
             let config = Err(Endpoint::parse("ftp://ims.example").unwrap_err());
             assert!(config.as_ref().is_err_and(Error::is_config));
             let old = entry_of(&day_token("old", t0));
             let (kept, outcome) = entry_after_fetch(&rule, Some(old), config, t0);
             assert!(matches!(outcome, Outcome::Kept(..)));
-            assert!(kept.held.token.is_some() && kept.failure.is_none());
+            let failure = kept.failure.as_ref().unwrap();
+            assert!(failure.message.contains("scheme `ftp`"), "{failure:?}");
+            assert!(kept.held.token.is_some() && !failure.shareable);
+            assert!(shared_failure(None, Some(&kept)).is_none());
 
             // IMS's refusal drops the token, and is not shared either.
             let rejected = ims_reply(401, "invalid_client", t0);
@@ -4745,9 +5162,7 @@ mod cache {
                     token: Some(day_token("tok", t0)),
                     retry_at: Some(t0 + Duration::from_secs(30)),
                 },
-                failure: Some(SharedFailure {
-                    message: "IMS could not serve the request (503)".into(),
-                }),
+                failure: unavailable(),
                 round: 3,
                 last_invalidation: Some(t0 - Duration::from_secs(5)),
             };
@@ -4775,9 +5190,26 @@ mod cache {
             let back = parse_cache(&cache_text(&only, "k1"), "k1").unwrap();
             assert!(back.held.token.is_none() && back.failure.is_some());
             let mut json: Value = serde_json::from_str(&cache_text(&only, "k1")).unwrap();
-            json["failure"]["message"] = "two\nlines".into();
-            let text = marked(&json);
-            assert!(parse_cache(&text, "k1").unwrap().failure.is_none());
+            json["failure"]["message"] = "two\nlines\u{1b}]0;x\u{7}\u{202e}".into();
+            let back = parse_cache(&marked(&json), "k1").unwrap().failure.unwrap();
+            assert_eq!(back.message, "two lines ]0;x ");
+            json["failure"]["message"] = " \n".into();
+            assert!(parse_cache(&marked(&json), "k1").unwrap().failure.is_none());
+            // Not worth sharing, kept so; a failure of an ims-token before
+            // `shareable` was one worth retrying.
+            let odd = Entry {
+                failure: Some(KeptFailure {
+                    message: "unexpected IMS reply (200)".into(),
+                    shareable: false,
+                }),
+                ..Entry::default()
+            };
+            let back = parse_cache(&cache_text(&odd, "k1"), "k1").unwrap();
+            assert_eq!(back.failure, odd.failure);
+            let mut json: Value = serde_json::from_str(&cache_text(&only, "k1")).unwrap();
+            json["failure"].as_object_mut().unwrap().remove("shareable");
+            let back = parse_cache(&marked(&json), "k1").unwrap();
+            assert_eq!(back.failure, only.failure);
         }
 
         #[test]
@@ -4978,9 +5410,7 @@ mod cache {
             let hour = Duration::from_secs(3600);
             let mut entry = entry_of(&day_token("first", now - hour));
             entry.round = 4;
-            entry.failure = Some(SharedFailure {
-                message: "IMS could not serve the request (503)".into(),
-            });
+            entry.failure = unavailable();
             cache.write(&entry).unwrap();
             assert_eq!(invalidate("other"), Invalidation::NotHeld);
             assert_eq!(cache.read(false).unwrap().round, 4, "not written");

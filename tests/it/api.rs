@@ -466,3 +466,24 @@ fn the_example_refuses_a_bad_command_line() {
         assert!(out.is_empty(), "{args:?}: {out}");
     }
 }
+
+#[test]
+fn a_401_is_returned_when_the_new_exchange_fails() {
+    // After the 401, the token is dropped and IMS is asked for another; IMS
+    // is down: the caller gets the API's 401 (it says what the API said),
+    // not IMS's error, and nothing is resent.
+    let mut script = tokens(1);
+    script.push(Reply::ims_error(503, "temporarily_unavailable", "down"));
+    let ims = FakeIms::start(script);
+    let api = FakeApi::refusing(&["tok-1"]);
+    let provider = oauth_provider(&ims);
+    let response = provider
+        .request("POST", &api.url("/api"))
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.body(), br#"{"error":"unauthorized"}"#);
+    assert_eq!(api.requests().len(), 1, "no resend");
+    assert_eq!(ims.hits(), 2, "exchanges");
+}

@@ -1225,7 +1225,7 @@ fn cache_is_not_shared_between_credentials() {
     // turns replacing each other, and what to do.
     let replacing = |r: &Run| {
         let warning = format!(
-            "ims-token: warning: the cache {cache} holds the token of other credentials, \
+            "ims-token: warning: the cache {cache:?} holds the token of other credentials, \
              which this run replaces: credentials sharing one cache file replace each \
              other's token on every run (give --cache a directory: a file per credential set)\n"
         );
@@ -1356,7 +1356,7 @@ fn a_cache_directory_named_with_a_slash_is_made_private() {
     assert_eq!(
         r.stderr,
         format!(
-            "ims-token: warning: cannot use the cache directory {not_dir}: it is a file, \
+            "ims-token: warning: cannot use the cache directory {not_dir:?}: it is a file, \
              not a directory; the run goes on without the cache\n"
         )
     );

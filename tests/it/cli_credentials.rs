@@ -75,6 +75,18 @@ fn net(url: &str) -> [&str; 6] {
     ["--ims", url, "--retries", "0", "--timeout", "5"]
 }
 
+/// [`net`] for a token run; only `--ims` for inspect and jwt, which send
+/// nothing (a network option is a usage error for them).
+fn net_for<'a>(command: &str, url: &'a str) -> Vec<&'a str> {
+    let net = net(url);
+    let used = if command == "token" {
+        &net[..]
+    } else {
+        &net[..2]
+    };
+    used.to_vec()
+}
+
 fn args<'a>(head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
     head.iter().chain(tail).copied().collect()
 }
@@ -162,7 +174,7 @@ fn a_jwt_entry_says_to_migrate_and_jwt_is_refused() {
     for command in ["token", "inspect"] {
         let r = run(&args(
             &[command, "-c", &project_path(), "--credential", "Legacy JWT"],
-            &net(&closed),
+            &net_for(command, &closed),
         ));
         let m = r.fails_alone(3);
         assert!(m.contains("Adobe ended JWT credentials"), "{m}");
@@ -250,7 +262,7 @@ fn aem_api_credentials_work_and_revoked_ones_exit_3() {
     let file = dir.json("revoked.json", &revoked);
     let closed = format!("http://127.0.0.1:{}", closed_port());
     for command in ["token", "inspect", "jwt"] {
-        let m = run(&args(&[command, "-c", &file], &net(&closed)))
+        let m = run(&args(&[command, "-c", &file], &net_for(command, &closed)))
             .fails_alone(3)
             .to_owned();
         assert!(

@@ -107,6 +107,30 @@ fn decode_shows_an_expired_token_too_and_says_so() {
 }
 
 #[test]
+fn format_text_is_what_decode_and_validate_print_by_default() {
+    let (token, spec) = issued_spec(0);
+    let plain = run_stdin(&["decode"], &token).quiet().to_owned();
+    let out = run_stdin(&["decode", "--format", "text"], &token);
+    assert_eq!(out.quiet(), plain);
+    assert_token_hidden(&out, &token);
+    let server = FakeIms::start(vec![Reply::CheckValidate {
+        client_id: OAuthExpect::sample().client_id,
+    }]);
+    let out = run_stdin(
+        &["validate", "--ims", &server.url(), "--format=text"],
+        &token,
+    );
+    let until = rfc3339_ms(spec.expires_at_ms());
+    assert_eq!(out.quiet(), format!("valid until {until}\n"));
+    // Only they print text.
+    let line = run(&["--format", "text"]).fails_alone(2).to_owned();
+    assert!(
+        line.contains("--format text is for decode and validate"),
+        "{line}"
+    );
+}
+
+#[test]
 fn decode_of_garbage_is_one_line_and_exit_3() {
     let refresh = ims_token_of_type(&TokenSpec::new("c"), "refresh_token");
     for (input, why) in [
@@ -217,7 +241,7 @@ fn validate_before_and_after_revoke_and_revoke_drops_the_cached_token() {
     );
     assert_eq!(
         out.quiet(),
-        format!("revoked, and dropped from the cache {cache}\n")
+        format!("revoked, and dropped from the cache {cache:?}\n")
     );
     assert_token_hidden(&out, &first);
     assert_eq!(server.revoked(), 1);
@@ -258,7 +282,7 @@ fn revoke_leaves_a_cache_that_holds_another_token() {
     );
     assert_eq!(
         out.quiet(),
-        format!("revoked; the cache {cache} does not hold it\n")
+        format!("revoked; the cache {cache:?} does not hold it\n")
     );
     // Still served from the cache: no third request.
     assert_eq!(run(&token_args).quiet(), format!("{cached}\n"));

@@ -87,8 +87,8 @@ impl Jobs {
     /// The stdout of an invalidate that dropped the token.
     fn dropped(&self) -> String {
         format!(
-            "dropped from the cache {}: the next run gets a new token",
-            self.cache.display()
+            "dropped from the cache {:?}: the next run gets a new token",
+            self.cache
         )
     }
 }
@@ -98,9 +98,8 @@ fn assert_not_cached(out: &Run, cache: &Path) {
     assert_eq!(
         out.fails_alone(7),
         format!(
-            "ims-token: the cache {} does not hold this token (another run has replaced it, \
-             or none is cached): nothing dropped; a retry gets another token",
-            cache.display()
+            "ims-token: the cache {cache:?} does not hold this token (another run has \
+             replaced it, or none is cached): nothing dropped; a retry gets another token"
         )
     );
 }
@@ -379,4 +378,30 @@ fn the_readme_cron_recipe_retries_once_after_a_401() {
     );
     assert_eq!(sent(&api), [bearer(1), bearer(2), bearer(2)], "no retry");
     assert_eq!(ims.hits(), 2);
+}
+
+#[test]
+fn cache_paths_are_quoted_escaped_on_one_line() {
+    // A cache path with a line break and an escape sequence (a name from a
+    // script's variable): every message that names it stays one line, and
+    // nothing of it reaches the terminal raw.
+    let dir = TempDir::new("odd-cache");
+    let creds = path_str(&fixture_path("oauth-credentials.sample.json"));
+    let odd = dir.join("new\nline\u{1b}]0;x\u{7}");
+    let file = std::fs::File::create(dir.join("a-file")).unwrap();
+    drop(file);
+    // Under a file, no directory can be made: the warning, then exit 7.
+    let under_a_file = format!("{}/sub\u{1b}[2J/", path_str(&dir.join("a-file")));
+    for (cache, warned) in [(path_str(&odd), false), (under_a_file, true)] {
+        let out = run_stdin(
+            &["invalidate", "-c", &creds, "--cache", &cache],
+            &format!("{}\n", token(1)),
+        );
+        assert_eq!(out.code, 7, "{out:#?}");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1 + usize::from(warned), "{out:#?}");
+        assert!(!out.stderr.contains('\u{1b}'), "{out:#?}");
+        let quoted = format!("{:?}", Path::new(&cache));
+        assert!(lines.iter().all(|l| l.contains(&quoted)), "{out:#?}");
+    }
 }

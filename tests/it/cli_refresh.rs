@@ -354,3 +354,67 @@ fn a_held_lock_does_not_delay_a_run_whose_cached_token_works() {
     run(&args).prints("tok-new");
     assert_eq!(server.hits(), 2);
 }
+
+/// The cause at the end of a fallback warning on `stderr`.
+fn fallback_cause(stderr: &str) -> &str {
+    let (_, cause) = stderr
+        .split_once("IMS is asked again in ")
+        .and_then(|(_, rest)| rest.split_once(" s: "))
+        .unwrap_or_else(|| panic!("no fallback warning: {stderr}"));
+    cause.trim_end()
+}
+
+#[test]
+fn runs_in_the_pause_after_an_odd_reply_name_its_cause() {
+    // An odd reply (a proxy's page, say) keeps the working token, as IMS
+    // 5xx does, but is not worth sharing with waiting runs; the runs in the
+    // pause after it still say why they use the cached token.
+    let dir = TempDir::new("odd-pause");
+    let cache = dir.join("token");
+    let creds = fixture_path("oauth-credentials.sample.json");
+    let server = FakeIms::start(vec![
+        oauth_token("tok-odd"),
+        Reply::json(200, "<html>a proxy's page</html>"),
+    ]);
+    let url = server.url();
+    let mut args = token_args(&url, cache.to_str().unwrap());
+    args.extend(["-c", creds.to_str().unwrap()]);
+    run(&args).prints("tok-odd");
+    age_cache(&cache, 300);
+    let failed = run(&args);
+    assert_eq!((failed.code, failed.stdout.as_str()), (0, "tok-odd\n"));
+    let cause = fallback_cause(&failed.stderr).to_owned();
+    assert!(!cause.is_empty(), "{failed:?}");
+    // Inside the pause: no request, the same cause.
+    let out = run(&args);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "tok-odd\n"));
+    assert_eq!(fallback_cause(&out.stderr), cause, "{out:?}");
+    assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn a_held_lock_after_the_pause_hands_out_the_token_without_a_false_warning() {
+    // The pause after a failed refresh is over and another run refreshes
+    // (it holds the lock): this run uses the working token at once, and
+    // says nothing of a pause that has ended.
+    let dir = TempDir::new("lock-after-pause");
+    let cache = dir.join("token");
+    let creds = fixture_path("oauth-credentials.sample.json");
+    let server = FakeIms::start(vec![oauth_token("tok-paused")]);
+    let url = server.url();
+    let mut args = token_args(&url, cache.to_str().unwrap());
+    args.extend(["-c", creds.to_str().unwrap()]);
+    run(&args).prints("tok-paused");
+    age_cache(&cache, 300);
+    edit_cache(&cache, |json| {
+        json["retry_at"] = (now_secs() - 60).into();
+        json["failure"] = serde_json::json!({ "message": "IMS could not serve the request (503)" });
+    });
+    let lock = fs::File::create(dir.join("token.lock")).unwrap();
+    lock.lock().unwrap();
+    let out = run(&args);
+    drop(lock);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "tok-paused\n"));
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert_eq!(server.hits(), 1);
+}

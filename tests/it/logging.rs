@@ -291,6 +291,29 @@ fn an_api_that_refuses_every_token_costs_at_most_three_exchanges_and_one_warning
     assert!(!text.contains("tok-brake-SECRET"), "{text}");
 }
 
+#[test]
+fn a_401_whose_new_exchange_fails_comes_back_with_a_warning() {
+    install();
+    let server = FakeIms::start(vec![
+        oauth_reply("tok-lost-SECRET1", 86_399),
+        Reply::ims_error(503, "temporarily_unavailable", "down"),
+    ]);
+    let api = FakeApi::refusing(&["tok-lost-SECRET1"]);
+    let provider = TokenProvider::new(client(0), creds("oauth-credentials.sample.json", &server));
+    let url = api.url("/lost?sig=query-SECRET");
+    let response = provider.request("GET", &url).send().unwrap();
+    assert_eq!(response.status(), 401);
+    let warnings = logged("getting a new token failed");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let (level, _, text) = &warnings[0];
+    assert_eq!(*level, log::Level::Warn);
+    assert!(
+        text.contains("/lost answered 401") && text.contains("503"),
+        "{text}"
+    );
+    assert!(!text.contains("SECRET"), "{text}");
+}
+
 /// The features of `log` that cargo enables in this package's build with
 /// `features` added (`{f}` of `cargo tree`: empty for none); dev-dependencies
 /// included, so what an application gets is at most this.
