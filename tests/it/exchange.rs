@@ -857,15 +857,18 @@ fn provider_margin_is_capped_at_half_the_lifetime() {
 #[test]
 fn provider_refreshes_a_token_within_the_margin() {
     let server = FakeIms::start(vec![
-        common::oauth_reply("tok-1s-a", 1),
+        common::oauth_reply("tok-100s-a", 100),
         common::oauth_reply("tok-day-b", 86_399),
     ]);
+    let clock = common::TestClock::default();
     let provider = TokenProvider::new(client(), oauth_creds(&server.url()))
-        .with_refresh_margin(Duration::from_secs(600));
-    assert_eq!(provider.token().unwrap().secret(), "tok-1s-a");
-    thread::sleep(Duration::from_millis(800));
-    // 0.2 s left < min(600 s, 0.5 s) jittered to 0.25..0.5 s: a refresh
-    // starts (behind the call while the old token lasts).
+        .with_refresh_margin(Duration::from_secs(600))
+        .with_clock(clock.reader());
+    assert_eq!(provider.token().unwrap().secret(), "tok-100s-a");
+    // 80 s later on the provider's clock (moved ahead instead of a sleep):
+    // 20 s left < min(600 s, 50 s) jittered to 25..50 s: a refresh starts
+    // (behind the call while the old token lasts).
+    clock.advance(Duration::from_secs(80));
     let until = std::time::Instant::now() + Duration::from_secs(10);
     while provider.token().unwrap().secret() != "tok-day-b" {
         assert!(std::time::Instant::now() < until, "no refresh");
