@@ -40,7 +40,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 /// How often a server thread looks at its stop flag.
-pub const POLL: Duration = Duration::from_millis(10);
+pub const POLL: Duration = Duration::from_millis(1);
 
 // ---------------------------------------------------------------------------
 // Fixtures
