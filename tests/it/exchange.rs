@@ -34,12 +34,13 @@ const HUNDRED_KIB: usize = 100 * 1024;
 // ---------------------------------------------------------------------------
 // Helpers
 
-/// Client settings with small waits (and the proxy from the environment).
+/// Client settings with small waits (and the proxy from the environment):
+/// the backoffs (250 ms, 500 ms) are capped at 30 ms.
 fn small_waits() -> ClientBuilder {
     Client::builder()
         .timeout(Duration::from_secs(2))
         .connect_timeout(Duration::from_secs(1))
-        .max_retry_wait(Duration::from_millis(300))
+        .max_retry_wait(Duration::from_millis(30))
 }
 
 /// Client settings with small waits, ignoring any proxy of the machine.
@@ -636,7 +637,7 @@ fn a_400_html_body_is_rejected_with_a_short_excerpt() {
 fn a_silent_server_times_out() {
     let server = FakeIms::start(vec![Reply::Silent { for_ms: 5000 }]);
     let client = fast()
-        .timeout(Duration::from_secs(1))
+        .timeout(Duration::from_millis(200))
         .retries(0)
         .build()
         .unwrap();
@@ -656,11 +657,11 @@ fn a_timeout_is_retried_and_still_times_out() {
     // The fake serves one connection at a time: the second attempt is only
     // accepted once the first silence ends, so keep it short.
     let server = FakeIms::start(vec![
-        Reply::Silent { for_ms: 1300 },
-        Reply::Silent { for_ms: 1300 },
+        Reply::Silent { for_ms: 300 },
+        Reply::Silent { for_ms: 300 },
     ]);
     let client = fast()
-        .timeout(Duration::from_secs(1))
+        .timeout(Duration::from_millis(200))
         .retries(1)
         .build()
         .unwrap();
@@ -684,9 +685,10 @@ fn connection_refused_is_a_retryable_transport_error() {
     assert!(e.is_retryable());
     assert!(!e.is_config());
     assert!(e.to_string().contains(&url), "{e}");
-    // Backoffs of 250 ms and 300 ms (capped) show the two retries happened.
+    // Backoffs of 250 ms and 500 ms, both capped at 30 ms, show the two
+    // retries happened.
     assert!(
-        elapsed >= Duration::from_millis(500),
+        elapsed >= Duration::from_millis(60),
         "no retries: {elapsed:?}"
     );
     assert!(

@@ -73,17 +73,17 @@ fn the_caller_that_notices_the_refresh_gets_the_cached_token_while_it_runs() {
 
 #[test]
 fn callers_get_the_cached_token_at_once_while_one_refreshes() {
-    // As above, with 8 threads calling through a refresh that takes 700 ms.
+    // As above, with 8 threads calling through a refresh that takes 400 ms.
     let server = FakeIms::start(vec![
         oauth_reply("tok-old", 100),
-        oauth_reply("tok-new", 86_399).after_ms(700),
+        oauth_reply("tok-new", 86_399).after_ms(400),
     ]);
     let clock = TestClock::default();
     let provider = oauth_provider(&server, 0).with_clock(clock.reader());
     assert_eq!(provider.token().unwrap().secret(), "tok-old");
     clock.advance(Duration::from_secs(80));
 
-    // Each thread calls for 300 ms: (thread, token, when the call ended).
+    // Each thread calls for 200 ms: (thread, token, when the call ended).
     let barrier = Barrier::new(THREADS);
     let calls: Vec<(usize, String, Instant)> = thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)
@@ -91,7 +91,7 @@ fn callers_get_the_cached_token_at_once_while_one_refreshes() {
                 let (barrier, provider) = (&barrier, &provider);
                 s.spawn(move || {
                     barrier.wait();
-                    let until = Instant::now() + Duration::from_millis(300);
+                    let until = Instant::now() + Duration::from_millis(200);
                     let mut calls = Vec::new();
                     while Instant::now() < until {
                         let token = provider.token().unwrap();

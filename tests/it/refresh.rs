@@ -71,7 +71,7 @@ fn provider_keeps_a_valid_token_while_ims_is_down() {
         thread::sleep(Duration::from_millis(10));
     }
     // Within the pause after the failed refresh, IMS is not asked again.
-    let until = Instant::now() + Duration::from_millis(300);
+    let until = Instant::now() + Duration::from_millis(100);
     while Instant::now() < until {
         assert_eq!(provider.token().unwrap().secret(), "tok-first");
         thread::sleep(Duration::from_millis(5));
