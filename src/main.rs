@@ -4232,16 +4232,21 @@ mod cache {
             assert!(!is_for_other_key(CACHE_MARKER, "k2"));
         }
 
-        #[test]
-        fn the_lock_is_waited_on_for_one_fetch_and_as_long_again_at_most_5_s_more() {
-            let credentials = Credentials::OAuth(
+        /// OAuth credentials with one client secret.
+        fn oauth_credentials() -> Credentials {
+            Credentials::OAuth(
                 ims_token::OAuthCredentials::builder()
                     .client_id("client")
                     .client_secret(ims_token::ClientSecret::new("secret"))
                     .scopes("openid")
                     .build()
                     .unwrap(),
-            );
+            )
+        }
+
+        #[test]
+        fn the_lock_is_waited_on_for_one_fetch_and_as_long_again_at_most_5_s_more() {
+            let credentials = oauth_credentials();
             let client = |timeout: Duration, retries| {
                 Client::builder()
                     .proxy(None)
@@ -4267,14 +4272,7 @@ mod cache {
             let dir = std::env::temp_dir().join(format!("ims-token-drop-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join("cache");
-            let credentials = Credentials::OAuth(
-                ims_token::OAuthCredentials::builder()
-                    .client_id("client")
-                    .client_secret(ims_token::ClientSecret::new("secret"))
-                    .scopes("openid")
-                    .build()
-                    .unwrap(),
-            );
+            let credentials = oauth_credentials();
             let client = Client::new().unwrap();
             let cache = Cache::new(&path, &credentials).unwrap();
             assert!(!cache.drop_if_cached("tok", &client, &credentials).unwrap());
