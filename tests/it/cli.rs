@@ -536,7 +536,7 @@ fn a_silent_server_times_out_with_exit_5() {
         "--ims",
         &server.url(),
         "--timeout",
-        "0.2",
+        "0.1",
         "--retries",
         "0",
     ]);

@@ -477,8 +477,9 @@ fn a_redirect_is_not_followed() {
     );
     assert!(e.to_string().contains("redirect"), "{e}");
     assert!(!e.is_retryable());
-    // Give a wrongly followed redirect time to show up.
-    thread::sleep(Duration::from_millis(100));
+    // Give a wrongly followed redirect time to show up (the fake polls
+    // every 1 ms).
+    thread::sleep(Duration::from_millis(50));
     assert_eq!(second.hits(), 0, "the secret went to the redirect target");
     assert_eq!(first.hits(), 1);
     assert_secret_free(&e, &[&first, &second], &[]);
@@ -637,7 +638,7 @@ fn a_400_html_body_is_rejected_with_a_short_excerpt() {
 fn a_silent_server_times_out() {
     let server = FakeIms::start(vec![Reply::Silent { for_ms: 5000 }]);
     let client = fast()
-        .timeout(Duration::from_millis(200))
+        .timeout(Duration::from_millis(100))
         .retries(0)
         .build()
         .unwrap();
@@ -657,11 +658,11 @@ fn a_timeout_is_retried_and_still_times_out() {
     // The fake serves one connection at a time: the second attempt is only
     // accepted once the first silence ends, so keep it short.
     let server = FakeIms::start(vec![
-        Reply::Silent { for_ms: 300 },
-        Reply::Silent { for_ms: 300 },
+        Reply::Silent { for_ms: 150 },
+        Reply::Silent { for_ms: 150 },
     ]);
     let client = fast()
-        .timeout(Duration::from_millis(200))
+        .timeout(Duration::from_millis(100))
         .retries(1)
         .build()
         .unwrap();
@@ -927,8 +928,9 @@ fn tls_refusal(cert: &str, ca: bool) -> (Error, FakeIms) {
         .unwrap()
         .fetch(&oauth_creds(&server.url()))
         .unwrap_err();
-    // Let a retry, if any, reach the fake before hits are counted.
-    thread::sleep(Duration::from_millis(100));
+    // Let a retry, if any, reach the fake before hits are counted (it
+    // polls every 1 ms).
+    thread::sleep(Duration::from_millis(50));
     (e, server)
 }
 

@@ -39,7 +39,7 @@ const MAX_REQUEST: usize = 256 * 1024;
 /// The test client's cap on a wait between attempts.
 const MAX_RETRY_WAIT: Duration = Duration::from_millis(20);
 /// The timeout of a trickled attempt, and the server's pace.
-const TRICKLE_TIMEOUT: Duration = Duration::from_millis(250);
+const TRICKLE_TIMEOUT: Duration = Duration::from_millis(150);
 const TRICKLE_EVERY: Duration = Duration::from_millis(25);
 
 // ---------------------------------------------------------------------------
@@ -518,8 +518,8 @@ fn waited_out(elapsed: Duration, attempts: u32) -> bool {
     elapsed >= TRICKLE_TIMEOUT * attempts * 95 / 100
 }
 
-/// With a 250 ms timeout and no retry: a retryable Timeout after 250 ms and
-/// well before the trickle would end (over 5 s).
+/// With a 150 ms timeout and no retry: a retryable Timeout after 150 ms and
+/// well before the trickle would end (over 4 s).
 fn assert_trickle_times_out(what: &str, act: Act, kind: Kind) {
     let out = fetch(kind, vec![act], 0, TRICKLE_TIMEOUT);
     let e = out.err();
@@ -566,7 +566,7 @@ fn a_trickled_body_after_prompt_headers_times_out() {
 
 #[test]
 fn each_trickled_attempt_gets_its_own_timeout_and_the_total_is_bounded() {
-    // Retries 1: two attempts of 250 ms each, one wait of 20 ms at most.
+    // Retries 1: two attempts of 150 ms each, one wait of 20 ms at most.
     let server = FaultServer::start(vec![
         trickle(b"", &token_reply()),
         trickle(b"", &token_reply()),
@@ -599,7 +599,7 @@ fn assert_unexpected_once(what: &str, act: Act, status: u16, words: &str) {
     );
     assert!(!e.is_retryable() && !e.is_config(), "{what}: {e:?}");
     assert!(e.to_string().contains(words), "{what}: {e}");
-    thread::sleep(Duration::from_millis(100));
+    thread::sleep(Duration::from_millis(50));
     assert_eq!(out.server.connections(), 1, "{what}: retried");
     assert!(
         out.elapsed < Duration::from_secs(2),
@@ -674,7 +674,7 @@ fn oversized_headers_are_an_unexpected_reply_like_an_oversized_body() {
     assert!(text.starts_with("unexpected IMS reply: "), "{text}");
     assert!(!text.contains("cannot reach"), "IMS was reached: {text}");
     assert!(text.contains("64 KiB") && text.contains("header"), "{text}");
-    thread::sleep(Duration::from_millis(100));
+    thread::sleep(Duration::from_millis(50));
     assert_eq!(out.server.connections(), 1, "retried");
     assert_secret_free(e, &[&out.server], Kind::OAuth);
 }
@@ -855,8 +855,8 @@ fn cli_truncated_body_exits_5() {
 #[test]
 fn cli_trickled_reply_exits_5_after_the_timeout() {
     let server = FaultServer::start(vec![trickle(b"", &token_reply())]);
-    // The TRICKLE_TIMEOUT, 250 ms, as the command reads it.
-    let run = run_cli(&server.url(), "0.25");
+    // The TRICKLE_TIMEOUT, 150 ms, as the command reads it.
+    let run = run_cli(&server.url(), "0.15");
     let line = assert_retry_later(&run, &server);
     assert!(line.contains("did not answer in time"), "{line}");
     assert!(waited_out(run.elapsed, 1), "{:?}", run.elapsed);
