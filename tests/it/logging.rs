@@ -240,7 +240,7 @@ fn a_refresh_that_unwinds_does_not_leave_its_waiters_waiting() {
     // the retry is logged: that caller's thread unwinds mid-refresh. The
     // callers waiting for it must not wait forever: one of them refreshes.
     let server = FakeIms::start(vec![
-        Reply::ims_error(503, "temporarily_unavailable", PANIC_MARKER).after_ms(300),
+        Reply::ims_error(503, "temporarily_unavailable", PANIC_MARKER).after_ms(100),
         oauth_reply("tok-after-panic", 86_399),
     ]);
     let provider = TokenProvider::new(client(1), creds("oauth-credentials.sample.json", &server));

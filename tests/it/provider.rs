@@ -157,7 +157,7 @@ fn wait_for(done: impl Fn() -> bool, what: &str) {
 
 #[test]
 fn callers_without_a_token_wait_for_one_exchange() {
-    let server = FakeIms::start(vec![oauth_reply("tok-slow", 86_399).after_ms(300)]);
+    let server = FakeIms::start(vec![oauth_reply("tok-slow", 86_399).after_ms(100)]);
     let provider = oauth_provider(&server, 0);
     let tokens = on_threads(|| provider.token().map(|t| t.secret().to_owned()));
     for token in tokens {
@@ -191,7 +191,7 @@ fn a_failed_refresh_reaches_every_waiter_once() {
 fn a_storm_of_401s_for_one_token_costs_one_exchange() {
     let server = FakeIms::start(vec![
         oauth_reply("tok-refused", 86_399),
-        oauth_reply("tok-second", 86_399).after_ms(200),
+        oauth_reply("tok-second", 86_399).after_ms(100),
     ]);
     let provider = oauth_provider(&server, 0);
     let refused = provider.token().unwrap();
