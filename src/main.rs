@@ -1467,8 +1467,9 @@ mod help {
              A run can block for minutes: a fetch takes up to --timeout per \
              attempt and waits of up to 20 s (Retry-After) between them, twice \
              for a JWT, and a run with no token waits for another's refresh \
-             that long plus as much again, at most 5 s. A closed stdout is exit 1: the token was not \
-             delivered (with --cache, it is kept for the next run). A token \
+             that long plus as much again up to 5 s. A closed stdout is exit \
+             1: the token was not delivered (with --cache, it is kept for the \
+             next run). A token \
              cached while the clock was ahead is not used; to drop a cached \
              token, delete the cache file.",
         )],
@@ -3477,9 +3478,9 @@ mod cache {
 
     /// How long a run waits for the lock of another run's refresh: as long
     /// as one fetch can take with this run's settings
-    /// ([`Client::max_fetch_time`]), and as long again for the rest of that
-    /// run, at most [`LOCK_SLACK`]. A run told to be quick (`--timeout 1
-    /// --retries 0`) then waits 2 s, not 6.
+    /// ([`Client::max_fetch_time`]), plus as much again up to [`LOCK_SLACK`]
+    /// for the rest of that run. A run told to be quick (`--timeout 1
+    /// --retries 0`) waits 2 s; one with the defaults 135 s.
     fn lock_wait(client: &Client, credentials: &Credentials) -> Duration {
         let fetch = client.max_fetch_time(credentials);
         fetch + fetch.min(LOCK_SLACK)
