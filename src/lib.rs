@@ -8244,6 +8244,8 @@ mod provider {
         last_invalidation: Option<SystemTime>,
         /// The brake's warning has been logged for the held token.
         warned: bool,
+        /// What the provider tells the time by.
+        clock: Clock,
     }
 
     impl Cached {
@@ -8256,7 +8258,31 @@ mod provider {
                 failure: None,
                 last_invalidation: None,
                 warned: false,
+                clock: Clock::default(),
             }
+        }
+    }
+
+    /// The provider's time source: the system clock, or the caller's
+    /// ([`TokenProvider::with_clock`]).
+    #[derive(Clone)]
+    struct Clock(Arc<dyn Fn() -> SystemTime + Send + Sync>);
+
+    impl Clock {
+        fn now(&self) -> SystemTime {
+            (self.0)()
+        }
+    }
+
+    impl Default for Clock {
+        fn default() -> Self {
+            Clock(Arc::new(SystemTime::now))
+        }
+    }
+
+    impl fmt::Debug for Clock {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("Clock")
         }
     }
 
@@ -8299,6 +8325,45 @@ mod provider {
             self
         }
 
+        /// Sets the clock the provider tells the time by (default
+        /// [`SystemTime::now`]): whether its token is due for a refresh or
+        /// expired, when the pause after a failed refresh ends, how old a
+        /// token is for the brake on [`invalidate`](TokenProvider::invalidate).
+        /// A token is still stamped with the system clock when it arrives.
+        ///
+        /// For tests of code that uses a provider: a clock ahead of the
+        /// system's makes the token due, expired or past the pause at once,
+        /// instead of a sleep. Keep it from falling behind the system's by
+        /// more than a few seconds: a token that seems to arrive in the future
+        /// is refreshed, never handed out. It is read while the provider's
+        /// state is locked, so it must answer at once and not call the
+        /// provider.
+        ///
+        /// ```no_run
+        /// # fn main() -> Result<(), ims_token::Error> {
+        /// use std::sync::atomic::{AtomicU64, Ordering};
+        /// use std::sync::Arc;
+        /// use std::time::{Duration, SystemTime};
+        /// use ims_token::{Client, Credentials, TokenProvider};
+        /// let ahead = Arc::new(AtomicU64::new(0));
+        /// let secs = Arc::clone(&ahead);
+        /// let provider = TokenProvider::new(Client::new()?, Credentials::from_file("creds.json")?)
+        ///     .with_clock(move || {
+        ///         SystemTime::now() + Duration::from_secs(secs.load(Ordering::Relaxed))
+        ///     });
+        /// let token = provider.token()?;
+        /// // A day later, as the provider sees it: the token has expired.
+        /// ahead.store(86_400, Ordering::Relaxed);
+        /// assert_ne!(provider.token()?.secret(), token.secret());
+        /// # Ok(())
+        /// # }
+        /// ```
+        #[must_use = "this returns the changed provider; the original is moved"]
+        pub fn with_clock(self, now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+            self.shared.lock().clock = Clock(Arc::new(now));
+            self
+        }
+
         /// The cached token, or a new one when it is missing or close to expiry.
         ///
         /// Never waits while the cached token is unexpired: a due refresh
@@ -8317,7 +8382,7 @@ mod provider {
             let shared = &self.shared;
             let mut state = shared.lock();
             loop {
-                let now = SystemTime::now();
+                let now = state.clock.now();
                 match state.rule.step(&state.held, now, state.refreshing) {
                     Step::UseCached => {
                         if let Some(token) = &state.held.token {
@@ -8339,7 +8404,7 @@ mod provider {
                             .refreshed
                             .wait_while(state, |s| s.round == round)
                             .unwrap_or_else(|poisoned| poisoned.into_inner());
-                        if let Some(e) = shared_failure(&state, round + 1, SystemTime::now()) {
+                        if let Some(e) = shared_failure(&state, round + 1, state.clock.now()) {
                             return Err(e);
                         }
                     }
@@ -8366,8 +8431,8 @@ mod provider {
         ///   token, and one of a token older than the cooldown, are never
         ///   braked. The rule is [`RefreshRule::invalidate`].
         pub fn invalidate(&self, token: &AccessToken) -> bool {
-            let now = SystemTime::now();
             let mut state = self.shared.lock();
+            let now = state.clock.now();
             let Cached {
                 rule,
                 held,
@@ -8569,11 +8634,11 @@ mod provider {
                 done: false,
             };
             let result = self.client.fetch(&self.credentials);
-            let now = SystemTime::now();
-            let (outcome, retry_at) = {
+            let (outcome, retry_at, now) = {
                 let mut state = self.lock();
+                let now = state.clock.now();
                 let outcome = record_refresh(&mut state, result, now);
-                (outcome, state.held.retry_at)
+                (outcome, state.held.retry_at, now)
             };
             finish.done = true;
             drop(finish);

@@ -178,6 +178,7 @@ mod failure {
 mod args {
     use std::ffi::OsString;
     use std::path::PathBuf;
+    use std::time::Duration;
 
     use crate::atomic::Owner;
     use crate::failure::{chain, usage, Failure};
@@ -590,14 +591,15 @@ mod args {
             long: "timeout",
             short: None,
             takes: Takes::Text("SECS"),
-            help: "overall HTTP timeout per attempt (default 30, at most 86400)",
+            help: "overall HTTP timeout per attempt, e.g. 2.5 (default 30, at most \
+                   86400)",
             applies: waits_on_ims,
         },
         Flag {
             long: "connect-timeout",
             short: None,
             takes: Takes::Text("SECS"),
-            help: "connect timeout (default 10, at most 86400)",
+            help: "connect timeout, e.g. 0.5 (default 10, at most 86400)",
             applies: talks_to_ims,
         },
         Flag {
@@ -742,8 +744,8 @@ mod args {
         pub(crate) org_id: Option<String>,
         /// `--resource`, in order.
         pub(crate) resources: Vec<String>,
-        pub(crate) timeout: Option<u64>,
-        pub(crate) connect_timeout: Option<u64>,
+        pub(crate) timeout: Option<Duration>,
+        pub(crate) connect_timeout: Option<Duration>,
         pub(crate) retries: Option<u32>,
         pub(crate) ca_file: Option<PathBuf>,
         pub(crate) cache: Option<PathBuf>,
@@ -919,8 +921,8 @@ mod args {
             "scope" => options.scope = Some(list(name, value)?),
             "org-id" => options.org_id = Some(non_empty(name, value)?),
             "resource" => options.resources.push(non_empty(name, value)?),
-            "timeout" => options.timeout = Some(seconds(name, &value)?),
-            "connect-timeout" => options.connect_timeout = Some(seconds(name, &value)?),
+            "timeout" => options.timeout = Some(timeout(name, &value)?),
+            "connect-timeout" => options.connect_timeout = Some(timeout(name, &value)?),
             "retries" => options.retries = Some(retries(name, &value)?),
             "ca-file" => options.ca_file = Some(non_empty(name, value)?.into()),
             "cache" => options.cache = Some(non_empty(name, value)?.into()),
@@ -1216,13 +1218,47 @@ mod args {
         }
     }
 
-    /// A timeout in whole seconds; zero would fail every call at once, and a
-    /// huge one would overflow the deadline arithmetic.
+    /// A number of whole seconds (the JWT lifetime) from 1 to a day.
     fn seconds(flag: &str, text: &str) -> Result<u64, Failure> {
         match number(flag, text)? {
             secs @ 1..=86_400 => Ok(secs),
             _ => Err(usage(format!("{flag} must be between 1 and 86400 seconds"))),
         }
+    }
+
+    /// A timeout in seconds, fractions allowed as in curl's `--max-time`
+    /// (`0.5`), from 1 ms to a day: zero would fail every call at once, and
+    /// a huge one would overflow the deadline arithmetic.
+    fn timeout(flag: &str, text: &str) -> Result<Duration, Failure> {
+        let Some(timeout) = decimal_seconds(text.trim()) else {
+            return Err(usage(format!(
+                "{flag} needs a number of seconds (such as 30 or 0.5), not {}",
+                quoted(text)
+            )));
+        };
+        if timeout < Duration::from_millis(1) || timeout > Duration::from_secs(86_400) {
+            return Err(usage(format!(
+                "{flag} must be between 0.001 and 86400 seconds"
+            )));
+        }
+        Ok(timeout)
+    }
+
+    /// `30`, `0.5` or `1.25` seconds (digits, and after a dot at most nine
+    /// more); a number too large for a `Duration` is `Duration::MAX`. `None`
+    /// for anything else: a sign, an exponent, `.5`, `inf`.
+    fn decimal_seconds(text: &str) -> Option<Duration> {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
+        if !digits(whole) || !digits(fraction) || fraction.len() > 9 {
+            return None;
+        }
+        let Ok(secs) = whole.parse::<u64>() else {
+            return Some(Duration::MAX);
+        };
+        // Nine digits or fewer, padded to nanoseconds: below 10^9, fits a u32.
+        let nanos = format!("{fraction:0<9}").parse::<u32>().ok()?;
+        Some(Duration::new(secs, nanos))
     }
 
     fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, Failure> {
@@ -1293,6 +1329,53 @@ mod args {
             let o = parse(&["-c", "-", "--ims", "--format"]).unwrap();
             assert_eq!(o.credentials.as_deref(), Some("-"));
             assert_eq!(o.ims.as_deref(), Some("--format"));
+        }
+
+        #[test]
+        fn timeouts_take_fractions_of_a_second_from_1_ms_to_a_day() {
+            let o = parse(&["--timeout", "0.25", "--connect-timeout=2"]).unwrap();
+            assert_eq!(o.timeout, Some(Duration::from_millis(250)));
+            assert_eq!(o.connect_timeout, Some(Duration::from_secs(2)));
+            for (text, ms) in [
+                ("86400", 86_400_000),
+                ("0.001", 1),
+                ("1.5", 1500),
+                (" 007.100", 7100),
+            ] {
+                let o = parse(&["--timeout", text]).unwrap();
+                assert_eq!(o.timeout, Some(Duration::from_millis(ms)), "{text}");
+            }
+            let o = parse(&["--timeout", "0.123456789"]).unwrap();
+            assert_eq!(o.timeout, Some(Duration::new(0, 123_456_789)));
+            let usage_of = |text: &str| match parse(&["--connect-timeout", text]) {
+                Err(Failure::Usage(m)) => m,
+                other => panic!("{text}: {other:?}"),
+            };
+            for out_of_range in ["0", "0.0", "0.0009", "86400.001", "18446744073709551616"] {
+                let m = usage_of(out_of_range);
+                assert_eq!(
+                    m, "--connect-timeout must be between 0.001 and 86400 seconds",
+                    "{out_of_range}"
+                );
+            }
+            for not_a_number in [
+                "-1",
+                ".5",
+                "1.",
+                "1e3",
+                "inf",
+                "NaN",
+                "0x10",
+                "1,5",
+                "1.0000000001",
+                "",
+            ] {
+                let m = usage_of(not_a_number);
+                assert!(
+                    m.contains("needs a number of seconds"),
+                    "{not_a_number}: {m}"
+                );
+            }
         }
 
         #[test]
@@ -1947,7 +2030,10 @@ mod args {
                         Ok(options) => {
                             // Every argument before `--` was read, so all were UTF-8.
                             prop_assert!(!non_utf8 || non_utf8_after, "{args:?}");
-                            prop_assert!(options.timeout != Some(0) && options.connect_timeout != Some(0));
+                            let sane = |t: Option<Duration>| {
+                                t.is_none_or(|t| t >= Duration::from_millis(1) && t <= Duration::from_secs(86_400))
+                            };
+                            prop_assert!(sane(options.timeout) && sane(options.connect_timeout));
                             prop_assert!(options.lifetime.is_none_or(|l| (1..=86_400).contains(&l)));
                             prop_assert!(options.retries.is_none_or(|n| n <= MAX_RETRIES));
                             prop_assert!(options.cache.as_ref().is_none_or(|c| !c.as_os_str().is_empty()));
@@ -2101,7 +2187,8 @@ mod help {
              A run can block for minutes: a fetch takes up to --timeout per \
              attempt and waits of up to 20 s (Retry-After) between them, twice \
              for a JWT or a credential with two client secrets, and a run with \
-             no token waits that long plus 5 s for another's refresh. A closed \
+             no token waits for another's refresh that long plus as much again up \
+             to 5 s. A closed \
              stdout is exit 1: the token was not delivered (with --cache, it is \
              kept for the next run). A token cached while the clock was ahead is \
              not used. After an API refused the cached token (401), invalidate \
@@ -2407,7 +2494,7 @@ mod help {
                 "    -c, --credentials FILE   credentials JSON; '-' reads stdin (default: the",
                 "        --credential NAME|ID which Developer Console project credential (when it",
                 "        --format FORMAT      token (default) | header | headers | json | env;",
-                "        --connect-timeout SECS  connect timeout (default 10, at most 86400)",
+                "        --connect-timeout SECS  connect timeout, e.g. 0.5 (default 10, at most",
                 "    ims-token exec [OPTIONS] -- COMMAND [ARGS...]",
                 "                                  run COMMAND with the token in its environment",
                 "    ims-token jwt [OPTIONS]       print a freshly signed JWT, no network",
@@ -3375,11 +3462,11 @@ mod commands {
         if let Some(secs) = options.lifetime {
             builder = builder.jwt_lifetime(Duration::from_secs(secs));
         }
-        if let Some(secs) = options.timeout {
-            builder = builder.timeout(Duration::from_secs(secs));
+        if let Some(timeout) = options.timeout {
+            builder = builder.timeout(timeout);
         }
-        if let Some(secs) = options.connect_timeout {
-            builder = builder.connect_timeout(Duration::from_secs(secs));
+        if let Some(timeout) = options.connect_timeout {
+            builder = builder.connect_timeout(timeout);
         }
         if let Some(n) = options.retries {
             builder = builder.retries(n);
@@ -4229,7 +4316,7 @@ mod cache {
                     {
                         return Ok(token);
                     }
-                    let wait = client.max_fetch_time(credentials) + LOCK_SLACK;
+                    let wait = lock_wait(client, credentials);
                     try_lock_until(&file, std::time::Instant::now() + wait)
                         .map(|()| file)
                         .map_err(|e| warn(&format!("cannot lock the cache: {e}")))
@@ -4338,8 +4425,7 @@ mod cache {
         /// a run waits for another's refresh. Without it (after a warning)
         /// the change is made all the same.
         fn lock_for_change(&self, client: &Client, credentials: &Credentials) -> Option<File> {
-            let deadline =
-                std::time::Instant::now() + client.max_fetch_time(credentials) + LOCK_SLACK;
+            let deadline = std::time::Instant::now() + lock_wait(client, credentials);
             self.open_lock().and_then(|file| {
                 try_lock_until(&file, deadline)
                     .map(|()| file)
@@ -4498,8 +4584,17 @@ mod cache {
         }
     }
 
-    /// A run waits for another's refresh as long as one fetch can take
-    /// ([`Client::max_fetch_time`]) and this much more.
+    /// How long a run waits for the lock of another run's refresh: as long
+    /// as one fetch can take with this run's settings
+    /// ([`Client::max_fetch_time`]), plus as much again up to [`LOCK_SLACK`]
+    /// for the rest of that run. A run told to be quick (`--timeout 1
+    /// --retries 0`) waits 2 s; one with the defaults 135 s.
+    fn lock_wait(client: &Client, credentials: &Credentials) -> Duration {
+        let fetch = client.max_fetch_time(credentials);
+        fetch + fetch.min(LOCK_SLACK)
+    }
+
+    /// The most a run waits for the lock beyond one fetch's time.
     const LOCK_SLACK: Duration = Duration::from_secs(5);
 
     /// What the cache file holds: the token as the refresh rule sees it and,
@@ -5352,21 +5447,49 @@ mod cache {
             assert!(!is_for_other_key(CACHE_MARKER, "k2"));
         }
 
-        /// A cache file in a fresh temp dir (named by `tag`), for OAuth
-        /// credentials; a client to wait on its lock with.
-        fn temp_cache(tag: &str) -> (PathBuf, Cache, Credentials, Client) {
-            let dir = std::env::temp_dir().join(format!("ims-token-{tag}-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let credentials = Credentials::OAuth(
+        /// OAuth credentials with one client secret.
+        fn oauth_credentials() -> Credentials {
+            Credentials::OAuth(
                 ims_token::OAuthCredentials::builder()
                     .client_id("client")
                     .client_secret(ims_token::ClientSecret::new("secret"))
                     .scopes("openid")
                     .build()
                     .unwrap(),
-            );
+            )
+        }
+
+        /// A cache file in a fresh temp dir (named by `tag`), for OAuth
+        /// credentials; a client to wait on its lock with.
+        fn temp_cache(tag: &str) -> (PathBuf, Cache, Credentials, Client) {
+            let dir = std::env::temp_dir().join(format!("ims-token-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let credentials = oauth_credentials();
             let cache = Cache::new(&dir.join("cache"), &credentials).unwrap();
             (dir, cache, credentials, Client::new().unwrap())
+        }
+
+        #[test]
+        fn the_lock_is_waited_on_for_one_fetch_and_as_long_again_at_most_5_s_more() {
+            let credentials = oauth_credentials();
+            let client = |timeout: Duration, retries| {
+                Client::builder()
+                    .proxy(None)
+                    .timeout(timeout)
+                    .retries(retries)
+                    .build()
+                    .unwrap()
+            };
+            // The defaults: 3 attempts of 30 s and 2 waits of 20 s, plus 5 s.
+            let defaults = Client::builder().proxy(None).build().unwrap();
+            assert_eq!(lock_wait(&defaults, &credentials), Duration::from_secs(135));
+            let quick = client(Duration::from_secs(1), 0);
+            assert_eq!(lock_wait(&quick, &credentials), Duration::from_secs(2));
+            let quicker = client(Duration::from_millis(200), 0);
+            assert_eq!(
+                lock_wait(&quicker, &credentials),
+                Duration::from_millis(400)
+            );
         }
 
         #[test]

@@ -9,7 +9,7 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::Duration;
 
-use common::{fixture_path, oauth_reply, FakeApi, FakeIms, JwtExpect, Recorded, Reply};
+use common::{fixture_path, oauth_reply, FakeApi, FakeIms, JwtExpect, Recorded, Reply, TestClock};
 use ims_token::{AccessToken, Client, Credentials, Error, TokenProvider};
 
 // The example, compiled into this test binary: its `run` is what
@@ -343,12 +343,16 @@ fn invalidate_drops_the_cached_token_once_leaves_stale_ones_and_brakes_a_replace
 #[test]
 fn a_replacement_older_than_a_short_cooldown_is_dropped() {
     let ims = FakeIms::start(tokens(3));
-    let provider = oauth_provider(&ims).with_invalidate_cooldown(Duration::from_millis(300));
+    let clock = TestClock::default();
+    let provider = oauth_provider(&ims)
+        .with_invalidate_cooldown(Duration::from_millis(300))
+        .with_clock(clock.reader());
     let first = provider.token().unwrap();
     assert!(provider.invalidate(&first));
     let second = provider.token().unwrap();
     assert_eq!(second.secret(), "tok-2");
-    thread::sleep(Duration::from_millis(400));
+    // 400 ms later, as the provider sees it.
+    clock.advance(Duration::from_millis(400));
     assert!(provider.invalidate(&second));
     assert_eq!(provider.token().unwrap().secret(), "tok-3");
     // With no brake at all, every invalidation of the cached token drops it.

@@ -536,7 +536,7 @@ fn a_silent_server_times_out_with_exit_5() {
         "--ims",
         &server.url(),
         "--timeout",
-        "1",
+        "0.1",
         "--retries",
         "0",
     ]);
@@ -2339,7 +2339,7 @@ fn no_proxy_as_curl_reads_it() {
             "--retries",
             "0",
             "--connect-timeout",
-            "1",
+            "0.1",
         ]);
         command.env("HTTPS_PROXY", &dead_proxy);
         for (name, value) in vars {

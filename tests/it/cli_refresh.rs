@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::proxy::{proxied_ims, proxied_url, LoggingProxy, Mode};
-use common::run::{run, runs_at_once};
-use common::{edit_cache, fixture_path, now_secs, oauth_reply, FakeIms, Reply, TempDir};
+use common::run::{command, run, start, Pending, Run};
+use common::{edit_cache, fixture_path, now_secs, oauth_reply, FakeIms, Gate, Reply, TempDir};
 
 fn oauth_token(token: &str) -> Reply {
     oauth_reply(token, 86_399)
@@ -21,6 +21,33 @@ fn age_cache(path: &Path, left: i64) {
         json["received_at"] = (now_secs() - 86_000).into();
         json["expires_at"] = (now_secs() + left).into();
     });
+}
+
+/// Polls until `ready()` holds, for at most 2 s: a test that holds IMS's
+/// reply while runs get to a point opens the gate then, or after 2 s if it
+/// cannot tell (as a fixed delay would have).
+fn until_ready(mut ready: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(2);
+    while !ready() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether the process `pid` has `path` open (by its links in /proc);
+/// false when /proc cannot tell.
+fn has_open(pid: u32, path: &Path) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == path))
+}
+
+/// How many of the started runs have ended.
+fn ended(runs: &mut [Pending]) -> usize {
+    runs.iter_mut()
+        .filter_map(|p| p.child.try_wait().ok().flatten())
+        .count()
 }
 
 fn token_args<'a>(url: &'a str, cache: &'a str) -> Vec<&'a str> {
@@ -85,14 +112,15 @@ fn a_lock_held_by_a_stuck_run_delays_but_does_not_hang() {
 
     let url = server.url();
     let mut args = token_args(&url, cache.to_str().unwrap());
-    args.extend(["-c", creds.to_str().unwrap(), "--timeout", "1"]);
+    args.extend(["-c", creds.to_str().unwrap(), "--timeout", "0.1"]);
     let started = Instant::now();
     let out = run(&args);
     let waited = started.elapsed();
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout, "tok-unlocked\n");
     assert!(out.stderr.as_str().contains("cannot lock the cache"));
-    // One attempt of 1 s plus 5 s of slack: the run waited, then went on.
+    // One attempt of 0.1 s and as long again (at most 5 s more): the run
+    // waited, then went on.
     assert!(waited < Duration::from_secs(15), "{waited:?}");
     drop(lock);
 }
@@ -159,9 +187,10 @@ fn twenty_runs_during_an_outage_make_one_retry_cycle() {
     let dir = TempDir::new("outage");
     let cache = dir.join("token");
     let creds = fixture_path("oauth-credentials.sample.json");
+    let gate = Gate::new();
     let mut script = vec![
         oauth_token("tok-cached"),
-        Reply::ims_error(500, "server_error", "down").after_ms(300),
+        Reply::ims_error(500, "server_error", "down").held_by(&gate),
     ];
     script.extend((0..30).map(|_| Reply::ims_error(500, "server_error", "down")));
     let server = FakeIms::start(script);
@@ -174,14 +203,18 @@ fn twenty_runs_during_an_outage_make_one_retry_cycle() {
         "-c",
         creds.to_str().unwrap(),
         "--retries",
-        "2",
+        "1",
         "--timeout",
         "2",
     ];
     assert_eq!(run(&args).stdout, "tok-cached\n");
     age_cache(&cache, 300);
 
-    let runs = runs_at_once(&args, 20);
+    let mut pending: Vec<Pending> = (0..20).map(|_| start(command(&args), None)).collect();
+    // IMS answers the refresh's first attempt once the other runs have ended.
+    until_ready(|| server.requests().len() == 2 && ended(&mut pending) == 19);
+    gate.open();
+    let runs: Vec<Run> = pending.into_iter().map(Pending::wait).collect();
     for out in &runs {
         assert_eq!(out.code, 0, "{out:?}");
         assert_eq!(out.stdout, "tok-cached\n", "{out:?}");
@@ -193,8 +226,8 @@ fn twenty_runs_during_an_outage_make_one_retry_cycle() {
         .filter(|out| out.stderr.as_str().contains("using the cached one"))
         .count();
     assert!(warned >= 1, "{runs:?}");
-    // The first token, then at most one cycle: 1 + retries requests.
-    assert!(server.hits() <= 1 + 3, "{} requests", server.hits());
+    // The first token, then at most one cycle of 1 + retries attempts.
+    assert!(server.hits() <= 1 + 2, "{} requests", server.hits());
     // Within the 30 s pause a later run does not ask IMS either.
     let hits = server.hits();
     assert_eq!(run(&args).stdout, "tok-cached\n");
@@ -207,16 +240,26 @@ fn runs_waiting_on_a_failed_refresh_get_its_error() {
     let dir = TempDir::new("shared-failure");
     let cache = dir.join("token");
     let creds = fixture_path("oauth-credentials.sample.json");
+    let gate = Gate::new();
     let server = FakeIms::start(vec![
-        Reply::ims_error(503, "temporarily_unavailable", "slow-and-down").after_ms(2000),
+        Reply::ims_error(503, "temporarily_unavailable", "slow-and-down").held_by(&gate),
         oauth_token("tok-later"),
     ]);
     let url = server.url();
     let mut args = token_args(&url, cache.to_str().unwrap());
-    // The slow reply must come within the timeout.
+    // The held reply must come within the timeout.
     args.extend(["-c", creds.to_str().unwrap(), "--timeout", "10"]);
 
-    let runs = runs_at_once(&args, 10);
+    let mut pending: Vec<Pending> = (0..10).map(|_| start(command(&args), None)).collect();
+    // IMS answers once every run has found no token and has the lock file
+    // open: one asks IMS, the others wait for the lock.
+    let lock = dir.join("token.lock");
+    until_ready(|| {
+        let lock = fs::canonicalize(&lock).unwrap_or_default();
+        server.requests().len() == 1 && pending.iter_mut().all(|p| has_open(p.child.id(), &lock))
+    });
+    gate.open();
+    let runs: Vec<Run> = pending.into_iter().map(Pending::wait).collect();
     for out in &runs {
         assert_eq!(out.code, 5, "{out:?}");
         assert!(out.stdout.is_empty());
@@ -239,9 +282,10 @@ fn a_refused_refresh_drops_the_cached_token_and_runs_meanwhile_use_it() {
     let dir = TempDir::new("refused");
     let cache = dir.join("token");
     let creds = fixture_path("oauth-credentials.sample.json");
+    let gate = Gate::new();
     let server = FakeIms::start(vec![
         oauth_token("tok-refused"),
-        Reply::ims_error(401, "invalid_client", "rotated").after_ms(1000),
+        Reply::ims_error(401, "invalid_client", "rotated").held_by(&gate),
         oauth_token("tok-fixed"),
         oauth_token("tok-unused"),
     ]);
@@ -250,7 +294,12 @@ fn a_refused_refresh_drops_the_cached_token_and_runs_meanwhile_use_it() {
     args.extend(["-c", creds.to_str().unwrap()]);
     assert_eq!(run(&args).stdout, "tok-refused\n");
     age_cache(&cache, 300);
-    let runs = runs_at_once(&args, 5);
+    let mut pending: Vec<Pending> = (0..5).map(|_| start(command(&args), None)).collect();
+    // IMS refuses once the refresh is asked for and the other runs have
+    // ended.
+    until_ready(|| server.requests().len() == 2 && ended(&mut pending) == 4);
+    gate.open();
+    let runs: Vec<Run> = pending.into_iter().map(Pending::wait).collect();
     let refused: Vec<_> = runs.iter().filter(|out| out.code == 4).collect();
     assert_eq!(refused.len(), 1, "{runs:?}");
     assert!(refused[0].stdout.is_empty() && refused[0].stderr.as_str().contains("rotated"));

@@ -34,12 +34,13 @@ const HUNDRED_KIB: usize = 100 * 1024;
 // ---------------------------------------------------------------------------
 // Helpers
 
-/// Client settings with small waits (and the proxy from the environment).
+/// Client settings with small waits (and the proxy from the environment):
+/// the backoffs (250 ms, 500 ms) are capped at 30 ms.
 fn small_waits() -> ClientBuilder {
     Client::builder()
         .timeout(Duration::from_secs(2))
         .connect_timeout(Duration::from_secs(1))
-        .max_retry_wait(Duration::from_millis(300))
+        .max_retry_wait(Duration::from_millis(30))
 }
 
 /// Client settings with small waits, ignoring any proxy of the machine.
@@ -476,8 +477,9 @@ fn a_redirect_is_not_followed() {
     );
     assert!(e.to_string().contains("redirect"), "{e}");
     assert!(!e.is_retryable());
-    // Give a wrongly followed redirect time to show up.
-    thread::sleep(Duration::from_millis(100));
+    // Give a wrongly followed redirect time to show up (the fake polls
+    // every 1 ms).
+    thread::sleep(Duration::from_millis(50));
     assert_eq!(second.hits(), 0, "the secret went to the redirect target");
     assert_eq!(first.hits(), 1);
     assert_secret_free(&e, &[&first, &second], &[]);
@@ -636,7 +638,7 @@ fn a_400_html_body_is_rejected_with_a_short_excerpt() {
 fn a_silent_server_times_out() {
     let server = FakeIms::start(vec![Reply::Silent { for_ms: 5000 }]);
     let client = fast()
-        .timeout(Duration::from_secs(1))
+        .timeout(Duration::from_millis(100))
         .retries(0)
         .build()
         .unwrap();
@@ -656,11 +658,11 @@ fn a_timeout_is_retried_and_still_times_out() {
     // The fake serves one connection at a time: the second attempt is only
     // accepted once the first silence ends, so keep it short.
     let server = FakeIms::start(vec![
-        Reply::Silent { for_ms: 1300 },
-        Reply::Silent { for_ms: 1300 },
+        Reply::Silent { for_ms: 150 },
+        Reply::Silent { for_ms: 150 },
     ]);
     let client = fast()
-        .timeout(Duration::from_secs(1))
+        .timeout(Duration::from_millis(100))
         .retries(1)
         .build()
         .unwrap();
@@ -684,9 +686,10 @@ fn connection_refused_is_a_retryable_transport_error() {
     assert!(e.is_retryable());
     assert!(!e.is_config());
     assert!(e.to_string().contains(&url), "{e}");
-    // Backoffs of 250 ms and 300 ms (capped) show the two retries happened.
+    // Backoffs of 250 ms and 500 ms, both capped at 30 ms, show the two
+    // retries happened.
     assert!(
-        elapsed >= Duration::from_millis(500),
+        elapsed >= Duration::from_millis(60),
         "no retries: {elapsed:?}"
     );
     assert!(
@@ -857,15 +860,18 @@ fn provider_margin_is_capped_at_half_the_lifetime() {
 #[test]
 fn provider_refreshes_a_token_within_the_margin() {
     let server = FakeIms::start(vec![
-        common::oauth_reply("tok-1s-a", 1),
+        common::oauth_reply("tok-100s-a", 100),
         common::oauth_reply("tok-day-b", 86_399),
     ]);
+    let clock = common::TestClock::default();
     let provider = TokenProvider::new(client(), oauth_creds(&server.url()))
-        .with_refresh_margin(Duration::from_secs(600));
-    assert_eq!(provider.token().unwrap().secret(), "tok-1s-a");
-    thread::sleep(Duration::from_millis(800));
-    // 0.2 s left < min(600 s, 0.5 s) jittered to 0.25..0.5 s: a refresh
-    // starts (behind the call while the old token lasts).
+        .with_refresh_margin(Duration::from_secs(600))
+        .with_clock(clock.reader());
+    assert_eq!(provider.token().unwrap().secret(), "tok-100s-a");
+    // 80 s later on the provider's clock (moved ahead instead of a sleep):
+    // 20 s left < min(600 s, 50 s) jittered to 25..50 s: a refresh starts
+    // (behind the call while the old token lasts).
+    clock.advance(Duration::from_secs(80));
     let until = std::time::Instant::now() + Duration::from_secs(10);
     while provider.token().unwrap().secret() != "tok-day-b" {
         assert!(std::time::Instant::now() < until, "no refresh");
@@ -922,8 +928,9 @@ fn tls_refusal(cert: &str, ca: bool) -> (Error, FakeIms) {
         .unwrap()
         .fetch(&oauth_creds(&server.url()))
         .unwrap_err();
-    // Let a retry, if any, reach the fake before hits are counted.
-    thread::sleep(Duration::from_millis(100));
+    // Let a retry, if any, reach the fake before hits are counted (it
+    // polls every 1 ms).
+    thread::sleep(Duration::from_millis(50));
     (e, server)
 }
 

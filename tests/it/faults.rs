@@ -36,6 +36,11 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 const SERVER_LIFETIME: Duration = Duration::from_secs(40);
 /// Longest request the server reads.
 const MAX_REQUEST: usize = 256 * 1024;
+/// The test client's cap on a wait between attempts.
+const MAX_RETRY_WAIT: Duration = Duration::from_millis(20);
+/// The timeout of a trickled attempt, and the server's pace.
+const TRICKLE_TIMEOUT: Duration = Duration::from_millis(150);
+const TRICKLE_EVERY: Duration = Duration::from_millis(25);
 
 // ---------------------------------------------------------------------------
 // The fault server
@@ -271,13 +276,15 @@ fn credentials(kind: Kind, url: &str) -> Credentials {
         .expect("loopback URL is an endpoint")
 }
 
+/// A client whose waits between attempts (250 ms, 500 ms, ...) are capped
+/// at [`MAX_RETRY_WAIT`].
 fn client(retries: u32, timeout: Duration) -> Client {
     Client::builder()
         .proxy(None)
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(1))
         .retries(retries)
-        .max_retry_wait(Duration::from_millis(200))
+        .max_retry_wait(MAX_RETRY_WAIT)
         .build()
         .expect("the test client builds")
 }
@@ -420,7 +427,7 @@ fn assert_retryable_transport(what: &str, act: Act, cause: &str) {
         );
         settle(&out.server, 3);
         assert_eq!(out.server.connections(), 3, "{what} ({kind:?}): attempts");
-        // Two capped waits of 200 ms, and three prompt failures.
+        // Two capped waits of 20 ms, and three prompt failures.
         assert!(
             out.elapsed < Duration::from_secs(3),
             "{what} ({kind:?}) took {:?}",
@@ -495,20 +502,26 @@ fn a_truncated_body_then_a_good_reply_gets_the_token() {
 }
 
 // ---------------------------------------------------------------------------
-// 2. A reply trickled one byte every 500 ms
+// 2. A reply trickled one byte every 25 ms
 
 fn trickle(head: &[u8], bytes: &[u8]) -> Act {
     Act::Trickle {
         head: head.to_vec(),
         bytes: bytes.to_vec(),
-        every: Duration::from_millis(500),
+        every: TRICKLE_EVERY,
     }
 }
 
-/// With a 2 s timeout and no retry: a retryable Timeout after 2 s and well
-/// before the trickle would end (over a minute).
+/// Whether `elapsed` is at least `attempts` trickle timeouts (less 5% for
+/// the clocks' grain).
+fn waited_out(elapsed: Duration, attempts: u32) -> bool {
+    elapsed >= TRICKLE_TIMEOUT * attempts * 95 / 100
+}
+
+/// With a 150 ms timeout and no retry: a retryable Timeout after 150 ms and
+/// well before the trickle would end (over 4 s).
 fn assert_trickle_times_out(what: &str, act: Act, kind: Kind) {
-    let out = fetch(kind, vec![act], 0, Duration::from_secs(2));
+    let out = fetch(kind, vec![act], 0, TRICKLE_TIMEOUT);
     let e = out.err();
     assert!(matches!(e, Error::Timeout { .. }), "{what}: {e:?}");
     assert!(e.is_retryable(), "{what}");
@@ -516,12 +529,12 @@ fn assert_trickle_times_out(what: &str, act: Act, kind: Kind) {
     assert!(text.contains("did not answer in time"), "{what}: {text}");
     assert!(text.contains(&out.server.url()), "{what}: {text}");
     assert!(
-        out.elapsed >= Duration::from_millis(1900),
+        waited_out(out.elapsed, 1),
         "{what}: gave up early, after {:?}",
         out.elapsed
     );
     assert!(
-        out.elapsed < Duration::from_millis(3500),
+        out.elapsed < TRICKLE_TIMEOUT + Duration::from_millis(1500),
         "{what}: the trickle kept the call for {:?}",
         out.elapsed
     );
@@ -537,7 +550,7 @@ fn a_trickled_reply_times_out_on_the_overall_timeout() {
 
 #[test]
 fn a_trickled_body_after_prompt_headers_times_out() {
-    // The head arrives at once; only the body trickles (~1.5 KiB: 12 min).
+    // The head arrives at once; only the body trickles (~1.5 KiB: 37 s).
     let reply = json_response(
         200,
         &format!(
@@ -553,21 +566,22 @@ fn a_trickled_body_after_prompt_headers_times_out() {
 
 #[test]
 fn each_trickled_attempt_gets_its_own_timeout_and_the_total_is_bounded() {
-    // Retries 1: two attempts of 1 s each, one wait of 200 ms at most.
+    // Retries 1: two attempts of 150 ms each, one wait of 20 ms at most.
     let server = FaultServer::start(vec![
         trickle(b"", &token_reply()),
         trickle(b"", &token_reply()),
     ]);
     let creds = credentials(Kind::OAuth, &server.url());
     let started = Instant::now();
-    let e = client(1, Duration::from_secs(1)).fetch(&creds).unwrap_err();
+    let e = client(1, TRICKLE_TIMEOUT).fetch(&creds).unwrap_err();
     let elapsed = started.elapsed();
     assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
     assert!(e.is_retryable());
     settle(&server, 2);
     assert_eq!(server.connections(), 2, "the timeout was not retried");
-    assert!(elapsed >= Duration::from_millis(1900), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    assert!(waited_out(elapsed, 2), "{elapsed:?}");
+    let bound = TRICKLE_TIMEOUT * 2 + MAX_RETRY_WAIT + Duration::from_millis(1500);
+    assert!(elapsed < bound, "{elapsed:?}");
     assert_secret_free(&e, &[&server], Kind::OAuth);
 }
 
@@ -585,7 +599,7 @@ fn assert_unexpected_once(what: &str, act: Act, status: u16, words: &str) {
     );
     assert!(!e.is_retryable() && !e.is_config(), "{what}: {e:?}");
     assert!(e.to_string().contains(words), "{what}: {e}");
-    thread::sleep(Duration::from_millis(100));
+    thread::sleep(Duration::from_millis(50));
     assert_eq!(out.server.connections(), 1, "{what}: retried");
     assert!(
         out.elapsed < Duration::from_secs(2),
@@ -660,7 +674,7 @@ fn oversized_headers_are_an_unexpected_reply_like_an_oversized_body() {
     assert!(text.starts_with("unexpected IMS reply: "), "{text}");
     assert!(!text.contains("cannot reach"), "IMS was reached: {text}");
     assert!(text.contains("64 KiB") && text.contains("header"), "{text}");
-    thread::sleep(Duration::from_millis(100));
+    thread::sleep(Duration::from_millis(50));
     assert_eq!(out.server.connections(), 1, "retried");
     assert_secret_free(e, &[&out.server], Kind::OAuth);
 }
@@ -711,8 +725,9 @@ fn redirects_to_another_server_are_never_followed() {
         assert!(text.contains("redirect"), "{status}: {text}");
         assert!(text.contains(&location), "{status}: {text}");
         assert!(text.contains("check the IMS endpoint"), "{status}: {text}");
-        // Give a wrongly followed redirect or a retry time to show up.
-        thread::sleep(Duration::from_millis(200));
+        // Give a wrongly followed redirect time to be counted (the servers
+        // poll every 1 ms; a retry would have been within the fetch).
+        thread::sleep(Duration::from_millis(50));
         assert_eq!(
             target.connections(),
             0,
@@ -737,12 +752,8 @@ fn a_503_with_retry_after_then_a_token_succeeds_after_a_capped_wait() {
     let token = out.result.as_ref().expect("the retry gets the token");
     assert_eq!(token.secret(), ACCESS_TOKEN);
     assert_eq!(out.server.connections(), 2);
-    // Retry-After: 1 is capped by max_retry_wait (200 ms).
-    assert!(
-        out.elapsed >= Duration::from_millis(190),
-        "{:?}",
-        out.elapsed
-    );
+    // Retry-After: 1 is capped by max_retry_wait (20 ms).
+    assert!(out.elapsed >= MAX_RETRY_WAIT, "{:?}", out.elapsed);
     assert!(
         out.elapsed < Duration::from_millis(900),
         "{:?}",
@@ -778,12 +789,8 @@ fn three_500s_report_the_last_reply() {
     );
     assert!(text.contains("try again later"), "{text}");
     assert_eq!(out.server.connections(), 3);
-    // Backoffs of 250 and 500 ms, both capped at 200 ms.
-    assert!(
-        out.elapsed >= Duration::from_millis(390),
-        "{:?}",
-        out.elapsed
-    );
+    // Backoffs of 250 and 500 ms, both capped at 20 ms.
+    assert!(out.elapsed >= MAX_RETRY_WAIT * 2, "{:?}", out.elapsed);
     assert!(out.elapsed < Duration::from_secs(2), "{:?}", out.elapsed);
     assert_secret_free(e, &[&out.server], Kind::Jwt);
 }
@@ -807,14 +814,14 @@ fn a_jwt_exchange_after_a_reset_gets_the_token_with_a_fresh_attempt() {
 // ---------------------------------------------------------------------------
 // 6. The command line, for two of the faults
 
-/// `ims-token --ims URL --timeout 2 --retries 0 -c <oauth sample>`.
-fn run_cli(url: &str) -> Run {
+/// `ims-token --ims URL --timeout SECS --retries 0 -c <oauth sample>`.
+fn run_cli(url: &str, timeout: &str) -> Run {
     let creds = path_str(&fixture_path(OAUTH_FILE));
     run(&[
         "--ims",
         url,
         "--timeout",
-        "2",
+        timeout,
         "--retries",
         "0",
         "-c",
@@ -839,7 +846,7 @@ fn assert_retry_later(run: &Run, server: &FaultServer) -> String {
 #[test]
 fn cli_truncated_body_exits_5() {
     let server = FaultServer::start(vec![send(truncated_reply())]);
-    let run = run_cli(&server.url());
+    let run = run_cli(&server.url(), "2");
     let line = assert_retry_later(&run, &server);
     assert!(line.contains("disconnected"), "{line}");
     assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
@@ -848,13 +855,11 @@ fn cli_truncated_body_exits_5() {
 #[test]
 fn cli_trickled_reply_exits_5_after_the_timeout() {
     let server = FaultServer::start(vec![trickle(b"", &token_reply())]);
-    let run = run_cli(&server.url());
+    // The TRICKLE_TIMEOUT, 150 ms, as the command reads it.
+    let run = run_cli(&server.url(), "0.15");
     let line = assert_retry_later(&run, &server);
     assert!(line.contains("did not answer in time"), "{line}");
-    assert!(
-        run.elapsed >= Duration::from_millis(1900),
-        "{:?}",
-        run.elapsed
-    );
-    assert!(run.elapsed < Duration::from_secs(4), "{:?}", run.elapsed);
+    assert!(waited_out(run.elapsed, 1), "{:?}", run.elapsed);
+    let bound = TRICKLE_TIMEOUT + Duration::from_secs(2);
+    assert!(run.elapsed < bound, "{:?}", run.elapsed);
 }

@@ -533,7 +533,7 @@ fn a_logging_connect_proxy_sees_nothing_of_a_loopback_endpoint() {
 fn a_silent_proxy_is_named_as_the_proxy() {
     let proxy = LoggingProxy::start(Mode::Silent);
     let oauth = oauth_path();
-    let mut command = to_proxied_ims(&oauth, &["--connect-timeout", "1", "--timeout", "2"]);
+    let mut command = to_proxied_ims(&oauth, &["--connect-timeout", "0.2", "--timeout", "2"]);
     command.env("HTTPS_PROXY", proxy.url());
     let m = run_cmd(command).fails(5);
     let expected = format!(

@@ -9,7 +9,8 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    fixture_path, http_date, now_secs, oauth_reply, FakeApi, FakeIms, JwtExpect, OAuthExpect, Reply,
+    fixture_path, http_date, now_secs, oauth_reply, FakeApi, FakeIms, JwtExpect, OAuthExpect,
+    Reply, TestClock,
 };
 use ims_token::{Client, Credentials, TokenProvider};
 
@@ -164,14 +165,17 @@ fn operators_see_fallbacks_clock_offsets_and_retries_but_no_secret() {
         "{retries:?}"
     );
 
-    // A failed refresh that falls back on the cached token (warn).
+    // A failed refresh that falls back on the cached token (warn): a 100 s
+    // token is due 80 s later, on the provider's clock moved ahead.
     let server = FakeIms::start(vec![
-        oauth_reply("tok-kept-SECRET2", 4),
+        oauth_reply("tok-kept-SECRET2", 100),
         Reply::ims_error(503, "temporarily_unavailable", "fallback-marker"),
     ]);
-    let provider = TokenProvider::new(client(0), creds("oauth-credentials.sample.json", &server));
+    let clock = TestClock::default();
+    let provider = TokenProvider::new(client(0), creds("oauth-credentials.sample.json", &server))
+        .with_clock(clock.reader());
     let kept = provider.token().unwrap();
-    thread::sleep(Duration::from_millis(3100));
+    clock.advance(Duration::from_secs(80));
     assert_eq!(provider.token().unwrap().secret(), kept.secret());
     // The refresh runs on a thread named after this one, and logs there.
     let fallback = || {
@@ -236,7 +240,7 @@ fn a_refresh_that_unwinds_does_not_leave_its_waiters_waiting() {
     // the retry is logged: that caller's thread unwinds mid-refresh. The
     // callers waiting for it must not wait forever: one of them refreshes.
     let server = FakeIms::start(vec![
-        Reply::ims_error(503, "temporarily_unavailable", PANIC_MARKER).after_ms(300),
+        Reply::ims_error(503, "temporarily_unavailable", PANIC_MARKER).after_ms(100),
         oauth_reply("tok-after-panic", 86_399),
     ]);
     let provider = TokenProvider::new(client(1), creds("oauth-credentials.sample.json", &server));

@@ -7,7 +7,7 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{fixture_path, oauth_reply, FakeIms, Gate, Reply};
+use common::{fixture_path, oauth_reply, FakeIms, Gate, Reply, TestClock};
 use ims_token::{AccessToken, Client, Credentials, Error, TokenProvider};
 
 const THREADS: usize = 8;
@@ -45,17 +45,19 @@ fn on_threads<T: Send>(f: impl Fn() -> T + Sync) -> Vec<T> {
 
 #[test]
 fn the_caller_that_notices_the_refresh_gets_the_cached_token_while_it_runs() {
-    // A 4 s token: the margin is capped at 2 s and jittered to 1..2 s, so
-    // after 3.1 s a refresh is due while the token has 0.9 s to live. IMS
-    // holds the refresh's reply until the test has had its token.
+    // A 100 s token: the margin is capped at 50 s and jittered to 25..50 s,
+    // so 80 s later a refresh is due while the token has 20 s to live (on
+    // the provider's clock, moved ahead instead of a sleep). IMS holds the
+    // refresh's reply until the test has had its token.
     let gate = Gate::new();
     let server = FakeIms::start(vec![
-        oauth_reply("tok-old", 4),
+        oauth_reply("tok-old", 100),
         oauth_reply("tok-new", 86_399).held_by(&gate),
     ]);
-    let provider = oauth_provider(&server, 0);
+    let clock = TestClock::default();
+    let provider = oauth_provider(&server, 0).with_clock(clock.reader());
     assert_eq!(provider.token().unwrap().secret(), "tok-old");
-    thread::sleep(Duration::from_millis(3100));
+    clock.advance(Duration::from_secs(80));
     // This call notices the refresh is due, starts it and returns before
     // IMS answers: its reply is still held.
     assert_eq!(provider.token().unwrap().secret(), "tok-old");
@@ -71,16 +73,17 @@ fn the_caller_that_notices_the_refresh_gets_the_cached_token_while_it_runs() {
 
 #[test]
 fn callers_get_the_cached_token_at_once_while_one_refreshes() {
-    // As above, with 8 threads calling through a refresh that takes 700 ms.
+    // As above, with 8 threads calling through a refresh that takes 400 ms.
     let server = FakeIms::start(vec![
-        oauth_reply("tok-old", 4),
-        oauth_reply("tok-new", 86_399).after_ms(700),
+        oauth_reply("tok-old", 100),
+        oauth_reply("tok-new", 86_399).after_ms(400),
     ]);
-    let provider = oauth_provider(&server, 0);
+    let clock = TestClock::default();
+    let provider = oauth_provider(&server, 0).with_clock(clock.reader());
     assert_eq!(provider.token().unwrap().secret(), "tok-old");
-    thread::sleep(Duration::from_millis(3100));
+    clock.advance(Duration::from_secs(80));
 
-    // Each thread calls for 300 ms: (thread, token, when the call ended).
+    // Each thread calls for 200 ms: (thread, token, when the call ended).
     let barrier = Barrier::new(THREADS);
     let calls: Vec<(usize, String, Instant)> = thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)
@@ -88,7 +91,7 @@ fn callers_get_the_cached_token_at_once_while_one_refreshes() {
                 let (barrier, provider) = (&barrier, &provider);
                 s.spawn(move || {
                     barrier.wait();
-                    let until = Instant::now() + Duration::from_millis(300);
+                    let until = Instant::now() + Duration::from_millis(200);
                     let mut calls = Vec::new();
                     while Instant::now() < until {
                         let token = provider.token().unwrap();
@@ -154,7 +157,7 @@ fn wait_for(done: impl Fn() -> bool, what: &str) {
 
 #[test]
 fn callers_without_a_token_wait_for_one_exchange() {
-    let server = FakeIms::start(vec![oauth_reply("tok-slow", 86_399).after_ms(300)]);
+    let server = FakeIms::start(vec![oauth_reply("tok-slow", 86_399).after_ms(100)]);
     let provider = oauth_provider(&server, 0);
     let tokens = on_threads(|| provider.token().map(|t| t.secret().to_owned()));
     for token in tokens {
@@ -188,7 +191,7 @@ fn a_failed_refresh_reaches_every_waiter_once() {
 fn a_storm_of_401s_for_one_token_costs_one_exchange() {
     let server = FakeIms::start(vec![
         oauth_reply("tok-refused", 86_399),
-        oauth_reply("tok-second", 86_399).after_ms(200),
+        oauth_reply("tok-second", 86_399).after_ms(100),
     ]);
     let provider = oauth_provider(&server, 0);
     let refused = provider.token().unwrap();
@@ -233,14 +236,16 @@ fn invalidating_the_current_token_gets_a_new_one() {
 #[test]
 fn callers_keep_the_token_and_do_not_retry_during_the_pause() {
     // 100 threads at once after a failed refresh: the unexpired token for
-    // all, and no request to IMS during the 30 s pause.
+    // all, and no request to IMS during the 30 s pause. The refresh is due
+    // as above.
     let server = FakeIms::start(vec![
-        oauth_reply("tok-kept", 4),
+        oauth_reply("tok-kept", 100),
         Reply::ims_error(500, "server_error", "down"),
     ]);
-    let provider = oauth_provider(&server, 0);
+    let clock = TestClock::default();
+    let provider = oauth_provider(&server, 0).with_clock(clock.reader());
     provider.token().unwrap();
-    thread::sleep(Duration::from_millis(3100));
+    clock.advance(Duration::from_secs(80));
     assert_eq!(provider.token().unwrap().secret(), "tok-kept");
     wait_for(|| server.hits() == 2, "the refresh");
     thread::scope(|s| {

@@ -6,7 +6,7 @@ use crate::common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{fixture_path, oauth_reply, FakeIms, JwtExpect, Reply};
+use common::{fixture_path, oauth_reply, FakeIms, JwtExpect, Reply, TestClock};
 use ims_token::{Client, Credentials, Endpoint, Error, TokenProvider};
 
 fn creds(file: &str, url: &str) -> Credentials {
@@ -46,20 +46,23 @@ fn each_retry_sends_a_freshly_signed_jwt() {
 
 #[test]
 fn provider_keeps_a_valid_token_while_ims_is_down() {
-    // A 4 s token: the margin is capped at 2 s and jittered to 1..2 s, so
-    // after 3.1 s a refresh is due while the token still has 0.9 s to live.
+    // A 100 s token: the margin is capped at 50 s and jittered to 25..50 s,
+    // so 80 s later a refresh is due while the token still has 20 s to live
+    // (on the provider's clock, moved ahead instead of a sleep).
     let server = FakeIms::start(vec![
-        oauth_reply("tok-first", 4),
+        oauth_reply("tok-first", 100),
         Reply::ims_error(503, "temporarily_unavailable", "down"),
-        oauth_reply("tok-never", 4),
+        oauth_reply("tok-never", 100),
     ]);
     let client = Client::builder().proxy(None).retries(0).build().unwrap();
+    let clock = TestClock::default();
     let provider = TokenProvider::new(
         client,
         creds("oauth-credentials.sample.json", &server.url()),
-    );
+    )
+    .with_clock(clock.reader());
     assert_eq!(provider.token().unwrap().secret(), "tok-first");
-    thread::sleep(Duration::from_millis(3100));
+    clock.advance(Duration::from_secs(80));
     // The refresh starts behind this call, which gets the cached token.
     assert_eq!(provider.token().unwrap().secret(), "tok-first");
     let until = Instant::now() + Duration::from_secs(10);
@@ -68,7 +71,7 @@ fn provider_keeps_a_valid_token_while_ims_is_down() {
         thread::sleep(Duration::from_millis(10));
     }
     // Within the pause after the failed refresh, IMS is not asked again.
-    let until = Instant::now() + Duration::from_millis(300);
+    let until = Instant::now() + Duration::from_millis(100);
     while Instant::now() < until {
         assert_eq!(provider.token().unwrap().secret(), "tok-first");
         thread::sleep(Duration::from_millis(5));
@@ -83,30 +86,36 @@ fn provider_reports_the_failure_once_the_old_token_has_expired() {
         Reply::ims_error(503, "temporarily_unavailable", "down"),
     ]);
     let client = Client::builder().proxy(None).retries(0).build().unwrap();
+    let clock = TestClock::default();
     let provider = TokenProvider::new(
         client,
         creds("oauth-credentials.sample.json", &server.url()),
-    );
+    )
+    .with_clock(clock.reader());
     provider.token().unwrap();
-    thread::sleep(Duration::from_millis(1100));
+    // 1.1 s later, as the provider sees it: the token has expired.
+    clock.advance(Duration::from_millis(1100));
     let e = provider.token().unwrap_err();
     assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
 }
 
 #[test]
 fn provider_drops_the_token_when_ims_rejects_the_refresh() {
+    // Due as above: a 100 s token, 80 s later on the provider's clock.
     let server = FakeIms::start(vec![
-        oauth_reply("tok-first", 4),
+        oauth_reply("tok-first", 100),
         Reply::ims_error(401, "invalid_client", "secret rotated"),
         Reply::ims_error(401, "invalid_client", "secret rotated"),
     ]);
     let client = Client::builder().proxy(None).retries(0).build().unwrap();
+    let clock = TestClock::default();
     let provider = TokenProvider::new(
         client,
         creds("oauth-credentials.sample.json", &server.url()),
-    );
+    )
+    .with_clock(clock.reader());
     provider.token().unwrap();
-    thread::sleep(Duration::from_millis(3100));
+    clock.advance(Duration::from_secs(80));
     // The refresh runs behind the calls; once IMS has refused it, the token
     // is gone and the next call asks IMS itself (or, after expiry, shares
     // the refusal).

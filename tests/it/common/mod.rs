@@ -2,7 +2,7 @@
 //! `ims_token` library: fixtures, temp dirs, the proxy variables, a bounded
 //! wait for a child process, a test rerun alone in a process of its own, a
 //! polling accept loop and a stop-on-drop server thread, the texts of an
-//! error chain, and the secrets of the fixtures.
+//! error chain, the secrets of the fixtures, and a clock a test moves ahead.
 //!
 //! - [`fake_ims`]: the fake Adobe IMS, an independent referee;
 //! - [`fake_api`]: a fake Adobe API that refuses the tokens it is told to;
@@ -34,7 +34,7 @@ use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -43,7 +43,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 /// How often a server thread looks at its stop flag.
-pub const POLL: Duration = Duration::from_millis(10);
+pub const POLL: Duration = Duration::from_millis(1);
 
 // ---------------------------------------------------------------------------
 // Fixtures
@@ -137,6 +137,31 @@ pub fn now_secs() -> i64 {
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970");
     since.as_secs() as i64
+}
+
+/// A clock for `TokenProvider::with_clock`: the system's, moved ahead when
+/// a test says, so that a provider's token becomes due or expires without a
+/// sleep. Clones share the offset.
+#[derive(Clone, Default)]
+pub struct TestClock(Arc<AtomicU64>);
+
+impl TestClock {
+    /// The time as the provider sees it: now, plus every `advance` so far.
+    pub fn now(&self) -> SystemTime {
+        SystemTime::now() + Duration::from_millis(self.0.load(Ordering::SeqCst))
+    }
+
+    /// The clock to give the provider.
+    pub fn reader(&self) -> impl Fn() -> SystemTime + Send + Sync + 'static {
+        let clock = self.clone();
+        move || clock.now()
+    }
+
+    /// Moves the clock `by` ahead, as a sleep would.
+    pub fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).expect("a test's advance fits in u64 ms");
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
 }
 
 /// The civil date (year, month 1-12, day 1-31) of a day counted from
