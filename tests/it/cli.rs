@@ -2339,7 +2339,7 @@ fn no_proxy_as_curl_reads_it() {
             "--retries",
             "0",
             "--connect-timeout",
-            "0.1",
+            "0.2",
         ]);
         command.env("HTTPS_PROXY", &dead_proxy);
         for (name, value) in vars {

@@ -50,6 +50,43 @@ fn ended(runs: &mut [Pending]) -> usize {
         .count()
 }
 
+/// Another process holding the lock on a file: `flock(1)`, until this is
+/// dropped and it has ended. Not a lock of this process: a child that
+/// another test starts has a copy of every file this process has open until
+/// it runs its program, which would hold the lock a moment after this
+/// process let go of it.
+struct LockHolder(std::process::Child);
+
+impl LockHolder {
+    fn hold(path: &Path) -> LockHolder {
+        use std::io::BufRead as _;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("flock")
+            .args(["--exclusive", "--close"])
+            .arg(path)
+            .args(["-c", "echo locked && exec cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run flock (util-linux)");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("flock's stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "locked\n", "flock did not take the lock");
+        LockHolder(child)
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        // cat ends at the end of its input, then flock, and the lock is free.
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
 fn token_args<'a>(url: &'a str, cache: &'a str) -> Vec<&'a str> {
     vec![
         "--ims",
@@ -112,14 +149,16 @@ fn a_lock_held_by_a_stuck_run_delays_but_does_not_hang() {
 
     let url = server.url();
     let mut args = token_args(&url, cache.to_str().unwrap());
-    args.extend(["-c", creds.to_str().unwrap(), "--timeout", "0.1"]);
+    // A timeout short enough to keep the wait short, long enough for the
+    // fetch after it to succeed on a busy machine.
+    args.extend(["-c", creds.to_str().unwrap(), "--timeout", "0.4"]);
     let started = Instant::now();
     let out = run(&args);
     let waited = started.elapsed();
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout, "tok-unlocked\n");
     assert!(out.stderr.as_str().contains("cannot lock the cache"));
-    // One attempt of 0.1 s and as long again (at most 5 s more): the run
+    // One attempt of 0.4 s and as long again (at most 5 s more): the run
     // waited, then went on.
     assert!(waited < Duration::from_secs(15), "{waited:?}");
     drop(lock);
@@ -389,9 +428,8 @@ fn a_held_lock_does_not_delay_a_run_whose_cached_token_works() {
     run(&args).prints("tok-good");
     age_cache(&cache, 300);
 
-    // Another process holds the lock and never lets go.
-    let lock = fs::File::create(dir.join("token.lock")).unwrap();
-    lock.lock().unwrap();
+    // Another process holds the lock, until it is let go.
+    let lock = LockHolder::hold(&dir.join("token.lock"));
     let out = run(&args);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout, "tok-good\n");
