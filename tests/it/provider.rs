@@ -3,9 +3,10 @@
 
 use crate::common;
 
-use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{fixture_path, oauth_reply, FakeIms, Gate, Reply, TestClock};
 use ims_token::{AccessToken, Client, Credentials, Error, TokenProvider};
@@ -276,4 +277,30 @@ fn errors_are_clone_and_keep_their_cause() {
     assert_eq!(copy.to_string(), e.to_string());
     assert_eq!(common::error_texts(&copy), common::error_texts(&e));
     assert!(copy.is_retryable());
+}
+
+#[test]
+fn a_token_from_the_future_of_the_providers_clock_is_not_handed_out_while_refreshing() {
+    // The token was fetched while this host's clock was 3 days ahead; then
+    // NTP set it right. The token claims 3 days more than IMS granted, so it
+    // is no token at all: the provider must not hand it out, not even as the
+    // cached token while it refreshes behind.
+    let server = FakeIms::start(vec![
+        oauth_reply("tok-ahead", 86_399),
+        oauth_reply("tok-now", 86_399),
+    ]);
+    let stepped_back = Arc::new(AtomicBool::new(false));
+    let clock = Arc::clone(&stepped_back);
+    let provider = oauth_provider(&server, 0).with_clock(move || {
+        let now = SystemTime::now();
+        if clock.load(Ordering::SeqCst) {
+            now - Duration::from_secs(3 * 86_400)
+        } else {
+            now
+        }
+    });
+    assert_eq!(provider.token().unwrap().secret(), "tok-ahead");
+    stepped_back.store(true, Ordering::SeqCst);
+    assert_eq!(provider.token().unwrap().secret(), "tok-now");
+    assert_eq!(server.hits(), 2);
 }
