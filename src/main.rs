@@ -5981,7 +5981,7 @@ mod sink {
                 };
                 warn(&format!(
                     "the token in {} expired before a new one could be had: {0} removed{cause}",
-                    self.out.display()
+                    format_args!("{:?}", self.out)
                 ));
                 self.remove(Holds::Expired, now);
             }
@@ -6139,7 +6139,7 @@ mod sink {
                 format!(
                     "IMS refused the credentials, so {} holds no token; IMS is asked again \
                      in {wait} s, with the credentials read again",
-                    self.out.display()
+                    format_args!("{:?}", self.out)
                 )
             } else {
                 if self.written.is_some() {
@@ -6166,7 +6166,7 @@ mod sink {
                 self.options.owner,
             );
             if let Err(e) = written {
-                let message = format!("cannot write {}: {e}", self.out.display());
+                let message = format!("cannot write {}: {e}", format_args!("{:?}", self.out));
                 self.last_error = Some(message.clone());
                 if !self.ready {
                     self.write_status(now);
@@ -6195,7 +6195,7 @@ mod sink {
             };
             note(&format!(
                 "wrote {}: a new token, which expires at {}{next}",
-                self.out.display(),
+                format_args!("{:?}", self.out),
                 rfc3339(expires_at)
             ));
             self.write_status(now);
@@ -6216,7 +6216,10 @@ mod sink {
             self.holds = why;
             match std::fs::remove_file(&self.out) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    warn(&format!("cannot remove {}: {e}", self.out.display()));
+                    warn(&format!(
+                        "cannot remove {}: {e}",
+                        format_args!("{:?}", self.out)
+                    ));
                 }
                 _ => {}
             }
@@ -6245,7 +6248,7 @@ mod sink {
             notify("STOPPING=1");
             note(&format!(
                 "stopping; {} is left as it is",
-                self.out.display()
+                format_args!("{:?}", self.out)
             ));
             self.write_status(SystemTime::now());
         }
@@ -6371,23 +6374,23 @@ mod sink {
             Ok(child) => child,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 warn(&format!(
-                    "cannot run '{name}' after the write: command not found"
+                    "cannot run {name:?} after the write: command not found"
                 ));
                 return;
             }
             Err(e) => {
-                warn(&format!("cannot run '{name}' after the write: {e}"));
+                warn(&format!("cannot run {name:?} after the write: {e}"));
                 return;
             }
         };
         match wait_at_most(&mut child, timeout) {
             Ok(Some(status)) if status.success() => {}
-            Ok(Some(status)) => warn(&format!("'{name}' after the write failed: {status}")),
+            Ok(Some(status)) => warn(&format!("{name:?} after the write failed: {status}")),
             Ok(None) => warn(&format!(
-                "'{name}' after the write ran longer than {} s: killed",
+                "{name:?} after the write ran longer than {} s: killed",
                 timeout.as_secs()
             )),
-            Err(e) => warn(&format!("cannot wait for '{name}' after the write: {e}")),
+            Err(e) => warn(&format!("cannot wait for {name:?} after the write: {e}")),
         }
     }
 
@@ -6422,7 +6425,7 @@ mod sink {
             Err(why) => {
                 warn(&format!(
                     "SIG{name} not sent: the pid file {} {why}",
-                    pid_file.display()
+                    format_args!("{:?}", pid_file)
                 ));
                 return;
             }
@@ -6439,7 +6442,7 @@ mod sink {
             Ok(_) => warn(&format!(
                 "SIG{name} not sent: there is no process {pid} of ours (from {}); is the \
                  pid file stale?",
-                pid_file.display()
+                format_args!("{:?}", pid_file)
             )),
             Err(e) => warn(&format!("SIG{name} not sent: cannot run sh: {e}")),
         }
@@ -6538,12 +6541,12 @@ mod sink {
         if !folder.is_dir() {
             return Err(Failure::Config(format!(
                 "{flag} {}: the folder {} does not exist (the sink does not create it)",
-                path.display(),
-                folder.display()
+                format_args!("{:?}", path),
+                format_args!("{:?}", folder)
             )));
         }
         atomic::check_replaceable(path)
-            .map_err(|e| Failure::Config(format!("{flag} {}: {e}", path.display())))
+            .map_err(|e| Failure::Config(format!("{flag} {path:?}: {e}")))
     }
 
     /// Neither FILE nor the status file is the credentials file: the sink

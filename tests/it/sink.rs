@@ -621,7 +621,7 @@ fn the_command_after_each_write_gets_the_file_never_the_token() {
     }
     assert!(
         run.stderr
-            .contains("'sh' after the write ran longer than 1 s: killed"),
+            .contains("\"sh\" after the write ran longer than 1 s: killed"),
         "{run:#?}"
     );
 }
@@ -766,7 +766,7 @@ fn a_failing_command_or_unreadable_credentials_leave_the_sink_running() {
     assert_eq!(once.code, 0, "{once:#?}");
     assert!(
         once.stderr
-            .contains("cannot run '/no/such/command' after the write: command not found"),
+            .contains("cannot run \"/no/such/command\" after the write: command not found"),
         "{once:#?}"
     );
     // A command that fails, then credentials broken before a SIGHUP.
@@ -788,7 +788,7 @@ fn a_failing_command_or_unreadable_credentials_leave_the_sink_running() {
     });
     let run = stopped(sink, "TERM");
     for says in [
-        "'sh' after the write failed: exit status: 3",
+        "\"sh\" after the write failed: exit status: 3",
         "cannot read the credentials again, the ones read before are used: ",
     ] {
         assert!(run.stderr.contains(says), "{says}: {run:#?}");
