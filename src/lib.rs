@@ -221,6 +221,7 @@ pub use error::{Error, ErrorSource, ImsError};
 pub use exchange::{
     parse_token_reply, sign_jwt, Flow, TokenValidity, DEFAULT_JWT_LIFETIME, MAX_JWT_LIFETIME,
 };
+pub use files::special_file_kind;
 pub use introspect::{decode_token, TokenClaims};
 pub use key::{PrivateKey, MIN_KEY_BITS};
 pub use provider::{ApiRequest, TokenProvider, DEFAULT_REFRESH_MARGIN};
@@ -1044,7 +1045,10 @@ mod files {
         if !metadata.is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("not a regular file ({})", file_kind(&metadata.file_type())),
+                format!(
+                    "not a regular file ({})",
+                    special_file_kind(&metadata.file_type()).unwrap_or("a special file")
+                ),
             ));
         }
         let expected = usize::try_from(metadata.len().min(cap)).unwrap_or(0);
@@ -1076,25 +1080,30 @@ mod files {
         bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
     }
 
-    fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    /// What a file that is not a regular file is, in words (`a directory`,
+    /// `a FIFO`, `a device`, `a socket`, `a special file`); `None` for a
+    /// regular file. One wording for the crate's messages and the command's.
+    pub fn special_file_kind(kind: &std::fs::FileType) -> Option<&'static str> {
+        if kind.is_file() {
+            return None;
+        }
+        if kind.is_dir() {
+            return Some("a directory");
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::FileTypeExt as _;
             if kind.is_fifo() {
-                return "a FIFO";
+                return Some("a FIFO");
             }
             if kind.is_char_device() || kind.is_block_device() {
-                return "a device";
+                return Some("a device");
             }
             if kind.is_socket() {
-                return "a socket";
+                return Some("a socket");
             }
         }
-        if kind.is_dir() {
-            "a directory"
-        } else {
-            "not a plain file"
-        }
+        Some("a special file")
     }
 
     #[cfg(test)]

@@ -4147,21 +4147,10 @@ mod atomic {
         PathBuf::from(name)
     }
 
-    /// What a file that is not a regular file is, in words.
+    /// What a file that is not a regular file is, in words: the library's
+    /// wording.
     pub(crate) fn special_file(metadata: &std::fs::Metadata) -> Option<&'static str> {
-        use std::os::unix::fs::FileTypeExt as _;
-        let kind = metadata.file_type();
-        if kind.is_file() {
-            None
-        } else if kind.is_dir() {
-            Some("a directory")
-        } else if kind.is_fifo() {
-            Some("a FIFO")
-        } else if kind.is_char_device() || kind.is_block_device() {
-            Some("a device")
-        } else {
-            Some("a special file")
-        }
+        ims_token::special_file_kind(&metadata.file_type())
     }
 
     #[cfg(test)]
